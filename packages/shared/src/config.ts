@@ -1,0 +1,65 @@
+import { z } from "zod";
+
+/** A missing or malformed environment variable: the message names each one and what it must be. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+const url = (protocols: readonly string[], example: string) =>
+  z
+    .string()
+    .refine((value) => {
+      try {
+        return protocols.includes(new URL(value).protocol.replace(/:$/, ""));
+      } catch {
+        return false;
+      }
+    }, `must be a ${protocols.join("/")} URL such as ${example}`);
+
+export const port = () => z.coerce.number().int().min(0).max(65535);
+
+/** Variables every service reads. Defaults point at 127.0.0.1 so a local Redis and Postgres need no setup. */
+export const commonEnvSchema = z.object({
+  REDIS_URL: url(["redis", "rediss"], "redis://127.0.0.1:6379").default("redis://127.0.0.1:6379"),
+  DATABASE_URL: url(["postgres", "postgresql"], "postgres://postgres@127.0.0.1:5432/savepoint").default(
+    "postgres://postgres@127.0.0.1:5432/savepoint",
+  ),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
+  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
+    .default("savepoint"),
+});
+export type CommonEnv = z.infer<typeof commonEnvSchema>;
+
+const SECRET_NAME = /KEY|SECRET|PASSWORD|TOKEN/;
+
+/**
+ * Parses `env` with `schema`. Empty strings count as unset, so `FOO=` in a compose file falls back to the
+ * default. Every problem is reported at once, each naming its variable.
+ */
+export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEnv = process.env): z.infer<S> {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
+  const result = schema.safeParse(present);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = String(issue.path[0] ?? "(environment)");
+    const raw = present[name];
+    const shown =
+      raw === undefined
+        ? "not set"
+        : SECRET_NAME.test(name)
+          ? "set (value hidden)"
+          : `got ${JSON.stringify(name.endsWith("_URL") ? redactUrl(raw) : raw)}`;
+    return `  ${name}: ${issue.message} (${shown})`;
+  });
+  throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}\nFix these environment variables and start again.`);
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs and error messages. */
+export function redactUrl(value: string): string {
+  return value.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
+}

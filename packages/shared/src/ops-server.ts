@@ -1,0 +1,52 @@
+import Fastify, { type FastifyInstance } from "fastify";
+import { collectDefaultMetrics, Registry } from "prom-client";
+
+/** A readiness check: resolves when the dependency is usable, throws (with a reason) when it is not. */
+export type ReadinessCheck = () => Promise<void>;
+
+export interface OpsServerOptions {
+  host?: string;
+  port: number;
+  service: string;
+  registry: Registry;
+  readiness: Record<string, ReadinessCheck>;
+}
+
+/** A metrics registry with Node's default process metrics, labelled with the service name. */
+export function createMetricsRegistry(service: string): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  return registry;
+}
+
+/**
+ * `/healthz` (the process is alive), `/readyz` (every dependency answers; 503 naming the ones that do not)
+ * and `/metrics` (Prometheus text format).
+ */
+export async function startOpsServer(options: OpsServerOptions): Promise<{ server: FastifyInstance; port: number }> {
+  const server = Fastify({ logger: false });
+  server.get("/healthz", async () => ({ status: "ok", service: options.service }));
+  server.get("/readyz", async (_request, reply) => {
+    const entries = await Promise.all(
+      Object.entries(options.readiness).map(async ([name, check]) => {
+        try {
+          await check();
+          return [name, "ok"] as const;
+        } catch (error) {
+          return [name, (error as Error).message] as const;
+        }
+      }),
+    );
+    const checks = Object.fromEntries(entries);
+    const ready = entries.every(([, result]) => result === "ok");
+    return reply.code(ready ? 200 : 503).send({ status: ready ? "ready" : "not ready", checks });
+  });
+  server.get("/metrics", async (_request, reply) => {
+    return reply.header("content-type", options.registry.contentType).send(await options.registry.metrics());
+  });
+  await server.listen({ host: options.host ?? "0.0.0.0", port: options.port });
+  const address = server.server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  return { server, port };
+}

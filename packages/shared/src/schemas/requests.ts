@@ -1,0 +1,69 @@
+import { z } from "zod";
+import { serviceNameSchema, sessionIdSchema, sessionStatusSchema, storedSnapshotSchema } from "./snapshot.js";
+
+const position = z.strictObject({
+  epoch: z.number().int().min(0),
+  seq: z.number().int().min(0),
+});
+
+export const latestBySessionSchema = z.strictObject({ service: serviceNameSchema, sessionId: sessionIdSchema });
+export const latestByOwnerSchema = z.strictObject({
+  service: serviceNameSchema,
+  ownerId: sessionIdSchema,
+  status: z.union([sessionStatusSchema, z.array(sessionStatusSchema).min(1)]).optional(),
+});
+/** `latest`: the newest snapshot of one session, or of the most recently written session of one owner. */
+export const latestRequestSchema = z.union([latestBySessionSchema, latestByOwnerSchema], {
+  error: "must be { service, sessionId } or { service, ownerId, status? }",
+});
+export type LatestRequest = z.infer<typeof latestRequestSchema>;
+export const latestResultSchema = storedSnapshotSchema.nullable();
+
+export const MAX_HISTORY_PAGE = 500;
+/** `history`: a page of one session's snapshots, newest first; `before` is the last (epoch, seq) already seen. */
+export const historyRequestSchema = z.strictObject({
+  service: serviceNameSchema,
+  sessionId: sessionIdSchema,
+  limit: z.number().int().min(1).max(MAX_HISTORY_PAGE).default(20),
+  before: position.optional(),
+});
+export type HistoryRequest = z.input<typeof historyRequestSchema>;
+export const historyResultSchema = z.array(storedSnapshotSchema);
+
+export const statsRequestSchema = z.strictObject({
+  service: serviceNameSchema.optional(),
+  sessionId: sessionIdSchema.optional(),
+});
+export type StatsRequest = z.infer<typeof statsRequestSchema>;
+export const statsResultSchema = z.strictObject({
+  totalCheckpoints: z.number().int(),
+  sessions: z.number().int(),
+  oldestAt: z.string().nullable(),
+  newestAt: z.string().nullable(),
+  bytes: z.number().int(),
+});
+export type CheckpointStats = z.infer<typeof statsResultSchema>;
+
+/**
+ * `cleanup`: keep the newest `keepCount` snapshots of each matching session; with `olderThanHours`, only
+ * snapshots persisted longer ago than that are deleted. Fencing (the highest epoch seen) is kept either way.
+ */
+export const cleanupRequestSchema = z.strictObject({
+  keepCount: z.number().int().min(0),
+  olderThanHours: z.number().positive().optional(),
+  service: serviceNameSchema.optional(),
+  sessionId: sessionIdSchema.optional(),
+});
+export type CleanupRequest = z.infer<typeof cleanupRequestSchema>;
+export const cleanupResultSchema = z.strictObject({ deleted: z.number().int() });
+export type CleanupResult = z.infer<typeof cleanupResultSchema>;
+
+/** `cleanup` on `checkpoint-maintenance`: retention for all sessions, plus expiry of finished sessions. */
+export const maintenanceRequestSchema = z.strictObject({
+  keepCount: z.number().int().min(1),
+  olderThanHours: z.number().positive().optional(),
+  finishedTtlHours: z.number().positive().optional(),
+});
+export type MaintenanceRequest = z.infer<typeof maintenanceRequestSchema>;
+export const maintenanceResultSchema = z.strictObject({ deleted: z.number().int(), expired: z.number().int() });
+export type MaintenanceResult = z.infer<typeof maintenanceResultSchema>;

@@ -1,0 +1,83 @@
+import { z } from "zod";
+
+export const SERVICE_NAME_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_.-]{1,128}$/;
+/** The default limit on a snapshot's serialized `state`; the checkpointer's MAX_STATE_BYTES overrides it. */
+export const DEFAULT_MAX_STATE_BYTES = 1024 * 1024;
+
+export const SNAPSHOT_KINDS = ["periodic", "event", "iteration", "shutdown", "interrupt", "final"] as const;
+export const SESSION_STATUSES = ["active", "interrupted", "completed", "stopped"] as const;
+
+export const serviceNameSchema = z
+  .string()
+  .regex(SERVICE_NAME_PATTERN, "must be a lower-case letter followed by up to 31 of a-z, 0-9 or '-'");
+export const sessionIdSchema = z
+  .string()
+  .regex(SESSION_ID_PATTERN, "must be 1-128 characters from A-Z, a-z, 0-9, '_', '.', '-'");
+const counter = z.number().int("must be an integer").min(0, "must be ≥ 0").max(Number.MAX_SAFE_INTEGER);
+
+export const snapshotKindSchema = z.enum(SNAPSHOT_KINDS);
+export const sessionStatusSchema = z.enum(SESSION_STATUSES);
+
+/** Data of a `snapshot` job on the `checkpoints` queue (DESIGN.md, "Snapshot envelope"). */
+export const snapshotEnvelopeSchema = z.strictObject({
+  v: z.literal(1, "must be 1 (the only envelope version)"),
+  service: serviceNameSchema,
+  sessionId: sessionIdSchema,
+  ownerId: sessionIdSchema.optional(),
+  epoch: counter,
+  seq: counter,
+  kind: snapshotKindSchema,
+  status: sessionStatusSchema,
+  schemaVersion: counter,
+  takenAt: z.iso.datetime({ offset: true, error: "must be an ISO-8601 timestamp such as 2026-01-31T12:00:00.000Z" }),
+  state: z.record(z.string(), z.unknown(), "must be a JSON object"),
+});
+export type SnapshotEnvelope = z.infer<typeof snapshotEnvelopeSchema>;
+export type SnapshotKind = z.infer<typeof snapshotKindSchema>;
+export type SessionStatus = z.infer<typeof sessionStatusSchema>;
+
+/** A snapshot as the checkpointer stored it. */
+export const storedSnapshotSchema = snapshotEnvelopeSchema.extend({
+  persistedAt: z.iso.datetime({ offset: true }),
+});
+export type StoredSnapshot = z.infer<typeof storedSnapshotSchema>;
+
+/** Result of a `snapshot` job: stored now, or already stored by an earlier delivery. */
+export const snapshotReceiptSchema = z.strictObject({
+  outcome: z.enum(["stored", "duplicate"]),
+});
+export type SnapshotReceipt = z.infer<typeof snapshotReceiptSchema>;
+
+// JSON.stringify escapes NUL and lone surrogates; Postgres jsonb refuses both, so they are caught up front.
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
+
+export type StateProblem = { field: "state"; message: string };
+
+/** Serializes `state` and checks that Postgres can store it within `maxBytes`. */
+export function serializeState(
+  state: Record<string, unknown>,
+  maxBytes: number,
+): { json: string; bytes: number } | StateProblem {
+  const json = JSON.stringify(state);
+  const bytes = Buffer.byteLength(json, "utf8");
+  if (bytes > maxBytes) {
+    return {
+      field: "state",
+      message: `state is ${bytes} bytes serialized, over the ${maxBytes}-byte limit; store large blobs elsewhere and keep a reference in state`,
+    };
+  }
+  const unstorable = UNSTORABLE_ESCAPE.exec(json);
+  if (unstorable) {
+    return {
+      field: "state",
+      message: `state contains ${unstorable[0].slice(-6)} (a NUL character or a lone UTF-16 surrogate), which Postgres cannot store in JSON; remove or encode it`,
+    };
+  }
+  return { json, bytes };
+}
+
+/** BullMQ job id of a snapshot: stable, so a producer's retry of the same snapshot is one job. */
+export function snapshotJobId(envelope: Pick<SnapshotEnvelope, "service" | "sessionId" | "epoch" | "seq">): string {
+  return `${envelope.service}.${envelope.sessionId}.${envelope.epoch}.${envelope.seq}`;
+}

@@ -1,0 +1,72 @@
+import type { Logger } from "pino";
+
+type CloseStep = { name: string; close: () => Promise<void> };
+
+/**
+ * Closes a service's parts in the order they were registered, within one deadline, on SIGTERM or SIGINT
+ * (or when `shutdown()` is called). Past the deadline the process exits non-zero rather than hang: BullMQ's
+ * `worker.close()` has no timeout of its own.
+ */
+export class GracefulShutdown {
+  private readonly steps: CloseStep[] = [];
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly deadlineMs: number,
+    private readonly exit: (code: number) => void = (code) => process.exit(code),
+  ) {}
+
+  /** Registers a part to close; parts close in registration order (register consumers before connections). */
+  add(name: string, close: () => Promise<void>): this {
+    this.steps.push({ name, close });
+    return this;
+  }
+
+  /** Installs the signal handlers; a second signal while shutting down exits at once. */
+  listen(): this {
+    for (const signal of ["SIGTERM", "SIGINT"] as const) {
+      process.on(signal, () => {
+        if (this.running) {
+          this.logger.warn({ signal }, "second signal while shutting down; exiting now");
+          this.exit(1);
+          return;
+        }
+        void this.shutdown(signal);
+      });
+    }
+    return this;
+  }
+
+  shutdown(reason: string, exitCode = 0): Promise<void> {
+    this.running ??= this.run(reason, exitCode);
+    return this.running;
+  }
+
+  private async run(reason: string, exitCode: number): Promise<void> {
+    const started = Date.now();
+    this.logger.info({ reason, deadlineMs: this.deadlineMs }, "shutting down");
+    const deadline = new Promise<"deadline">((resolve) => setTimeout(resolve, this.deadlineMs, "deadline").unref());
+    let code = exitCode;
+    for (const step of this.steps) {
+      const outcome = await Promise.race([
+        step.close().then(
+          () => "closed" as const,
+          (error: unknown) => {
+            this.logger.error({ err: error, step: step.name }, "error while closing");
+            return "failed" as const;
+          },
+        ),
+        deadline,
+      ]);
+      if (outcome === "deadline") {
+        this.logger.error({ step: step.name, deadlineMs: this.deadlineMs }, "shutdown deadline passed; exiting without finishing");
+        this.exit(1);
+        return;
+      }
+      if (outcome === "failed") code = code || 1;
+    }
+    this.logger.info({ ms: Date.now() - started }, "shut down");
+    this.exit(code);
+  }
+}
