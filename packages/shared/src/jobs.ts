@@ -69,6 +69,20 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
   "checkpoint-maintenance": { attempts: 3, backoff: { type: "exponential", delay: 5_000 }, removeOnComplete: 100, removeOnFail: 100 },
 };
 
+/**
+ * A job refused for what it is, not for a passing fault: it fails at once, without retries. `reason` is a
+ * short machine-readable label (for metrics); `message` tells the producer what to fix.
+ */
+export class JobRejectedError extends UnrecoverableError {
+  override name = "JobRejectedError";
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** `epoch: must be ≥ 0; state: must be a JSON object` */
 export function describeIssues(error: z.ZodError): string {
   return error.issues
@@ -97,11 +111,11 @@ export function createJobProcessor<Q extends QueueName>(queue: Q, handlers: JobH
     const contract = contracts[job.name];
     const handle = byName[job.name];
     if (!contract || !handle) {
-      throw new UnrecoverableError(`unknown job name "${job.name}" on queue "${queue}"; expected one of: ${expected.join(", ")}`);
+      throw new JobRejectedError("unknown_job", `unknown job name "${job.name}" on queue "${queue}"; expected one of: ${expected.join(", ")}`);
     }
     const parsed = contract.payload.safeParse(job.data);
     if (!parsed.success) {
-      throw new UnrecoverableError(`invalid ${job.name} job: ${describeIssues(parsed.error)}`);
+      throw new JobRejectedError("invalid", `invalid ${job.name} job: ${describeIssues(parsed.error)}`);
     }
     return handle(parsed.data, job);
   };

@@ -52,7 +52,7 @@ export type SnapshotReceipt = z.infer<typeof snapshotReceiptSchema>;
 // JSON.stringify escapes NUL and lone surrogates; Postgres jsonb refuses both, so they are caught up front.
 const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f][0-9a-f]{2})/i;
 
-export type StateProblem = { field: "state"; message: string };
+export type StateProblem = { field: "state"; reason: "too_large" | "unstorable"; message: string };
 
 /** Serializes `state` and checks that Postgres can store it within `maxBytes`. */
 export function serializeState(
@@ -64,6 +64,7 @@ export function serializeState(
   if (bytes > maxBytes) {
     return {
       field: "state",
+      reason: "too_large",
       message: `state is ${bytes} bytes serialized, over the ${maxBytes}-byte limit; store large blobs elsewhere and keep a reference in state`,
     };
   }
@@ -71,6 +72,7 @@ export function serializeState(
   if (unstorable) {
     return {
       field: "state",
+      reason: "unstorable",
       message: `state contains ${unstorable[0].slice(-6)} (a NUL character or a lone UTF-16 surrogate), which Postgres cannot store in JSON; remove or encode it`,
     };
   }

@@ -1,0 +1,115 @@
+import { Queue, type Worker } from "bullmq";
+import {
+  createRedisConnection,
+  QUEUE_NAMES,
+  waitForRedis,
+  type Logger,
+  type QueueName,
+  type ReadinessCheck,
+} from "@savepoint/shared";
+import type { Registry } from "prom-client";
+import type { CheckpointerConfig } from "./config.js";
+import { CheckpointerMetrics } from "./metrics.js";
+import { createMaintenanceWorker, scheduleRetention } from "./queues/maintenance.js";
+import { createRequestWorker } from "./queues/request-worker.js";
+import { createSnapshotWorker } from "./queues/snapshot-worker.js";
+import { CheckpointStore, createPool } from "./store/checkpoint-store.js";
+import { DatabaseOutage } from "./store/database-outage.js";
+import { SnapshotWriter } from "./store/snapshot-writer.js";
+
+export interface RunningCheckpointer {
+  readiness: Record<string, ReadinessCheck>;
+  /** Stops taking jobs, finishes the ones in hand (unless Postgres is down), and closes every connection. */
+  close(): Promise<void>;
+}
+
+/** Wires the store, the batched writer and the three queue consumers, and starts consuming. */
+export async function startCheckpointer(config: CheckpointerConfig, logger: Logger, registry: Registry): Promise<RunningCheckpointer> {
+  const pool = createPool({
+    databaseUrl: config.DATABASE_URL,
+    maxConnections: config.PG_POOL_SIZE,
+    statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+  });
+  // An idle connection dropped by the server is replaced on next use; it must not crash the process.
+  pool.on("error", (error) => logger.warn({ err: error }, "idle Postgres connection lost"));
+  const store = new CheckpointStore(pool);
+
+  const producerConnection = createRedisConnection(config.REDIS_URL, "producer", "checkpointer");
+  const workerConnection = createRedisConnection(config.REDIS_URL, "worker", "checkpointer-worker");
+  await waitForRedis(producerConnection);
+  const prefix = config.QUEUE_PREFIX;
+  const queues = Object.fromEntries(
+    QUEUE_NAMES.map((name) => [name, new Queue(name, { connection: producerConnection, prefix })]),
+  ) as Record<QueueName, Queue>;
+  const metrics = new CheckpointerMetrics(registry, Object.values(queues));
+
+  let snapshotWorker: Worker | undefined;
+  const outage = new DatabaseOutage(
+    () => store.ping(),
+    {
+      onDown: async () => {
+        metrics.databaseUp.set(0);
+        // Stop fetching; the snapshots already in hand stay locked to us and are written once Postgres returns.
+        await snapshotWorker?.pause(true);
+      },
+      onUp: async () => {
+        metrics.databaseUp.set(1);
+        await snapshotWorker?.resume();
+      },
+    },
+    logger,
+  );
+  await outage.retryThroughOutage(() => store.checkSchema());
+
+  const writer = new SnapshotWriter(store, outage, metrics, logger, {
+    maxBatchSize: config.BATCH_MAX_SIZE,
+    maxConcurrentFlushes: config.BATCH_MAX_CONCURRENCY,
+  });
+  snapshotWorker = createSnapshotWorker({
+    connection: workerConnection,
+    prefix,
+    concurrency: config.SNAPSHOT_CONCURRENCY,
+    lockDurationMs: config.JOB_LOCK_DURATION_MS,
+    maxStateBytes: config.MAX_STATE_BYTES,
+    writer,
+    metrics,
+    logger,
+  });
+  const workers = [
+    snapshotWorker,
+    createRequestWorker({ connection: workerConnection, prefix, concurrency: config.REQUEST_CONCURRENCY, store, metrics, logger }),
+    createMaintenanceWorker({ connection: workerConnection, prefix, store, logger }),
+  ];
+  await scheduleRetention(queues["checkpoint-maintenance"], config.CLEANUP_INTERVAL_MINUTES * 60_000, {
+    keepCount: config.CLEANUP_KEEP_COUNT,
+    olderThanHours: config.CLEANUP_OLDER_THAN_HOURS,
+    finishedTtlHours: config.FINISHED_SESSION_TTL_HOURS,
+  });
+  await Promise.all(workers.map((worker) => worker.waitUntilReady()));
+  logger.info(
+    { queuePrefix: prefix, snapshotConcurrency: config.SNAPSHOT_CONCURRENCY, batchMaxSize: config.BATCH_MAX_SIZE },
+    "checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance",
+  );
+
+  return {
+    readiness: {
+      redis: async () => {
+        await producerConnection.ping();
+      },
+      postgres: async () => {
+        if (outage.isDown) throw new Error("unreachable; snapshot intake paused until it answers");
+        await store.ping();
+      },
+    },
+    async close() {
+      // During an outage the jobs in hand cannot finish: leave them locked; they are redelivered after restart.
+      const abandonActive = outage.isDown;
+      outage.close();
+      await Promise.all(workers.map((worker) => worker.close(abandonActive)));
+      await Promise.all(Object.values(queues).map((queue) => queue.close()));
+      await pool.end();
+      producerConnection.disconnect();
+      workerConnection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,27 @@
+import { commonEnvSchema, DEFAULT_MAX_STATE_BYTES, port } from "@savepoint/shared";
+import { z } from "zod";
+
+const positiveInt = (max: number) => z.coerce.number().int().min(1).max(max);
+
+/** The checkpointer's environment; see the configuration table in README.md. */
+export const checkpointerEnvSchema = commonEnvSchema.extend({
+  HTTP_PORT: port().default(8081),
+  /** Snapshot jobs held at once; also the largest possible batch. */
+  SNAPSHOT_CONCURRENCY: positiveInt(10_000).default(256),
+  BATCH_MAX_SIZE: positiveInt(5_000).default(256),
+  /** Batches written at once (each on its own connection). */
+  BATCH_MAX_CONCURRENCY: positiveInt(64).default(2),
+  REQUEST_CONCURRENCY: positiveInt(1_000).default(16),
+  MAX_STATE_BYTES: positiveInt(64 * 1024 * 1024).default(DEFAULT_MAX_STATE_BYTES),
+  PG_POOL_SIZE: positiveInt(200).default(8),
+  PG_STATEMENT_TIMEOUT_MS: positiveInt(3_600_000).default(30_000),
+  /** How long a job stays owned by a worker that stopped renewing it (crashed) before another takes it. */
+  JOB_LOCK_DURATION_MS: positiveInt(600_000).default(30_000),
+  CLEANUP_KEEP_COUNT: positiveInt(1_000_000).default(100),
+  CLEANUP_OLDER_THAN_HOURS: z.coerce.number().positive().optional(),
+  CLEANUP_INTERVAL_MINUTES: z.coerce.number().positive().default(15),
+  /** Completed or stopped sessions lose all their snapshots this long after their last one. */
+  FINISHED_SESSION_TTL_HOURS: z.coerce.number().positive().default(168),
+  SHUTDOWN_TIMEOUT_MS: positiveInt(600_000).default(20_000),
+});
+export type CheckpointerConfig = z.infer<typeof checkpointerEnvSchema>;

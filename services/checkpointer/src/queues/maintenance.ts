@@ -1,0 +1,44 @@
+import { Worker, type ConnectionOptions, type Queue } from "bullmq";
+import { createJobProcessor, defaultJobOptions, type Logger, type MaintenanceRequest } from "@savepoint/shared";
+import type { CheckpointStore } from "../store/checkpoint-store.js";
+
+export const RETENTION_SCHEDULER_ID = "checkpoint-retention";
+
+/**
+ * The one place the retention schedule is declared. Every checkpointer upserts the same scheduler id, so
+ * however many run there is one schedule, and a changed interval or setting replaces the old one.
+ */
+export async function scheduleRetention(queue: Queue, everyMs: number, request: MaintenanceRequest): Promise<void> {
+  await queue.upsertJobScheduler(
+    RETENTION_SCHEDULER_ID,
+    { every: everyMs },
+    { name: "cleanup", data: request, opts: defaultJobOptions["checkpoint-maintenance"] },
+  );
+}
+
+/** Consumes `checkpoint-maintenance`: retention per session, then expiry of long-finished sessions. */
+export function createMaintenanceWorker(options: {
+  connection: ConnectionOptions;
+  prefix: string;
+  store: CheckpointStore;
+  logger: Logger;
+}): Worker {
+  const { store, logger } = options;
+  const processor = createJobProcessor("checkpoint-maintenance", {
+    cleanup: async ({ keepCount, olderThanHours, finishedTtlHours }) => {
+      const retained = await store.cleanup({ keepCount, olderThanHours });
+      const expired = finishedTtlHours ? await store.expireFinishedSessions(finishedTtlHours) : { deleted: 0, sessions: 0 };
+      const result = { deleted: retained + expired.deleted, expired: expired.sessions };
+      logger.info({ keepCount, olderThanHours, finishedTtlHours, ...result }, "scheduled cleanup done");
+      return result;
+    },
+  });
+  const worker = new Worker("checkpoint-maintenance", processor, {
+    connection: options.connection,
+    prefix: options.prefix,
+    concurrency: 1,
+  });
+  worker.on("failed", (job, error) => logger.error({ jobId: job?.id, err: error }, "scheduled cleanup failed"));
+  worker.on("error", (error) => logger.error({ err: error }, "maintenance worker error"));
+  return worker;
+}

@@ -1,0 +1,41 @@
+import { Worker, type ConnectionOptions } from "bullmq";
+import { createJobProcessor, type Logger, type SessionStatus } from "@savepoint/shared";
+import type { CheckpointerMetrics } from "../metrics.js";
+import type { CheckpointStore } from "../store/checkpoint-store.js";
+
+export interface RequestWorkerOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  concurrency: number;
+  store: CheckpointStore;
+  metrics: CheckpointerMetrics;
+  logger: Logger;
+}
+
+const asList = (status: SessionStatus | SessionStatus[] | undefined) =>
+  status === undefined ? undefined : Array.isArray(status) ? status : [status];
+
+/** Consumes `checkpoint-requests`: each job's return value is the answer its producer waits for. */
+export function createRequestWorker({ connection, prefix, concurrency, store, metrics, logger }: RequestWorkerOptions): Worker {
+  const processor = createJobProcessor("checkpoint-requests", {
+    latest: (request) =>
+      "sessionId" in request
+        ? store.latestBySession(request.service, request.sessionId)
+        : store.latestByOwner(request.service, request.ownerId, asList(request.status)),
+    history: (request) => store.history(request.service, request.sessionId, request.limit, request.before),
+    stats: (request) => store.stats(request),
+    cleanup: async (request) => {
+      const deleted = await store.cleanup(request);
+      logger.info({ ...request, deleted }, "cleanup on request");
+      return { deleted };
+    },
+  });
+  const worker = new Worker("checkpoint-requests", processor, { connection, prefix, concurrency });
+  worker.on("completed", (job) => metrics.requests.inc({ type: job.name, outcome: "answered" }));
+  worker.on("failed", (job, error) => {
+    metrics.requests.inc({ type: job?.name ?? "unknown", outcome: "failed" });
+    logger.warn({ jobId: job?.id, type: job?.name, problem: error.message }, "state request failed");
+  });
+  worker.on("error", (error) => logger.error({ err: error }, "request worker error"));
+  return worker;
+}
