@@ -1,0 +1,3 @@
+export * from "./test-environment.js";
+export * from "./tcp-proxy.js";
+export * from "./service-process.js";

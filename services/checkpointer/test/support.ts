@@ -1,0 +1,56 @@
+import { fileURLToPath } from "node:url";
+import { CheckpointClient, createLogger, createMetricsRegistry, parseEnv, type SnapshotEnvelope } from "@savepoint/shared";
+import { ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { startCheckpointer, type RunningCheckpointer } from "../src/checkpointer.js";
+import { checkpointerEnvSchema } from "../src/config.js";
+
+export const CHECKPOINTER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+
+/** A checkpointer in this process, configured like the real one from env (plus overrides). */
+export async function startTestCheckpointer(
+  env: TestEnvironment,
+  overrides: Record<string, string> = {},
+): Promise<RunningCheckpointer> {
+  const config = parseEnv(checkpointerEnvSchema, { ...env.env, HTTP_PORT: "0", ...overrides });
+  const logger = createLogger({ service: "checkpointer", level: process.env.TEST_LOG_LEVEL ?? "silent" });
+  return startCheckpointer(config, logger, createMetricsRegistry("checkpointer"));
+}
+
+/** The real checkpointer binary as a child process; resolves once it is consuming. */
+export async function spawnCheckpointer(env: TestEnvironment, overrides: Record<string, string> = {}): Promise<ServiceProcess> {
+  const service = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0", ...overrides });
+  await service.waitForLog("checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance");
+  return service;
+}
+
+export function connectClient(env: TestEnvironment, options: { requestTimeoutMs?: number; confirmTimeoutMs?: number } = {}) {
+  return CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, ...options });
+}
+
+let counter = 0;
+/** A valid snapshot; override any field. */
+export function snapshot(overrides: Partial<SnapshotEnvelope> = {}): SnapshotEnvelope {
+  counter += 1;
+  return {
+    v: 1,
+    service: "trader",
+    sessionId: "session-1",
+    epoch: 0,
+    seq: counter,
+    kind: "periodic",
+    status: "active",
+    schemaVersion: 1,
+    takenAt: new Date().toISOString(),
+    state: { positions: [], closedTrades: 0 },
+    ...overrides,
+  };
+}
+
+/** Rows stored for a session, ordered, as `epoch:seq` strings. */
+export async function storedPositions(env: TestEnvironment, service: string, sessionId: string): Promise<string[]> {
+  const { rows } = await env.query<{ p: string }>(
+    "SELECT epoch || ':' || seq AS p FROM checkpoints WHERE service = $1 AND session_id = $2 ORDER BY epoch, seq",
+    [service, sessionId],
+  );
+  return rows.map((row) => row.p);
+}
