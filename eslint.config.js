@@ -9,6 +9,8 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "no-console": "off",
+      // Handlers wired before the object they act on exists (hooks, proxies) read a `let` assigned once later.
+      "prefer-const": ["error", { ignoreReadBeforeAssign: true }],
     },
   },
 );

@@ -9,5 +9,6 @@ export default defineConfig({
     pool: "forks",
     // Two cores: more files at once only makes the crash and outage tests slower, not the suite faster.
     maxWorkers: 2,
+    reporters: ["default", ["json", { outputFile: "test-artifacts/vitest-results.json" }]],
   },
 });

@@ -131,7 +131,9 @@ export class CheckpointStore {
       await this.pool.query("SELECT 1 FROM checkpoints, checkpoint_sessions LIMIT 0");
     } catch (error) {
       if ((error as { code?: string }).code === "42P01") {
-        throw new Error("the checkpoint tables do not exist in DATABASE_URL's database: run `npm run migrate` first");
+        throw new Error("the checkpoint tables do not exist in DATABASE_URL's database: run `npm run migrate` first", {
+          cause: error,
+        });
       }
       throw error;
     }
