@@ -1,0 +1,37 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { migrate } from "../src/migrations.js";
+import { createTestEnvironment, type TestEnvironment } from "../src/testing/index.js";
+
+describe("migrations", () => {
+  let env: TestEnvironment;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment("migrations");
+  });
+  afterAll(async () => {
+    await env?.dispose();
+  });
+
+  const tables = async () =>
+    (await env.query<{ t: string }>("SELECT tablename AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")).rows.map((r) => r.t);
+
+  it("are idempotent: applying again applies nothing", async () => {
+    expect(await migrate({ databaseUrl: env.databaseUrl, direction: "up" })).toEqual([]);
+    expect(await tables()).toEqual(["checkpoint_sessions", "checkpoints", "pgmigrations"]);
+  });
+
+  it("are reversible: down removes the tables, up brings them back", async () => {
+    const reverted = await migrate({ databaseUrl: env.databaseUrl, direction: "down", count: Infinity });
+    expect(reverted.length).toBeGreaterThan(0);
+    expect(await tables()).toEqual(["pgmigrations"]);
+    expect(await migrate({ databaseUrl: env.databaseUrl, direction: "up" })).toEqual(reverted.reverse());
+    expect(await tables()).toEqual(["checkpoint_sessions", "checkpoints", "pgmigrations"]);
+  });
+
+  it("store states with lz4 compression", async () => {
+    const { rows } = await env.query<{ c: string }>(
+      "SELECT attcompression AS c FROM pg_attribute WHERE attrelid = 'checkpoints'::regclass AND attname = 'state'",
+    );
+    expect(rows).toEqual([{ c: "l" }]);
+  });
+});

@@ -1,0 +1,50 @@
+import type { CheckpointClient } from "@savepoint/shared";
+import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunningCheckpointer } from "../src/checkpointer.js";
+import { connectClient, snapshot, startTestCheckpointer } from "./support.js";
+
+describe("storage", () => {
+  let env: TestEnvironment;
+  let checkpointer: RunningCheckpointer;
+  let client: CheckpointClient;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment("storage");
+    checkpointer = await startTestCheckpointer(env);
+    client = await connectClient(env);
+  });
+  afterAll(async () => {
+    await client?.close();
+    await checkpointer?.close();
+    await env?.dispose();
+  });
+
+  it("stores a large state compressed", async () => {
+    const positions = Array.from({ length: 200 }, (_, i) => ({ symbol: `SYM${i % 20}`, qty: 10, side: "long", entryPrice: 100 + i }));
+    await client.saveAndConfirm(snapshot({ sessionId: "large", seq: 1, state: { positions } }));
+    const { rows } = await env.query<{ stored: number; raw: number }>(
+      "SELECT pg_column_size(state) AS stored, octet_length(state::text) AS raw FROM checkpoints WHERE session_id = 'large'",
+    );
+    expect(rows[0]!.raw).toBeGreaterThan(10_000);
+    expect(rows[0]!.stored).toBeLessThan(rows[0]!.raw / 2);
+  });
+
+  it("answers latest with one backward index lookup when the table holds many sessions", async () => {
+    // A fixture of 200k rows written straight into the test database, to give the planner a real table.
+    await env.query(`
+      INSERT INTO checkpoints (service, session_id, epoch, seq, kind, status, schema_version, taken_at, state)
+      SELECT 'bulk', 'session-' || (g % 2000), 0, g, 'periodic', 'active', 1, now(), '{}'::jsonb
+      FROM generate_series(1, 200000) g`);
+    await env.query("ANALYZE checkpoints");
+    const { rows } = await env.query<{ "QUERY PLAN": string }>(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT)
+       SELECT * FROM checkpoints c WHERE service = 'bulk' AND session_id = 'session-7' ORDER BY epoch DESC, seq DESC LIMIT 1`,
+    );
+    const plan = rows.map((row) => row["QUERY PLAN"]).join("\n");
+    expect(plan).toMatch(/Index Scan Backward using checkpoints_pkey/);
+    expect(plan).not.toMatch(/Sort|Seq Scan/);
+    const buffers = Number(/Buffers: shared hit=(\d+)/.exec(plan)?.[1] ?? Infinity);
+    expect(buffers).toBeLessThan(10);
+  });
+});
