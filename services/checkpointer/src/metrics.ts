@@ -53,9 +53,10 @@ export class CheckpointerMetrics {
       labelNames: ["queue", "state"],
       registers: [registry],
       async collect() {
+        // While Redis is unreachable the last known depths stay; /readyz reports the outage.
         const counts = await Promise.all(
           queues.map(async (queue) => [queue.name, await queue.getJobCounts("wait", "active", "delayed", "failed", "prioritized")] as const),
-        );
+        ).catch(() => []);
         for (const [queue, byState] of counts) {
           for (const [state, count] of Object.entries(byState)) this.set({ queue, state }, count);
         }
