@@ -68,6 +68,8 @@ export class CheckpointClient {
     const requests = new Queue("checkpoint-requests", { connection, prefix, defaultJobOptions: defaultJobOptions["checkpoint-requests"] });
     const snapshotEvents = new QueueEvents("checkpoints", { connection: eventsConnection, prefix });
     const requestEvents = new QueueEvents("checkpoint-requests", { connection: eventsConnection, prefix });
+    // Every pending confirmation or request listens on these; many at once is normal use, not a leak.
+    for (const emitter of [snapshots, requests, snapshotEvents, requestEvents]) emitter.setMaxListeners(0);
     await Promise.all([snapshotEvents.waitUntilReady(), requestEvents.waitUntilReady()]);
     return new CheckpointClient(connection, snapshots, snapshotEvents, requests, requestEvents, {
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
@@ -127,7 +129,8 @@ export class CheckpointClient {
     const contract = jobCatalog["checkpoint-requests"][name];
     const parsed = (contract.payload as z.ZodType).safeParse(input);
     if (!parsed.success) throw new CheckpointInputError(`invalid ${name} request: ${describeIssues(parsed.error)}`);
-    const job = await this.requests.add(name, parsed.data);
+    // The checkpointer parses the payload again; it is sent as given, since parsing may change its shape.
+    const job = await this.requests.add(name, input);
     const timeoutMs = options.timeoutMs ?? this.settings.requestTimeoutMs;
     return (await awaitResult(job, this.requestEvents, timeoutMs, name)) as JobResult<"checkpoint-requests", J>;
   }

@@ -41,8 +41,7 @@ describe("seed scenarios", () => {
   });
 
   it("TEST 3: checkpoint cleanup keeps the newest keepCount snapshots", async () => {
-    for (let seq = 1; seq <= 12; seq++) await client.save(snapshot({ sessionId: "cleanup", seq }));
-    await client.saveAndConfirm(snapshot({ sessionId: "cleanup", seq: 13 }));
+    await Promise.all(Array.from({ length: 13 }, (_, i) => client.saveAndConfirm(snapshot({ sessionId: "cleanup", seq: i + 1 }))));
     expect((await client.stats({ service: "trader", sessionId: "cleanup" })).totalCheckpoints).toBe(13);
 
     expect(await client.cleanup({ keepCount: 5, service: "trader", sessionId: "cleanup" })).toEqual({ deleted: 8 });

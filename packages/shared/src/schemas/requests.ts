@@ -1,22 +1,48 @@
 import { z } from "zod";
-import { serviceNameSchema, sessionIdSchema, sessionStatusSchema, storedSnapshotSchema } from "./snapshot.js";
+import {
+  serviceNameSchema,
+  sessionIdSchema,
+  sessionStatusSchema,
+  storedSnapshotSchema,
+  type SessionStatus,
+} from "./snapshot.js";
 
 const position = z.strictObject({
   epoch: z.number().int().min(0),
   seq: z.number().int().min(0),
 });
 
-export const latestBySessionSchema = z.strictObject({ service: serviceNameSchema, sessionId: sessionIdSchema });
-export const latestByOwnerSchema = z.strictObject({
-  service: serviceNameSchema,
-  ownerId: sessionIdSchema,
-  status: z.union([sessionStatusSchema, z.array(sessionStatusSchema).min(1)]).optional(),
-});
-/** `latest`: the newest snapshot of one session, or of the most recently written session of one owner. */
-export const latestRequestSchema = z.union([latestBySessionSchema, latestByOwnerSchema], {
-  error: "must be { service, sessionId } or { service, ownerId, status? }",
-});
-export type LatestRequest = z.infer<typeof latestRequestSchema>;
+/**
+ * `latest`: the newest snapshot of one session (`{ service, sessionId }`), or of the most recently written
+ * session of one owner (`{ service, ownerId, status? }`). One object rather than a union, so that a mistake
+ * is reported against the field it is in.
+ */
+export const latestRequestSchema = z
+  .strictObject({
+    service: serviceNameSchema,
+    sessionId: sessionIdSchema.optional(),
+    ownerId: sessionIdSchema.optional(),
+    status: z.union([sessionStatusSchema, z.array(sessionStatusSchema).min(1)]).optional(),
+  })
+  .transform((request, context): LatestQuery => {
+    const { service, sessionId, ownerId, status } = request;
+    if (sessionId !== undefined && ownerId === undefined && status === undefined) return { service, sessionId };
+    if (ownerId !== undefined && sessionId === undefined) {
+      return { service, ownerId, statuses: status === undefined ? undefined : [status].flat() };
+    }
+    context.addIssue(
+      sessionId !== undefined && ownerId === undefined
+        ? { code: "custom", path: ["status"], message: "filters an owner's sessions; use it with ownerId, not sessionId" }
+        : { code: "custom", path: ["sessionId"], message: "give exactly one of sessionId or ownerId" },
+    );
+    return z.NEVER;
+  });
+/** What a caller sends: `{ service, sessionId }` or `{ service, ownerId, status? }`. */
+export type LatestRequest = z.input<typeof latestRequestSchema>;
+/** What the checkpointer acts on. */
+export type LatestQuery =
+  | { service: string; sessionId: string }
+  | { service: string; ownerId: string; statuses: SessionStatus[] | undefined };
 export const latestResultSchema = storedSnapshotSchema.nullable();
 
 export const MAX_HISTORY_PAGE = 500;

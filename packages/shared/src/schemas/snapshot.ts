@@ -15,6 +15,13 @@ export const sessionIdSchema = z
   .string()
   .regex(SESSION_ID_PATTERN, "must be 1-128 characters from A-Z, a-z, 0-9, '_', '.', '-'");
 const counter = z.number().int("must be an integer").min(0, "must be ≥ 0").max(Number.MAX_SAFE_INTEGER);
+// Bounds of the columns these are stored in; past them Postgres would refuse the row without naming the field.
+const PG_INTEGER_MAX = 2_147_483_647;
+const schemaVersion = z.number().int("must be an integer").min(0, "must be ≥ 0").max(PG_INTEGER_MAX, `must be ≤ ${PG_INTEGER_MAX}`);
+const takenAt = z.iso
+  .datetime({ offset: true, error: "must be an ISO-8601 timestamp such as 2026-01-31T12:00:00.000Z" })
+  .refine((value) => !value.startsWith("0000-"), "must be in year 0001 or later (there is no year 0000)")
+  .refine((value) => new Date(value).getUTCFullYear() <= 9999, "must be before year 10000 in UTC");
 
 export const snapshotKindSchema = z.enum(SNAPSHOT_KINDS);
 export const sessionStatusSchema = z.enum(SESSION_STATUSES);
@@ -29,8 +36,8 @@ export const snapshotEnvelopeSchema = z.strictObject({
   seq: counter,
   kind: snapshotKindSchema,
   status: sessionStatusSchema,
-  schemaVersion: counter,
-  takenAt: z.iso.datetime({ offset: true, error: "must be an ISO-8601 timestamp such as 2026-01-31T12:00:00.000Z" }),
+  schemaVersion,
+  takenAt,
   state: z.record(z.string(), z.unknown(), "must be a JSON object"),
 });
 export type SnapshotEnvelope = z.infer<typeof snapshotEnvelopeSchema>;

@@ -1,5 +1,5 @@
 import { Worker, type ConnectionOptions } from "bullmq";
-import { createJobProcessor, type Logger, type SessionStatus } from "@savepoint/shared";
+import { createJobProcessor, type Logger } from "@savepoint/shared";
 import type { CheckpointerMetrics } from "../metrics.js";
 import type { CheckpointStore } from "../store/checkpoint-store.js";
 
@@ -12,16 +12,13 @@ export interface RequestWorkerOptions {
   logger: Logger;
 }
 
-const asList = (status: SessionStatus | SessionStatus[] | undefined) =>
-  status === undefined ? undefined : Array.isArray(status) ? status : [status];
-
 /** Consumes `checkpoint-requests`: each job's return value is the answer its producer waits for. */
 export function createRequestWorker({ connection, prefix, concurrency, store, metrics, logger }: RequestWorkerOptions): Worker {
   const processor = createJobProcessor("checkpoint-requests", {
-    latest: (request) =>
-      "sessionId" in request
-        ? store.latestBySession(request.service, request.sessionId)
-        : store.latestByOwner(request.service, request.ownerId, asList(request.status)),
+    latest: (query) =>
+      "sessionId" in query
+        ? store.latestBySession(query.service, query.sessionId)
+        : store.latestByOwner(query.service, query.ownerId, query.statuses),
     history: (request) => store.history(request.service, request.sessionId, request.limit, request.before),
     stats: (request) => store.stats(request),
     cleanup: async (request) => {
