@@ -31,7 +31,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
     statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
   });
   // An idle connection dropped by the server is replaced on next use; it must not crash the process.
-  pool.on("error", (error) => logger.warn({ err: error }, "idle Postgres connection lost"));
+  pool.on("error", (error) => logger.warn({ problem: error.message, code: (error as { code?: string }).code }, "idle Postgres connection lost"));
   const store = new CheckpointStore(pool);
 
   const producerConnection = createRedisConnection(config.REDIS_URL, "producer", "checkpointer");

@@ -33,7 +33,7 @@ export function createPool({ databaseUrl, maxConnections, statementTimeoutMs }: 
  * 2. `stored` inserts the snapshots whose epoch is not below that token; a key already present is skipped
  *    (idempotence).
  * 3. The final SELECT labels each input: stored now, already there (duplicate), or from a lower epoch than
- *    the session has seen and not already stored (stale).
+ *    the session has seen and not already stored (stale). `persistBatch` re-checks "stale" with a fresh read.
  */
 const PERSIST_BATCH_SQL = `
 WITH input AS (
@@ -155,7 +155,26 @@ export class CheckpointStore {
       outcomes[row.ord] =
         row.outcome === "stale" ? { outcome: "stale", highestEpoch: row.highest_epoch } : { outcome: row.outcome };
     }
+    const stale = rows.filter((row) => row.outcome === "stale").map((row) => row.ord);
+    if (stale.length > 0) {
+      // The statement read through a snapshot taken before it waited for the session rows, so it cannot see a
+      // concurrent batch that stored one of these very snapshots and committed during that wait. A snapshot
+      // stored before the new epoch arrived is a duplicate, not stale; this later read sees every such commit.
+      for (const ord of await this.storedAmong(snapshots, stale)) outcomes[ord] = { outcome: "duplicate" };
+    }
     return outcomes;
+  }
+
+  /** Which of `snapshots[ords]` are stored, read with a snapshot of now. */
+  private async storedAmong(snapshots: PendingSnapshot[], ords: number[]): Promise<number[]> {
+    const envelopes = ords.map((ord) => snapshots[ord]!.envelope);
+    const { rows } = await this.pool.query<{ ord: number }>(
+      `SELECT k.ord FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS k(ord, service, session_id, epoch, seq)
+       WHERE EXISTS (SELECT 1 FROM checkpoints c WHERE c.service = k.service AND c.session_id = k.session_id
+                                                  AND c.epoch = k.epoch AND c.seq = k.seq)`,
+      [ords, envelopes.map((e) => e.service), envelopes.map((e) => e.sessionId), envelopes.map((e) => e.epoch), envelopes.map((e) => e.seq)],
+    );
+    return rows.map((row) => row.ord);
   }
 
   async latestBySession(service: string, sessionId: string): Promise<StoredSnapshot | null> {
