@@ -1,0 +1,667 @@
+import { randomUUID } from "node:crypto";
+import { forbidden, invalidRequest, notFound, unprocessable, AlpacaError } from "./errors.js";
+import { roundMoney, roundQty } from "./numbers.js";
+import type { SymbolSpec } from "./universe.js";
+
+export type Side = "buy" | "sell";
+export type OrderType = "market" | "limit" | "stop" | "stop_limit";
+export type TimeInForce = "day" | "gtc" | "opg" | "cls" | "ioc" | "fok";
+export type OrderStatus = "accepted" | "new" | "held" | "filled" | "canceled" | "replaced" | "rejected";
+export type PositionIntent = "buy_to_open" | "buy_to_close" | "sell_to_open" | "sell_to_close";
+export type LegRole = "take_profit" | "stop_loss";
+
+export interface Order {
+  id: string;
+  clientOrderId: string;
+  symbol: string;
+  side: Side;
+  type: OrderType;
+  timeInForce: TimeInForce;
+  /** As submitted: "" (Alpaca's answer when none was given), "simple" or "bracket"; legs are "bracket". */
+  orderClass: "" | "simple" | "bracket";
+  qty: number;
+  notional: number | null;
+  limitPrice: number | null;
+  stopPrice: number | null;
+  filledQty: number;
+  filledAvgPrice: number | null;
+  status: OrderStatus;
+  positionIntent: PositionIntent;
+  createdAt: Date;
+  updatedAt: Date;
+  submittedAt: Date;
+  filledAt: Date | null;
+  canceledAt: Date | null;
+  failedAt: Date | null;
+  replacedAt: Date | null;
+  replacedBy: string | null;
+  replaces: string | null;
+  parentId: string | null;
+  legIds: string[];
+  legRole: LegRole | null;
+  /** A stop-limit order whose stop was reached and now rests as a limit order. */
+  stopTriggered: boolean;
+  seq: number;
+}
+
+export interface OrderWithLegs {
+  order: Order;
+  legs: Order[];
+}
+
+export interface Fill {
+  id: string;
+  orderId: string;
+  symbol: string;
+  side: Side;
+  qty: number;
+  price: number;
+  time: Date;
+  cumQty: number;
+  leavesQty: number;
+  /** Profit or loss realised by the part of this fill that reduced a position. */
+  realizedPl: number;
+}
+
+export interface Position {
+  symbol: string;
+  /** Signed: negative for a short position. */
+  qty: number;
+  avgEntryPrice: number;
+}
+
+/** An order request after validation at the HTTP edge (see schemas.ts). */
+export interface OrderRequest {
+  symbol: string;
+  side: Side;
+  type: OrderType;
+  timeInForce: TimeInForce;
+  qty?: number;
+  notional?: number;
+  limitPrice?: number;
+  stopPrice?: number;
+  clientOrderId?: string;
+  orderClass: "" | "simple" | "bracket";
+  takeProfit?: { limitPrice: number };
+  stopLoss?: { stopPrice: number; limitPrice?: number };
+}
+
+export interface OrderReplacement {
+  qty?: number;
+  limitPrice?: number;
+  stopPrice?: number;
+  timeInForce?: TimeInForce;
+  clientOrderId?: string;
+}
+
+export interface OrderQuery {
+  status: "open" | "closed" | "all";
+  limit: number;
+  after?: Date;
+  until?: Date;
+  direction: "asc" | "desc";
+  nested: boolean;
+  symbols?: string[];
+  side?: Side;
+}
+
+export interface AccountFigures {
+  cash: number;
+  equity: number;
+  lastEquity: number;
+  longMarketValue: number;
+  shortMarketValue: number;
+  buyingPower: number;
+  initialMargin: number;
+  maintenanceMargin: number;
+  multiplier: number;
+}
+
+/** What the broker needs from the market: prices, listings and whether it is open. */
+export interface MarketView {
+  now(): Date;
+  price(symbol: string): number;
+  spec(symbol: string): SymbolSpec | undefined;
+  isOpen(): boolean;
+}
+
+export interface BrokerOptions {
+  initialCash: number;
+  /** Alpaca's account multiplier: 1 (cash-like), 2 (Reg T margin) or 4 (pattern day trader). */
+  multiplier: number;
+}
+
+const OPEN_STATUSES: ReadonlySet<OrderStatus> = new Set(["accepted", "new"]);
+const CLOSED_STATUSES: ReadonlySet<OrderStatus> = new Set(["filled", "canceled", "replaced", "rejected"]);
+const isFinal = (order: Order) => CLOSED_STATUSES.has(order.status);
+const sign = (value: number) => (value > 0 ? 1 : value < 0 ? -1 : 0);
+const QTY_EPSILON = 1e-9;
+
+/**
+ * A paper broker's books: one cash account, positions (long and short), orders with Alpaca's lifecycle
+ * and bracket legs, and the fills that move them. It knows nothing about HTTP; every rule violation is an
+ * AlpacaError carrying the status and message Alpaca would answer with.
+ */
+export class Broker {
+  private cash: number;
+  private lastEquity: number;
+  private nextSeq = 1;
+  private readonly orders = new Map<string, Order>();
+  private readonly byClientOrderId = new Map<string, Order>();
+  private readonly positions = new Map<string, Position>();
+  private readonly fills: Fill[] = [];
+
+  constructor(
+    private readonly market: MarketView,
+    private readonly options: BrokerOptions,
+  ) {
+    this.cash = options.initialCash;
+    this.lastEquity = options.initialCash;
+  }
+
+  /**
+   * Places an order. Returns the order (and legs) as they stood when accepted, which is what Alpaca answers
+   * a placement with; if the market is open, matching then runs at once, so a market order is filled before
+   * the next request sees it. `rejectReason` accepts the order and then rejects it (fault injection).
+   */
+  placeOrder(request: OrderRequest, rejectReason?: string): OrderWithLegs {
+    const spec = this.market.spec(request.symbol);
+    if (!spec) throw invalidRequest(`asset ${JSON.stringify(request.symbol)} not found; GET /v2/assets lists the simulated symbols`);
+    if (request.clientOrderId !== undefined && this.byClientOrderId.has(request.clientOrderId)) {
+      throw invalidRequest("client_order_id must be unique");
+    }
+    const price = this.market.price(request.symbol);
+    const qty = request.qty ?? roundQty(request.notional! / price);
+    if (request.orderClass === "bracket") this.checkBracketPrices(request, price);
+
+    const held = this.positions.get(request.symbol)?.qty ?? 0;
+    const closing = held !== 0 && sign(held) !== (request.side === "buy" ? 1 : -1);
+    if (closing) {
+      this.checkQtyAvailable(request.symbol, held, qty);
+    } else {
+      if (request.side === "sell" && !spec.shortable) throw forbidden(`asset ${request.symbol} is not shortable`);
+      if (request.side === "sell" && !Number.isInteger(qty)) throw forbidden("fractional orders cannot be sold short");
+      this.checkBuyingPower(qty * (request.limitPrice ?? request.stopPrice ?? price));
+    }
+
+    const now = this.market.now();
+    const intent: PositionIntent = `${request.side}_to_${closing ? "close" : "open"}`;
+    const order = this.register({
+      ...this.blankOrder(now),
+      clientOrderId: request.clientOrderId ?? randomUUID(),
+      symbol: request.symbol,
+      side: request.side,
+      type: request.type,
+      timeInForce: request.timeInForce,
+      orderClass: request.orderClass,
+      qty,
+      notional: request.notional ?? null,
+      limitPrice: request.limitPrice ?? null,
+      stopPrice: request.stopPrice ?? null,
+      status: "accepted",
+      positionIntent: intent,
+    });
+    if (request.orderClass === "bracket") this.attachLegs(order, request);
+
+    const accepted = this.snapshot(order);
+    if (rejectReason !== undefined) this.reject(order, now);
+    else if (this.market.isOpen()) this.activate(order);
+    return accepted;
+  }
+
+  /** Cancels an order; a bracket's entry takes its legs along, and a leg takes its sibling (one cancels other). */
+  cancelOrder(id: string): Order[] {
+    const order = this.requireOrder(id);
+    if (isFinal(order)) throw unprocessable(`order is already in "${order.status}" state`);
+    const parent = order.parentId ? this.orders.get(order.parentId) : undefined;
+    let group: Order[];
+    if (!parent) group = this.withLegs(order);
+    else if (parent.status === "filled") group = this.withLegs(parent).slice(1);
+    else group = this.withLegs(parent);
+    const now = this.market.now();
+    const canceled = group.filter((member) => !isFinal(member));
+    for (const member of canceled) this.cancel(member, now);
+    return canceled;
+  }
+
+  /** Cancels every order that can still be canceled, legs included. */
+  cancelAllOrders(): Order[] {
+    const canceled: Order[] = [];
+    for (const order of [...this.orders.values()]) {
+      if (!isFinal(order)) canceled.push(...this.cancelOrder(order.id));
+    }
+    return canceled;
+  }
+
+  /** Alpaca's replace: a new order takes the old one's place (`replaces`), the old one becomes "replaced". */
+  replaceOrder(id: string, changes: OrderReplacement): Order {
+    const order = this.requireOrder(id);
+    if (isFinal(order)) throw unprocessable(`order is already in "${order.status}" state`);
+    if (order.legIds.length > 0) {
+      throw unprocessable("the simulator cannot replace a bracket's entry order; cancel it and place a new bracket order");
+    }
+    if (order.parentId && changes.qty !== undefined && changes.qty !== order.qty) {
+      throw invalidRequest("qty: a bracket leg's quantity follows its entry order and cannot be replaced");
+    }
+    if (changes.limitPrice !== undefined && order.type !== "limit" && order.type !== "stop_limit") {
+      throw invalidRequest(`limit_price: a ${order.type} order has no limit price to replace`);
+    }
+    if (changes.stopPrice !== undefined && order.type !== "stop" && order.type !== "stop_limit") {
+      throw invalidRequest(`stop_price: a ${order.type} order has no stop price to replace`);
+    }
+    if (changes.clientOrderId !== undefined && this.byClientOrderId.has(changes.clientOrderId)) {
+      throw invalidRequest("client_order_id must be unique");
+    }
+    const qty = changes.qty ?? order.qty;
+    if (!order.parentId) {
+      const held = this.positions.get(order.symbol)?.qty ?? 0;
+      if (order.positionIntent.endsWith("close")) this.checkQtyAvailable(order.symbol, held, qty, order.id);
+      else this.checkBuyingPower(qty * (changes.limitPrice ?? order.limitPrice ?? this.market.price(order.symbol)), order.id);
+    }
+
+    const now = this.market.now();
+    const replacement = this.register({
+      ...order,
+      ...this.blankOrder(now),
+      clientOrderId: changes.clientOrderId ?? randomUUID(),
+      qty,
+      limitPrice: changes.limitPrice ?? order.limitPrice,
+      stopPrice: changes.stopPrice ?? order.stopPrice,
+      timeInForce: changes.timeInForce ?? order.timeInForce,
+      status: order.status,
+      positionIntent: order.positionIntent,
+      parentId: order.parentId,
+      legRole: order.legRole,
+      replaces: order.id,
+    });
+    Object.assign(order, { status: "replaced", replacedAt: now, replacedBy: replacement.id, updatedAt: now });
+    if (order.parentId) {
+      const parent = this.orders.get(order.parentId)!;
+      parent.legIds = parent.legIds.map((legId) => (legId === order.id ? replacement.id : legId));
+    }
+    if (this.isWorking(replacement)) this.tryFill(replacement, this.market.price(replacement.symbol));
+    return replacement;
+  }
+
+  /** Closes all or part of a position with a market order, as DELETE /v2/positions/{symbol} does. */
+  closePosition(symbol: string, part: { qty?: number; percentage?: number } = {}): OrderWithLegs {
+    const position = this.positions.get(symbol);
+    if (!position) throw notFound("position does not exist");
+    const whole = Math.abs(position.qty);
+    const qty = part.qty ?? (part.percentage !== undefined ? roundQty((whole * part.percentage) / 100) : whole);
+    return this.placeOrder({
+      symbol,
+      side: position.qty > 0 ? "sell" : "buy",
+      type: "market",
+      timeInForce: "day",
+      qty,
+      orderClass: "",
+    });
+  }
+
+  closeAllPositions(cancelOrders: boolean): Array<{ symbol: string; result: OrderWithLegs | AlpacaError }> {
+    if (cancelOrders) this.cancelAllOrders();
+    return [...this.positions.keys()].sort().map((symbol) => {
+      try {
+        return { symbol, result: this.closePosition(symbol) };
+      } catch (error) {
+        if (error instanceof AlpacaError) return { symbol, result: error };
+        throw error;
+      }
+    });
+  }
+
+  /** Matches every working order on `symbol` against one trade at `price`, oldest order first. */
+  matchAt(symbol: string, price: number): void {
+    const candidates = [...this.orders.values()].filter((order) => order.symbol === symbol && !isFinal(order));
+    for (const order of candidates) {
+      if (this.isWorking(order)) this.tryFill(order, price);
+    }
+  }
+
+  /** The market opened: orders accepted while it was closed become working and meet the current price. */
+  marketOpened(): void {
+    for (const order of [...this.orders.values()]) {
+      if (order.status === "accepted" && !order.parentId) this.activate(order);
+    }
+  }
+
+  /** A new simulated day: today's change is measured from here (Alpaca's `last_equity`). */
+  startDay(): void {
+    this.lastEquity = this.account().equity;
+  }
+
+  order(id: string): OrderWithLegs {
+    return this.withLegsOf(this.requireOrder(id));
+  }
+
+  orderByClientOrderId(clientOrderId: string): Order {
+    const order = this.byClientOrderId.get(clientOrderId);
+    if (!order) throw notFound("order not found");
+    return order;
+  }
+
+  /**
+   * Alpaca's order listing. Flat, every order and leg is listed on its own status ("held" legs are neither
+   * open nor closed). Nested, legs are listed under their entry, and a bracket matches the status filter if
+   * its entry or any leg does, so a bracket whose entry filled and whose exits still work is "open".
+   */
+  listOrders(query: OrderQuery): OrderWithLegs[] {
+    const statusMatches = (order: Order) =>
+      query.status === "all" || (query.status === "open" ? OPEN_STATUSES : CLOSED_STATUSES).has(order.status);
+    const all = [...this.orders.values()];
+    const selected = query.nested
+      ? all.filter((order) => !order.parentId && this.withLegs(order).some(statusMatches))
+      : all.filter(statusMatches);
+    const filtered = selected.filter(
+      (order) =>
+        (!query.symbols || query.symbols.includes(order.symbol)) &&
+        (!query.side || order.side === query.side) &&
+        (!query.after || order.submittedAt > query.after) &&
+        (!query.until || order.submittedAt < query.until),
+    );
+    filtered.sort((a, b) => (query.direction === "asc" ? a.seq - b.seq : b.seq - a.seq));
+    return filtered.slice(0, query.limit).map((order) => (query.nested ? this.withLegsOf(order) : { order, legs: [] }));
+  }
+
+  allOrders(): Order[] {
+    return [...this.orders.values()];
+  }
+
+  position(symbol: string): Position {
+    const position = this.positions.get(symbol);
+    if (!position) throw notFound("position does not exist");
+    return position;
+  }
+
+  allPositions(): Position[] {
+    return [...this.positions.values()].sort((a, b) => a.symbol.localeCompare(b.symbol));
+  }
+
+  allFills(): readonly Fill[] {
+    return this.fills;
+  }
+
+  realizedPl(): number {
+    return roundMoney(this.fills.reduce((sum, fill) => sum + fill.realizedPl, 0));
+  }
+
+  /** Quantity of a position not yet promised to open closing orders (Alpaca's `qty_available`). */
+  qtyAvailable(symbol: string): number {
+    const held = Math.abs(this.positions.get(symbol)?.qty ?? 0);
+    return Math.max(0, roundQty(held - this.reservedToClose(symbol)));
+  }
+
+  account(): AccountFigures {
+    let longMarketValue = 0;
+    let shortMarketValue = 0;
+    for (const position of this.positions.values()) {
+      const value = position.qty * this.market.price(position.symbol);
+      if (value > 0) longMarketValue += value;
+      else shortMarketValue += value;
+    }
+    const equity = this.cash + longMarketValue + shortMarketValue;
+    const exposure = longMarketValue - shortMarketValue;
+    const multiplier = this.options.multiplier;
+    return {
+      cash: roundMoney(this.cash),
+      equity: roundMoney(equity),
+      lastEquity: roundMoney(this.lastEquity),
+      longMarketValue: roundMoney(longMarketValue),
+      shortMarketValue: roundMoney(shortMarketValue),
+      buyingPower: roundMoney(Math.max(0, equity * multiplier - exposure - this.reservedToOpen())),
+      initialMargin: roundMoney(exposure / Math.min(multiplier, 2)),
+      maintenanceMargin: roundMoney(longMarketValue * 0.25 - shortMarketValue * 0.3),
+      multiplier,
+    };
+  }
+
+  private checkBracketPrices(request: OrderRequest, price: number): void {
+    const base = request.type === "limit" ? request.limitPrice! : price;
+    const takeProfit = request.takeProfit!.limitPrice;
+    const stop = request.stopLoss!.stopPrice;
+    const buying = request.side === "buy";
+    if (buying ? takeProfit < base + 0.01 : takeProfit > base - 0.01) {
+      throw invalidRequest(`take_profit.limit_price must be ${buying ? ">= base_price + 0.01" : "<= base_price - 0.01"} (base_price: ${base})`);
+    }
+    if (buying ? stop > base - 0.01 : stop < base + 0.01) {
+      throw invalidRequest(`stop_loss.stop_price must be ${buying ? "<= base_price - 0.01" : ">= base_price + 0.01"} (base_price: ${base})`);
+    }
+  }
+
+  private checkQtyAvailable(symbol: string, held: number, qty: number, excludeId?: string): void {
+    const promised = this.reservedToClose(symbol, excludeId);
+    const available = Math.max(0, roundQty(Math.abs(held) - promised));
+    if (qty > available + QTY_EPSILON) {
+      throw forbidden(`insufficient qty available for order (requested: ${qty}, available: ${available})`, {
+        available: String(available),
+        existing_qty: String(Math.abs(held)),
+        held_for_orders: String(roundQty(promised)),
+        symbol,
+      });
+    }
+  }
+
+  private checkBuyingPower(cost: number, excludeId?: string): void {
+    const figures = this.account();
+    const buyingPower = figures.buyingPower + (excludeId ? this.reservationOf(this.orders.get(excludeId)!) : 0);
+    if (cost > buyingPower + 1e-6) {
+      throw forbidden("insufficient buying power", { buying_power: String(roundMoney(buyingPower)), cost_basis: String(roundMoney(cost)) });
+    }
+  }
+
+  /** Quantity promised to working closing orders; a bracket's two exit legs promise the same shares once. */
+  private reservedToClose(symbol: string, excludeId?: string): number {
+    let reserved = 0;
+    for (const order of this.orders.values()) {
+      if (order.symbol !== symbol || order.parentId !== null || order.id === excludeId) continue;
+      if (!isFinal(order) && order.positionIntent.endsWith("close")) reserved += this.remaining(order);
+      if (order.legIds.length > 0 && order.status === "filled") {
+        const openLegs = this.withLegs(order).slice(1).filter((leg) => !isFinal(leg) && leg.id !== excludeId);
+        reserved += Math.max(0, ...openLegs.map((leg) => this.remaining(leg)));
+      }
+    }
+    return reserved;
+  }
+
+  private reservedToOpen(): number {
+    let reserved = 0;
+    for (const order of this.orders.values()) reserved += this.reservationOf(order);
+    return reserved;
+  }
+
+  private reservationOf(order: Order): number {
+    if (order.parentId !== null || isFinal(order) || !order.positionIntent.endsWith("open")) return 0;
+    return this.remaining(order) * (order.limitPrice ?? this.market.price(order.symbol));
+  }
+
+  private attachLegs(parent: Order, request: OrderRequest): void {
+    const exit: Side = parent.side === "buy" ? "sell" : "buy";
+    const leg = () => ({
+      ...this.blankOrder(parent.createdAt),
+      symbol: parent.symbol,
+      side: exit,
+      timeInForce: parent.timeInForce,
+      orderClass: "bracket" as const,
+      qty: parent.qty,
+      status: "held" as const,
+      positionIntent: `${exit}_to_close` as PositionIntent,
+      parentId: parent.id,
+    });
+    const takeProfit = this.register({
+      ...leg(),
+      clientOrderId: randomUUID(),
+      type: "limit",
+      limitPrice: request.takeProfit!.limitPrice,
+      legRole: "take_profit",
+    });
+    const stopLoss = this.register({
+      ...leg(),
+      clientOrderId: randomUUID(),
+      type: request.stopLoss!.limitPrice !== undefined ? "stop_limit" : "stop",
+      stopPrice: request.stopLoss!.stopPrice,
+      limitPrice: request.stopLoss!.limitPrice ?? null,
+      legRole: "stop_loss",
+    });
+    parent.legIds = [takeProfit.id, stopLoss.id];
+  }
+
+  private activate(order: Order): void {
+    order.status = "new";
+    order.updatedAt = this.market.now();
+    this.tryFill(order, this.market.price(order.symbol));
+    if (!isFinal(order) && (order.timeInForce === "ioc" || order.timeInForce === "fok")) {
+      for (const member of this.withLegs(order)) this.cancel(member, this.market.now());
+    }
+  }
+
+  /**
+   * Working: an entry order that is "new", or a leg whose entry has filled. The stop-loss leg stays in
+   * status "held" while it works, as on Alpaca, and is therefore not listed among open orders.
+   */
+  private isWorking(order: Order): boolean {
+    if (!order.parentId) return order.status === "new";
+    return this.orders.get(order.parentId)?.status === "filled" && (order.status === "new" || order.status === "held");
+  }
+
+  private tryFill(order: Order, price: number): void {
+    const buying = order.side === "buy";
+    const limitReached = () => (buying ? price <= order.limitPrice! : price >= order.limitPrice!);
+    const stopReached = () => (buying ? price >= order.stopPrice! : price <= order.stopPrice!);
+    let fills = false;
+    switch (order.type) {
+      case "market":
+        fills = true;
+        break;
+      case "limit":
+        fills = limitReached();
+        break;
+      case "stop":
+        fills = stopReached();
+        break;
+      case "stop_limit":
+        if (!order.stopTriggered && stopReached()) order.stopTriggered = true;
+        fills = order.stopTriggered && limitReached();
+        break;
+    }
+    if (fills) this.fill(order, price);
+  }
+
+  private fill(order: Order, price: number): void {
+    const qty = this.remaining(order);
+    const now = this.market.now();
+    const realizedPl = this.applyToPosition(order.symbol, order.side, qty, price);
+    this.cash = roundMoney(this.cash + (order.side === "buy" ? -qty : qty) * price);
+    const previous = order.filledQty * (order.filledAvgPrice ?? 0);
+    order.filledQty = roundQty(order.filledQty + qty);
+    order.filledAvgPrice = roundMoney((previous + qty * price) / order.filledQty);
+    Object.assign(order, { status: "filled", filledAt: now, updatedAt: now });
+    this.fills.push({
+      id: `${now.toISOString().replace(/\D/g, "")}::${randomUUID()}`,
+      orderId: order.id,
+      symbol: order.symbol,
+      side: order.side,
+      qty,
+      price,
+      time: now,
+      cumQty: order.filledQty,
+      leavesQty: 0,
+      realizedPl,
+    });
+    for (const leg of this.withLegs(order).slice(1)) {
+      if (leg.legRole === "take_profit" && leg.status === "held") Object.assign(leg, { status: "new", updatedAt: now });
+    }
+    if (order.parentId) {
+      for (const sibling of this.withLegs(this.orders.get(order.parentId)!).slice(1)) {
+        if (sibling.id !== order.id && !isFinal(sibling)) this.cancel(sibling, now);
+      }
+    }
+  }
+
+  /** Moves a position by a fill and returns the profit or loss realised by the part that reduced it. */
+  private applyToPosition(symbol: string, side: Side, qty: number, price: number): number {
+    const signed = side === "buy" ? qty : -qty;
+    const position = this.positions.get(symbol);
+    if (!position) {
+      this.positions.set(symbol, { symbol, qty: signed, avgEntryPrice: price });
+      return 0;
+    }
+    if (sign(position.qty) === sign(signed)) {
+      const held = Math.abs(position.qty);
+      position.avgEntryPrice = roundMoney((held * position.avgEntryPrice + qty * price) / (held + qty));
+      position.qty = roundQty(position.qty + signed);
+      return 0;
+    }
+    const closed = Math.min(Math.abs(position.qty), qty);
+    const realized = roundMoney((price - position.avgEntryPrice) * closed * sign(position.qty));
+    const remaining = roundQty(position.qty + signed);
+    if (remaining === 0) this.positions.delete(symbol);
+    else if (sign(remaining) !== sign(position.qty)) Object.assign(position, { qty: remaining, avgEntryPrice: price });
+    else position.qty = remaining;
+    return realized;
+  }
+
+  private cancel(order: Order, now: Date): void {
+    Object.assign(order, { status: "canceled", canceledAt: now, updatedAt: now });
+  }
+
+  private reject(order: Order, now: Date): void {
+    Object.assign(order, { status: "rejected", failedAt: now, updatedAt: now });
+    for (const leg of this.withLegs(order).slice(1)) this.cancel(leg, now);
+  }
+
+  private remaining(order: Order): number {
+    return roundQty(order.qty - order.filledQty);
+  }
+
+  private blankOrder(now: Date) {
+    return {
+      id: randomUUID(),
+      filledQty: 0,
+      filledAvgPrice: null,
+      notional: null,
+      limitPrice: null,
+      stopPrice: null,
+      createdAt: now,
+      updatedAt: now,
+      submittedAt: now,
+      filledAt: null,
+      canceledAt: null,
+      failedAt: null,
+      replacedAt: null,
+      replacedBy: null,
+      replaces: null,
+      parentId: null,
+      legIds: [],
+      legRole: null,
+      stopTriggered: false,
+      seq: 0,
+    };
+  }
+
+  private register(order: Order): Order {
+    order.seq = this.nextSeq++;
+    this.orders.set(order.id, order);
+    this.byClientOrderId.set(order.clientOrderId, order);
+    return order;
+  }
+
+  private requireOrder(id: string): Order {
+    const order = this.orders.get(id);
+    if (!order) throw notFound("order not found");
+    return order;
+  }
+
+  private withLegs(order: Order): Order[] {
+    return [order, ...order.legIds.map((id) => this.orders.get(id)!)];
+  }
+
+  private withLegsOf(order: Order): OrderWithLegs {
+    return { order, legs: this.withLegs(order).slice(1) };
+  }
+
+  private snapshot(order: Order): OrderWithLegs {
+    const [copy, ...legs] = this.withLegs(order).map((member) => ({ ...member, legIds: [...member.legIds] }));
+    return { order: copy!, legs };
+  }
+}

@@ -1,0 +1,175 @@
+import { roundPrice, roundTo } from "./numbers.js";
+import { hashSeed, SeededRandom } from "./random.js";
+import type { SymbolSpec } from "./universe.js";
+
+/** One bar as the model keeps it: `t` is the bar's start in epoch milliseconds. */
+export interface Bar {
+  t: number;
+  o: number;
+  h: number;
+  l: number;
+  c: number;
+  v: number;
+  n: number;
+  vw: number;
+}
+
+/** The model's resolution: every tick of the simulated clock is one one-minute bar. */
+export const BAR_MS = 60_000;
+
+/** Trades inside one bar; orders are matched against each in turn, so a bar's high and low are reachable. */
+const TRADES_PER_BAR = 3;
+
+export interface PriceModelOptions {
+  seed: string;
+  universe: Readonly<Record<string, SymbolSpec>>;
+  /** Simulated time when the model starts; floored to a whole minute. History bars end here. */
+  start: Date;
+  /** Bars generated before `start`, so historical requests have data from the first moment. */
+  historyBars: number;
+  /** Bars kept per symbol; older ones are dropped so a long standalone run has bounded memory. */
+  retainBars: number;
+}
+
+interface Series {
+  readonly spec: SymbolSpec;
+  readonly random: SeededRandom;
+  readonly bars: Bar[];
+  price: number;
+}
+
+/**
+ * A seeded geometric random walk per symbol, advanced one bar per tick of a simulated clock. Each symbol
+ * draws from its own stream seeded by (seed, symbol), so a symbol's prices do not depend on which other
+ * symbols exist; the same seed and the same sequence of ticks and price overrides give the same bars.
+ */
+export class PriceModel {
+  private nowMs: number;
+  private readonly series = new Map<string, Series>();
+  private readonly retainBars: number;
+
+  constructor(options: PriceModelOptions) {
+    this.retainBars = options.retainBars;
+    this.nowMs = Math.floor(options.start.getTime() / BAR_MS) * BAR_MS - options.historyBars * BAR_MS;
+    for (const symbol of Object.keys(options.universe).sort()) {
+      const spec = options.universe[symbol]!;
+      this.series.set(symbol, {
+        spec,
+        random: new SeededRandom(hashSeed(`${options.seed}/${symbol}`)),
+        bars: [],
+        price: roundPrice(spec.price),
+      });
+    }
+    for (let bar = 0; bar < options.historyBars; bar++) this.advance();
+  }
+
+  /** The simulated present: the end of the latest bar. */
+  now(): Date {
+    return new Date(this.nowMs);
+  }
+
+  symbols(): string[] {
+    return [...this.series.keys()];
+  }
+
+  spec(symbol: string): SymbolSpec | undefined {
+    return this.series.get(symbol)?.spec;
+  }
+
+  /** The last trade price. */
+  price(symbol: string): number {
+    return this.get(symbol).price;
+  }
+
+  latestBar(symbol: string): Bar | undefined {
+    return this.get(symbol).bars.at(-1);
+  }
+
+  /** Bars whose start lies in [fromMs, toMs], oldest first. */
+  bars(symbol: string, fromMs: number, toMs: number): Bar[] {
+    const { bars } = this.get(symbol);
+    const first = bars[0];
+    if (!first || toMs < fromMs) return [];
+    const begin = Math.max(0, Math.ceil((fromMs - first.t) / BAR_MS));
+    const end = Math.min(bars.length - 1, Math.floor((toMs - first.t) / BAR_MS));
+    return begin > end ? [] : bars.slice(begin, end + 1);
+  }
+
+  /** The close of the last bar before the simulated UTC day began (Alpaca's `lastday_price`). */
+  previousDayClose(symbol: string): number {
+    const { bars, price } = this.get(symbol);
+    const first = bars[0];
+    if (!first) return price;
+    const dayStart = Math.floor(this.nowMs / 86_400_000) * 86_400_000;
+    const last = Math.floor((dayStart - 1 - first.t) / BAR_MS);
+    return last < 0 ? first.o : bars[Math.min(last, bars.length - 1)]!.c;
+  }
+
+  /**
+   * Generates the next bar of every symbol and moves the clock one minute on. Returns each symbol's trades
+   * in that bar, in order, for order matching.
+   */
+  advance(): Map<string, number[]> {
+    const trades = new Map<string, number[]>();
+    for (const [symbol, series] of this.series) {
+      const bar = this.nextBar(series);
+      series.bars.push(bar.bar);
+      series.price = bar.bar.c;
+      if (series.bars.length > this.retainBars + 1_000) series.bars.splice(0, series.bars.length - this.retainBars);
+      trades.set(symbol, bar.trades);
+    }
+    this.nowMs += BAR_MS;
+    return trades;
+  }
+
+  /**
+   * A trade at `price` now: the latest bar closes there (its high and low widen to include it) and the walk
+   * continues from it. Tests use this to move a price through a take-profit or stop-loss level.
+   */
+  setPrice(symbol: string, price: number): number {
+    const series = this.get(symbol);
+    const traded = roundPrice(price);
+    const bar = series.bars.at(-1);
+    if (bar) {
+      bar.c = traded;
+      bar.h = Math.max(bar.h, traded);
+      bar.l = Math.min(bar.l, traded);
+    }
+    series.price = traded;
+    return traded;
+  }
+
+  private nextBar(series: Series): { bar: Bar; trades: number[] } {
+    const { spec, random } = series;
+    const open = series.price;
+    const stepVolatility = spec.volatility / Math.sqrt(TRADES_PER_BAR);
+    const trades: number[] = [];
+    let level = open;
+    for (let step = 0; step < TRADES_PER_BAR; step++) {
+      level = roundPrice(level * Math.exp(stepVolatility * random.normal() - (stepVolatility * stepVolatility) / 2));
+      trades.push(level);
+    }
+    const volume = Math.round(spec.volume * (0.5 + random.next()));
+    const count = Math.max(1, Math.round(volume / (80 + 40 * random.next())));
+    const path = [open, ...trades];
+    return {
+      bar: {
+        t: this.nowMs,
+        o: open,
+        h: Math.max(...path),
+        l: Math.min(...path),
+        c: level,
+        v: volume,
+        n: count,
+        vw: roundTo(path.reduce((sum, price) => sum + price, 0) / path.length, 4),
+      },
+      trades,
+    };
+  }
+
+  private get(symbol: string): Series {
+    const series = this.series.get(symbol);
+    if (!series) throw new Error(`unknown symbol ${JSON.stringify(symbol)}: the price model has ${this.symbols().join(", ")}`);
+    return series;
+  }
+}

@@ -1,0 +1,130 @@
+import type { FastifyInstance } from "fastify";
+import { AlpacaError, forbidden, invalidRequest, notFound } from "../errors.js";
+import type { FaultInjector } from "../faults.js";
+import {
+  activitiesQuerySchema,
+  clientOrderIdQuerySchema,
+  closeAllPositionsQuerySchema,
+  closePositionQuerySchema,
+  listOrdersQuerySchema,
+  nestedQuerySchema,
+  orderReplacementSchema,
+  orderRequestSchema,
+  parseInput,
+} from "../schemas.js";
+import type { Simulation } from "../simulation.js";
+import { assetIdFor } from "../universe.js";
+import { accountView, fillActivitiesView, positionView, positionsView } from "../views.js";
+import { assetJson, clockJson, clockV3Json, flatOrderJson, nestedOrderJson, orderJson } from "../wire.js";
+
+type IdParams = { Params: { id: string } };
+type SymbolParams = { Params: { symbol: string } };
+
+/** Alpaca's trading API (paper-api.alpaca.markets): account, positions, orders, activities, clock, assets. */
+export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, faults: FaultInjector): void {
+  const { broker, model } = sim;
+  /** Alpaca accepts a symbol or an asset id wherever a path names an asset. */
+  const symbolOf = (symbolOrAssetId: string) => model.symbols().find((symbol) => assetIdFor(symbol) === symbolOrAssetId) ?? symbolOrAssetId;
+
+  app.get("/v2/account", async () => accountView(sim));
+
+  app.get("/v2/positions", async () => positionsView(sim));
+
+  app.get<SymbolParams>("/v2/positions/:symbol", async (request) => positionView(sim, broker.position(symbolOf(request.params.symbol))));
+
+  app.delete<SymbolParams>("/v2/positions/:symbol", async (request) => {
+    const part = parseInput(closePositionQuerySchema, request.query, "close-position query");
+    return nestedOrderJson(broker.closePosition(symbolOf(request.params.symbol), part));
+  });
+
+  app.delete("/v2/positions", async (request, reply) => {
+    const query = parseInput(closeAllPositionsQuerySchema, request.query, "close-all-positions query");
+    const results = broker.closeAllPositions(query.cancel_orders).map(({ symbol, result }) =>
+      result instanceof AlpacaError
+        ? { symbol, status: result.status, body: result.body() }
+        : { symbol, status: 200, body: nestedOrderJson(result) },
+    );
+    return reply.code(207).send(results);
+  });
+
+  app.post("/v2/orders", async (request) => {
+    const order = parseInput(orderRequestSchema, request.body, "order");
+    const rejection = faults.takeOrderRejection();
+    if (rejection?.mode === "http") throw forbidden(rejection.message);
+    return nestedOrderJson(broker.placeOrder(order, rejection?.message));
+  });
+
+  app.get("/v2/orders", async (request) => {
+    const query = parseInput(listOrdersQuerySchema, request.query, "orders query");
+    return broker.listOrders(query).map(query.nested ? nestedOrderJson : flatOrderJson);
+  });
+
+  app.delete("/v2/orders", async (_request, reply) => {
+    const canceled = broker.cancelAllOrders();
+    return reply.code(207).send(canceled.map((order) => ({ id: order.id, status: 200 })));
+  });
+
+  // "::" is find-my-way's escape for a literal ":" in a path.
+  app.get("/v2/orders::by_client_order_id", async (request) => {
+    const query = parseInput(clientOrderIdQuerySchema, request.query, "by_client_order_id query");
+    return orderJson(broker.orderByClientOrderId(query.client_order_id), null);
+  });
+
+  app.get<IdParams>("/v2/orders/:id", async (request) => {
+    const { nested } = parseInput(nestedQuerySchema, request.query, "order query");
+    const found = broker.order(request.params.id);
+    return nested ? nestedOrderJson(found) : flatOrderJson(found);
+  });
+
+  app.patch<IdParams>("/v2/orders/:id", async (request) => {
+    const changes = parseInput(orderReplacementSchema, request.body, "order replacement");
+    return orderJson(broker.replaceOrder(request.params.id, changes), null);
+  });
+
+  app.delete<IdParams>("/v2/orders/:id", async (request, reply) => {
+    broker.cancelOrder(request.params.id);
+    return reply.code(204).send();
+  });
+
+  app.get<{ Params: { activityType: string } }>("/v2/account/activities/:activityType", async (request) => {
+    const { activityType } = request.params;
+    if (!/^[A-Z]{2,8}$/.test(activityType)) throw invalidRequest(`activity_type: must be an activity type such as FILL (got ${JSON.stringify(activityType)})`);
+    return activityType === "FILL" ? fillPage(sim, request.query) : [];
+  });
+
+  app.get("/v2/account/activities", async (request) => {
+    const types = parseInput(activitiesQuerySchema, request.query, "activities query").activity_types?.split(",");
+    return !types || types.includes("FILL") ? fillPage(sim, request.query) : [];
+  });
+
+  app.get("/v2/clock", async () => clockJson(sim.clock.read()));
+
+  app.get("/v3/clock", async () => clockV3Json(sim.clock.read()));
+
+  app.get("/v2/assets", async () => model.symbols().map((symbol) => assetJson(symbol, model.spec(symbol)!)));
+
+  app.get<SymbolParams>("/v2/assets/:symbol", async (request) => {
+    const symbol = symbolOf(request.params.symbol);
+    const spec = model.spec(symbol);
+    if (!spec) throw notFound(`asset not found for ${request.params.symbol}`);
+    return assetJson(symbol, spec);
+  });
+}
+
+/** One page of FILL activities; `page_token` is the id of the last activity of the previous page. */
+function fillPage(sim: Simulation, rawQuery: unknown) {
+  const query = parseInput(activitiesQuerySchema, rawQuery, "activities query");
+  const day = query.date?.toISOString().slice(0, 10);
+  const activities = fillActivitiesView(sim).filter((activity) => {
+    const at = new Date(activity.transaction_time);
+    return (!query.after || at > query.after) && (!query.until || at < query.until) && (!day || activity.transaction_time.startsWith(day));
+  });
+  if (query.direction === "desc") activities.reverse();
+  let first = 0;
+  if (query.page_token !== undefined) {
+    const index = activities.findIndex((activity) => activity.id === query.page_token);
+    if (index < 0) throw invalidRequest(`page_token: ${JSON.stringify(query.page_token)} is not an activity id from a previous page`);
+    first = index + 1;
+  }
+  return activities.slice(first, first + query.page_size);
+}
