@@ -18,7 +18,18 @@ const url = (protocols: readonly string[], example: string) =>
       }
     }, `must be a ${protocols.join("/")} URL such as ${example}`);
 
-export const port = () => z.coerce.number().int().min(0).max(65535);
+/** A whole number from the environment, between `min` and `max`. */
+export const envInt = (min: number, max: number) =>
+  z.coerce
+    .number({ error: "must be a number" })
+    .int("must be a whole number")
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`);
+
+/** A positive number (fractions allowed) from the environment, such as a number of hours. */
+export const envPositive = () => z.coerce.number({ error: "must be a number" }).positive("must be greater than 0");
+
+export const port = () => envInt(0, 65535);
 
 /** Variables every service reads. Defaults point at 127.0.0.1 so a local Redis and Postgres need no setup. */
 export const commonEnvSchema = z.object({
@@ -32,6 +43,8 @@ export const commonEnvSchema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
     .default("savepoint"),
+  /** SIGTERM/SIGINT: in-flight work gets this long to finish (final checkpoints included), then the process exits. */
+  SHUTDOWN_TIMEOUT_MS: envInt(1, 600_000).default(20_000),
 });
 export type CommonEnv = z.infer<typeof commonEnvSchema>;
 

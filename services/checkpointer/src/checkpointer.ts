@@ -5,7 +5,7 @@ import {
   waitForRedis,
   type Logger,
   type QueueName,
-  type ReadinessCheck,
+  type RunningService,
 } from "@savepoint/shared";
 import type { Registry } from "prom-client";
 import type { CheckpointerConfig } from "./config.js";
@@ -17,11 +17,8 @@ import { CheckpointStore, createPool } from "./store/checkpoint-store.js";
 import { DatabaseOutage } from "./store/database-outage.js";
 import { SnapshotWriter } from "./store/snapshot-writer.js";
 
-export interface RunningCheckpointer {
-  readiness: Record<string, ReadinessCheck>;
-  /** Stops taking jobs, finishes the ones in hand (unless Postgres is down), and closes every connection. */
-  close(): Promise<void>;
-}
+/** `close()` stops taking jobs, finishes the ones in hand (unless Postgres is down) and closes every connection. */
+export type RunningCheckpointer = RunningService;
 
 /** Wires the store, the batched writer and the three queue consumers, and starts consuming. */
 export async function startCheckpointer(config: CheckpointerConfig, logger: Logger, registry: Registry): Promise<RunningCheckpointer> {

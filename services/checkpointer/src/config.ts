@@ -1,7 +1,7 @@
-import { commonEnvSchema, DEFAULT_MAX_STATE_BYTES, port } from "@savepoint/shared";
+import { commonEnvSchema, DEFAULT_MAX_STATE_BYTES, envInt, envPositive, port } from "@savepoint/shared";
 import { z } from "zod";
 
-const positiveInt = (max: number) => z.coerce.number().int().min(1).max(max);
+const positiveInt = (max: number) => envInt(1, max);
 
 /** The checkpointer's environment; see the configuration table in README.md. */
 export const checkpointerEnvSchema = commonEnvSchema.extend({
@@ -18,10 +18,9 @@ export const checkpointerEnvSchema = commonEnvSchema.extend({
   /** How long a job stays owned by a worker that stopped renewing it (crashed) before another takes it. */
   JOB_LOCK_DURATION_MS: positiveInt(600_000).default(30_000),
   CLEANUP_KEEP_COUNT: positiveInt(1_000_000).default(100),
-  CLEANUP_OLDER_THAN_HOURS: z.coerce.number().positive().optional(),
-  CLEANUP_INTERVAL_MINUTES: z.coerce.number().positive().default(15),
+  CLEANUP_OLDER_THAN_HOURS: envPositive().optional(),
+  CLEANUP_INTERVAL_MINUTES: envPositive().default(15),
   /** Completed or stopped sessions lose all their snapshots this long after their last one. */
-  FINISHED_SESSION_TTL_HOURS: z.coerce.number().positive().default(168),
-  SHUTDOWN_TIMEOUT_MS: positiveInt(600_000).default(20_000),
+  FINISHED_SESSION_TTL_HOURS: envPositive().default(168),
 });
 export type CheckpointerConfig = z.infer<typeof checkpointerEnvSchema>;

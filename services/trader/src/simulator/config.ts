@@ -6,7 +6,7 @@ import { SYMBOL_PATTERN } from "./universe.js";
 const SYMBOL_ENTRY = /^([A-Z][A-Z0-9]{0,9}(?:\.[A-Z]{1,2})?)(?::(\d+(?:\.\d+)?))?$/;
 
 /** The standalone simulator's environment (`npm run sim -w @savepoint/trader`). */
-export const simulatorEnvSchema = commonEnvSchema.pick({ LOG_LEVEL: true, LOG_FORMAT: true }).extend({
+export const simulatorEnvSchema = commonEnvSchema.pick({ LOG_LEVEL: true, LOG_FORMAT: true, SHUTDOWN_TIMEOUT_MS: true }).extend({
   SIM_PORT: port().default(8090),
   SIM_HOST: z.string().min(1).default("0.0.0.0"),
   SIM_SEED: z.string().min(1).default("42"),
@@ -32,7 +32,6 @@ export const simulatorEnvSchema = commonEnvSchema.pick({ LOG_LEVEL: true, LOG_FO
   SIM_INITIAL_CASH: z.coerce.number().positive().default(100_000),
   SIM_MULTIPLIER: z.enum(["1", "2", "4"]).transform(Number).default(2),
   SIM_MARKET_OPEN: z.enum(["true", "false"]).transform((value) => value === "true").default(true),
-  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(1).max(600_000).default(10_000),
 });
 export type SimulatorEnv = z.infer<typeof simulatorEnvSchema>;
 

@@ -1,0 +1,86 @@
+import type { Registry } from "prom-client";
+import type { z } from "zod";
+import { ConfigError, parseEnv, redactUrl } from "./config.js";
+import { createLogger, type Logger } from "./logger.js";
+import { createMetricsRegistry, startOpsServer, type ReadinessCheck } from "./ops-server.js";
+import { GracefulShutdown } from "./shutdown.js";
+
+/** What a service's `start` hands back: how to tell it is ready, and how to stop it. */
+export interface RunningService {
+  readiness: Record<string, ReadinessCheck>;
+  close(): Promise<void>;
+}
+
+/** The variables `runService` itself reads; every service's schema extends `commonEnvSchema`, which has them. */
+interface HostEnv {
+  LOG_LEVEL: string;
+  LOG_FORMAT: "json" | "pretty";
+  SHUTDOWN_TIMEOUT_MS: number;
+  /** Where /healthz, /readyz and /metrics listen; a service without it serves its own. */
+  HTTP_PORT?: number;
+  REDIS_URL?: string;
+  DATABASE_URL?: string;
+}
+
+export interface ServiceDefinition<S extends z.ZodObject> {
+  name: string;
+  envSchema: S;
+  start(config: z.infer<S>, host: { logger: Logger; registry: Registry }): Promise<RunningService>;
+}
+
+/**
+ * The life of a service process: parse the environment (a bad variable stops it with a message naming it),
+ * log, serve /healthz /readyz /metrics, start, and on SIGTERM/SIGINT close within SHUTDOWN_TIMEOUT_MS.
+ */
+export async function runService<S extends z.ZodObject>({ name, envSchema, start }: ServiceDefinition<S>): Promise<void> {
+  let config: z.infer<S> & HostEnv;
+  try {
+    config = parseEnv(envSchema) as z.infer<S> & HostEnv;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`${name}: ${error.message}`);
+    process.exit(1);
+  }
+  const logger = createLogger({ service: name, level: config.LOG_LEVEL, format: config.LOG_FORMAT });
+  const shutdown = new GracefulShutdown(logger, config.SHUTDOWN_TIMEOUT_MS).listen();
+  process.on("unhandledRejection", (reason) => {
+    logger.fatal({ err: reason }, "unhandled rejection");
+    void shutdown.shutdown("unhandledRejection", 1);
+  });
+
+  const registry = createMetricsRegistry(name);
+  let running: RunningService | undefined;
+  const ops =
+    config.HTTP_PORT === undefined
+      ? undefined
+      : await startOpsServer({
+          port: config.HTTP_PORT,
+          service: name,
+          registry,
+          readiness: {
+            [name]: async () => {
+              if (!running) throw new Error("starting");
+              await Promise.all(Object.values(running.readiness).map((check) => check()));
+            },
+          },
+        });
+  logger.info(
+    {
+      httpPort: ops?.port,
+      redis: config.REDIS_URL && redactUrl(config.REDIS_URL),
+      database: config.DATABASE_URL && redactUrl(config.DATABASE_URL),
+    },
+    `${name} starting`,
+  );
+
+  try {
+    running = await start(config, { logger, registry });
+  } catch (error) {
+    logger.fatal({ err: error }, `${name} failed to start`);
+    await ops?.server.close();
+    process.exit(1);
+  }
+  const service = running;
+  shutdown.add(name, () => service.close());
+  if (ops) shutdown.add("ops server", () => ops.server.close());
+}
