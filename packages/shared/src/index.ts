@@ -5,6 +5,7 @@ export * from "./jobs.js";
 export * from "./checkpoint-client.js";
 export * from "./shutdown.js";
 export * from "./ops-server.js";
+export * from "./service-runner.js";
 export * from "./migrations.js";
 export * from "./schemas/snapshot.js";
 export * from "./schemas/requests.js";
