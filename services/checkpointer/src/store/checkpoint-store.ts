@@ -37,9 +37,12 @@ export function createPool({ databaseUrl, maxConnections, statementTimeoutMs }: 
  */
 const PERSIST_BATCH_SQL = `
 WITH input AS (
-  SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
-                       $8::text[], $9::int[], $10::timestamptz[], $11::text[])
-    AS t(ord, service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, state)
+  SELECT t.ord - 1 AS ord, t.service, t.session_id, t.epoch, t.seq, t.owner_id, t.kind, t.status, t.schema_version,
+         t.taken_at, s.state
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[],
+              $9::timestamptz[])
+         WITH ORDINALITY AS t(service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, ord)
+  JOIN jsonb_array_elements($10::jsonb) WITH ORDINALITY AS s(state, ord) ON s.ord = t.ord
 ),
 heads AS (
   INSERT INTO checkpoint_sessions AS s (service, session_id, owner_id, status, latest_epoch, latest_seq)
@@ -62,7 +65,7 @@ heads AS (
 ),
 stored AS (
   INSERT INTO checkpoints (service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, state)
-  SELECT i.service, i.session_id, i.epoch, i.seq, i.owner_id, i.kind, i.status, i.schema_version, i.taken_at, i.state::jsonb
+  SELECT i.service, i.session_id, i.epoch, i.seq, i.owner_id, i.kind, i.status, i.schema_version, i.taken_at, i.state
   FROM input i JOIN heads h ON h.service = i.service AND h.session_id = i.session_id
   WHERE i.epoch >= h.latest_epoch
   ON CONFLICT DO NOTHING
@@ -141,14 +144,17 @@ export class CheckpointStore {
 
   /** Persists distinct snapshots (see `dedupeBatch`) in one transaction; one outcome per snapshot, in order. */
   async persistBatch(snapshots: PendingSnapshot[]): Promise<PersistOutcome[]> {
-    const columns: unknown[][] = Array.from({ length: 11 }, () => []);
-    snapshots.forEach(({ envelope: e, stateJson }, index) => {
-      const values = [index, e.service, e.sessionId, e.epoch, e.seq, e.ownerId ?? null, e.kind, e.status, e.schemaVersion, e.takenAt, stateJson];
+    const columns: unknown[][] = Array.from({ length: 9 }, () => []);
+    for (const { envelope: e } of snapshots) {
+      const values = [e.service, e.sessionId, e.epoch, e.seq, e.ownerId ?? null, e.kind, e.status, e.schemaVersion, e.takenAt];
       values.forEach((value, column) => columns[column]!.push(value));
-    });
+    }
+    // States travel as one JSON array: already-serialized text joined as is, where a text[] parameter would be
+    // escaped element by element on the way out and parsed again as an array literal by Postgres.
+    const states = `[${snapshots.map((snapshot) => snapshot.stateJson).join(",")}]`;
     const { rows } = await this.pool.query<{ ord: number; outcome: PersistOutcome["outcome"]; highest_epoch: number }>(
       PERSIST_BATCH_SQL,
-      columns,
+      [...columns, states],
     );
     const outcomes = new Array<PersistOutcome>(snapshots.length);
     for (const row of rows) {
