@@ -152,10 +152,12 @@ export class CheckpointStore {
     // States travel as one JSON array: already-serialized text joined as is, where a text[] parameter would be
     // escaped element by element on the way out and parsed again as an array literal by Postgres.
     const states = `[${snapshots.map((snapshot) => snapshot.stateJson).join(",")}]`;
-    const { rows } = await this.pool.query<{ ord: number; outcome: PersistOutcome["outcome"]; highest_epoch: number }>(
-      PERSIST_BATCH_SQL,
-      [...columns, states],
-    );
+    const { rows } = await this.pool.query<{ ord: number; outcome: PersistOutcome["outcome"]; highest_epoch: number }>({
+      // Named, so each connection parses and plans it once: the hot path of every write.
+      name: "persist-batch",
+      text: PERSIST_BATCH_SQL,
+      values: [...columns, states],
+    });
     const outcomes = new Array<PersistOutcome>(snapshots.length);
     for (const row of rows) {
       outcomes[row.ord] =
@@ -184,11 +186,12 @@ export class CheckpointStore {
   }
 
   async latestBySession(service: string, sessionId: string): Promise<StoredSnapshot | null> {
-    const { rows } = await this.pool.query<SnapshotRow>(
-      `SELECT ${snapshotColumns("c")} FROM checkpoints c WHERE service = $1 AND session_id = $2
-       ORDER BY epoch DESC, seq DESC LIMIT 1`,
-      [service, sessionId],
-    );
+    const { rows } = await this.pool.query<SnapshotRow>({
+      name: "latest-by-session",
+      text: `SELECT ${snapshotColumns("c")} FROM checkpoints c WHERE service = $1 AND session_id = $2
+             ORDER BY epoch DESC, seq DESC LIMIT 1`,
+      values: [service, sessionId],
+    });
     return rows[0] ? toStoredSnapshot(rows[0]) : null;
   }
 
