@@ -38,7 +38,7 @@ const DIRECT_INSERT_SQL = `INSERT INTO ${DIRECT_TABLE}
   (service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, state)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
 const LATENCY_NAMES: LatencyName[] = ["confirmedSave", "restore", "noopRoundTrip", "directInsert"];
-const DRAIN_NAMES: DrainName[] = ["checkpointer", "noop", "direct"];
+const DRAIN_NAMES: DrainName[] = ["checkpointer", "noop", "directSerial", "direct"];
 
 /** Undo steps, run newest first, each whatever happened to the others; once, also on Ctrl-C. */
 class Teardown {
@@ -196,24 +196,26 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
         const envelope = snapshots.next(session("noop", index));
         return noopQueue.add("snapshot", envelope, { jobId: snapshotJobId(envelope) });
       }),
-    direct: async (count) => {
-      // Built before the clock starts, as the queued scenarios' backlogs are.
-      const rows = Array.from({ length: count }, (_, index) => directInsertParams(snapshots.next(session("direct", index))));
-      const perItemMs: number[] = [];
-      const stopMeter = await meter.start();
-      const started = performance.now();
-      await runConcurrently(count, settings.BENCH_DIRECT_CONNECTIONS, async (index) => {
-        const insertStarted = performance.now();
-        await pool.query(DIRECT_INSERT_SQL, rows[index]);
-        perItemMs.push(performance.now() - insertStarted);
-      });
-      const seconds = (performance.now() - started) / 1000;
-      return { seconds, cpu: await stopMeter(), perItemMs };
-    },
+    directSerial: (count) => drainDirect(count, 1),
+    direct: (count) => drainDirect(count, settings.BENCH_DIRECT_CONNECTIONS),
   };
 
-  // Every restore reads a session that already has a snapshot, whichever scenario runs first. Eight at a
-  // time: each confirmation waiting on the client's queue adds a listener, and Node warns past ten.
+  async function drainDirect(count: number, connections: number): Promise<Drained> {
+    // Built before the clock starts, as the queued scenarios' backlogs are.
+    const rows = Array.from({ length: count }, (_, index) => directInsertParams(snapshots.next(session("direct", index))));
+    const perItemMs: number[] = [];
+    const stopMeter = await meter.start();
+    const started = performance.now();
+    await runConcurrently(count, connections, async (index) => {
+      const insertStarted = performance.now();
+      await pool.query(DIRECT_INSERT_SQL, rows[index]);
+      perItemMs.push(performance.now() - insertStarted);
+    });
+    const seconds = (performance.now() - started) / 1000;
+    return { seconds, cpu: await stopMeter(), perItemMs };
+  }
+
+  // Every restore reads a session that already has a snapshot, whichever scenario runs first.
   await runConcurrently(settings.BENCH_SESSIONS, 8, async (index) => {
     await client.saveAndConfirm(snapshots.next(session("restore", index)));
   });
@@ -236,7 +238,7 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
     }
   }
 
-  const drains: Record<DrainName, Drained[]> = { checkpointer: [], noop: [], direct: [] };
+  const drains: Record<DrainName, Drained[]> = { checkpointer: [], noop: [], directSerial: [], direct: [] };
   const snapshotsPerRound = Math.ceil(settings.BENCH_SNAPSHOTS / settings.BENCH_ROUNDS);
   for (let round = 0; round < settings.BENCH_ROUNDS; round++) {
     for (const name of inTurn(DRAIN_NAMES, round)) drains[name].push(await drainScenarios[name](snapshotsPerRound));
@@ -268,7 +270,12 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
       noopRoundTrip: summarize(latencySamples.noopRoundTrip),
       directInsert: summarize(latencySamples.directInsert),
     },
-    throughput: { checkpointer: figures(drains.checkpointer), noop: figures(drains.noop), direct: figures(drains.direct) },
+    throughput: {
+      checkpointer: figures(drains.checkpointer),
+      noop: figures(drains.noop),
+      directSerial: figures(drains.directSerial),
+      direct: figures(drains.direct),
+    },
     batches: {
       confirmedSaves: confirmBatches,
       drain: drains.checkpointer.map((run) => run.batches!).reduce(addBatchCounters),
