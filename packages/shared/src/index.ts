@@ -9,3 +9,5 @@ export * from "./service-runner.js";
 export * from "./migrations.js";
 export * from "./schemas/snapshot.js";
 export * from "./schemas/requests.js";
+export * from "./schemas/reasoning.js";
+export * from "./decisions.js";

@@ -12,6 +12,7 @@ import {
   statsRequestSchema,
   statsResultSchema,
 } from "./schemas/requests.js";
+import { thinkPayloadSchema, thinkResultSchema } from "./schemas/reasoning.js";
 import { snapshotEnvelopeSchema, snapshotReceiptSchema } from "./schemas/snapshot.js";
 
 interface JobContract {
@@ -36,6 +37,9 @@ export const jobCatalog = {
   },
   "checkpoint-maintenance": {
     cleanup: { payload: maintenanceRequestSchema, result: maintenanceResultSchema },
+  },
+  reasoning: {
+    think: { payload: thinkPayloadSchema, result: thinkResultSchema },
   },
 } as const satisfies Record<string, Record<string, JobContract>>;
 
@@ -67,6 +71,15 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
   // A state request is answered now or not at all: the asker has a timeout and decides what to do.
   "checkpoint-requests": { attempts: 1, removeOnComplete: KEEP_COMPLETED, removeOnFail: { age: 3600, count: 1_000 } },
   "checkpoint-maintenance": { attempts: 3, backoff: { type: "exponential", delay: 5_000 }, removeOnComplete: 100, removeOnFail: 100 },
+  // Attempts are spent only by failures (model or checkpointer unavailable past their own retries); each retry
+  // resumes from the latest checkpoint. Shutdowns put the job back without spending one; crashes count as
+  // stalls, bounded by the worker's maxStalledCount.
+  reasoning: {
+    attempts: 5,
+    backoff: { type: "exponential", delay: 2_000 },
+    removeOnComplete: KEEP_COMPLETED,
+    removeOnFail: KEEP_FAILED,
+  },
 };
 
 /**

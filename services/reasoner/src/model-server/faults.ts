@@ -1,0 +1,45 @@
+import { z } from "zod";
+
+/** An error (or a stall) the next matching call gets instead of an answer. */
+export const faultSchema = z
+  .strictObject({
+    /** HTTP status to answer with, in the API's error shape. */
+    status: z.union([z.literal(429), z.literal(500), z.literal(529)]).optional(),
+    /** Hold the call this long before answering (normally), to make the client time out. */
+    hangMs: z.number().int().min(1).max(600_000).optional(),
+    /** How many calls get it. */
+    count: z.number().int().min(1).max(10_000).default(1),
+    retryAfterMs: z.number().int().min(0).optional(),
+    retryAfterSeconds: z.number().min(0).optional(),
+    /** Only calls of this session (metadata.user_id); any call when absent. */
+    sessionId: z.string().optional(),
+  })
+  .refine((fault) => (fault.status === undefined) !== (fault.hangMs === undefined), "give exactly one of status or hangMs");
+export type Fault = z.infer<typeof faultSchema>;
+
+/** Faults waiting for calls, first in first out. */
+export class FaultQueue {
+  private readonly pending: Fault[] = [];
+
+  add(fault: Fault): void {
+    this.pending.push({ ...fault });
+  }
+
+  /** The fault the call of `sessionId` gets, if any (one use of it). */
+  take(sessionId: string): Fault | undefined {
+    const index = this.pending.findIndex((fault) => fault.sessionId === undefined || fault.sessionId === sessionId);
+    if (index < 0) return undefined;
+    const fault = this.pending[index]!;
+    fault.count -= 1;
+    if (fault.count === 0) this.pending.splice(index, 1);
+    return fault;
+  }
+
+  list(): Fault[] {
+    return this.pending.map((fault) => ({ ...fault }));
+  }
+
+  clear(): void {
+    this.pending.length = 0;
+  }
+}

@@ -1,0 +1,138 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import Anthropic, { APIUserAbortError } from "@anthropic-ai/sdk";
+import { describeIssues, type Logger } from "@savepoint/shared";
+import { z } from "zod";
+import type { RetryRecord } from "../engine/thought-step.js";
+import { classifyFailure, retryDelayMs } from "./retry-policy.js";
+import {
+  ModelInterruptedError,
+  ModelRequestError,
+  ModelUnavailableError,
+  type AssistantBlock,
+  type ModelTurn,
+  type ModelTurnRequest,
+  type ReasoningModel,
+} from "./reasoning-model.js";
+
+export type ModelCallOutcome = "answered" | "retried" | "aborted" | "failed";
+
+export interface AnthropicModelOptions {
+  baseURL: string;
+  apiKey: string;
+  model: string;
+  maxTokens: number;
+  timeoutMs: number;
+  maxRetries: number;
+  maxRetryWaitMs: number;
+  logger: Logger;
+  /** Called once per HTTP call, however it ended. */
+  onCall?: (outcome: ModelCallOutcome) => void;
+}
+
+// Only the parts of a Message the reasoner relies on; other block types (thinking, server tools) are skipped.
+const messageSchema = z.object({
+  model: z.string(),
+  stop_reason: z.string().nullable(),
+  content: z.array(z.looseObject({ type: z.string() })),
+  usage: z.object({ input_tokens: z.number().int().min(0), output_tokens: z.number().int().min(0) }),
+});
+const textBlockSchema = z.object({ type: z.literal("text"), text: z.string() });
+const toolUseBlockSchema = z.object({ type: z.literal("tool_use"), id: z.string().min(1), name: z.string().min(1), input: z.json() });
+
+function sdkLogger(logger: Logger) {
+  const log = (level: "error" | "warn" | "info" | "debug") => (message: string, ...details: unknown[]) =>
+    logger[level]({ component: "anthropic-sdk", details }, message);
+  return { error: log("error"), warn: log("warn"), info: log("info"), debug: log("debug") };
+}
+
+/**
+ * The Messages API through the official SDK, pointed at Anthropic or at the local model server. Retries are
+ * done here rather than by the SDK, so each one is recorded (reason, status, wait) in the iteration's step.
+ */
+export class AnthropicModel implements ReasoningModel {
+  private readonly client: Anthropic;
+
+  constructor(private readonly options: AnthropicModelOptions) {
+    this.client = new Anthropic({
+      apiKey: options.apiKey,
+      baseURL: options.baseURL,
+      maxRetries: 0,
+      timeout: options.timeoutMs,
+      logger: sdkLogger(options.logger),
+      logLevel: "warn",
+    });
+  }
+
+  async next(request: ModelTurnRequest, signal: AbortSignal): Promise<ModelTurn> {
+    const started = Date.now();
+    const retries: RetryRecord[] = [];
+    for (let attempt = 1; ; attempt++) {
+      if (signal.aborted) throw new ModelInterruptedError("interrupted before the model call");
+      let message: unknown;
+      try {
+        message = await this.client.messages.create(
+          {
+            model: this.options.model,
+            max_tokens: this.options.maxTokens,
+            system: request.system,
+            messages: request.messages,
+            tools: request.tools,
+            tool_choice: request.toolChoice,
+            metadata: { user_id: request.sessionId },
+          },
+          { signal, timeout: this.options.timeoutMs, maxRetries: 0 },
+        );
+      } catch (error) {
+        if (error instanceof APIUserAbortError || signal.aborted) {
+          this.options.onCall?.("aborted");
+          throw new ModelInterruptedError("model call aborted");
+        }
+        const failure = classifyFailure(error);
+        const retryable = failure.reason !== undefined && attempt <= this.options.maxRetries;
+        this.options.onCall?.(retryable ? "retried" : "failed");
+        if (failure.reason === undefined) {
+          throw new ModelRequestError(
+            `the model API refused the request (status ${failure.status ?? "none"}): ${failure.message}; check ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL and ANTHROPIC_MODEL`,
+          );
+        }
+        if (!retryable) {
+          throw new ModelUnavailableError(
+            `the model API failed ${attempt} times in a row (last: ${failure.reason}, status ${failure.status ?? "none"}: ${failure.message})`,
+          );
+        }
+        const waitMs = retryDelayMs(attempt, failure, this.options.maxRetryWaitMs);
+        retries.push({ attempt, reason: failure.reason, status: failure.status, requestId: failure.requestId, waitMs });
+        await sleep(waitMs, undefined, { signal }).catch(() => {
+          throw new ModelInterruptedError("interrupted while waiting to retry the model call");
+        });
+        continue;
+      }
+      this.options.onCall?.("answered");
+      return this.toTurn(message, attempt, retries, Date.now() - started);
+    }
+  }
+
+  private toTurn(raw: unknown, calls: number, retries: RetryRecord[], ms: number): ModelTurn {
+    const parsed = messageSchema.safeParse(raw);
+    if (!parsed.success) throw new ModelUnavailableError(`the model API answered with a malformed message: ${describeIssues(parsed.error)}`);
+    const content: AssistantBlock[] = [];
+    for (const block of parsed.data.content) {
+      const text = textBlockSchema.safeParse(block);
+      if (text.success) content.push(text.data);
+      const toolUse = toolUseBlockSchema.safeParse(block);
+      if (toolUse.success) content.push(toolUse.data as AssistantBlock);
+    }
+    return {
+      content,
+      usage: {
+        model: parsed.data.model,
+        stopReason: parsed.data.stop_reason,
+        calls,
+        retries,
+        inputTokens: parsed.data.usage.input_tokens,
+        outputTokens: parsed.data.usage.output_tokens,
+        ms,
+      },
+    };
+  }
+}

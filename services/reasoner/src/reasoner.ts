@@ -1,0 +1,120 @@
+import os from "node:os";
+import {
+  CheckpointClient,
+  createRedisConnection,
+  waitForRedis,
+  type Logger,
+  type ReadinessCheck,
+} from "@savepoint/shared";
+import type { Registry } from "prom-client";
+import { modelEndpoint, type ReasonerConfig } from "./config.js";
+import { ChainOfThought } from "./engine/chain-of-thought.js";
+import { ReasonerMetrics } from "./metrics.js";
+import { AnthropicModel } from "./model/anthropic-model.js";
+import type { ReasoningModel } from "./model/reasoning-model.js";
+import { ThinkWorker } from "./queues/think-worker.js";
+import { ThinkRunner } from "./run/think-runner.js";
+import { marketAnalysisTool } from "./tools/market-analysis.js";
+import { JobContextMarketData, type MarketDataSource } from "./tools/market-data.js";
+import { LessonBook, memoryRecallTool, type MemoryStore } from "./tools/memory-recall.js";
+import { positionLookupTool } from "./tools/position-lookup.js";
+
+export interface RunningReasoner {
+  readiness: Record<string, ReadinessCheck>;
+  metrics: ReasonerMetrics;
+  /** Stops taking jobs, checkpoints and requeues the runs in hand, and closes every connection. */
+  close(): Promise<void>;
+}
+
+/** Where the reasoner gets what it does not own; the defaults are the in-repo ones. */
+export interface ReasonerSources {
+  model?: ReasoningModel;
+  market?: MarketDataSource;
+  memory?: MemoryStore;
+}
+
+/** Wires the model, the tools, the engine and the checkpoint client into a worker on `reasoning`, and starts it. */
+export async function startReasoner(
+  config: ReasonerConfig,
+  logger: Logger,
+  registry: Registry,
+  sources: ReasonerSources = {},
+): Promise<RunningReasoner> {
+  const metrics = new ReasonerMetrics(registry);
+  const endpoint = modelEndpoint(config);
+  const model =
+    sources.model ??
+    new AnthropicModel({
+      baseURL: endpoint.baseURL,
+      apiKey: endpoint.apiKey,
+      model: config.ANTHROPIC_MODEL,
+      maxTokens: config.MODEL_MAX_TOKENS,
+      timeoutMs: config.MODEL_TIMEOUT_MS,
+      maxRetries: config.MODEL_MAX_RETRIES,
+      maxRetryWaitMs: config.MODEL_MAX_RETRY_WAIT_MS,
+      logger,
+      onCall: (outcome) => metrics.modelCalls.inc({ outcome }),
+    });
+  const engine = new ChainOfThought(model, [marketAnalysisTool, positionLookupTool, memoryRecallTool(sources.memory ?? new LessonBook())]);
+
+  const producerConnection = createRedisConnection(config.REDIS_URL, "producer", "reasoner");
+  await waitForRedis(producerConnection);
+  const checkpoints = await CheckpointClient.connect({
+    redisUrl: config.REDIS_URL,
+    queuePrefix: config.QUEUE_PREFIX,
+    requestTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
+    confirmTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
+  });
+  const runner = new ThinkRunner({
+    checkpoints,
+    engine,
+    market: sources.market ?? new JobContextMarketData(),
+    metrics,
+    logger,
+    defaultMaxIterations: config.REASONER_MAX_ITERATIONS,
+    checkpointTtlMs: config.REASONER_CHECKPOINT_TTL_MS,
+    checkpointTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
+    interruptTimeoutMs: Math.min(config.CHECKPOINT_TIMEOUT_MS, Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)),
+    worker: `${os.hostname()}:${process.pid}`,
+  });
+  const workerConnection = createRedisConnection(config.REDIS_URL, "worker", "reasoner-worker");
+  const worker = new ThinkWorker({
+    connection: workerConnection,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.REASONER_CONCURRENCY,
+    lockDurationMs: config.REASONER_LOCK_DURATION_MS,
+    maxStalledCount: config.REASONER_MAX_STALLED_COUNT,
+    runner,
+    metrics,
+    logger,
+  });
+  await worker.waitUntilReady();
+  logger.info(
+    {
+      queuePrefix: config.QUEUE_PREFIX,
+      concurrency: config.REASONER_CONCURRENCY,
+      model: config.ANTHROPIC_MODEL,
+      modelBaseUrl: endpoint.baseURL,
+      localModelServer: endpoint.local,
+    },
+    "reasoner consuming reasoning",
+  );
+
+  return {
+    metrics,
+    readiness: {
+      redis: async () => {
+        await producerConnection.ping();
+      },
+      worker: async () => {
+        if (!worker.worker.isRunning()) throw new Error("the reasoning worker is not running");
+      },
+    },
+    async close() {
+      await worker.close();
+      await checkpoints.close();
+      producerConnection.disconnect();
+      workerConnection.disconnect();
+    },
+  };
+}
