@@ -18,7 +18,7 @@ SELECT s.owner_id                                               AS agent_id,
        s.status,
        s.latest_epoch                                           AS attempt,
        s.updated_at,
-       latest.state                                             AS checkpoint_state,
+       latest.state::jsonb                                      AS checkpoint_state,
        COALESCE(history.steps, '[]'::jsonb)                     AS checkpoint_history
 FROM checkpoint_sessions s
 LEFT JOIN LATERAL (
@@ -27,18 +27,18 @@ LEFT JOIN LATERAL (
   ORDER BY c.epoch DESC, c.seq DESC LIMIT 1
 ) latest ON true
 LEFT JOIN LATERAL (
-  SELECT c.state -> 'chain' AS chain FROM checkpoints c
-  WHERE c.service = s.service AND c.session_id = s.session_id AND jsonb_typeof(c.state -> 'chain') = 'number'
+  SELECT (c.state -> 'chain')::jsonb AS chain FROM checkpoints c
+  WHERE c.service = s.service AND c.session_id = s.session_id AND json_typeof(c.state -> 'chain') = 'number'
   ORDER BY c.epoch DESC, c.seq DESC LIMIT 1
 ) current_chain ON true
 LEFT JOIN LATERAL (
   SELECT jsonb_agg(step.body ORDER BY step.iteration) AS steps
   FROM (
-    SELECT DISTINCT ON (iteration) c.state -> 'step' AS body, (c.state #>> '{step,iteration}')::numeric AS iteration
+    SELECT DISTINCT ON (iteration) (c.state -> 'step')::jsonb AS body, (c.state #>> '{step,iteration}')::numeric AS iteration
     FROM checkpoints c
     WHERE c.service = s.service AND c.session_id = s.session_id
-      AND c.state -> 'chain' = current_chain.chain
-      AND jsonb_typeof(c.state #> '{step,iteration}') = 'number'
+      AND (c.state -> 'chain')::jsonb = current_chain.chain
+      AND json_typeof(c.state #> '{step,iteration}') = 'number'
     ORDER BY iteration, c.epoch DESC, c.seq DESC
   ) step
 ) history ON true

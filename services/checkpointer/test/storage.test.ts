@@ -34,7 +34,7 @@ describe("storage", () => {
     // A fixture of 200k rows written straight into the test database, to give the planner a real table.
     await env.query(`
       INSERT INTO checkpoints (service, session_id, epoch, seq, kind, status, schema_version, taken_at, state)
-      SELECT 'bulk', 'session-' || (g % 2000), 0, g, 'periodic', 'active', 1, now(), '{}'::jsonb
+      SELECT 'bulk', 'session-' || (g % 2000), 0, g, 'periodic', 'active', 1, now(), '{}'::json
       FROM generate_series(1, 200000) g`);
     await env.query("ANALYZE checkpoints");
     const { rows } = await env.query<{ "QUERY PLAN": string }>(

@@ -42,7 +42,7 @@ WITH input AS (
   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[],
               $9::timestamptz[])
          WITH ORDINALITY AS t(service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, ord)
-  JOIN jsonb_array_elements($10::jsonb) WITH ORDINALITY AS s(state, ord) ON s.ord = t.ord
+  JOIN json_array_elements($10::json) WITH ORDINALITY AS s(state, ord) ON s.ord = t.ord
 ),
 heads AS (
   INSERT INTO checkpoint_sessions AS s (service, session_id, owner_id, status, latest_epoch, latest_seq)
