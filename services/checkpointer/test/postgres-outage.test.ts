@@ -67,8 +67,18 @@ describe("Postgres unreachable mid-stream", () => {
     await vi.waitFor(async () => expect(await countStored(env)).toBe(sent.length), { timeout: 20_000, interval: 100 });
     expect(await storedKeys(env)).toEqual(sent);
 
-    const counts = await snapshots.getJobCounts("completed", "failed", "wait", "active", "delayed");
-    expect(counts).toEqual({ completed: sent.length, failed: 0, wait: 0, active: 0, delayed: 0 });
+    // A job is marked completed just after its row commits, so the counts settle a moment after the rows.
+    await vi.waitFor(
+      async () =>
+        expect(await snapshots.getJobCounts("completed", "failed", "wait", "active", "delayed")).toEqual({
+          completed: sent.length,
+          failed: 0,
+          wait: 0,
+          active: 0,
+          delayed: 0,
+        }),
+      { timeout: 10_000, interval: 100 },
+    );
     const completed = await snapshots.getJobs(["completed"]);
     expect(completed).toHaveLength(sent.length);
     // attemptsMade counts finished attempts: 1 means the first attempt completed, no retry was spent.

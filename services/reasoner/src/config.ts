@@ -1,7 +1,7 @@
-import { commonEnvSchema, MAX_ITERATIONS, MIN_ITERATIONS, port } from "@savepoint/shared";
+import { commonEnvSchema, envInt, MAX_ITERATIONS, MIN_ITERATIONS, port } from "@savepoint/shared";
 import { z } from "zod";
 
-const positiveInt = (max: number) => z.coerce.number().int().min(1).max(max);
+const positiveInt = (max: number) => envInt(1, max);
 
 /** Where the SDK goes when no ANTHROPIC_API_KEY is set: the local model server (`npm run model-server`). */
 export const LOCAL_MODEL_SERVER_URL = "http://127.0.0.1:8091";

@@ -50,9 +50,10 @@ describe("crashed and frozen reasoner processes", () => {
     const doomed = await worker();
     const job = await think(producer.queue, "agent-kill", ITERATIONS);
     await iterationsStored(env, job.id!, 4);
-    await worker();
+    // Killed first, and only then another worker started: however slow the machine, the run cannot finish first.
     await doomed.kill("SIGKILL");
     const storedAtCrash = (await storedIterations(env, job.id!)).length;
+    await worker();
 
     const result = await decisionOf(job, producer.events);
     expect(result).toMatchObject({ resumed: true, resumedAtIteration: storedAtCrash, iterations: ITERATIONS });
