@@ -46,7 +46,11 @@ export const marketContextSchema = z.strictObject({
 export type MarketContext = z.infer<typeof marketContextSchema>;
 
 export const MIN_ITERATIONS = 3;
-export const MAX_ITERATIONS = 100;
+/**
+ * Resuming replays a run's iteration snapshots, so a run must fit in what retention keeps per session
+ * (CLEANUP_KEEP_COUNT, 100 by default) with room for a claim and an interrupt snapshot per attempt.
+ */
+export const MAX_ITERATIONS = 50;
 
 /** Data of a `think` job. */
 export const thinkPayloadSchema = z.strictObject({
