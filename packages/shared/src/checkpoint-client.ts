@@ -7,6 +7,8 @@ import type { CheckpointStats, CleanupResult, HistoryRequest, LatestRequest, Sta
 import {
   DEFAULT_MAX_STATE_BYTES,
   serializeState,
+  serviceNameSchema,
+  sessionIdSchema,
   snapshotEnvelopeSchema,
   snapshotJobId,
   type SnapshotEnvelope,
@@ -41,6 +43,18 @@ export interface CheckpointClientOptions {
 type RequestJob = JobName<"checkpoint-requests">;
 
 /**
+ * KEYS[1] the session's epoch counter; ARGV[1] the lowest acceptable epoch; ARGV[2] the counter's TTL in seconds.
+ * One script, so two owners claiming at once always get different epochs.
+ */
+const CLAIM_EPOCH_SCRIPT = `
+local stored = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local claimed = math.max(stored + 1, tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], claimed, 'EX', tonumber(ARGV[2]))
+return claimed`;
+/** The counter only has to outlive concurrent claims; the checkpointer's stored epoch is the lasting fence. */
+const EPOCH_COUNTER_TTL_SECONDS = 30 * 24 * 3600;
+
+/**
  * The one way services talk to the checkpointer: save snapshots (fire-and-forget or confirmed after commit)
  * and ask for state. Inputs are checked here first, so a mistake surfaces in the caller with the field named.
  */
@@ -52,6 +66,7 @@ export class CheckpointClient {
     private readonly requests: Queue,
     private readonly requestEvents: QueueEvents,
     private readonly settings: Required<Omit<CheckpointClientOptions, "redisUrl" | "queuePrefix">>,
+    private readonly queuePrefix: string,
   ) {}
 
   static async connect(options: CheckpointClientOptions): Promise<CheckpointClient> {
@@ -71,11 +86,12 @@ export class CheckpointClient {
     // Every pending confirmation or request listens on these; many at once is normal use, not a leak.
     for (const emitter of [snapshots, requests, snapshotEvents, requestEvents]) emitter.setMaxListeners(0);
     await Promise.all([snapshotEvents.waitUntilReady(), requestEvents.waitUntilReady()]);
-    return new CheckpointClient(connection, snapshots, snapshotEvents, requests, requestEvents, {
+    const settings = {
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       confirmTimeoutMs: options.confirmTimeoutMs ?? 10_000,
       maxStateBytes: options.maxStateBytes ?? DEFAULT_MAX_STATE_BYTES,
-    });
+    };
+    return new CheckpointClient(connection, snapshots, snapshotEvents, requests, requestEvents, settings, prefix);
   }
 
   /** Queues a snapshot; resolves once Redis has it. The checkpointer persists it shortly after. */
@@ -83,9 +99,13 @@ export class CheckpointClient {
     await this.enqueueSnapshot(envelope);
   }
 
-  /** Queues a snapshot and resolves only after the checkpointer has committed it to Postgres. */
-  async saveAndConfirm(envelope: SnapshotEnvelope, options: { timeoutMs?: number } = {}): Promise<SnapshotReceipt> {
+  /**
+   * Queues a snapshot and resolves only after the checkpointer has committed it to Postgres; `onQueued` is
+   * called as soon as Redis has it.
+   */
+  async saveAndConfirm(envelope: SnapshotEnvelope, options: { timeoutMs?: number; onQueued?: () => void } = {}): Promise<SnapshotReceipt> {
     const job = await this.enqueueSnapshot(envelope);
+    options.onQueued?.();
     const timeoutMs = options.timeoutMs ?? this.settings.confirmTimeoutMs;
     return (await awaitResult(job, this.snapshotEvents, timeoutMs, "confirm snapshot")) as SnapshotReceipt;
   }
@@ -106,6 +126,25 @@ export class CheckpointClient {
 
   cleanup(request: CleanupRequest, options?: { timeoutMs?: number }): Promise<CleanupResult> {
     return this.request("cleanup", request, options);
+  }
+
+  /**
+   * Claims a new owner generation (fencing epoch) for a session: max(last claimed + 1, atLeast), atomically
+   * in Redis, so of two processes taking over the same session at once each gets its own epoch and the
+   * checkpointer refuses the lower one's snapshots once the higher one has written. Pass atLeast = the
+   * latest stored epoch + 1 so the claim also outranks owners whose claims have expired.
+   */
+  async claimEpoch(service: string, sessionId: string, atLeast = 0): Promise<number> {
+    const problems: string[] = [];
+    const serviceIssue = serviceNameSchema.safeParse(service).error?.issues[0];
+    if (serviceIssue) problems.push(`service ${JSON.stringify(service)}: ${serviceIssue.message}`);
+    const sessionIssue = sessionIdSchema.safeParse(sessionId).error?.issues[0];
+    if (sessionIssue) problems.push(`sessionId ${JSON.stringify(sessionId)}: ${sessionIssue.message}`);
+    if (!Number.isSafeInteger(atLeast) || atLeast < 0) problems.push(`atLeast: must be an integer ≥ 0 (got ${atLeast})`);
+    if (problems.length > 0) throw new CheckpointInputError(`invalid epoch claim: ${problems.join("; ")}`);
+    const key = `${this.queuePrefix}:checkpoint-epochs:${service}:${sessionId}`;
+    const claimed = await this.connection.eval(CLAIM_EPOCH_SCRIPT, 1, key, atLeast, EPOCH_COUNTER_TTL_SECONDS);
+    return Number(claimed);
   }
 
   async close(): Promise<void> {

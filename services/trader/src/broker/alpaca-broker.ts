@@ -1,0 +1,184 @@
+import { DEFAULT_RATE_LIMIT, marketData, OrdersApi, trading } from "@alpacahq/alpaca-trade-api";
+import type { z } from "zod";
+import type { BrokerConnection } from "../config.js";
+import type { Broker } from "./broker.js";
+import { BrokerReadError, describeBrokerFailure } from "./errors.js";
+import {
+  accountSchema,
+  assetSchema,
+  barsPageSchema,
+  clockSchema,
+  latestBarsSchema,
+  orderSchema,
+  ordersSchema,
+  positionsSchema,
+  type Bar,
+  type BracketRequest,
+  type BrokerOrder,
+  type MarketRequest,
+} from "./types.js";
+
+/** Alpaca's largest page of orders. */
+const ORDER_PAGE = 500;
+const BAR_PAGE = 10_000;
+/** Alpaca's free market-data plan serves the IEX feed only; the simulator accepts any. */
+const DATA_FEED = "iex";
+
+const money = (value: number) => String(Math.round(value * 100) / 100);
+
+/**
+ * The broker through the official SDK 4.x: API classes built on a Configuration whose basePath points at
+ * Alpaca or the simulator. Safe reads are retried by the SDK (408/425/429/5xx and network errors, with
+ * backoff); order submissions never are.
+ */
+export class AlpacaBroker implements Broker {
+  private readonly accounts: trading.AccountsApi;
+  private readonly ordersApi: OrdersApi;
+  private readonly positionsApi: trading.PositionsApi;
+  private readonly clockApi: trading.ClockApi;
+  private readonly assets: trading.AssetsApi;
+  private readonly stocks: marketData.StockApi;
+
+  constructor(connection: BrokerConnection) {
+    const common: trading.ConfigurationParameters = {
+      keyId: connection.keyId,
+      secret: connection.secret,
+      timeoutMs: connection.timeoutMs,
+      retry: { maxRetries: connection.readRetries, retryDelayMs: 200, maxDelayMs: 2_000 },
+      // Alpaca allows 200 requests a minute; the simulator has no limit and fast tests would only be slowed.
+      ...(connection.simulated ? {} : { rateLimit: DEFAULT_RATE_LIMIT }),
+    };
+    const tradingConfig = new trading.Configuration({ ...common, basePath: connection.tradingUrl });
+    const dataConfig = new marketData.Configuration({ ...common, basePath: connection.dataUrl });
+    this.accounts = new trading.AccountsApi(tradingConfig);
+    this.ordersApi = new OrdersApi(tradingConfig);
+    this.positionsApi = new trading.PositionsApi(tradingConfig);
+    this.clockApi = new trading.ClockApi(tradingConfig);
+    this.assets = new trading.AssetsApi(tradingConfig);
+    this.stocks = new marketData.StockApi(dataConfig);
+  }
+
+  account() {
+    return read("GET /v2/account", accountSchema, () => this.accounts.getAccount());
+  }
+
+  clock() {
+    return read("GET /v2/clock", clockSchema, () => this.clockApi.legacyClock());
+  }
+
+  async asset(symbol: string) {
+    try {
+      return await read(`GET /v2/assets/${symbol}`, assetSchema, () => this.assets.getV2AssetsSymbolOrAssetId({ symbolOrAssetId: symbol }));
+    } catch (error) {
+      if (error instanceof BrokerReadError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  positions() {
+    return read("GET /v2/positions", positionsSchema, () => this.positionsApi.getAllOpenPositions());
+  }
+
+  order(orderId: string) {
+    return read(`GET /v2/orders/${orderId}`, orderSchema, () => this.ordersApi.getOrderByOrderID({ orderId, nested: true }));
+  }
+
+  async orderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null> {
+    const operation = `GET /v2/orders:by_client_order_id?client_order_id=${clientOrderId}`;
+    let found: BrokerOrder;
+    try {
+      found = await read(operation, orderSchema, () => this.ordersApi.getOrderByClientOrderId({ clientOrderId }));
+    } catch (error) {
+      if (error instanceof BrokerReadError && error.status === 404) return null;
+      throw error;
+    }
+    // This lookup never carries legs; the order itself, asked for nested, does.
+    return found.orderClass === "bracket" ? this.order(found.id) : found;
+  }
+
+  async ordersSince(after: Date, symbols?: string[]): Promise<BrokerOrder[]> {
+    const seen = new Map<string, BrokerOrder>();
+    let cursor = after;
+    for (;;) {
+      const page = await read(`GET /v2/orders?status=all&after=${cursor.toISOString()}`, ordersSchema, () =>
+        this.ordersApi.getAllOrders({ status: "all", nested: true, direction: "asc", limit: ORDER_PAGE, after: cursor.toISOString(), symbols }),
+      );
+      const fresh = page.filter((order) => !seen.has(order.id));
+      for (const order of fresh) seen.set(order.id, order);
+      if (page.length < ORDER_PAGE) break;
+      const last = page.at(-1)!.submittedAt;
+      if (fresh.length === 0 || !last) {
+        throw new BrokerReadError(
+          "GET /v2/orders",
+          `more than ${ORDER_PAGE} orders were submitted at ${cursor.toISOString()}; they cannot be paged through by submission time`,
+        );
+      }
+      // `after` is exclusive and many orders can share a timestamp, so the next page starts just before it.
+      cursor = new Date(last.getTime() - 1);
+    }
+    return [...seen.values()];
+  }
+
+  async latestBars(symbols: string[]): Promise<Map<string, Bar>> {
+    const { bars } = await read("GET /v2/stocks/bars/latest", latestBarsSchema, () =>
+      this.stocks.stockLatestBars({ symbols: symbols.join(","), feed: DATA_FEED }),
+    );
+    return new Map(Object.entries(bars));
+  }
+
+  async barsSince(symbols: string[], start: Date): Promise<Map<string, Bar[]>> {
+    const result = new Map<string, Bar[]>(symbols.map((symbol) => [symbol, []]));
+    let pageToken: string | undefined;
+    do {
+      const page = await read("GET /v2/stocks/bars", barsPageSchema, () =>
+        this.stocks.stockBars({ symbols: symbols.join(","), timeframe: "1Min", start, limit: BAR_PAGE, feed: DATA_FEED, pageToken }),
+      );
+      for (const [symbol, bars] of Object.entries(page.bars)) result.get(symbol)?.push(...bars);
+      pageToken = page.nextPageToken ?? undefined;
+    } while (pageToken);
+    return result;
+  }
+
+  async submitBracket(request: BracketRequest): Promise<BrokerOrder> {
+    const order = await this.ordersApi.bracket({
+      symbol: request.symbol,
+      qty: request.qty,
+      side: request.side,
+      // Good till canceled, so the protective legs outlive the trading day and the process.
+      timeInForce: "gtc",
+      takeProfit: { limitPrice: money(request.takeProfit) },
+      stopLoss: { stopPrice: money(request.stopLoss) },
+      clientOrderId: request.clientOrderId,
+    });
+    return orderSchema.parse(order);
+  }
+
+  async submitMarket(request: MarketRequest): Promise<BrokerOrder> {
+    const order = await this.ordersApi.market({
+      symbol: request.symbol,
+      qty: request.qty,
+      side: request.side,
+      timeInForce: "day",
+      clientOrderId: request.clientOrderId,
+    });
+    return orderSchema.parse(order);
+  }
+
+  async cancelOrder(orderId: string): Promise<void> {
+    await this.ordersApi.deleteOrderByOrderID({ orderId });
+  }
+}
+
+/** One read: the SDK call, then the parse; either failing is a BrokerReadError naming the request. */
+async function read<S extends z.ZodType>(operation: string, schema: S, call: () => Promise<unknown>): Promise<z.output<S>> {
+  let answer: unknown;
+  try {
+    answer = await call();
+  } catch (error) {
+    const { detail, status } = describeBrokerFailure(error);
+    throw new BrokerReadError(operation, detail, status);
+  }
+  const parsed = schema.safeParse(answer);
+  if (!parsed.success) throw new BrokerReadError(operation, describeBrokerFailure(parsed.error).detail);
+  return parsed.data;
+}

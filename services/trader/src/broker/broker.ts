@@ -1,0 +1,26 @@
+import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerOrder, BrokerPosition, MarketClock, MarketRequest } from "./types.js";
+
+/**
+ * What the trader needs from a broker. Reads throw BrokerReadError when they cannot give a trustworthy
+ * answer; order submissions throw the SDK's own error, for `placeOrder` to classify.
+ */
+export interface Broker {
+  account(): Promise<BrokerAccount>;
+  clock(): Promise<MarketClock>;
+  /** The asset, or null when the broker has no such symbol (404). */
+  asset(symbol: string): Promise<BrokerAsset | null>;
+  positions(): Promise<BrokerPosition[]>;
+  /** One order with its bracket legs. */
+  order(orderId: string): Promise<BrokerOrder>;
+  /** The order placed under `clientOrderId`, with its bracket legs, or null when the broker has none. */
+  orderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null>;
+  /** Every order submitted after `after` (optionally for some symbols only), oldest first, with legs nested. */
+  ordersSince(after: Date, symbols?: string[]): Promise<BrokerOrder[]>;
+  /** The latest one-minute bar of each symbol that has one. */
+  latestBars(symbols: string[]): Promise<Map<string, Bar>>;
+  /** One-minute bars from `start` on, oldest first, per symbol. */
+  barsSince(symbols: string[], start: Date): Promise<Map<string, Bar[]>>;
+  submitBracket(request: BracketRequest): Promise<BrokerOrder>;
+  submitMarket(request: MarketRequest): Promise<BrokerOrder>;
+  cancelOrder(orderId: string): Promise<void>;
+}

@@ -1,0 +1,85 @@
+import type { Broker } from "../broker/broker.js";
+import type { BrokerOrder, BrokerPosition } from "../broker/types.js";
+import type { BrokerView } from "./reconcile.js";
+import type { OpenPosition, TradingState } from "./state.js";
+
+/** Orders are listed from a little before the session began, so clock skew cannot hide the first ones. */
+const LISTING_MARGIN_MS = 60_000;
+
+/**
+ * Everything the broker knows about the session, for resuming: every order submitted since it began, with
+ * legs nested, then positions and account (read after the orders, so a fill in between shows as a
+ * contradiction the next attempt resolves, never as a position that seems to have closed). Orders the
+ * listing does not show (a placement that got no answer, an entry from before the listing's start) are looked
+ * up by client_order_id, which re-attaches their legs. Any failed read fails the whole view.
+ */
+export async function readFullView(broker: Broker, state: TradingState): Promise<BrokerView> {
+  const since = new Date(new Date(state.identity.brokerSessionStartedAt).getTime() - LISTING_MARGIN_MS);
+  const listed = await broker.ordersSince(since);
+  const listedIds = new Set(listed.map((order) => order.clientOrderId));
+  const missing = [
+    ...[...state.pendingEntries.values()].map((entry) => entry.clientOrderId),
+    ...[...state.positions.values()].flatMap((position) => (position.orders.entryClientOrderId ? [position.orders.entryClientOrderId] : [])),
+  ].filter((clientOrderId) => !listedIds.has(clientOrderId));
+  const looked = await lookUp(broker, missing);
+  const positions = await broker.positions();
+  const account = await broker.account();
+  return { account, positions, orders: dedupe([...listed, ...looked]), complete: true, examined: new Set(), readAt: new Date() };
+}
+
+/**
+ * What one trading tick needs: account and positions, plus the orders behind anything that may have
+ * changed: pending entries, and every order of each symbol whose position the broker no longer reports as
+ * the session holds it (those symbols are `examined`). When orders are fetched, positions are read again
+ * after them; a position that changes in between is left to the next tick.
+ */
+export async function readLiveView(broker: Broker, state: TradingState): Promise<BrokerView> {
+  const account = await broker.account();
+  let positions = await broker.positions();
+  const held = new Map(positions.map((position) => [position.symbol, position]));
+
+  const byId: string[] = [];
+  const byClientOrderId: string[] = [];
+  const changedPositions: OpenPosition[] = [];
+  for (const entry of state.pendingEntries.values()) {
+    if (entry.orderId) byId.push(entry.orderId);
+    else byClientOrderId.push(entry.clientOrderId);
+  }
+  for (const position of state.positions.values()) {
+    if (!changed(position, held.get(position.symbol))) continue;
+    changedPositions.push(position);
+    if (position.orders.entryId) byId.push(position.orders.entryId);
+  }
+  const examined = new Set(changedPositions.map((position) => position.symbol));
+  if (byId.length + byClientOrderId.length + changedPositions.length === 0) {
+    return { account, positions, orders: [], complete: false, examined, readAt: new Date() };
+  }
+
+  const orders: BrokerOrder[] = [];
+  for (const orderId of byId) orders.push(await broker.order(orderId));
+  orders.push(...(await lookUp(broker, byClientOrderId)));
+  for (const position of changedPositions) {
+    const since = position.openedAt ? new Date(position.openedAt) : new Date(state.identity.brokerSessionStartedAt);
+    orders.push(...(await broker.ordersSince(new Date(since.getTime() - LISTING_MARGIN_MS), [position.symbol])));
+  }
+  positions = await broker.positions();
+  return { account, positions, orders: dedupe(orders), complete: false, examined, readAt: new Date() };
+}
+
+function changed(position: OpenPosition, broker: BrokerPosition | undefined): boolean {
+  return !broker || broker.side !== position.side || Math.abs(broker.qty) !== position.qty;
+}
+
+/** Orders by client_order_id (parent first, then nested for its legs); those the broker does not have are left out. */
+async function lookUp(broker: Broker, clientOrderIds: string[]): Promise<BrokerOrder[]> {
+  const found: BrokerOrder[] = [];
+  for (const clientOrderId of clientOrderIds) {
+    const order = await broker.orderByClientOrderId(clientOrderId);
+    if (order) found.push(order);
+  }
+  return found;
+}
+
+function dedupe(orders: BrokerOrder[]): BrokerOrder[] {
+  return [...new Map(orders.map((order) => [order.id, order])).values()];
+}

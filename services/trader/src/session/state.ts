@@ -1,0 +1,227 @@
+import { tradingSymbolSchema } from "@savepoint/shared";
+import { z } from "zod";
+
+/** Version of the checkpointed state below; bump it when its shape changes incompatibly. */
+export const TRADER_STATE_VERSION = 1;
+
+const iso = z.iso.datetime({ offset: true, error: "must be an ISO-8601 timestamp" });
+const price = z.number().positive("must be a price > 0");
+const quantity = z.number().positive("must be > 0");
+const tradeNo = z.number().int().min(1);
+export const sideSchema = z.enum(["long", "short"]);
+export type PositionSide = z.infer<typeof sideSchema>;
+
+export const strategyParamsSchema = z.strictObject({
+  kind: z.enum(["rule", "reasoner"]),
+  /** Stop-loss distance from the entry price, in percent. */
+  stopLossPct: z.number().positive().max(99),
+  /** Take-profit distance from the entry price, in percent. */
+  takeProfitPct: z.number().positive().max(1_000),
+  /** Dollars to commit per position; the quantity is the whole number of shares this buys. */
+  positionSize: z.number().positive(),
+  /** The rule strategy's momentum window, in one-minute bars. */
+  lookbackBars: z.number().int().min(1).max(500),
+  /** The rule strategy enters when momentum over the window reaches this many percent, either way. */
+  entryThresholdPct: z.number().min(0).max(100),
+});
+export type StrategyParams = z.infer<typeof strategyParamsSchema>;
+
+const openPositionSchema = z.strictObject({
+  symbol: tradingSymbolSchema,
+  side: sideSchema,
+  qty: quantity,
+  entryPrice: price,
+  stopLoss: price.nullable(),
+  takeProfit: price.nullable(),
+  /** The trade's number for its symbol in this session; its orders' client_order_ids derive from it. */
+  tradeNo,
+  /** "adopted": found at the broker without an order of this session behind it. */
+  origin: z.enum(["strategy", "adopted"]),
+  /** Broker time of the entry fill, when known. */
+  openedAt: iso.nullable(),
+  orders: z.strictObject({
+    entryId: z.string().nullable(),
+    entryClientOrderId: z.string().nullable(),
+    takeProfitId: z.string().nullable(),
+    stopLossId: z.string().nullable(),
+  }),
+});
+export type OpenPosition = z.infer<typeof openPositionSchema>;
+
+const pendingEntrySchema = z.strictObject({
+  symbol: tradingSymbolSchema,
+  side: sideSchema,
+  qty: quantity,
+  tradeNo,
+  clientOrderId: z.string(),
+  orderId: z.string().nullable(),
+  takeProfit: price.nullable(),
+  stopLoss: price.nullable(),
+  submittedAt: iso,
+  /** False when the placement got no answer and no order could be found yet: it may or may not exist. */
+  confirmed: z.boolean(),
+});
+export type PendingEntry = z.infer<typeof pendingEntrySchema>;
+
+const accountFiguresSchema = z.strictObject({
+  id: z.string(),
+  portfolioValue: z.number(),
+  buyingPower: z.number(),
+  cash: z.number(),
+  asOf: iso,
+});
+export type AccountFigures = z.infer<typeof accountFiguresSchema>;
+
+/** The `state` of every trader snapshot. */
+export const traderStateSchema = z.strictObject({
+  sessionStartedAt: iso,
+  /** The broker's clock when the session began: orders are listed from here (it may differ from ours). */
+  brokerSessionStartedAt: iso,
+  symbols: z.array(tradingSymbolSchema).min(1),
+  strategy: strategyParamsSchema,
+  account: accountFiguresSchema.nullable(),
+  positions: z.array(openPositionSchema),
+  pendingEntries: z.array(pendingEntrySchema),
+  /** Next trade number per symbol (1 when absent). */
+  nextTradeNo: z.record(z.string(), tradeNo),
+  /** Reasoning runs asked for per symbol, so a restarted trader does not reuse a run's job id. */
+  decisionRuns: z.record(z.string(), z.number().int().min(0)),
+  closedTrades: z.number().int().min(0),
+  realizedPl: z.number(),
+  takenAt: iso,
+});
+export type TraderState = z.infer<typeof traderStateSchema>;
+
+export type ExitVia = "take_profit" | "stop_loss" | "close_order" | "other_order" | "unknown";
+
+export interface ClosedTrade {
+  symbol: string;
+  side: PositionSide;
+  qty: number;
+  entryPrice: number;
+  /** Null when the broker shows the position gone but no fill that closed it. */
+  exitPrice: number | null;
+  realizedPl: number;
+  via: ExitVia;
+  tradeNo: number;
+}
+
+export const roundMoney = (value: number) => Math.round(value * 100) / 100;
+
+/** Profit or loss of closing `qty` of a position entered at `entryPrice` at `exitPrice`, in cents. */
+export function profitOf(side: PositionSide, qty: number, entryPrice: number, exitPrice: number): number {
+  return roundMoney((exitPrice - entryPrice) * qty * (side === "long" ? 1 : -1));
+}
+
+export interface SessionIdentity {
+  sessionStartedAt: string;
+  brokerSessionStartedAt: string;
+  symbols: string[];
+  strategy: StrategyParams;
+}
+
+/**
+ * The live state of one trading session: what it holds, what it has asked the broker for, and what it has
+ * realised. It changes only through the methods below, and round-trips through a snapshot's `state`.
+ */
+export class TradingState {
+  readonly positions = new Map<string, OpenPosition>();
+  readonly pendingEntries = new Map<string, PendingEntry>();
+  account: AccountFigures | null = null;
+  closedTrades = 0;
+  realizedPl = 0;
+  private readonly nextTradeNos = new Map<string, number>();
+  private readonly decisionRunCounts = new Map<string, number>();
+
+  constructor(readonly identity: SessionIdentity) {}
+
+  static fromSnapshot(state: TraderState): TradingState {
+    const restored = new TradingState({
+      sessionStartedAt: state.sessionStartedAt,
+      brokerSessionStartedAt: state.brokerSessionStartedAt,
+      symbols: state.symbols,
+      strategy: state.strategy,
+    });
+    for (const position of state.positions) restored.positions.set(position.symbol, position);
+    for (const entry of state.pendingEntries) restored.pendingEntries.set(entry.symbol, entry);
+    for (const [symbol, next] of Object.entries(state.nextTradeNo)) restored.nextTradeNos.set(symbol, next);
+    for (const [symbol, runs] of Object.entries(state.decisionRuns)) restored.decisionRunCounts.set(symbol, runs);
+    restored.account = state.account;
+    restored.closedTrades = state.closedTrades;
+    restored.realizedPl = state.realizedPl;
+    return restored;
+  }
+
+  toSnapshot(takenAt: Date): TraderState {
+    return {
+      ...this.identity,
+      account: this.account,
+      positions: [...this.positions.values()].sort((a, b) => a.symbol.localeCompare(b.symbol)),
+      pendingEntries: [...this.pendingEntries.values()].sort((a, b) => a.symbol.localeCompare(b.symbol)),
+      nextTradeNo: Object.fromEntries([...this.nextTradeNos].sort(([a], [b]) => a.localeCompare(b))),
+      decisionRuns: Object.fromEntries([...this.decisionRunCounts].sort(([a], [b]) => a.localeCompare(b))),
+      closedTrades: this.closedTrades,
+      realizedPl: this.realizedPl,
+      takenAt: takenAt.toISOString(),
+    };
+  }
+
+  /** A deep copy, so a dry run (--reconcile-only) can change it freely. */
+  clone(): TradingState {
+    return TradingState.fromSnapshot(structuredClone(this.toSnapshot(new Date())));
+  }
+
+  /** The number the symbol's next trade will have. */
+  nextTradeNo(symbol: string): number {
+    return this.nextTradeNos.get(symbol) ?? 1;
+  }
+
+  /** Records that trade `tradeNo` of the symbol exists at the broker, so its number is never used again. */
+  markTradeNoUsed(symbol: string, tradeNo: number): void {
+    if (tradeNo >= this.nextTradeNo(symbol)) this.nextTradeNos.set(symbol, tradeNo + 1);
+  }
+
+  /** Takes the next trade number for a position that needs one (an adopted position). */
+  takeTradeNo(symbol: string): number {
+    const next = this.nextTradeNo(symbol);
+    this.nextTradeNos.set(symbol, next + 1);
+    return next;
+  }
+
+  /** Counts one more reasoning run for the symbol and returns its number. */
+  nextDecisionRun(symbol: string): number {
+    const run = (this.decisionRunCounts.get(symbol) ?? 0) + 1;
+    this.decisionRunCounts.set(symbol, run);
+    return run;
+  }
+
+  /** True when the symbol has a position or an entry on its way: the strategy must not open another. */
+  isEngaged(symbol: string): boolean {
+    return this.positions.has(symbol) || this.pendingEntries.has(symbol);
+  }
+
+  open(position: OpenPosition): void {
+    this.pendingEntries.delete(position.symbol);
+    this.positions.set(position.symbol, position);
+    this.markTradeNoUsed(position.symbol, position.tradeNo);
+  }
+
+  /** Removes the position and books its profit or loss. */
+  close(symbol: string, exit: { exitPrice: number | null; qty?: number; via: ExitVia; entryPrice?: number }): ClosedTrade {
+    const position = this.positions.get(symbol);
+    if (!position) throw new Error(`cannot close ${symbol}: the session holds no position in it`);
+    const qty = exit.qty ?? position.qty;
+    const entryPrice = exit.entryPrice ?? position.entryPrice;
+    const realizedPl = exit.exitPrice === null ? 0 : profitOf(position.side, qty, entryPrice, exit.exitPrice);
+    this.positions.delete(symbol);
+    return this.book({ symbol, side: position.side, qty, entryPrice, exitPrice: exit.exitPrice, realizedPl, via: exit.via, tradeNo: position.tradeNo });
+  }
+
+  /** Books a whole trade that opened and closed without the session holding it (it happened while down). */
+  book(trade: ClosedTrade): ClosedTrade {
+    this.closedTrades += 1;
+    this.realizedPl = roundMoney(this.realizedPl + trade.realizedPl);
+    this.markTradeNoUsed(trade.symbol, trade.tradeNo);
+    return trade;
+  }
+}

@@ -1,0 +1,292 @@
+import { ApiError } from "@alpacahq/alpaca-trade-api";
+import type { Logger, SnapshotKind } from "@savepoint/shared";
+import { performance } from "node:perf_hooks";
+import type { Broker } from "../broker/broker.js";
+import { BrokerReadError } from "../broker/errors.js";
+import { placeOrder, type Placement } from "../broker/placement.js";
+import type { TraderMetrics } from "../metrics.js";
+import { BarHistory } from "../strategy/bar-history.js";
+import { planBracket } from "../strategy/bracket-plan.js";
+import type { MarketSnapshot, Signal, Strategy } from "../strategy/strategy.js";
+import { readLiveView } from "./broker-view.js";
+import { SessionTakenOverError, type SessionCheckpoints } from "./checkpoints.js";
+import { closeClientOrderId, entryClientOrderId } from "./client-order-ids.js";
+import { pendingFrom, reconcile, ReconciliationError, type Change } from "./reconcile.js";
+import { describeChange, formatPl } from "./report.js";
+import type { OpenPosition, PositionSide, TradingState } from "./state.js";
+
+export interface SessionSettings {
+  sessionId: string;
+  intervalMs: number;
+  checkpointIntervalMs: number;
+  /** Trading stops by itself after this long; null trades until stopped. */
+  durationMs: number | null;
+}
+
+export interface SessionParts {
+  broker: Broker;
+  strategy: Strategy;
+  checkpoints: SessionCheckpoints;
+  logger: Logger;
+  metrics?: TraderMetrics;
+}
+
+/** Why the trading loop ended. */
+export type SessionEnd = { reason: "completed" } | { reason: "stopped"; cause: string } | { reason: "taken_over"; error: SessionTakenOverError };
+
+/** Bars kept per symbol: the rule strategy's window, or enough recent closes for the reasoner. */
+const MIN_BARS_KEPT = 120;
+
+/**
+ * One trading session's loop: every interval a tick (market data, sync with the broker, decisions, orders),
+ * every checkpoint interval a snapshot, and one on every tick that saw fills or exits. Runs until the
+ * duration ends, `stop()` is called, or another trader takes the session over.
+ */
+export class TradingSession {
+  private readonly bars: BarHistory;
+  private stopCause: string | undefined;
+  private takenOver: SessionTakenOverError | undefined;
+  private wakeUp: (() => void) | undefined;
+
+  constructor(
+    private readonly parts: SessionParts,
+    readonly state: TradingState,
+    private readonly settings: SessionSettings,
+  ) {
+    this.bars = new BarHistory(Math.max(state.identity.strategy.lookbackBars + 1, MIN_BARS_KEPT));
+  }
+
+  get symbols(): string[] {
+    return this.state.identity.symbols;
+  }
+
+  /**
+   * Loads recent bars, so the strategy can decide on the first tick: three lookback windows for the rule
+   * strategy (minutes without trades have no bar), the closes the reasoner is shown for the reasoner.
+   */
+  async warmUp(): Promise<void> {
+    const clock = await this.parts.broker.clock();
+    const { strategy } = this.state.identity;
+    const minutes = strategy.kind === "reasoner" ? MIN_BARS_KEPT : Math.max(3 * (strategy.lookbackBars + 1), 30);
+    const history = await this.parts.broker.barsSince(this.symbols, new Date(clock.timestamp.getTime() - minutes * 60_000));
+    for (const [symbol, bars] of history) this.bars.add(symbol, bars);
+  }
+
+  async run(): Promise<SessionEnd> {
+    const deadline = this.settings.durationMs === null ? Number.POSITIVE_INFINITY : Date.now() + this.settings.durationMs;
+    let nextTick = Date.now();
+    let nextCheckpoint = Date.now() + this.settings.checkpointIntervalMs;
+    for (;;) {
+      const end = this.ended(deadline);
+      if (end) return end;
+      await this.sleepUntil(Math.min(nextTick, nextCheckpoint, deadline));
+      if (this.ended(deadline)) continue;
+      if (Date.now() >= nextTick) {
+        await this.guardedTick();
+        nextTick = Math.max(nextTick + this.settings.intervalMs, Date.now());
+      }
+      if (Date.now() >= nextCheckpoint && !this.takenOver) {
+        await this.checkpoint("periodic");
+        nextCheckpoint = Date.now() + this.settings.checkpointIntervalMs;
+      }
+    }
+  }
+
+  /** Ends the loop after the step in progress; no further orders are placed. */
+  stop(cause: string): void {
+    this.stopCause ??= cause;
+    this.wakeUp?.();
+  }
+
+  /** Another trader owns the session now: stop at once, without placing another order. */
+  takeOver(error: SessionTakenOverError): void {
+    this.takenOver ??= error;
+    this.wakeUp?.();
+  }
+
+  /**
+   * One tick: the latest bars, a sync with the broker (fills, exits, anything changed), then the strategy's
+   * decisions while the market is open. Returns what the sync changed.
+   */
+  async tick(): Promise<Change[]> {
+    const started = performance.now();
+    const { broker } = this.parts;
+    const clock = await broker.clock();
+    const changes = await this.sync();
+    // Read last, so the prices orders are priced from are as fresh as they can be.
+    for (const [symbol, bar] of await broker.latestBars(this.symbols)) this.bars.add(symbol, [bar]);
+    if (clock.isOpen) await this.act();
+    this.parts.metrics?.tickSeconds.observe((performance.now() - started) / 1000);
+    this.updateGauges();
+    return changes;
+  }
+
+  /** Snapshots the state now; durable in Redis on return (confirmation follows in the background). */
+  async checkpoint(kind: SnapshotKind): Promise<void> {
+    const started = performance.now();
+    try {
+      await this.parts.checkpoints.createCheckpoint(this.state, kind);
+    } catch (error) {
+      if (error instanceof SessionTakenOverError) {
+        this.takeOver(error);
+        return;
+      }
+      this.parts.logger.warn({ kind, problem: (error as Error).message }, "checkpoint could not be queued; the next one will carry the same state");
+      return;
+    }
+    this.parts.metrics?.checkpointSeconds.observe({ kind }, (performance.now() - started) / 1000);
+  }
+
+  private ended(deadline: number): SessionEnd | undefined {
+    if (this.takenOver) return { reason: "taken_over", error: this.takenOver };
+    if (this.stopCause !== undefined) return { reason: "stopped", cause: this.stopCause };
+    if (Date.now() >= deadline) return { reason: "completed" };
+    return undefined;
+  }
+
+  private sleepUntil(at: number): Promise<void> {
+    const ms = at - Date.now();
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.wakeUp = done;
+    });
+  }
+
+  /** A tick the broker cannot serve is skipped, not fatal: nothing is decided on answers that are missing. */
+  private async guardedTick(): Promise<void> {
+    try {
+      await this.tick();
+      this.parts.metrics?.ticks.inc({ outcome: "ok" });
+    } catch (error) {
+      if (error instanceof SessionTakenOverError) {
+        this.takeOver(error);
+        return;
+      }
+      if (!(error instanceof BrokerReadError) && !(error instanceof ReconciliationError)) throw error;
+      this.parts.metrics?.ticks.inc({ outcome: "skipped" });
+      this.parts.logger.warn({ problem: error.message }, "tick skipped: the broker could not be read reliably; trying again next tick");
+    }
+  }
+
+  private async sync(): Promise<Change[]> {
+    const view = await readLiveView(this.parts.broker, this.state);
+    const changes = reconcile(this.state, view, this.settings.sessionId);
+    for (const change of changes) this.logChange(change);
+    if (changes.length > 0) await this.checkpoint("event");
+    return changes;
+  }
+
+  private async act(): Promise<void> {
+    const { strategy } = this.parts;
+    for (const symbol of this.symbols) {
+      if (this.takenOver || this.stopCause !== undefined) return;
+      if (this.state.pendingEntries.has(symbol)) continue;
+      const market = this.bars.snapshot(symbol);
+      if (!market) continue;
+      const position = this.state.positions.get(symbol);
+      const signal = await strategy.decide(market, position ? { side: position.side, qty: position.qty, entryPrice: position.entryPrice } : null);
+      if (!position && (signal.action === "OPEN_LONG" || signal.action === "OPEN_SHORT")) {
+        await this.enter(market, signal.action === "OPEN_LONG" ? "long" : "short", signal);
+      } else if (position && signal.action === "CLOSE") {
+        await this.exit(position, signal);
+      }
+    }
+  }
+
+  private async enter(market: MarketSnapshot, side: PositionSide, signal: Signal): Promise<void> {
+    const { broker, logger } = this.parts;
+    const { symbol } = market;
+    const account = this.state.account;
+    const plan = planBracket(side, market.price, this.state.identity.strategy, account?.buyingPower ?? 0);
+    if ("skip" in plan) {
+      logger.debug({ symbol, side, problem: plan.skip }, "entry skipped");
+      return;
+    }
+    const tradeNo = this.state.nextTradeNo(symbol);
+    const clientOrderId = entryClientOrderId(this.settings.sessionId, symbol, tradeNo);
+    const placement = await placeOrder(broker, clientOrderId, () =>
+      broker.submitBracket({ clientOrderId, symbol, side: side === "long" ? "buy" : "sell", qty: plan.qty, takeProfit: plan.takeProfit, stopLoss: plan.stopLoss }),
+    );
+    this.parts.metrics?.orders.inc({ outcome: placement.outcome });
+    const described = { symbol, clientOrderId, side, qty: plan.qty, price: market.price, takeProfit: plan.takeProfit, stopLoss: plan.stopLoss, reason: signal.reason };
+    if (placement.outcome === "rejected") {
+      logger.warn({ ...described, problem: placement.reason }, "entry order rejected by the broker; nothing placed");
+      return;
+    }
+    if (account) account.buyingPower -= plan.qty * market.price;
+    if (placement.outcome === "unknown") {
+      this.state.pendingEntries.set(symbol, { symbol, side, qty: plan.qty, tradeNo, clientOrderId, orderId: null, takeProfit: plan.takeProfit, stopLoss: plan.stopLoss, submittedAt: new Date().toISOString(), confirmed: false });
+      logger.warn({ ...described, problem: placement.reason }, "entry order outcome unknown; it is looked up again next tick and its id is reused, never replaced");
+      return;
+    }
+    this.state.pendingEntries.set(symbol, pendingFrom(placement.order, symbol, tradeNo, new Date()));
+    this.state.markTradeNoUsed(symbol, tradeNo);
+    logger.info({ ...described, orderId: placement.order.id, status: placement.order.status }, placedMessage("entry", placement));
+  }
+
+  /** Closes a position at market: cancels its exit legs first (the broker holds the shares for them). */
+  private async exit(position: OpenPosition, signal: Signal): Promise<void> {
+    const { broker, logger } = this.parts;
+    const { symbol } = position;
+    const leg = position.orders.takeProfitId ?? position.orders.stopLossId;
+    if (leg) {
+      try {
+        // One leg's cancellation cancels its sibling too (one-cancels-other).
+        await broker.cancelOrder(leg);
+      } catch (error) {
+        // 422: the legs are already final (canceled by an earlier attempt, or filled, which the next sync books).
+        if (!(error instanceof ApiError && error.status === 422)) {
+          logger.warn({ symbol, problem: (error as Error).message }, "could not cancel the exit legs before closing; trying again next tick");
+          return;
+        }
+      }
+    }
+    const clientOrderId = closeClientOrderId(this.settings.sessionId, symbol, position.tradeNo);
+    const placement = await placeOrder(broker, clientOrderId, () =>
+      broker.submitMarket({ clientOrderId, symbol, side: position.side === "long" ? "sell" : "buy", qty: position.qty }),
+    );
+    this.parts.metrics?.orders.inc({ outcome: placement.outcome });
+    const described = { symbol, clientOrderId, qty: position.qty, side: position.side, reason: signal.reason };
+    if (placement.outcome === "placed" || placement.outcome === "found") {
+      logger.info({ ...described, orderId: placement.order.id }, placedMessage("close", placement));
+    } else {
+      logger.warn({ ...described, problem: placement.reason }, `close order ${placement.outcome}; the strategy's next CLOSE reuses its id`);
+    }
+  }
+
+  private logChange(change: Change): void {
+    const { logger, metrics } = this.parts;
+    metrics?.changes.inc({ kind: change.kind });
+    if (change.kind === "entry_filled") {
+      logger.info({ symbol: change.symbol, side: change.side, qty: change.qty, price: change.fillPrice, clientOrderId: change.clientOrderId }, "Entry filled");
+    } else if (change.kind === "position_closed" && change.trade.via !== "unknown") {
+      const { trade } = change;
+      logger.info(
+        { ...trade, openedUnseen: change.openedUnseen, closedTrades: this.state.closedTrades, sessionRealizedPl: this.state.realizedPl },
+        `Position closed: ${trade.symbol} ${trade.side} ${trade.qty} via ${trade.via}, realised ${formatPl(trade.realizedPl)}`,
+      );
+    } else {
+      logger.warn({ change }, `broker differs from the session: ${describeChange(change)}`);
+    }
+  }
+
+  private updateGauges(): void {
+    const { metrics } = this.parts;
+    metrics?.openPositions.set(this.state.positions.size);
+    metrics?.closedTrades.set(this.state.closedTrades);
+    metrics?.realizedPl.set(this.state.realizedPl);
+  }
+}
+
+function placedMessage(what: "entry" | "close", placement: Extract<Placement, { outcome: "placed" | "found" }>): string {
+  if (placement.outcome === "placed") return `${what} order placed`;
+  return placement.cause === "duplicate"
+    ? `${what} order already at the broker under this id (placed before a restart); tracking it instead of placing it again`
+    : `${what} order got no answer but is at the broker; tracking it`;
+}

@@ -1,0 +1,104 @@
+import { Queue, QueueEvents } from "bullmq";
+import {
+  createRedisConnection,
+  describeIssues,
+  requestDecision,
+  thinkJobId,
+  thinkResultSchema,
+  waitForRedis,
+  type Logger,
+  type ThinkResult,
+} from "@savepoint/shared";
+import { hold, type HeldPosition, type MarketSnapshot, type Signal, type Strategy } from "./strategy.js";
+
+export interface ReasonerStrategyOptions {
+  redisUrl: string;
+  queuePrefix: string;
+  /** The reasoning agent's id: its runs are `think.<agentId>.<run>`. */
+  agentId: string;
+  /** How long to wait for one run's decision before giving up on it. */
+  timeoutMs: number;
+  /** A run name never used before for this agent, e.g. "<SYMBOL>.<n>" with n counted in the session state. */
+  nextRun(symbol: string): string;
+  logger: Logger;
+}
+
+/** Keep the market context within the think job's limits. */
+const MAX_CLOSES = 250;
+
+interface Run {
+  jobId: string;
+  outcome?: { result: ThinkResult } | { error: string };
+}
+
+/**
+ * Asks the `reasoning` queue for decisions. A run takes longer than a tick, so each symbol has at most one
+ * run in flight: the tick that starts it holds, and the first tick after it finishes acts on its decision.
+ */
+export class ReasonerStrategy implements Strategy {
+  readonly kind = "reasoner";
+  private readonly runs = new Map<string, Run>();
+
+  private constructor(
+    private readonly options: ReasonerStrategyOptions,
+    private readonly connection: ReturnType<typeof createRedisConnection>,
+    private readonly queue: Queue,
+    private readonly events: QueueEvents,
+  ) {}
+
+  static async connect(options: ReasonerStrategyOptions): Promise<ReasonerStrategy> {
+    const connection = createRedisConnection(options.redisUrl, "producer", "trader-reasoning");
+    await waitForRedis(connection);
+    const queue = new Queue("reasoning", { connection, prefix: options.queuePrefix });
+    const events = new QueueEvents("reasoning", { connection: { url: options.redisUrl, maxRetriesPerRequest: null }, prefix: options.queuePrefix });
+    events.setMaxListeners(0);
+    await events.waitUntilReady();
+    return new ReasonerStrategy(options, connection, queue, events);
+  }
+
+  async decide(market: MarketSnapshot, position: HeldPosition | null): Promise<Signal> {
+    const run = this.runs.get(market.symbol);
+    if (run && !run.outcome) return hold(`waiting for reasoning run ${run.jobId}`);
+    if (run?.outcome) {
+      this.runs.delete(market.symbol);
+      if ("error" in run.outcome) return hold(`reasoning run ${run.jobId} gave no decision: ${run.outcome.error}`);
+      const { action, confidence, rationale } = run.outcome.result;
+      return { action, reason: `reasoner (${run.jobId}, confidence ${confidence}): ${rationale}` };
+    }
+    await this.startRun(market, position);
+    return hold(`asked the reasoner about ${market.symbol}`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.events.close(), this.queue.close()]);
+    this.connection.disconnect();
+  }
+
+  private async startRun(market: MarketSnapshot, position: HeldPosition | null): Promise<void> {
+    const jobId = thinkJobId(this.options.agentId, this.options.nextRun(market.symbol));
+    const closes = market.bars.map((bar) => bar.c).slice(-MAX_CLOSES);
+    const job = await requestDecision(this.queue, jobId, {
+      agentId: this.options.agentId,
+      symbol: market.symbol,
+      marketContext: {
+        price: market.price,
+        recentCloses: closes,
+        volume: market.bars.at(-1)?.v,
+        position: position ? { side: position.side, qty: position.qty, entryPrice: position.entryPrice } : null,
+        asOf: market.asOf.toISOString(),
+      },
+    });
+    const run: Run = { jobId };
+    this.runs.set(market.symbol, run);
+    job.waitUntilFinished(this.events, this.options.timeoutMs).then(
+      (value: unknown) => {
+        const parsed = thinkResultSchema.safeParse(value);
+        run.outcome = parsed.success ? { result: parsed.data } : { error: `unexpected result: ${describeIssues(parsed.error)}` };
+      },
+      (error: Error) => {
+        run.outcome = { error: error.message };
+        this.options.logger.warn({ jobId, symbol: market.symbol, problem: error.message }, "reasoning run failed; holding");
+      },
+    );
+  }
+}

@@ -1,0 +1,331 @@
+import { randomBytes } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
+import { CheckpointTimeoutError, type CheckpointClient, type Logger } from "@savepoint/shared";
+import type { Broker } from "./broker/broker.js";
+import { BrokerReadError } from "./broker/errors.js";
+import type { BrokerAccount } from "./broker/types.js";
+import { STRATEGY_FLAG_NAMES, UsageError, type SessionFlags, type TraderOptions } from "./cli/options.js";
+import type { TraderMetrics } from "./metrics.js";
+import { readFullView } from "./session/broker-view.js";
+import { RestoreError, SessionCheckpoints, SessionTakenOverError, TRADER_SERVICE, type RestoredSession } from "./session/checkpoints.js";
+import { MAX_CLIENT_ORDER_ID_LENGTH } from "./session/client-order-ids.js";
+import { reconcile, ReconciliationError } from "./session/reconcile.js";
+import type { ReconciliationReport } from "./session/report.js";
+import { logReconciliation, logResume } from "./session/resume-log.js";
+import { TradingState, type StrategyParams } from "./session/state.js";
+import { TradingSession, type SessionEnd } from "./session/trading-session.js";
+import { ReasonerStrategy } from "./strategy/reasoner-strategy.js";
+import { RuleStrategy } from "./strategy/rule-strategy.js";
+import type { Strategy } from "./strategy/strategy.js";
+
+/** The trader cannot start: the message says why and what to do. Nothing was traded. */
+export class StartupError extends Error {
+  override name = "StartupError";
+}
+
+export interface TraderContext {
+  broker: Broker;
+  client: CheckpointClient;
+  logger: Logger;
+  metrics?: TraderMetrics;
+  /** Where the reasoner strategy's `reasoning` queue is. */
+  reasoning: { redisUrl: string; queuePrefix: string; timeoutMs: number };
+}
+
+export interface TraderOutcome {
+  end: SessionEnd;
+  /** 0 after a clean stop or completion, 1 when the final checkpoint failed, 3 when taken over. */
+  exitCode: number;
+}
+
+/** How often reconciliation on start is tried before giving up, and the pause between tries. */
+const RECONCILE_ATTEMPTS = 3;
+const RECONCILE_BACKOFF_MS = 500;
+/** The final checkpoint gets this long to be confirmed on shutdown. */
+const FINAL_CHECKPOINT_TIMEOUT_MS = 10_000;
+
+/** `trader-20260105-150000-1a2b3c`: sortable by start time, unique by its random tail. */
+export function newSessionId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return `trader-${stamp}-${randomBytes(3).toString("hex")}`;
+}
+
+/**
+ * A trading session from start to end: opens a new session or resumes one (restore, fence, reconcile with
+ * the broker, confirmed first checkpoint), trades, and on the way out writes the confirmed final checkpoint.
+ */
+export class Trader {
+  private running: Promise<TraderOutcome> | undefined;
+
+  private constructor(
+    readonly session: TradingSession,
+    readonly checkpoints: SessionCheckpoints,
+    private readonly strategy: Strategy,
+    private readonly logger: Logger,
+  ) {}
+
+  get sessionId(): string {
+    return this.checkpoints.owner.sessionId;
+  }
+
+  get state(): TradingState {
+    return this.session.state;
+  }
+
+  static async open(options: TraderOptions, context: TraderContext): Promise<Trader> {
+    const { broker, client, logger } = context;
+    const account = await readAccount(broker);
+    let sessionId: string;
+    let state: TradingState;
+    let epoch: number;
+    if (options.session.kind === "new") {
+      await checkSymbols(broker, options.session.symbols);
+      const clock = await broker.clock();
+      sessionId = newSessionId();
+      state = new TradingState({
+        sessionStartedAt: new Date().toISOString(),
+        brokerSessionStartedAt: clock.timestamp.toISOString(),
+        symbols: options.session.symbols,
+        strategy: options.session.strategy,
+      });
+      epoch = await client.claimEpoch(TRADER_SERVICE, sessionId, 0);
+      logger.info({ sessionId, accountId: account.id, symbols: state.identity.symbols, strategy: state.identity.strategy }, `✓ New session: ${sessionId}`);
+    } else {
+      const restored = await restore(client, options.session, account);
+      checkSessionFlags(options.sessionFlags, restored);
+      logResume(logger, restored);
+      sessionId = restored.snapshot.sessionId;
+      state = restored.state;
+      // Above every earlier owner's epoch, and distinct from any other trader resuming the same session now.
+      epoch = await client.claimEpoch(TRADER_SERVICE, sessionId, restored.snapshot.epoch + 1);
+    }
+
+    const strategy = await createStrategy(state, sessionId, context);
+    let session: TradingSession | undefined;
+    const checkpoints = new SessionCheckpoints(client, { sessionId, ownerId: account.id, epoch }, logger, (error) => session?.takeOver(error));
+    try {
+      const report = await reconcileOnStart(broker, state, sessionId, logger);
+      logReconciliation(logger, report);
+      session = new TradingSession({ broker, strategy, checkpoints, logger, metrics: context.metrics }, state, {
+        sessionId,
+        intervalMs: options.intervalMs,
+        checkpointIntervalMs: options.checkpointIntervalMs,
+        durationMs: options.durationMs,
+      });
+      const warmUp = session.warmUp().catch((error: Error) =>
+        logger.warn({ problem: error.message }, "could not load recent bars; the strategy warms up from live bars instead"),
+      );
+      await Promise.all([firstCheckpoint(checkpoints, state, logger), warmUp]);
+    } catch (error) {
+      await strategy.close();
+      throw error;
+    }
+    logger.info(
+      { event: "trading_started", sessionId, epoch, symbols: state.identity.symbols, positions: state.positions.size, intervalMs: options.intervalMs },
+      `Trading ${state.identity.symbols.length} symbols every ${options.intervalMs / 1000}s (session ${sessionId}, epoch ${epoch})`,
+    );
+    return new Trader(session, checkpoints, strategy, logger);
+  }
+
+  /** Trades until the duration ends, `stop()` is called or the session is taken over; then checkpoints and cleans up. */
+  run(): Promise<TraderOutcome> {
+    this.running ??= this.session.run().then((end) => this.finish(end));
+    return this.running;
+  }
+
+  /** Stops trading after the step in progress and resolves once the final checkpoint is confirmed. */
+  stop(cause: string): Promise<TraderOutcome> {
+    this.session.stop(cause);
+    return this.run();
+  }
+
+  private async finish(end: SessionEnd): Promise<TraderOutcome> {
+    const { logger, checkpoints } = this;
+    try {
+      if (end.reason === "taken_over") {
+        logger.error({ sessionId: this.sessionId, epoch: checkpoints.owner.epoch }, end.error.message);
+        return { end, exitCode: 3 };
+      }
+      const completed = end.reason === "completed";
+      logger.info({ sessionId: this.sessionId, reason: end.reason }, completed ? "✓ Session duration reached; finishing" : "⟳ Shutting down gracefully...");
+      logger.info({ sessionId: this.sessionId }, "Creating final checkpoint...");
+      let exitCode = 0;
+      try {
+        await checkpoints.createConfirmedCheckpoint(this.state, completed ? "final" : "shutdown", completed ? "completed" : "interrupted", FINAL_CHECKPOINT_TIMEOUT_MS);
+      } catch (error) {
+        if (error instanceof SessionTakenOverError) {
+          logger.error({ sessionId: this.sessionId }, error.message);
+          return { end: { reason: "taken_over", error }, exitCode: 3 };
+        }
+        exitCode = 1;
+        logger.error(
+          { sessionId: this.sessionId, problem: (error as Error).message },
+          "final checkpoint not confirmed; --resume restores the last stored checkpoint and reconciles the rest with the broker",
+        );
+      }
+      logger.info({ sessionId: this.sessionId, checkpoints: checkpoints.created }, `Total checkpoints created: ${checkpoints.created}`);
+      try {
+        const deleted = await checkpoints.cleanupOldCheckpoints();
+        logger.info({ sessionId: this.sessionId, deleted }, `Cleaned up ${deleted} old checkpoints`);
+      } catch (error) {
+        logger.warn({ sessionId: this.sessionId, problem: (error as Error).message }, "old checkpoints not cleaned up; the checkpointer's retention will");
+      }
+      return { end, exitCode };
+    } finally {
+      await this.strategy.close();
+    }
+  }
+}
+
+/**
+ * --reconcile-only: compares the account's latest active or interrupted session (or the named one) with the
+ * broker and reports what a resume would change. Nothing is written and no order is placed.
+ */
+export async function reconcileOnly(options: TraderOptions, context: TraderContext): Promise<ReconciliationReport> {
+  const { broker, client, logger } = context;
+  const account = await readAccount(broker);
+  if (options.session.kind === "new") throw new UsageError("--reconcile-only needs a session to compare: the latest one, or --resume-session ID");
+  let restored: RestoredSession | undefined;
+  try {
+    restored = await restore(client, options.session, account);
+    checkSessionFlags(options.sessionFlags, restored);
+  } catch (error) {
+    if (!(error instanceof StartupError && options.session.kind === "resume")) throw error;
+    logger.warn({ accountId: account.id }, "no active or interrupted session to reconcile; comparing the broker with an empty session");
+  }
+  const clock = await broker.clock();
+  const state =
+    restored?.state.clone() ??
+    new TradingState({
+      sessionStartedAt: clock.timestamp.toISOString(),
+      brokerSessionStartedAt: clock.timestamp.toISOString(),
+      symbols: [],
+      strategy: { kind: "rule", stopLossPct: 2, takeProfitPct: 4, positionSize: 10_000, lookbackBars: 15, entryThresholdPct: 0.2 },
+    });
+  return reconcileOnStart(broker, state, restored?.snapshot.sessionId ?? null, logger);
+}
+
+async function readAccount(broker: Broker): Promise<BrokerAccount> {
+  try {
+    return await broker.account();
+  } catch (error) {
+    throw new StartupError(`cannot read the broker account: ${(error as Error).message}. Check APCA_API_BASE_URL and the API keys (or that the simulator is running).`);
+  }
+}
+
+/** Every symbol must be a tradable asset at the broker; unknown ones are named together. */
+async function checkSymbols(broker: Broker, symbols: string[]): Promise<void> {
+  const assets = await Promise.all(symbols.map(async (symbol) => ({ symbol, asset: await broker.asset(symbol) })));
+  const unknown = assets.filter(({ asset }) => asset === null).map(({ symbol }) => symbol);
+  const untradable = assets.filter(({ asset }) => asset !== null && (!asset.tradable || asset.status !== "active")).map(({ symbol }) => symbol);
+  const problems = [
+    ...(unknown.length > 0 ? [`unknown symbol${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}: the broker has no such asset`] : []),
+    ...(untradable.length > 0 ? [`${untradable.join(", ")} cannot be traded at the broker (inactive or not tradable)`] : []),
+  ];
+  if (problems.length > 0) throw new UsageError(`--symbols: ${problems.join("; ")}; check the tickers`);
+}
+
+async function restore(client: CheckpointClient, choice: Exclude<TraderOptions["session"], { kind: "new" }>, account: BrokerAccount): Promise<RestoredSession> {
+  let restored: RestoredSession | null;
+  try {
+    restored = await SessionCheckpoints.restoreFromLatestCheckpoint(client, choice.kind === "resume" ? { ownerId: account.id } : { sessionId: choice.sessionId });
+  } catch (error) {
+    if (error instanceof RestoreError || error instanceof CheckpointTimeoutError) throw new StartupError(error.message);
+    throw error;
+  }
+  if (!restored) {
+    throw new StartupError(
+      choice.kind === "resume"
+        ? `no active or interrupted trader session for account ${account.id}; start a new session (without --resume)`
+        : `no checkpoint of trader session ${choice.sessionId}; check the id (the trading_sessions view lists them)`,
+    );
+  }
+  if (restored.snapshot.ownerId !== undefined && restored.snapshot.ownerId !== account.id) {
+    throw new StartupError(
+      `session ${restored.snapshot.sessionId} belongs to account ${restored.snapshot.ownerId}, but the broker keys are for account ${account.id}; use that account's keys`,
+    );
+  }
+  if (restored.snapshot.sessionId.length + 24 > MAX_CLIENT_ORDER_ID_LENGTH) {
+    throw new StartupError(`session id ${restored.snapshot.sessionId} is too long to name its orders within Alpaca's ${MAX_CLIENT_ORDER_ID_LENGTH}-character client_order_id`);
+  }
+  return restored;
+}
+
+/** Flags given with --resume must describe the session being resumed: it keeps what it started with. */
+function checkSessionFlags(flags: SessionFlags, { snapshot, state }: RestoredSession): void {
+  const { identity } = state;
+  const problems: string[] = [];
+  if (flags.symbols && flags.symbols.join(",") !== identity.symbols.join(",")) {
+    problems.push(`--symbols ${flags.symbols.join(",")} (the session trades ${identity.symbols.join(",")})`);
+  }
+  for (const [name, value] of Object.entries(flags.strategy ?? {}) as Array<[keyof StrategyParams, unknown]>) {
+    if (identity.strategy[name] !== value) problems.push(`${STRATEGY_FLAG_NAMES[name]} ${String(value)} (the session uses ${String(identity.strategy[name])})`);
+  }
+  if (problems.length > 0) {
+    throw new UsageError(
+      `${problems.join("; ")}: session ${snapshot.sessionId} keeps the symbols and strategy parameters it started with; drop these flags to resume it, or start a new session without --resume`,
+    );
+  }
+}
+
+async function createStrategy(state: TradingState, sessionId: string, context: TraderContext): Promise<Strategy> {
+  const { strategy } = state.identity;
+  if (strategy.kind === "rule") return new RuleStrategy(strategy);
+  return ReasonerStrategy.connect({
+    ...context.reasoning,
+    agentId: sessionId,
+    nextRun: (symbol) => `${symbol}.${state.nextDecisionRun(symbol)}`,
+    logger: context.logger,
+  });
+}
+
+/**
+ * Reconciles with the broker before anything else, retrying reads that fail or contradict each other. A
+ * broker that cannot be read is never taken as flat: after the last attempt, starting fails.
+ */
+async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: string | null, logger: Logger): Promise<ReconciliationReport> {
+  const positionsBefore = state.positions.size;
+  const closedBefore = state.closedTrades;
+  const plBefore = state.realizedPl;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const view = await readFullView(broker, state);
+      const changes = reconcile(state, view, sessionId ?? "");
+      return {
+        sessionId,
+        accountId: view.account.id,
+        checkedAt: view.readAt.toISOString(),
+        positionsBefore,
+        brokerPositions: view.positions.length,
+        positionsAfter: state.positions.size,
+        closedTradesAdded: state.closedTrades - closedBefore,
+        realizedPlAdded: Math.round((state.realizedPl - plBefore) * 100) / 100,
+        changes,
+      };
+    } catch (error) {
+      if (!(error instanceof BrokerReadError) && !(error instanceof ReconciliationError)) throw error;
+      if (attempt >= RECONCILE_ATTEMPTS) {
+        throw new StartupError(
+          `could not reconcile ${sessionId ? `session ${sessionId}` : "the account"} with the broker after ${attempt} attempts: ${error.message}. ` +
+            "Nothing was traded: a failed or contradictory broker read is never taken to mean the account is flat. Try again once the broker answers.",
+        );
+      }
+      logger.warn({ attempt, problem: error.message }, "reconciliation failed; retrying");
+      await delay(RECONCILE_BACKOFF_MS * attempt);
+    }
+  }
+}
+
+/**
+ * The session's first checkpoint under this process's epoch, confirmed: it fences off any earlier owner, and
+ * a refusal as stale (SessionTakenOverError, rethrown) means another trader resumed the session at the same
+ * time and won.
+ */
+async function firstCheckpoint(checkpoints: SessionCheckpoints, state: TradingState, logger: Logger): Promise<void> {
+  try {
+    await checkpoints.createConfirmedCheckpoint(state, "event", "active");
+  } catch (error) {
+    if (error instanceof SessionTakenOverError) throw error;
+    logger.warn({ problem: (error as Error).message }, "first checkpoint not confirmed yet; it stays queued and trading goes on");
+  }
+}

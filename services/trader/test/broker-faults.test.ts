@@ -1,0 +1,177 @@
+import type { CheckpointClient } from "@savepoint/shared";
+import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseCommandLine } from "../src/cli/options.js";
+import type { RunningSimulator } from "../src/simulator/server.js";
+import { Trader } from "../src/trader.js";
+import { sdk } from "./simulator/support.js";
+import {
+  brokerHoldings,
+  captureLogger,
+  connectClient,
+  eventually,
+  sessionOrders,
+  spawnCheckpointer,
+  spawnTrader,
+  startTestSimulator,
+  stateHoldings,
+  storedSnapshot,
+  traderContext,
+  tradingStarted,
+} from "./support.js";
+
+const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
+const EAGER = ["--entry-threshold-pct", "0", "--lookback", "5", "--position-size", "5000"];
+const ONE = ["--symbols", "AAPL", ...EAGER, "--stop-loss-pct", "5", "--take-profit-pct", "5"];
+const THREE = ["--symbols", "AAPL,MSFT,GOOGL", ...EAGER, "--stop-loss-pct", "5", "--take-profit-pct", "5"];
+
+const statuses = (sim: RunningSimulator, method: string, path: string) => sim.control.requests({ method, path }).map((request) => request.status);
+/** Statuses of order listings (GET /v2/orders itself, not an order under it). */
+const listings = (sim: RunningSimulator) =>
+  sim.control
+    .requests({ method: "GET", path: "/v2/orders" })
+    .filter((request) => request.path === "/v2/orders")
+    .map((request) => request.status);
+
+describe("broker faults", () => {
+  let env: TestEnvironment;
+  let checkpointer: ServiceProcess;
+  let client: CheckpointClient;
+  let sim: RunningSimulator;
+  const processes: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment("trader-broker-faults");
+    checkpointer = await spawnCheckpointer(env);
+    client = await connectClient(env);
+  });
+  afterEach(async () => {
+    await Promise.all(processes.splice(0).map((process) => process.kill("SIGKILL")));
+    await sim?.close();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await checkpointer?.kill("SIGTERM");
+    await env?.dispose();
+  });
+
+  const trader = (args: string[]) => {
+    const process = spawnTrader(env, sim, args);
+    processes.push(process);
+    return process;
+  };
+
+  it("rides out a burst of 5xx on position reads while trading: ticks are skipped, never decided on a missing answer", async () => {
+    sim = await startTestSimulator({ seed: "burst-trading", tickIntervalMs: 40 });
+    const running = trader([...THREE, "--stop-loss-pct", "0.4", "--take-profit-pct", "0.4", ...RUN]);
+    const { sessionId } = await running.waitForLog(tradingStarted);
+    await eventually("some positions", () => (sim.control.state().positions.length > 0 ? true : undefined));
+    sim.control.injectFault({ kind: "error", count: 8, status: 503, method: "GET", path: "/v2/positions" });
+    await eventually("the burst to pass", () => (sim.control.faults().length === 0 ? true : undefined));
+    await running.waitForLog((line) => line.msg === "tick skipped: the broker could not be read reliably; trying again next tick");
+    const afterBurst = sessionOrders(sim, String(sessionId)).length;
+    await eventually("trading to go on after the burst", () => (sessionOrders(sim, String(sessionId)).length > afterBurst ? true : undefined), 20_000);
+
+    sim.control.setMarketOpen(false);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await running.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+    const final = await storedSnapshot(env, String(sessionId));
+    expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
+    expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
+  });
+
+  it("finds an entry whose POST failed after taking effect by its client_order_id instead of placing it again", async () => {
+    sim = await startTestSimulator({ seed: "post-then-502" });
+    sim.control.injectFault({ kind: "error", count: 1, status: 502, when: "after", method: "POST", path: "/v2/orders" });
+    const running = trader([...ONE, ...RUN]);
+    const { sessionId } = await running.waitForLog(tradingStarted);
+    const tracked = await running.waitForLog((line) => line.msg === "entry order got no answer but is at the broker; tracking it");
+    const clientOrderId = `${sessionId}:AAPL:1`;
+    expect(tracked).toMatchObject({ symbol: "AAPL", clientOrderId });
+
+    await eventually("the entry checkpointed as a position", async () => ((await storedSnapshot(env, String(sessionId))).state.positions.length === 1 ? true : undefined));
+    expect(statuses(sim, "POST", "/v2/orders")).toEqual([502]);
+    expect(statuses(sim, "GET", "/v2/orders:by_client_order_id")[0]).toBe(200);
+    expect(sessionOrders(sim, String(sessionId)).map((order) => order.client_order_id)).toEqual([clientOrderId]);
+  });
+
+  it("places an entry whose POST never reached the broker again under the same client_order_id", async () => {
+    sim = await startTestSimulator({ seed: "post-dropped" });
+    sim.control.injectFault({ kind: "disconnect", count: 1, when: "before", method: "POST", path: "/v2/orders" });
+    const running = trader([...ONE, ...RUN]);
+    const { sessionId } = await running.waitForLog(tradingStarted);
+    await running.waitForLog((line) => line.msg === "entry order outcome unknown; it is looked up again next tick and its id is reused, never replaced");
+    const placed = await running.waitForLog((line) => line.msg === "entry order placed");
+
+    expect(placed.clientOrderId).toBe(`${sessionId}:AAPL:1`);
+    expect(statuses(sim, "POST", "/v2/orders")).toEqual([0, 200]);
+    expect(sessionOrders(sim, String(sessionId)).map((order) => order.client_order_id)).toEqual([`${sessionId}:AAPL:1`]);
+  });
+
+  it("recognises an entry already at the broker under the id it regenerates after a restart, and tracks it", async () => {
+    sim = await startTestSimulator({ seed: "regenerated-id" });
+    const { logger, lines } = captureLogger();
+    const opened = await Trader.open(parseCommandLine([...ONE, ...RUN]), traderContext(env, sim, client, logger));
+    // As if an earlier run of this session had sent its first entry (a limit entry, still working) and died
+    // before checkpointing it, and the broker's listing had not shown it when this run reconciled.
+    const clientOrderId = `${opened.sessionId}:AAPL:1`;
+    const limit = Math.round(sim.control.price("AAPL") * 50) / 100;
+    const earlier = await sdk(sim.url).orders.bracket({
+      symbol: "AAPL",
+      qty: 5,
+      side: "buy",
+      limitPrice: limit,
+      takeProfit: { limitPrice: Math.round(limit * 120) / 100 },
+      stopLoss: { stopPrice: Math.round(limit * 80) / 100 },
+      clientOrderId,
+    });
+    const running = opened.run();
+    await eventually("the earlier entry tracked", () => (opened.state.pendingEntries.get("AAPL")?.orderId === earlier.id ? true : undefined));
+    await opened.stop("test over");
+    await running;
+
+    expect(lines.map((line) => line.msg)).toContain("entry order already at the broker under this id (placed before a restart); tracking it instead of placing it again");
+    expect(statuses(sim, "POST", "/v2/orders")).toEqual([200, 422]);
+    expect(sessionOrders(sim, opened.sessionId).map((order) => order.client_order_id)).toEqual([clientOrderId]);
+    expect(opened.state.pendingEntries.get("AAPL")).toMatchObject({ qty: 5, tradeNo: 1, confirmed: true });
+    expect(opened.state.nextTradeNo("AAPL")).toBe(2);
+  });
+
+  it("retries reconciliation through a 5xx burst on resume, then trades on", async () => {
+    sim = await startTestSimulator({ seed: "burst-resume" });
+    const first = trader([...THREE, ...RUN]);
+    const { sessionId } = await first.waitForLog(tradingStarted);
+    await eventually("a checkpoint with 3 positions", async () => ((await storedSnapshot(env, String(sessionId))).state.positions.length === 3 ? true : undefined));
+    await first.kill("SIGKILL");
+
+    // The SDK retries each read once; four failures use up two reconciliation attempts.
+    sim.control.injectFault({ kind: "error", count: 4, status: 500, method: "GET", path: "/v2/orders" });
+    const listingsBefore = listings(sim).length;
+    const resumed = trader(["--resume", ...RUN]);
+    await resumed.waitForLog(tradingStarted);
+    expect(resumed.logs.filter((line) => line.msg === "reconciliation failed; retrying").map((line) => line.attempt)).toEqual([1, 2]);
+    expect(listings(sim).slice(listingsBefore, listingsBefore + 5)).toEqual([500, 500, 500, 500, 200]);
+    expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(stateHoldings((await storedSnapshot(env, String(sessionId))).state)).toEqual(brokerHoldings(sim));
+  });
+
+  it("refuses to resume while the broker cannot report positions, placing nothing and never assuming flat", async () => {
+    sim = await startTestSimulator({ seed: "broker-down" });
+    const first = trader([...THREE, ...RUN]);
+    const { sessionId } = await first.waitForLog(tradingStarted);
+    await eventually("a checkpoint with 3 positions", async () => ((await storedSnapshot(env, String(sessionId))).state.positions.length === 3 ? true : undefined));
+    await first.kill("SIGKILL");
+    const before = await storedSnapshot(env, String(sessionId));
+    const ordersBefore = sim.control.state().orders.length;
+
+    sim.control.injectFault({ kind: "error", count: 1_000, status: 503, method: "GET", path: "/v2/positions" });
+    const resumed = trader(["--resume", ...RUN]);
+    expect(await resumed.exited).toEqual({ code: 1, signal: null });
+    expect(resumed.logs.map((line) => line.msg)).toContainEqual(
+      `could not reconcile session ${sessionId} with the broker after 3 attempts: GET /v2/positions failed: HTTP 503 (code 50300000): simulated failure: HTTP 503 injected by a simulator fault. ` +
+        "Nothing was traded: a failed or contradictory broker read is never taken to mean the account is flat. Try again once the broker answers.",
+    );
+    expect(sim.control.state().orders).toHaveLength(ordersBefore);
+    expect(await storedSnapshot(env, String(sessionId))).toMatchObject({ epoch: before.epoch, seq: before.seq });
+  });
+});

@@ -1,0 +1,138 @@
+import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseCommandLine, UsageError } from "../src/cli/options.js";
+import { brokerConnection, traderEnvSchema } from "../src/config.js";
+import type { RunningSimulator } from "../src/simulator/server.js";
+import { eventually, spawnCheckpointer, spawnTrader, startTestSimulator, tradingStarted } from "./support.js";
+import { parseEnv } from "@savepoint/shared";
+import type { ServiceProcess } from "@savepoint/shared/testing";
+
+function usageError(args: string[]): string {
+  try {
+    parseCommandLine(args);
+  } catch (error) {
+    expect(error).toBeInstanceOf(UsageError);
+    return (error as Error).message;
+  }
+  throw new Error(`expected ${args.join(" ")} to be refused`);
+}
+
+describe("trader command line", () => {
+  it("starts a new session with the seed's defaults when no flag is given", () => {
+    expect(parseCommandLine([])).toEqual({
+      session: {
+        kind: "new",
+        symbols: ["AAPL", "MSFT", "GOOGL"],
+        strategy: { kind: "rule", stopLossPct: 2, takeProfitPct: 4, positionSize: 10_000, lookbackBars: 15, entryThresholdPct: 0.2 },
+      },
+      sessionFlags: {},
+      reconcileOnly: false,
+      intervalMs: 60_000,
+      checkpointIntervalMs: 30_000,
+      durationMs: null,
+    });
+  });
+
+  it("reads the seed's flags, normalising the symbol list", () => {
+    const parsed = parseCommandLine(["--symbols", " aapl,MSFT,,msft ", "--duration", "0.5", "--interval", "0.25", "--checkpoint-interval", "10", "--strategy", "reasoner"]);
+    expect(parsed).toMatchObject({ intervalMs: 250, checkpointIntervalMs: 10_000, durationMs: 30_000 });
+    expect(parsed.session).toMatchObject({ kind: "new", symbols: ["AAPL", "MSFT"], strategy: { kind: "reasoner" } });
+  });
+
+  it("refuses a zero or negative interval, naming the flag", () => {
+    expect(usageError(["--interval", "0"])).toContain("--interval: must be a number of seconds greater than 0");
+    expect(usageError(["--interval=-5"])).toContain("--interval: must be a number of seconds greater than 0");
+    expect(usageError(["--checkpoint-interval", "soon"])).toContain('--checkpoint-interval: must be a number of seconds (got "soon")');
+    expect(usageError(["--duration", "-1"])).toContain("--duration: must be a number of minutes greater than 0");
+  });
+
+  it("refuses --resume together with --resume-session, saying which to use", () => {
+    expect(usageError(["--resume", "--resume-session", "abc"])).toContain("--resume and --resume-session conflict");
+  });
+
+  it("refuses run flags with --reconcile-only, and malformed tickers and session ids", () => {
+    expect(usageError(["--reconcile-only", "--duration", "5"])).toContain("--duration cannot be combined with --reconcile-only");
+    expect(usageError(["--symbols", "AAPL,b@d"])).toContain("--symbols: must be tickers separated by commas, such as AAPL,MSFT (not a ticker: B@D)");
+    expect(usageError(["--resume-session", "has space"])).toContain("--resume-session: must be a session id");
+    expect(usageError(["--strategy", "magic"])).toContain("--strategy: must be rule or reasoner");
+  });
+
+  it("keeps session flags given with --resume so they can be checked against the resumed session", () => {
+    const parsed = parseCommandLine(["--resume", "--symbols", "AAPL", "--stop-loss-pct", "1.5", "--interval", "5"]);
+    expect(parsed).toMatchObject({ session: { kind: "resume" }, sessionFlags: { symbols: ["AAPL"], strategy: { stopLossPct: 1.5 } }, intervalMs: 5_000 });
+    expect(parseCommandLine(["--reconcile-only"]).session).toEqual({ kind: "resume" });
+    expect(parseCommandLine(["--reconcile-only", "--resume-session", "s-1"]).session).toEqual({ kind: "resume-session", sessionId: "s-1" });
+  });
+
+  it("refuses an unknown flag", () => {
+    expect(usageError(["--symbol", "AAPL"])).toContain("unknown option '--symbol'");
+  });
+
+  it("uses the simulator with placeholder keys when no Alpaca keys are set, and Alpaca paper trading when they are", () => {
+    expect(brokerConnection(parseEnv(traderEnvSchema, {}))).toMatchObject({ tradingUrl: "http://127.0.0.1:8090", dataUrl: "http://127.0.0.1:8090", simulated: true });
+    expect(brokerConnection(parseEnv(traderEnvSchema, { APCA_API_BASE_URL: "http://sim:8090/v2/" }))).toMatchObject({ tradingUrl: "http://sim:8090", dataUrl: "http://sim:8090" });
+    expect(brokerConnection(parseEnv(traderEnvSchema, { APCA_API_KEY_ID: "id", APCA_API_SECRET_KEY: "secret" }))).toMatchObject({
+      tradingUrl: "https://paper-api.alpaca.markets",
+      dataUrl: "https://data.alpaca.markets",
+      simulated: false,
+    });
+    expect(() => parseEnv(traderEnvSchema, { APCA_API_KEY_ID: "id" })).toThrow(/APCA_API_SECRET_KEY: must be set together with the other Alpaca key/);
+    expect(parseEnv(traderEnvSchema, {}).HTTP_PORT).toBe(8082);
+  });
+});
+
+describe("trader process start-up errors", () => {
+  let env: TestEnvironment;
+  let sim: RunningSimulator;
+  let checkpointer: ServiceProcess;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment("trader-cli");
+    [sim, checkpointer] = await Promise.all([startTestSimulator(), spawnCheckpointer(env)]);
+  });
+  afterAll(async () => {
+    await checkpointer?.kill("SIGTERM");
+    await sim?.close();
+    await env?.dispose();
+  });
+
+  it("exits 2 on a bad flag before touching the broker", async () => {
+    const trader = spawnTrader(env, sim, ["--interval", "0"]);
+    expect(await trader.exited).toEqual({ code: 2, signal: null });
+    expect(trader.output.join("\n")).toContain("--interval: must be a number of seconds greater than 0");
+    expect(sim.control.requests()).toEqual([]);
+  });
+
+  it("exits 2 naming a symbol the broker does not list, having placed nothing", async () => {
+    const trader = spawnTrader(env, sim, ["--symbols", "AAPL,NOPE,ZZZZ"]);
+    expect(await trader.exited).toEqual({ code: 2, signal: null });
+    expect(trader.output.join("\n")).toContain("--symbols: unknown symbols NOPE, ZZZZ: the broker has no such asset; check the tickers");
+    expect(sim.control.requests({ path: "/v2/assets/NOPE" }).map((request) => request.status)).toEqual([404]);
+    expect(sim.control.state().orders).toEqual([]);
+  });
+
+  it("exits 1 with a clear message when --resume finds no session for the account", async () => {
+    const trader = spawnTrader(env, sim, ["--resume"]);
+    expect(await trader.exited).toEqual({ code: 1, signal: null });
+    expect(trader.logs.map((line) => line.msg)).toContainEqual(expect.stringMatching(/^no active or interrupted trader session for account [0-9a-f-]+; start a new session \(without --resume\)$/));
+  });
+
+  it("serves /healthz, /readyz and /metrics while trading", async () => {
+    const trader = spawnTrader(env, sim, ["--symbols", "AAPL", "--interval", "0.1", "--entry-threshold-pct", "100"]);
+    try {
+      const port = (await trader.waitForLog((line) => typeof line.httpPort === "number")).httpPort;
+      await trader.waitForLog(tradingStarted);
+      const get = (path: string) => fetch(`http://127.0.0.1:${String(port)}${path}`);
+      expect(await (await get("/healthz")).json()).toEqual({ status: "ok", service: "trader" });
+      expect(await (await get("/readyz")).json()).toEqual({ status: "ready", checks: { trading: "ok" } });
+      const metrics = await eventually("a counted tick", async () => {
+        const text = await (await get("/metrics")).text();
+        return /savepoint_trader_ticks_total\{[^}]*outcome="ok"[^}]*\} [1-9]/.test(text) ? text : undefined;
+      });
+      expect(metrics).toContain("savepoint_trader_tick_seconds_bucket");
+      expect(metrics).toContain('savepoint_trader_open_positions{service="trader"} 0');
+    } finally {
+      await trader.kill("SIGTERM");
+    }
+  });
+});

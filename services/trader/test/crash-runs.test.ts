@@ -1,0 +1,111 @@
+import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { RunningSimulator } from "../src/simulator/server.js";
+import { brokerHoldings, spawnCheckpointer, spawnTrader, startTestSimulator, stateHoldings, storedSnapshot, tradingStarted } from "./support.js";
+
+const RUNS = 8;
+const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
+const SESSION = ["--symbols", "AAPL,MSFT,TSLA,NVDA", "--entry-threshold-pct", "0", "--lookback", "5", "--position-size", "4000", "--stop-loss-pct", "0.3", "--take-profit-pct", "0.3"];
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const between = (low: number, high: number) => Math.round(low + Math.random() * (high - low));
+
+/**
+ * Walks the broker's fills in order and returns every moment a symbol was entered while already held, or
+ * exited while flat: either would mean an order of the session was placed twice.
+ */
+function doubledOrders(sim: RunningSimulator): string[] {
+  const { fills, orders } = sim.control.state();
+  const intentOf = new Map(orders.map((order) => [order.id, String(order.position_intent)]));
+  const held = new Set<string>();
+  const problems: string[] = [];
+  for (const fill of fills) {
+    const opening = intentOf.get(fill.order_id)!.endsWith("_to_open");
+    if (opening === held.has(fill.symbol)) problems.push(`${fill.symbol} ${opening ? "entered while held" : "exited while flat"} at ${fill.transaction_time}`);
+    if (opening) held.add(fill.symbol);
+    else held.delete(fill.symbol);
+  }
+  return problems;
+}
+
+/** This session's entry orders per symbol, by trade number: each number used once, none skipped. */
+function tradeNumbers(sim: RunningSimulator, sessionId: string): Record<string, number[]> {
+  const numbers: Record<string, number[]> = {};
+  for (const order of sim.control.state().orders) {
+    const match = new RegExp(`^${sessionId}:([A-Z]+):(\\d+)$`).exec(String(order.client_order_id));
+    if (match) (numbers[match[1]!] ??= []).push(Number(match[2]));
+  }
+  return numbers;
+}
+
+describe("SIGKILL at randomised moments", () => {
+  let env: TestEnvironment;
+  let checkpointer: ServiceProcess;
+  let sim: RunningSimulator | undefined;
+  const processes: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment("trader-crash-runs");
+    checkpointer = await spawnCheckpointer(env);
+  });
+  afterEach(async () => {
+    await Promise.all(processes.splice(0).map((process) => process.kill("SIGKILL")));
+    await sim?.close();
+  });
+  afterAll(async () => {
+    await checkpointer?.kill("SIGTERM");
+    await env?.dispose();
+  });
+
+  const trader = (args: string[]) => {
+    const process = spawnTrader(env, sim!, args);
+    processes.push(process);
+    return process;
+  };
+
+  /**
+   * Every run is killed once while trading; every other run is also killed again while the first resume is
+   * starting up (restoring, reconciling or just trading again), and resumed once more.
+   */
+  const runs = Array.from({ length: RUNS }, (_, index) => {
+    const killAfterMs = between(100, 1_000);
+    const downMs = between(0, 300);
+    const killResumeAfterMs = index % 2 === 1 ? between(0, 1_500) : null;
+    const moments = `killed ${killAfterMs} ms into trading, down ${downMs} ms${killResumeAfterMs === null ? "" : `, its resume killed after ${killResumeAfterMs} ms`}`;
+    return { description: `run ${index + 1}: ${moments}`, seed: `crash-run-${index}`, killAfterMs, downMs, killResumeAfterMs };
+  });
+
+  it.each(runs)(
+    "$description: after --resume the session matches the broker, nothing was placed twice",
+    async ({ seed, killAfterMs, downMs, killResumeAfterMs }) => {
+      sim = await startTestSimulator({ seed, tickIntervalMs: 40 });
+      const first = trader([...SESSION, ...RUN]);
+      const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
+      await pause(killAfterMs);
+      await first.kill("SIGKILL");
+      await pause(downMs);
+      if (killResumeAfterMs !== null) {
+        const interrupted = trader(["--resume", ...RUN]);
+        await pause(killResumeAfterMs);
+        await interrupted.kill("SIGKILL");
+      }
+
+      const resumed = trader(["--resume", ...RUN]);
+      await resumed.waitForLog(tradingStarted);
+      await pause(between(150, 400));
+      sim.control.setMarketOpen(false);
+      await pause(250);
+      expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+
+      const final = await storedSnapshot(env, sessionId);
+      expect(final.kind).toBe("shutdown");
+      expect(final.epoch).toBeGreaterThanOrEqual(1);
+      expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
+      expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
+      expect(doubledOrders(sim)).toEqual([]);
+      for (const [symbol, numbers] of Object.entries(tradeNumbers(sim, sessionId))) {
+        expect(numbers, symbol).toEqual(numbers.map((_, index) => index + 1));
+        expect(final.state.nextTradeNo[symbol], symbol).toBe(numbers.length + 1);
+      }
+    },
+  );
+});

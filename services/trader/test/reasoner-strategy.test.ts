@@ -1,0 +1,108 @@
+import { Worker } from "bullmq";
+import { createJobProcessor, JobRejectedError, type CheckpointClient, type Decision, type ThinkPayload } from "@savepoint/shared";
+import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseCommandLine } from "../src/cli/options.js";
+import type { RunningSimulator } from "../src/simulator/server.js";
+import { Trader } from "../src/trader.js";
+import { captureLogger, connectClient, eventually, sessionOrders, spawnCheckpointer, startTestSimulator, traderContext } from "./support.js";
+
+const ARGS = ["--strategy", "reasoner", "--symbols", "AAPL", "--interval", "0.05", "--checkpoint-interval", "60", "--position-size", "2000"];
+
+/**
+ * A stand-in for the reasoner: a real BullMQ worker on the `reasoning` queue, speaking the job catalog's
+ * `think` contract, answering from a script of decisions.
+ */
+function reasoningWorker(env: TestEnvironment, decide: (payload: ThinkPayload, run: number) => Decision) {
+  const jobs: Array<{ id: string; payload: ThinkPayload }> = [];
+  const worker = new Worker(
+    "reasoning",
+    createJobProcessor("reasoning", {
+      think: async (payload, job) => {
+        jobs.push({ id: job.id!, payload });
+        const decision = decide(payload, jobs.length);
+        return { ...decision, sessionId: job.id!, iterations: 3, resumed: false, resumedAtIteration: 0, modelCalls: 3, modelCallsSaved: 0, limitReached: false };
+      },
+    }),
+    { connection: { url: env.redisUrl, maxRetriesPerRequest: null }, prefix: env.queuePrefix },
+  );
+  return { worker, jobs };
+}
+
+describe("reasoner strategy", () => {
+  let env: TestEnvironment;
+  let checkpointer: ServiceProcess;
+  let client: CheckpointClient;
+  let sim: RunningSimulator;
+  let worker: Worker | undefined;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment("trader-reasoner");
+    checkpointer = await spawnCheckpointer(env);
+    client = await connectClient(env);
+  });
+  afterEach(async () => {
+    await worker?.close();
+    await sim?.close();
+  });
+  afterAll(async () => {
+    await client?.close();
+    await checkpointer?.kill("SIGTERM");
+    await env?.dispose();
+  });
+
+  it("opens and closes positions on the reasoner's decisions, asking through the reasoning queue", async () => {
+    sim = await startTestSimulator({ seed: "reasoner" });
+    const script: Decision["action"][] = ["OPEN_LONG", "CLOSE"];
+    const reasoner = reasoningWorker(env, (_payload, run) => ({ action: script[run - 1] ?? "HOLD", confidence: 0.8, rationale: `scripted decision ${run}` }));
+    worker = reasoner.worker;
+    const { logger } = captureLogger();
+    const trader = await Trader.open(parseCommandLine(ARGS), traderContext(env, sim, client, logger));
+    const running = trader.run();
+
+    await eventually("the trade opened and closed", () => (trader.state.closedTrades === 1 ? true : undefined));
+    await trader.stop("test over");
+    await running;
+
+    const [first, second] = reasoner.jobs;
+    expect(first).toMatchObject({
+      id: `think.${trader.sessionId}.AAPL.1`,
+      payload: { agentId: trader.sessionId, symbol: "AAPL", marketContext: { position: null } },
+    });
+    expect(first!.payload.marketContext.price).toBeGreaterThan(0);
+    expect(first!.payload.marketContext.recentCloses?.length).toBeGreaterThan(10);
+    expect(second).toMatchObject({ id: `think.${trader.sessionId}.AAPL.2`, payload: { marketContext: { position: { side: "long", qty: 10 } } } });
+
+    expect(sessionOrders(sim, trader.sessionId).map((order) => [order.client_order_id, order.status])).toEqual([
+      [`${trader.sessionId}:AAPL:1`, "filled"],
+      [`${trader.sessionId}:AAPL:1:close`, "filled"],
+    ]);
+    expect(sim.control.state().orders.filter((order) => order.order_class === "bracket" && order.position_intent === "sell_to_close").map((leg) => leg.status)).toEqual([
+      "canceled",
+      "canceled",
+    ]);
+    expect(trader.state.positions.size).toBe(0);
+    expect(trader.state.realizedPl).toBe(sim.control.state().realizedPl);
+    expect(trader.state.toSnapshot(new Date()).decisionRuns.AAPL).toBeGreaterThanOrEqual(2);
+  });
+
+  it("holds when a reasoning run fails, and asks again with a new run", async () => {
+    sim = await startTestSimulator({ seed: "reasoner-failing" });
+    const reasoner = reasoningWorker(env, (_payload, run) => {
+      if (run === 1) throw new JobRejectedError("model_unavailable", "no model answered");
+      return { action: "HOLD", confidence: 0.5, rationale: "nothing to do" };
+    });
+    worker = reasoner.worker;
+    const { logger, lines } = captureLogger();
+    const trader = await Trader.open(parseCommandLine(ARGS), traderContext(env, sim, client, logger));
+    const running = trader.run();
+
+    await eventually("a second run", () => (reasoner.jobs.length >= 2 ? true : undefined));
+    await trader.stop("test over");
+    await running;
+
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "reasoning run failed; holding", jobId: `think.${trader.sessionId}.AAPL.1`, problem: "no model answered" }));
+    expect(reasoner.jobs[1]!.id).toBe(`think.${trader.sessionId}.AAPL.2`);
+    expect(sessionOrders(sim, trader.sessionId)).toEqual([]);
+  });
+});

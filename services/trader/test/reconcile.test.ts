@@ -1,0 +1,216 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
+import type { Broker } from "../src/broker/broker.js";
+import { BrokerReadError } from "../src/broker/errors.js";
+import { readFullView, readLiveView } from "../src/session/broker-view.js";
+import { entryClientOrderId } from "../src/session/client-order-ids.js";
+import { pendingFrom, reconcile, ReconciliationError } from "../src/session/reconcile.js";
+import { TradingState } from "../src/session/state.js";
+import type { RunningSimulator } from "../src/simulator/server.js";
+import { sdk } from "./simulator/support.js";
+import { START, startTestSimulator } from "./support.js";
+
+const SESSION = "trader-20260105-153000-abcdef";
+const cents = (value: number) => Math.round(value * 100) / 100;
+
+describe("reconciliation with the broker", () => {
+  let sim: RunningSimulator;
+  let broker: AlpacaBroker;
+
+  beforeEach(async () => {
+    sim = await startTestSimulator();
+    broker = new AlpacaBroker({ tradingUrl: sim.url, dataUrl: sim.url, keyId: "k", secret: "s", simulated: true, timeoutMs: 5_000, readRetries: 0 });
+  });
+  afterEach(async () => {
+    await sim?.close();
+  });
+
+  const newState = (brokerSessionStartedAt = START) =>
+    new TradingState({
+      sessionStartedAt: new Date().toISOString(),
+      brokerSessionStartedAt: brokerSessionStartedAt.toISOString(),
+      symbols: ["AAPL", "MSFT"],
+      strategy: { kind: "rule", stopLossPct: 5, takeProfitPct: 5, positionSize: 2_000, lookbackBars: 5, entryThresholdPct: 0 },
+    });
+
+  /** Places the session's next bracket entry for `symbol` the way the trading loop does, and records it as pending. */
+  async function placeEntry(state: TradingState, symbol: string, qty = 10) {
+    const price = sim.control.price(symbol);
+    const tradeNo = state.nextTradeNo(symbol);
+    const clientOrderId = entryClientOrderId(SESSION, symbol, tradeNo);
+    const order = await broker.submitBracket({ clientOrderId, symbol, side: "buy", qty, takeProfit: cents(price * 1.05), stopLoss: cents(price * 0.95) });
+    state.pendingEntries.set(symbol, pendingFrom(order, symbol, tradeNo, new Date()));
+    state.markTradeNoUsed(symbol, tradeNo);
+    return order;
+  }
+
+  /** One sync of the trading loop. */
+  const sync = async (state: TradingState, via: Broker = broker) => reconcile(state, await readLiveView(via, state), SESSION);
+  /** Reconciliation on resume. */
+  const resume = async (state: TradingState, via: Broker = broker) => reconcile(state, await readFullView(via, state), SESSION);
+
+  it("adopts a position held at the broker but unknown to the session, giving it a trade number", async () => {
+    const state = newState();
+    await broker.submitMarket({ clientOrderId: "bought-by-hand", symbol: "MSFT", side: "buy", qty: 3 });
+    const price = sim.control.price("MSFT");
+
+    expect(await resume(state)).toEqual([{ kind: "position_adopted", symbol: "MSFT", side: "long", qty: 3, avgEntryPrice: price }]);
+    expect(state.positions.get("MSFT")).toMatchObject({ origin: "adopted", tradeNo: 1, qty: 3, entryPrice: price, stopLoss: null, takeProfit: null });
+    expect(state.nextTradeNo("MSFT")).toBe(2);
+  });
+
+  it("records a position closed at the broker while down from its take-profit fill, with the broker's P&L", async () => {
+    const state = newState();
+    const entry = await placeEntry(state, "AAPL");
+    await sync(state);
+    const checkpoint = state.clone();
+    const position = checkpoint.positions.get("AAPL")!;
+    expect(position).toMatchObject({ qty: 10, orders: { entryId: entry.id } });
+
+    sim.control.setPrice("AAPL", position.takeProfit! + 0.4);
+    const changes = await resume(checkpoint);
+    const exit = sim.control.state().fills.at(-1)!;
+    expect(changes).toEqual([
+      {
+        kind: "position_closed",
+        openedUnseen: false,
+        trade: { symbol: "AAPL", side: "long", qty: 10, entryPrice: position.entryPrice, exitPrice: Number(exit.price), realizedPl: sim.control.state().realizedPl, via: "take_profit", tradeNo: 1 },
+      },
+    ]);
+    expect(checkpoint.positions.size).toBe(0);
+    expect([checkpoint.closedTrades, checkpoint.realizedPl]).toEqual([1, sim.control.state().realizedPl]);
+  });
+
+  it("books a close made outside the session from that order's fill", async () => {
+    const state = newState();
+    const entry = await placeEntry(state, "AAPL");
+    await sync(state);
+    const checkpoint = state.clone();
+    const legs = (await broker.order(entry.id)).legs;
+    await broker.cancelOrder(legs[0]!.id);
+    sim.control.setPrice("AAPL", sim.control.price("AAPL") - 1.5);
+    await broker.submitMarket({ clientOrderId: "closed-by-hand", symbol: "AAPL", side: "sell", qty: 10 });
+
+    const [closed, ...rest] = await resume(checkpoint);
+    expect(rest).toEqual([]);
+    expect(closed).toMatchObject({ kind: "position_closed", trade: { via: "other_order", qty: 10, exitPrice: sim.control.price("AAPL"), realizedPl: sim.control.state().realizedPl } });
+    expect(sim.control.state().realizedPl).toBeLessThan(0);
+  });
+
+  it("takes the broker's quantity and average price when they differ from the session's", async () => {
+    const state = newState();
+    await placeEntry(state, "AAPL");
+    await sync(state);
+    await broker.submitMarket({ clientOrderId: "topped-up-by-hand", symbol: "AAPL", side: "buy", qty: 5 });
+    const held = sim.control.state().positions[0]!;
+
+    expect(await resume(state)).toEqual([{ kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "long", qty: 15 } }]);
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 15, entryPrice: Number(held.avg_entry_price), origin: "strategy", tradeNo: 1 });
+  });
+
+  it("settles entries that filled or were canceled while the session was down", async () => {
+    sim.control.setMarketOpen(false);
+    const state = newState();
+    const aapl = await placeEntry(state, "AAPL");
+    const msft = await placeEntry(state, "MSFT", 2);
+    const checkpoint = state.clone();
+
+    await broker.cancelOrder(msft.id);
+    sim.control.setMarketOpen(true);
+    const changes = await resume(checkpoint);
+    expect(changes).toEqual([
+      { kind: "entry_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: aapl.clientOrderId, side: "long", qty: 10, fillPrice: sim.control.price("AAPL") },
+      { kind: "entry_canceled", symbol: "MSFT", tradeNo: 1, clientOrderId: msft.clientOrderId, status: "canceled" },
+    ]);
+    const legs = (await broker.order(aapl.id)).legs;
+    expect(checkpoint.positions.get("AAPL")?.orders).toEqual({ entryId: aapl.id, entryClientOrderId: aapl.clientOrderId, takeProfitId: legs[0]!.id, stopLossId: legs[1]!.id });
+    expect(checkpoint.pendingEntries.size).toBe(0);
+    expect(checkpoint.nextTradeNo("MSFT")).toBe(2);
+  });
+
+  it("recovers orders placed after the last checkpoint, booking a whole trade that opened and closed meanwhile", async () => {
+    const state = newState();
+    const checkpoint = state.clone();
+    await placeEntry(state, "AAPL");
+    sim.control.setPrice("AAPL", cents(sim.control.price("AAPL") * 0.9));
+    await sync(state);
+    const second = await placeEntry(state, "AAPL");
+
+    const changes = await resume(checkpoint);
+    expect(changes).toEqual([
+      { kind: "position_closed", openedUnseen: true, trade: expect.objectContaining({ symbol: "AAPL", tradeNo: 1, via: "stop_loss", realizedPl: sim.control.state().realizedPl }) },
+      { kind: "order_recovered", symbol: "AAPL", tradeNo: 2, clientOrderId: second.clientOrderId, status: "filled", filledQty: 10 },
+    ]);
+    expect(checkpoint.positions.get("AAPL")).toMatchObject({ tradeNo: 2, origin: "strategy", orders: { entryId: second.id } });
+    expect(checkpoint.nextTradeNo("AAPL")).toBe(3);
+    expect(checkpoint.closedTrades).toBe(1);
+  });
+
+  it("re-attaches open bracket legs by client_order_id, the parent first and then its nested legs", async () => {
+    const state = newState(new Date(START.getTime() + 10 * 60_000));
+    const entry = await placeEntry(state, "AAPL");
+    await sync(state);
+    const before = (await broker.order(entry.id)).legs;
+    const replacement = await sdk(sim.url).orders.patchOrderByOrderId({ orderId: before[1]!.id, patchOrderRequest: { stopPrice: String(cents(Number(before[1]!.stopPrice) + 1)) } });
+    const lookupsBefore = sim.control.requests({ path: "/v2/orders" }).length;
+
+    const changes = await resume(state);
+    expect(changes).toEqual([{ kind: "legs_attached", symbol: "AAPL", takeProfitId: before[0]!.id, stopLossId: replacement.id }]);
+    expect(state.positions.get("AAPL")).toMatchObject({ stopLoss: Number(replacement.stopPrice), orders: { stopLossId: replacement.id } });
+    // The session began after this order (per its broker clock), so the listing missed it and it was looked up.
+    const lookups = sim.control.requests({ path: "/v2/orders" }).slice(lookupsBefore).map((request) => `${request.method} ${request.path}`);
+    expect(lookups).toEqual(["GET /v2/orders", "GET /v2/orders:by_client_order_id", `GET /v2/orders/${entry.id}`]);
+  });
+
+  it("fails closed on a failed positions read, leaving the session untouched", async () => {
+    const state = newState();
+    await placeEntry(state, "AAPL");
+    await sync(state);
+    const before = state.toSnapshot(new Date(0));
+    sim.control.injectFault({ kind: "error", count: 3, status: 503, path: "/v2/positions" });
+
+    const failure = await resume(state).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BrokerReadError);
+    expect((failure as Error).message).toBe("GET /v2/positions failed: HTTP 503 (code 50300000): simulated failure: HTTP 503 injected by a simulator fault");
+    expect(state.toSnapshot(new Date(0))).toEqual(before);
+  });
+
+  it("refuses an empty position list that the order book contradicts, leaving the session untouched", async () => {
+    const state = newState();
+    await placeEntry(state, "AAPL");
+    await sync(state);
+    const before = state.toSnapshot(new Date(0));
+    const answersFlat: Broker = Object.assign(Object.create(broker) as AlpacaBroker, { positions: async () => [] });
+
+    const failure = await resume(state, answersFlat).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(ReconciliationError);
+    expect((failure as Error).message).toMatch(/^the broker lists no AAPL position, yet order .*:AAPL:1 still has a working take-profit leg \(new\) protecting one; refusing to treat AAPL as flat/);
+    expect(state.toSnapshot(new Date(0))).toEqual(before);
+  });
+
+  it("drops a placement that never reached the broker without using up its id, and tracks one that did", async () => {
+    const state = newState();
+    state.pendingEntries.set("MSFT", {
+      symbol: "MSFT",
+      side: "long",
+      qty: 2,
+      tradeNo: 1,
+      clientOrderId: entryClientOrderId(SESSION, "MSFT", 1),
+      orderId: null,
+      takeProfit: 500,
+      stopLoss: 300,
+      submittedAt: new Date().toISOString(),
+      confirmed: false,
+    });
+    const reached = await placeEntry(state, "AAPL");
+    Object.assign(state.pendingEntries.get("AAPL")!, { orderId: null, confirmed: false });
+
+    const changes = await sync(state);
+    expect(changes).toEqual([
+      { kind: "placement_not_found", symbol: "MSFT", clientOrderId: entryClientOrderId(SESSION, "MSFT", 1) },
+      expect.objectContaining({ kind: "entry_filled", symbol: "AAPL", clientOrderId: reached.clientOrderId }),
+    ]);
+    expect(state.nextTradeNo("MSFT")).toBe(1);
+    expect(state.positions.get("AAPL")?.orders.entryId).toBe(reached.id);
+  });
+});

@@ -1,0 +1,95 @@
+import { fileURLToPath } from "node:url";
+import { Writable } from "node:stream";
+import { CheckpointClient, type Logger } from "@savepoint/shared";
+import { ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
+import { pino } from "pino";
+import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
+import type { TraderState } from "../src/session/state.js";
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from "../src/simulator/server.js";
+import type { TraderContext } from "../src/trader.js";
+
+const TRADER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const CHECKPOINTER_MAIN = fileURLToPath(new URL("../../checkpointer/dist/main.js", import.meta.url));
+
+/** A fixed simulated start (a Monday, an hour into the session), so runs are reproducible. */
+export const START = new Date("2026-01-05T15:30:00.000Z");
+
+export function startTestSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
+  return startSimulator({ seed: "trader-tests", start: START, historyBars: 240, ...options });
+}
+
+/** The real checkpointer as a child process, consuming the test environment's queues. */
+export async function spawnCheckpointer(env: TestEnvironment): Promise<ServiceProcess> {
+  const service = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0" });
+  await service.waitForLog("checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance");
+  return service;
+}
+
+/** The trader binary against `sim`, in the test environment; reads are retried once, quickly. */
+export function spawnTrader(env: TestEnvironment, sim: RunningSimulator, args: string[], extraEnv: Record<string, string> = {}): ServiceProcess {
+  return ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", APCA_API_BASE_URL: sim.url, BROKER_READ_RETRIES: "1", ...extraEnv }, args);
+}
+
+export const tradingStarted = (line: LogLine) => line.event === "trading_started";
+
+export function connectClient(env: TestEnvironment): Promise<CheckpointClient> {
+  return CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix });
+}
+
+/** A logger whose JSON lines the test can read. */
+export function captureLogger(level = "info"): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const text of chunk.toString("utf8").split("\n")) if (text) lines.push(JSON.parse(text) as LogLine);
+      done();
+    },
+  });
+  return { logger: pino({ level, base: { service: "trader" } }, sink), lines };
+}
+
+/** What the in-process Trader needs, against `sim` and the test environment. */
+export function traderContext(env: TestEnvironment, sim: RunningSimulator, client: CheckpointClient, logger: Logger): TraderContext {
+  const broker = new AlpacaBroker({ tradingUrl: sim.url, dataUrl: sim.url, keyId: "test", secret: "test", simulated: true, timeoutMs: 5_000, readRetries: 1 });
+  return { broker, client, logger, reasoning: { redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, timeoutMs: 10_000 } };
+}
+
+/** The newest stored snapshot of a session, straight from Postgres. */
+export async function storedSnapshot(env: TestEnvironment, sessionId: string) {
+  const { rows } = await env.query<{ epoch: string; seq: string; kind: string; status: string; taken_at: Date; state: TraderState }>(
+    "SELECT epoch, seq, kind, status, taken_at, state FROM checkpoints WHERE service = 'trader' AND session_id = $1 ORDER BY epoch DESC, seq DESC LIMIT 1",
+    [sessionId],
+  );
+  const row = rows[0];
+  if (!row) throw new Error(`no snapshot stored for session ${sessionId}`);
+  return { ...row, epoch: Number(row.epoch), seq: Number(row.seq) };
+}
+
+/** The broker's positions as "SYMBOL side qty", sorted. */
+export function brokerHoldings(sim: RunningSimulator): string[] {
+  return sim.control
+    .state()
+    .positions.map((position) => `${position.symbol} ${position.side} ${Math.abs(Number(position.qty))}`)
+    .sort();
+}
+
+/** A session state's positions in the same form. */
+export function stateHoldings(state: Pick<TraderState, "positions">): string[] {
+  return state.positions.map((position) => `${position.symbol} ${position.side} ${position.qty}`).sort();
+}
+
+/** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Orders in the simulator placed by this session's trades, by client_order_id. */
+export function sessionOrders(sim: RunningSimulator, sessionId: string) {
+  return sim.control.state().orders.filter((order) => String(order.client_order_id).startsWith(`${sessionId}:`));
+}
