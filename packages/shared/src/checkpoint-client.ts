@@ -24,6 +24,13 @@ export class CheckpointInputError extends Error {
 export class CheckpointRejectedError extends Error {
   override name = "CheckpointRejectedError";
 }
+/**
+ * The checkpointer refused a snapshot from an epoch below the highest it has stored for the session:
+ * another owner has taken the session over, and this one must stop writing.
+ */
+export class CheckpointStaleEpochError extends CheckpointRejectedError {
+  override name = "CheckpointStaleEpochError";
+}
 /** No answer in time: the checkpointer may be down, busy, or waiting for Postgres. */
 export class CheckpointTimeoutError extends Error {
   override name = "CheckpointTimeoutError";
@@ -195,7 +202,10 @@ async function awaitResult(job: Job, events: QueueEvents, timeoutMs: number, wha
     return await Promise.race([finished, timedOut]);
   } catch (error) {
     if (error instanceof CheckpointTimeoutError) throw error;
-    throw new CheckpointRejectedError(`${what} refused by the checkpointer: ${(error as Error).message}`);
+    const reason = (error as Error).message;
+    // The checkpointer's fencing refusal (see its snapshot worker) starts with these words.
+    const Refusal = reason.startsWith("stale epoch:") ? CheckpointStaleEpochError : CheckpointRejectedError;
+    throw new Refusal(`${what} refused by the checkpointer: ${reason}`);
   } finally {
     clearTimeout(timer);
   }

@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import {
   CheckpointClient,
   CheckpointInputError,
-  CheckpointRejectedError,
+  CheckpointStaleEpochError,
   defaultJobOptions,
   snapshotJobId,
   type SnapshotEnvelope,
@@ -177,7 +177,7 @@ describe("checkpointer guarantees", () => {
       expect(failure.failedReason).toMatch(/stale epoch/);
       expect(failure.failedReason).toMatch(/epoch 1 seq 3 is below epoch 2/);
 
-      await expect(client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 1, seq: 4 }))).rejects.toThrow(CheckpointRejectedError);
+      await expect(client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 1, seq: 4 }))).rejects.toThrow(CheckpointStaleEpochError);
       expect(await storedPositions(env, "trader", "fencing")).toEqual(["1:1", "1:2", "2:0"]);
     });
 

@@ -1,6 +1,6 @@
 import { isDeepStrictEqual } from "node:util";
 import {
-  CheckpointRejectedError,
+  CheckpointStaleEpochError,
   CheckpointTimeoutError,
   MAX_HISTORY_PAGE,
   type CheckpointClient,
@@ -20,9 +20,6 @@ export class SessionLostError extends Error {
 
 /** Stored now, already stored (the same epoch and seq), or queued without a confirmation in time. */
 export type SaveOutcome = "stored" | "duplicate" | "unconfirmed";
-
-// The checkpointer's refusal of a snapshot from an epoch below the session's highest (its fencing).
-const STALE_EPOCH = /\bstale epoch\b/;
 
 export interface SessionCheckpointsOptions {
   sessionId: string;
@@ -138,7 +135,7 @@ export class SessionCheckpoints {
       this.options.onSaved?.(kind, Number(process.hrtime.bigint() - started) / 1e9);
       return receipt.outcome;
     } catch (error) {
-      if (error instanceof CheckpointRejectedError && STALE_EPOCH.test(error.message)) {
+      if (error instanceof CheckpointStaleEpochError) {
         throw new SessionLostError(`session ${this.options.sessionId} was taken over by a newer attempt than ${this.epoch}: ${error.message}`);
       }
       if (error instanceof CheckpointTimeoutError) {

@@ -1,5 +1,5 @@
 import {
-  CheckpointRejectedError,
+  CheckpointStaleEpochError,
   CheckpointTimeoutError,
   describeIssues,
   type CheckpointClient,
@@ -185,7 +185,7 @@ export class SessionCheckpoints {
   }
 
   private asTakeOver(error: unknown): SessionTakenOverError | undefined {
-    if (!(error instanceof CheckpointRejectedError) || !/stale epoch/.test(error.message)) return undefined;
+    if (!(error instanceof CheckpointStaleEpochError)) return undefined;
     this.takenOver ??= new SessionTakenOverError(
       `another trader has taken over session ${this.owner.sessionId} (this one holds epoch ${this.owner.epoch}, and the checkpointer has stored a higher one); stopping without placing further orders. ${error.message}`,
     );
