@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyPluginAsync } from "fastify";
 import { collectDefaultMetrics, Registry } from "prom-client";
 
 /** A readiness check: resolves when the dependency is usable, throws (with a reason) when it is not. */
@@ -10,6 +10,8 @@ export interface OpsServerOptions {
   service: string;
   registry: Registry;
   readiness: Record<string, ReadinessCheck>;
+  /** A service's own pages on the same port (Bull Board, for one), registered before it listens. */
+  routes?: FastifyPluginAsync;
 }
 
 /** A metrics registry with Node's default process metrics, labelled with the service name. */
@@ -45,6 +47,7 @@ export async function startOpsServer(options: OpsServerOptions): Promise<{ serve
   server.get("/metrics", async (_request, reply) => {
     return reply.header("content-type", options.registry.contentType).send(await options.registry.metrics());
   });
+  if (options.routes) await server.register(options.routes);
   await server.listen({ host: options.host ?? "0.0.0.0", port: options.port });
   const address = server.server.address();
   const port = typeof address === "object" && address ? address.port : options.port;

@@ -1,3 +1,4 @@
+import type { FastifyPluginAsync } from "fastify";
 import type { Registry } from "prom-client";
 import type { z } from "zod";
 import { ConfigError, parseEnv, redactUrl } from "./config.js";
@@ -25,6 +26,12 @@ interface HostEnv {
 export interface ServiceDefinition<S extends z.ZodObject> {
   name: string;
   envSchema: S;
+  /**
+   * Pages the service serves on HTTP_PORT beside /healthz, /readyz and /metrics. The port opens before
+   * `start` runs (so health answers while it starts), hence these are built from the configuration alone;
+   * the plugin's onClose hooks release what it holds when the ops server closes at shutdown.
+   */
+  routes?(config: z.infer<S>, host: { logger: Logger; registry: Registry }): FastifyPluginAsync;
   start(config: z.infer<S>, host: { logger: Logger; registry: Registry }): Promise<RunningService>;
 }
 
@@ -32,7 +39,7 @@ export interface ServiceDefinition<S extends z.ZodObject> {
  * The life of a service process: parse the environment (a bad variable stops it with a message naming it),
  * log, serve /healthz /readyz /metrics, start, and on SIGTERM/SIGINT close within SHUTDOWN_TIMEOUT_MS.
  */
-export async function runService<S extends z.ZodObject>({ name, envSchema, start }: ServiceDefinition<S>): Promise<void> {
+export async function runService<S extends z.ZodObject>({ name, envSchema, routes, start }: ServiceDefinition<S>): Promise<void> {
   let config: z.infer<S> & HostEnv;
   try {
     config = parseEnv(envSchema) as z.infer<S> & HostEnv;
@@ -57,6 +64,7 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, start
           port: config.HTTP_PORT,
           service: name,
           registry,
+          routes: routes?.(config, { logger, registry }),
           readiness: {
             [name]: async () => {
               if (!running) throw new Error("starting");

@@ -1,0 +1,51 @@
+import { createBullBoard } from "@bull-board/api";
+import type { IServerAdapter } from "@bull-board/api/typings/app";
+import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
+import { FastifyAdapter } from "@bull-board/fastify";
+import basicAuth from "@fastify/basic-auth";
+import { createRedisConnection, QUEUE_NAMES, type Logger } from "@savepoint/shared";
+import { Queue } from "bullmq";
+import type { FastifyPluginAsync } from "fastify";
+import type { BoardConfig } from "./config.js";
+import { credentialsChecker } from "./credentials.js";
+
+export const BOARD_REALM = "Savepoint Bull Board";
+
+/**
+ * Bull Board over every queue of the job catalog, behind HTTP basic auth, read-only unless configured
+ * otherwise. Registered as its own Fastify scope, so /healthz, /readyz and /metrics beside it stay open.
+ */
+export function boardRoutes(config: BoardConfig, logger: Logger): FastifyPluginAsync {
+  return async (app) => {
+    const connection = createRedisConnection(config.REDIS_URL, "producer", "bull-board");
+    connection.on("error", (error) => logger.warn({ problem: error.message }, "Redis connection error; the board shows errors until it answers"));
+    const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: config.QUEUE_PREFIX }));
+    // The connection's own listener reports the problem once; the queues repeat it for each of them.
+    for (const queue of queues) queue.on("error", () => undefined);
+    app.addHook("onClose", async () => {
+      await Promise.all(queues.map((queue) => queue.close()));
+      connection.disconnect();
+    });
+
+    const matches = credentialsChecker({ user: config.BULL_BOARD_USER, password: config.BULL_BOARD_PASSWORD });
+    await app.register(basicAuth, {
+      authenticate: { realm: BOARD_REALM },
+      validate: async (user, password, request) => {
+        if (matches({ user, password })) return;
+        logger.warn({ user, ip: request.ip, url: request.url }, "Bull Board login refused: wrong user name or password");
+        throw new Error("wrong user name or password");
+      },
+    });
+    app.addHook("onRequest", app.basicAuth);
+
+    const serverAdapter = new FastifyAdapter();
+    createBullBoard({
+      queues: queues.map((queue) => new BullMQAdapter(queue, { readOnlyMode: config.BULL_BOARD_READ_ONLY })),
+      // @bull-board/fastify 9.10.1 pins its own @bull-board/api 9.10.1, whose class declarations TypeScript
+      // will not match with 9.10.2's; at run time the adapter only receives the queues and routes.
+      serverAdapter: serverAdapter as unknown as IServerAdapter,
+      options: { uiConfig: { boardTitle: "Savepoint" } },
+    });
+    await app.register(serverAdapter.registerPlugin());
+  };
+}

@@ -1,0 +1,19 @@
+import { commonEnvSchema, port } from "@savepoint/shared";
+import { z } from "zod";
+
+const flag = () => z.enum(["true", "false"], "must be true or false").transform((value) => value === "true");
+
+/** Bull Board's environment. There is deliberately no default password: a board that starts is protected. */
+export const boardEnvSchema = commonEnvSchema.omit({ DATABASE_URL: true }).extend({
+  HTTP_PORT: port().default(8080),
+  BULL_BOARD_USER: z
+    .string()
+    .regex(/^[^:\s]{1,64}$/, "must be 1-64 characters without ':' or spaces (HTTP basic auth user name)")
+    .default("admin"),
+  BULL_BOARD_PASSWORD: z.string({
+    error: "is required: Bull Board has no default password; set one (for docker compose, in .env)",
+  }),
+  /** Read-only shows queues and jobs but refuses every change (retry, remove, pause, add ...). */
+  BULL_BOARD_READ_ONLY: flag().default(true),
+});
+export type BoardConfig = z.infer<typeof boardEnvSchema>;

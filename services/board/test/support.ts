@@ -1,0 +1,75 @@
+import { createRedisConnection, QUEUE_NAMES, waitForRedis, type QueueName } from "@savepoint/shared";
+import { ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { Queue } from "bullmq";
+import { fileURLToPath } from "node:url";
+
+const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+
+export const USER = "operator";
+export const PASSWORD = "correct horse battery staple";
+
+export interface RunningBoard {
+  url: string;
+  process: ServiceProcess;
+}
+
+/** Starts the built board as a real process on a free port and resolves once it serves. */
+export async function startBoard(env: TestEnvironment, settings: Record<string, string> = {}): Promise<RunningBoard> {
+  const board = ServiceProcess.start(MAIN, {
+    ...env.env,
+    HTTP_PORT: "0",
+    BULL_BOARD_USER: USER,
+    BULL_BOARD_PASSWORD: PASSWORD,
+    ...settings,
+  });
+  try {
+    const started = await board.waitForLog("bull-board starting");
+    await board.waitForLog((line) => typeof line.msg === "string" && line.msg.startsWith("Bull Board on"));
+    return { url: `http://127.0.0.1:${String(started.httpPort)}`, process: board };
+  } catch (error) {
+    await board.kill("SIGKILL");
+    throw error;
+  }
+}
+
+export function basicAuth(user: string, password: string): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
+}
+
+/** One job of each kind a producer sends, none consumed (no consumer runs in these tests). */
+const SEED: Array<[QueueName, string, object]> = [
+  [
+    "checkpoints",
+    "snapshot",
+    {
+      v: 1, service: "trader", sessionId: "session-1", ownerId: "account-1", epoch: 0, seq: 1, kind: "periodic",
+      status: "active", schemaVersion: 1, takenAt: "2026-01-05T15:00:00.000Z", state: { positions: [] },
+    },
+  ],
+  ["checkpoint-requests", "latest", { service: "trader", sessionId: "session-1" }],
+  ["checkpoint-maintenance", "cleanup", { keepCount: 100 }],
+  ["reasoning", "think", { agentId: "agent-1", symbol: "AAPL", marketContext: { price: 187.2 } }],
+  ["reasoning", "think", { agentId: "agent-2", symbol: "MSFT", marketContext: { price: 410.5 } }],
+];
+
+/** How many jobs seedJobs leaves waiting on each queue. */
+export const SEEDED_JOBS = Object.fromEntries(
+  QUEUE_NAMES.map((name) => [name, SEED.filter(([queue]) => queue === name).length]),
+) as Record<QueueName, number>;
+
+/** The agents whose think jobs seedJobs adds. */
+export const SEEDED_AGENTS = SEED.filter(([queue]) => queue === "reasoning").map(([, , data]) => (data as { agentId: string }).agentId);
+
+export async function seedJobs(env: TestEnvironment): Promise<void> {
+  const connection = createRedisConnection(env.redisUrl, "producer", "board-test-seed");
+  try {
+    await waitForRedis(connection);
+    for (const [queue, name, data] of SEED) {
+      const handle = new Queue(queue, { connection, prefix: env.queuePrefix });
+      await handle.add(name, data);
+      await handle.close();
+    }
+  } finally {
+    connection.disconnect();
+  }
+}
