@@ -30,6 +30,14 @@ describe("storage", () => {
     expect(rows[0]!.stored).toBeLessThan(rows[0]!.raw / 2);
   });
 
+  it("stores a state exactly as the producer serialized it, escapes and key order included", async () => {
+    const state = { z: 1, a: "line\nbreak, tab\t, quote \" and ✓", nested: { "\\u0041 is text": [1.5, null, true] } };
+    await client.saveAndConfirm(snapshot({ sessionId: "verbatim", seq: 1, state }));
+    const { rows } = await env.query<{ text: string }>("SELECT state::text AS text FROM checkpoints WHERE session_id = 'verbatim'");
+    expect(rows[0]!.text).toBe(JSON.stringify(state));
+    expect((await client.latest({ service: "trader", sessionId: "verbatim" }))?.state).toEqual(state);
+  });
+
   it("answers latest with one backward index lookup when the table holds many sessions", async () => {
     // A fixture of 200k rows written straight into the test database, to give the planner a real table.
     await env.query(`

@@ -1,9 +1,9 @@
 import type { SnapshotEnvelope } from "@savepoint/shared";
 
-/** A validated snapshot with its state already serialized for storage. */
+/** A validated snapshot, with the envelope's JSON text as the producer sent it (its state is stored from it). */
 export interface PendingSnapshot {
   envelope: SnapshotEnvelope;
-  stateJson: string;
+  envelopeJson: string;
 }
 
 export type PersistOutcome =

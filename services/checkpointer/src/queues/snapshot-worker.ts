@@ -1,5 +1,5 @@
-import { Worker, type ConnectionOptions } from "bullmq";
-import { createJobProcessor, JobRejectedError, serializeState, type Logger } from "@savepoint/shared";
+import { Worker, type ConnectionOptions, type Job, type JobJson } from "bullmq";
+import { createJobProcessor, JobRejectedError, serializeState, type Logger, type SnapshotEnvelope } from "@savepoint/shared";
 import type { CheckpointerMetrics } from "../metrics.js";
 import type { SnapshotWriter } from "../store/snapshot-writer.js";
 
@@ -14,16 +14,46 @@ export interface SnapshotWorkerOptions {
   logger: Logger;
 }
 
+/**
+ * A Worker that keeps each job's data as Redis held it (the producer's JSON text), so the state can go to
+ * Postgres as written instead of being serialized again: re-serializing 8 KB per snapshot was a tenth of
+ * the checkpointer's CPU.
+ */
+class SnapshotJobWorker extends Worker {
+  private readonly rawData = new WeakMap<Job, string>();
+
+  protected override createJob(data: JobJson, jobId: string): Job {
+    const job = super.createJob(data, jobId);
+    this.rawData.set(job, data.data);
+    return job;
+  }
+
+  envelopeJson(job: Job): string {
+    return this.rawData.get(job) ?? JSON.stringify(job.data);
+  }
+}
+
+/**
+ * The envelope's JSON text, once its state is known to be storable. The text holds the state, so a text within
+ * the limit with no \u escape at all needs no closer look; otherwise the state is serialized and checked.
+ */
+function storableEnvelopeJson(envelopeJson: string, envelope: SnapshotEnvelope, maxStateBytes: number): string {
+  if (Buffer.byteLength(envelopeJson, "utf8") <= maxStateBytes && !envelopeJson.includes("\\u")) return envelopeJson;
+  const serialized = serializeState(envelope.state, maxStateBytes);
+  if ("message" in serialized) {
+    throw new JobRejectedError(serialized.reason, `invalid snapshot: ${serialized.field}: ${serialized.message}`);
+  }
+  return envelopeJson;
+}
+
 /** Consumes `checkpoints`: validates each snapshot, hands it to the batched writer, answers once committed. */
 export function createSnapshotWorker(options: SnapshotWorkerOptions): Worker {
   const { writer, metrics, logger, maxStateBytes } = options;
+  let worker: SnapshotJobWorker;
   const processor = createJobProcessor("checkpoints", {
-    snapshot: async (envelope) => {
-      const serialized = serializeState(envelope.state, maxStateBytes);
-      if ("message" in serialized) {
-        throw new JobRejectedError(serialized.reason, `invalid snapshot: ${serialized.field}: ${serialized.message}`);
-      }
-      const result = await writer.write({ envelope, stateJson: serialized.json });
+    snapshot: async (envelope, job) => {
+      const envelopeJson = storableEnvelopeJson(worker.envelopeJson(job), envelope, maxStateBytes);
+      const result = await writer.write({ envelope, envelopeJson });
       if (result.outcome === "stale") {
         throw new JobRejectedError(
           "stale",
@@ -35,7 +65,7 @@ export function createSnapshotWorker(options: SnapshotWorkerOptions): Worker {
       return { outcome: result.outcome };
     },
   });
-  const worker = new Worker("checkpoints", processor, {
+  worker = new SnapshotJobWorker("checkpoints", processor, {
     connection: options.connection,
     prefix: options.prefix,
     concurrency: options.concurrency,

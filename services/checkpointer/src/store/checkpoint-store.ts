@@ -38,11 +38,11 @@ export function createPool({ databaseUrl, maxConnections, statementTimeoutMs }: 
 const PERSIST_BATCH_SQL = `
 WITH input AS (
   SELECT t.ord - 1 AS ord, t.service, t.session_id, t.epoch, t.seq, t.owner_id, t.kind, t.status, t.schema_version,
-         t.taken_at, s.state
+         t.taken_at, e.envelope -> 'state' AS state
   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[],
               $9::timestamptz[])
          WITH ORDINALITY AS t(service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, ord)
-  JOIN json_array_elements($10::json) WITH ORDINALITY AS s(state, ord) ON s.ord = t.ord
+  JOIN json_array_elements($10::json) WITH ORDINALITY AS e(envelope, ord) ON e.ord = t.ord
 ),
 heads AS (
   INSERT INTO checkpoint_sessions AS s (service, session_id, owner_id, status, latest_epoch, latest_seq)
@@ -149,14 +149,15 @@ export class CheckpointStore {
       const values = [e.service, e.sessionId, e.epoch, e.seq, e.ownerId ?? null, e.kind, e.status, e.schemaVersion, e.takenAt];
       values.forEach((value, column) => columns[column]!.push(value));
     }
-    // States travel as one JSON array: already-serialized text joined as is, where a text[] parameter would be
-    // escaped element by element on the way out and parsed again as an array literal by Postgres.
-    const states = `[${snapshots.map((snapshot) => snapshot.stateJson).join(",")}]`;
+    // The envelopes travel as one JSON array of the producers' own text, joined as is (a text[] parameter would
+    // be escaped element by element on the way out and parsed again as an array literal by Postgres); the
+    // statement takes each state out of its envelope.
+    const envelopes = `[${snapshots.map((snapshot) => snapshot.envelopeJson).join(",")}]`;
     const { rows } = await this.pool.query<{ ord: number; outcome: PersistOutcome["outcome"]; highest_epoch: number }>({
       // Named, so each connection parses and plans it once: the hot path of every write.
       name: "persist-batch",
       text: PERSIST_BATCH_SQL,
-      values: [...columns, states],
+      values: [...columns, envelopes],
     });
     const outcomes = new Array<PersistOutcome>(snapshots.length);
     for (const row of rows) {
