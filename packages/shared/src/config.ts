@@ -31,12 +31,16 @@ export const envPositive = () => z.coerce.number({ error: "must be a number" }).
 
 export const port = () => envInt(0, 65535);
 
-/** Variables every service reads. Defaults point at 127.0.0.1 so a local Redis and Postgres need no setup. */
-export const commonEnvSchema = z.object({
-  REDIS_URL: url(["redis", "rediss"], "redis://127.0.0.1:6379").default("redis://127.0.0.1:6379"),
+/** PostgreSQL, for the checkpointer (its only writer) and `npm run migrate`. */
+export const databaseEnvSchema = z.object({
   DATABASE_URL: url(["postgres", "postgresql"], "postgres://postgres@127.0.0.1:5432/savepoint").default(
     "postgres://postgres@127.0.0.1:5432/savepoint",
   ),
+});
+
+/** Variables every service reads. Defaults point at 127.0.0.1 so a local Redis and Postgres need no setup. */
+export const commonEnvSchema = z.object({
+  REDIS_URL: url(["redis", "rediss"], "redis://127.0.0.1:6379").default("redis://127.0.0.1:6379"),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
   QUEUE_PREFIX: z

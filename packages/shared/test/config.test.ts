@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { commonEnvSchema, ConfigError, parseEnv, port, redactUrl } from "../src/config.js";
+import { commonEnvSchema, ConfigError, databaseEnvSchema, parseEnv, port, redactUrl } from "../src/config.js";
 
 const schema = commonEnvSchema.extend({ HTTP_PORT: port().default(8081), ANTHROPIC_API_KEY: z.string().min(20) });
 
 describe("parseEnv", () => {
   it("applies defaults that point at this machine, treating empty strings as unset", () => {
-    const config = parseEnv(commonEnvSchema, { REDIS_URL: "", LOG_LEVEL: "" });
+    const config = parseEnv(commonEnvSchema.extend(databaseEnvSchema.shape), { REDIS_URL: "", LOG_LEVEL: "" });
     expect(config).toMatchObject({
       REDIS_URL: "redis://127.0.0.1:6379",
       DATABASE_URL: "postgres://postgres@127.0.0.1:5432/savepoint",

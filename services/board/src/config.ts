@@ -4,7 +4,7 @@ import { z } from "zod";
 const flag = () => z.enum(["true", "false"], "must be true or false").transform((value) => value === "true");
 
 /** Bull Board's environment. There is deliberately no default password: a board that starts is protected. */
-export const boardEnvSchema = commonEnvSchema.omit({ DATABASE_URL: true }).extend({
+export const boardEnvSchema = commonEnvSchema.extend({
   HTTP_PORT: port().default(8080),
   BULL_BOARD_USER: z
     .string()

@@ -1,10 +1,10 @@
-import { commonEnvSchema, DEFAULT_MAX_STATE_BYTES, envInt, envPositive, port } from "@savepoint/shared";
+import { commonEnvSchema, databaseEnvSchema, DEFAULT_MAX_STATE_BYTES, envInt, envPositive, port } from "@savepoint/shared";
 import { z } from "zod";
 
 const positiveInt = (max: number) => envInt(1, max);
 
 /** The checkpointer's environment; see the configuration table in README.md. */
-export const checkpointerEnvSchema = commonEnvSchema.extend({
+export const checkpointerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.shape).extend({
   HTTP_PORT: port().default(8081),
   /** Snapshot jobs held at once; also the largest possible batch. */
   SNAPSHOT_CONCURRENCY: positiveInt(10_000).default(256),

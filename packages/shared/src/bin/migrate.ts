@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { commonEnvSchema, ConfigError, parseEnv, redactUrl } from "../config.js";
+import { ConfigError, databaseEnvSchema, parseEnv, redactUrl } from "../config.js";
 import { migrate } from "../migrations.js";
 
 const USAGE = "usage: migrate up | migrate down [count]   (DATABASE_URL selects the database)";
@@ -11,7 +11,7 @@ async function main(argv: string[]): Promise<void> {
   if (count !== undefined && (!Number.isInteger(count) || count < 1)) {
     throw new ConfigError(`count must be a whole number ≥ 1, got "${countArg}"\n${USAGE}`);
   }
-  const { DATABASE_URL } = parseEnv(commonEnvSchema.pick({ DATABASE_URL: true }));
+  const { DATABASE_URL } = parseEnv(databaseEnvSchema);
   const names = await migrate({ databaseUrl: DATABASE_URL, direction, count });
   const verb = direction === "up" ? "applied" : "reverted";
   console.log(
