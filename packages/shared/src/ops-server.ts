@@ -4,12 +4,9 @@ import { collectDefaultMetrics, Registry } from "prom-client";
 /** A readiness check: resolves when the dependency is usable, throws (with a reason) when it is not. */
 export type ReadinessCheck = () => Promise<void>;
 
-export interface OpsServerOptions {
+export interface OpsServerOptions extends OpsRoutesOptions {
   host?: string;
   port: number;
-  service: string;
-  registry: Registry;
-  readiness: Record<string, ReadinessCheck>;
   /** A service's own pages on the same port (Bull Board, for one), registered before it listens. */
   routes?: FastifyPluginAsync;
 }
@@ -22,12 +19,18 @@ export function createMetricsRegistry(service: string): Registry {
   return registry;
 }
 
+export interface OpsRoutesOptions {
+  service: string;
+  registry: Registry;
+  readiness: Record<string, ReadinessCheck>;
+}
+
 /**
  * `/healthz` (the process is alive), `/readyz` (every dependency answers; 503 naming the ones that do not)
- * and `/metrics` (Prometheus text format).
+ * and `/metrics` (Prometheus text format), on any fastify app: the ops server's, or a service that serves
+ * its own port (the broker simulator, the model server).
  */
-export async function startOpsServer(options: OpsServerOptions): Promise<{ server: FastifyInstance; port: number }> {
-  const server = Fastify({ logger: false });
+export function registerOpsRoutes(server: FastifyInstance, options: OpsRoutesOptions): void {
   server.get("/healthz", async () => ({ status: "ok", service: options.service }));
   server.get("/readyz", async (_request, reply) => {
     const entries = await Promise.all(
@@ -47,6 +50,12 @@ export async function startOpsServer(options: OpsServerOptions): Promise<{ serve
   server.get("/metrics", async (_request, reply) => {
     return reply.header("content-type", options.registry.contentType).send(await options.registry.metrics());
   });
+}
+
+/** A server with just the ops routes (and a service's own `routes`), listening on `port`. */
+export async function startOpsServer(options: OpsServerOptions): Promise<{ server: FastifyInstance; port: number }> {
+  const server = Fastify({ logger: false });
+  registerOpsRoutes(server, options);
   if (options.routes) await server.register(options.routes);
   await server.listen({ host: options.host ?? "0.0.0.0", port: options.port });
   const address = server.server.address();

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { describeIssues } from "@savepoint/shared";
+import { createMetricsRegistry, describeIssues, registerOpsRoutes } from "@savepoint/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { z } from "zod";
 import { CallLedger } from "./call-ledger.js";
@@ -123,7 +123,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     return messageResponse(`msg_local_${requests}`, body.model, analysis.content, analysis.stopReason, { input: estimateTokens(body), output: outputTokens });
   });
 
-  app.get("/healthz", async () => ({ status: "ok", service: "model-server" }));
+  registerOpsRoutes(app, { service: "model-server", registry: createMetricsRegistry("model-server"), readiness: {} });
   app.get("/admin/calls", async () => ledger.all());
   app.get<{ Params: { sessionId: string } }>("/admin/calls/:sessionId", async (request) => ledger.session(request.params.sessionId));
   app.delete("/admin/calls", async () => {

@@ -1,3 +1,4 @@
+import { createMetricsRegistry, registerOpsRoutes } from "@savepoint/shared";
 import type { FastifyInstance } from "fastify";
 import { faultSchema } from "../faults.js";
 import { advanceBodySchema, marketBodySchema, parseInput, pricesBodySchema, requestLogQuerySchema } from "../schemas.js";
@@ -8,7 +9,7 @@ import type { SimulatorControl } from "../control.js";
  * under /_sim (never /v2 or /v3), needs no Alpaca credentials and is never subject to injected faults.
  */
 export function registerAdminRoutes(app: FastifyInstance, control: SimulatorControl): void {
-  app.get("/healthz", async () => ({ status: "ok", service: "alpaca-simulator" }));
+  registerOpsRoutes(app, { service: "alpaca-simulator", registry: createMetricsRegistry("alpaca-simulator"), readiness: {} });
 
   app.get("/_sim/state", async () => control.state());
 
