@@ -121,11 +121,13 @@ export function stackServices(where) {
     {
       name: "trader",
       kind: "service",
-      command: ["node", "services/trader/dist/main.js", "--strategy", "reasoner"],
+      // Restarted after a crash or a stop, the same command picks its interrupted session up again.
+      command: ["node", "services/trader/dist/main.js", "--resume-or-new", "--strategy", "reasoner"],
       env: {
         ...queues,
         HTTP_PORT: String(port(8082)),
         SHUTDOWN_TIMEOUT_MS: "20000",
+        TRADER_INTERVAL_SECONDS: { default: "60" },
         APCA_API_BASE_URL: { default: url("alpaca-simulator", 8090) },
         APCA_DATA_BASE_URL: { default: url("alpaca-simulator", 8090) },
       },

@@ -23,6 +23,14 @@ describe("npm run stack (native, no Docker)", () => {
     return (await job.waitUntilFinished(reasoning.events, 40_000)) as ThinkResult;
   };
 
+  /** The id in the trader's newest log line "✓ <event>: <session id>" (New session, Resumed session), once written. */
+  const traderSession = async (event: string): Promise<string> => {
+    const logged = (line: { source: string; text: string }) => line.source === "trader" && line.text.includes(`"msg":"✓ ${event}: `);
+    await stack.waitForLine(logged, 30_000, `the trader's "${event}"`);
+    const text = stack.lines.findLast(logged)!.text;
+    return String((JSON.parse(text) as { sessionId: string }).sessionId);
+  };
+
   beforeAll(async () => {
     env = await createTestEnvironment("native_stack");
     stack = await NativeStack.start(env, {
@@ -30,6 +38,11 @@ describe("npm run stack (native, no Docker)", () => {
       // slow enough that a run can be interrupted mid-thought, and the board's password.
       MODEL_SERVER_LATENCY_MS: "150",
       BULL_BOARD_PASSWORD: "stack-test-password",
+      // A trader that ticks twice a second on a market moving a one-minute bar every 100 ms, and decisions
+      // short enough that its first trades come within seconds.
+      TRADER_INTERVAL_SECONDS: "0.5",
+      SIM_TICK_MS: "100",
+      REASONER_MAX_ITERATIONS: "5",
     });
     await stack.waitForLine((line) => line.source === "stack" && line.text.startsWith("stack is up"), 60_000, "the stack coming up");
     const connection = { url: env.redisUrl, maxRetriesPerRequest: null };
@@ -94,6 +107,35 @@ describe("npm run stack (native, no Docker)", () => {
     expect(result.resumed).toBe(true);
     expect(result.resumedAtIteration).toBeGreaterThanOrEqual(2);
     expect(result.modelCallsSaved).toBeGreaterThan(0);
+  });
+
+  it("runs a trader session that trades through the simulator on the reasoners' decisions", async () => {
+    const sessionId = await traderSession("New session");
+    const decided = async () => (await reasoning.queue.getJobs(["completed"])).filter((job) => job.data.agentId === sessionId).length;
+    const placed = async () => {
+      const state = (await (await fetch(stack.url("alpaca-simulator", "/_sim/state"))).json()) as { orders: Array<{ client_order_id: string }> };
+      return state.orders.filter((order) => order.client_order_id.startsWith(`${sessionId}:`)).length;
+    };
+
+    expect(await pollUntil(decided, (count) => count >= 1, 20_000, "a reasoner decision for the trader")).toBeGreaterThanOrEqual(1);
+    expect(await pollUntil(placed, (count) => count >= 1, 30_000, "an order of the session at the simulator")).toBeGreaterThanOrEqual(1);
+  });
+
+  it("resumes the same trader session when the trader is stopped mid-session and the runner restarts it", async () => {
+    const sessionId = await traderSession("New session");
+    const [trader] = stack.pids().get("trader")!;
+
+    process.kill(trader!, "SIGTERM");
+    expect(await traderSession("Resumed session")).toBe(sessionId);
+
+    expect(stack.pids().get("trader")!.length, "the runner started a second trader").toBe(2);
+    const sessions = await pollUntil(
+      async () => (await env.query("SELECT session_id, epoch::int AS epoch FROM trading_sessions")).rows,
+      (rows) => rows.length === 1 && rows[0]?.epoch === 1,
+      10_000,
+      "the session under the resumed trader's epoch",
+    );
+    expect(sessions).toEqual([{ session_id: sessionId, epoch: 1 }]);
   });
 
   it("stops every service on Ctrl+C, dependents first, and exits 0", async () => {

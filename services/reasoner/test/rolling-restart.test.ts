@@ -38,11 +38,12 @@ describe("rolling restart", () => {
     for (let index = 0; index < WORKERS; index++) {
       const stopping = workers[index]!;
       expect(await stopping.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-      const interrupted = stopping.logs.filter((line) => line.msg === "run interrupted by shutdown; checkpointed and requeued").length;
-      expect(interrupted).toBeGreaterThan(0);
-      interruptions += interrupted;
+      interruptions += stopping.logs.filter((line) => line.msg === "run interrupted by shutdown; checkpointed and requeued").length;
       workers[index] = await spawnReasoner(env, modelUrl);
     }
+    // On a slow machine the last worker to stop may already have finished its runs; the restarts as a whole
+    // must have interrupted some.
+    expect(interruptions).toBeGreaterThan(0);
 
     const decided = await results;
     expect(decided).toHaveLength(RUNS);

@@ -23,7 +23,7 @@ const EXIT_TAKEN_OVER = 3;
 
 function commandLine(): TraderOptions {
   try {
-    return parseCommandLine(process.argv.slice(2));
+    return parseCommandLine(process.argv.slice(2), process.env);
   } catch (error) {
     if (error instanceof HelpRequested) {
       process.stdout.write(error.output);

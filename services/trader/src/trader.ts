@@ -4,7 +4,7 @@ import { CheckpointTimeoutError, type CheckpointClient, type Logger } from "@sav
 import type { Broker } from "./broker/broker.js";
 import { BrokerReadError } from "./broker/errors.js";
 import type { BrokerAccount } from "./broker/types.js";
-import { STRATEGY_FLAG_NAMES, UsageError, type SessionFlags, type TraderOptions } from "./cli/options.js";
+import { STRATEGY_FLAG_NAMES, UsageError, type SessionChoice, type SessionFlags, type TraderOptions } from "./cli/options.js";
 import type { TraderMetrics } from "./metrics.js";
 import { readFullView } from "./session/broker-view.js";
 import { RestoreError, SessionCheckpoints, SessionTakenOverError, TRADER_SERVICE, type RestoredSession } from "./session/checkpoints.js";
@@ -78,20 +78,21 @@ export class Trader {
     let sessionId: string;
     let state: TradingState;
     let epoch: number;
-    if (options.session.kind === "new") {
-      await checkSymbols(broker, options.session.symbols);
+    const start = await sessionToStart(client, options.session, account, logger);
+    if (!("snapshot" in start)) {
+      await checkSymbols(broker, start.symbols);
       const clock = await broker.clock();
       sessionId = newSessionId();
       state = new TradingState({
         sessionStartedAt: new Date().toISOString(),
         brokerSessionStartedAt: clock.timestamp.toISOString(),
-        symbols: options.session.symbols,
-        strategy: options.session.strategy,
+        symbols: start.symbols,
+        strategy: start.strategy,
       });
       epoch = await client.claimEpoch(TRADER_SERVICE, sessionId, 0);
       logger.info({ sessionId, accountId: account.id, symbols: state.identity.symbols, strategy: state.identity.strategy }, `✓ New session: ${sessionId}`);
     } else {
-      const restored = await restore(client, options.session, account);
+      const restored = start;
       checkSessionFlags(options.sessionFlags, restored);
       logResume(logger, restored);
       sessionId = restored.snapshot.sessionId;
@@ -184,7 +185,7 @@ export class Trader {
 export async function reconcileOnly(options: TraderOptions, context: TraderContext): Promise<ReconciliationReport> {
   const { broker, client, logger } = context;
   const account = await readAccount(broker);
-  if (options.session.kind === "new") throw new UsageError("--reconcile-only needs a session to compare: the latest one, or --resume-session ID");
+  if (options.session.kind === "new" || options.session.kind === "resume-or-new") throw new UsageError("--reconcile-only needs a session to compare: the latest one, or --resume-session ID");
   let restored: RestoredSession | undefined;
   try {
     restored = await restore(client, options.session, account);
@@ -225,7 +226,39 @@ async function checkSymbols(broker: Broker, symbols: string[]): Promise<void> {
   if (problems.length > 0) throw new UsageError(`--symbols: ${problems.join("; ")}; check the tickers`);
 }
 
-async function restore(client: CheckpointClient, choice: Exclude<TraderOptions["session"], { kind: "new" }>, account: BrokerAccount): Promise<RestoredSession> {
+/** The session to resume, or the symbols and parameters of a new one (--resume-or-new finding nothing to resume). */
+async function sessionToStart(client: CheckpointClient, choice: SessionChoice, account: BrokerAccount, logger: Logger): Promise<RestoredSession | NewSession> {
+  switch (choice.kind) {
+    case "new":
+      return choice;
+    case "resume-or-new": {
+      const latest = await findSession(client, { kind: "resume" }, account);
+      if (latest) return latest;
+      logger.info({ accountId: account.id }, `no active or interrupted trader session for account ${account.id}; starting a new one`);
+      return choice;
+    }
+    default:
+      return restore(client, choice, account);
+  }
+}
+
+async function restore(client: CheckpointClient, choice: ResumeChoice, account: BrokerAccount): Promise<RestoredSession> {
+  const restored = await findSession(client, choice, account);
+  if (!restored) {
+    throw new StartupError(
+      choice.kind === "resume"
+        ? `no active or interrupted trader session for account ${account.id}; start a new session (without --resume), or use --resume-or-new`
+        : `no checkpoint of trader session ${choice.sessionId}; check the id (the trading_sessions view lists them)`,
+    );
+  }
+  return restored;
+}
+
+type NewSession = Extract<SessionChoice, { kind: "new" | "resume-or-new" }>;
+type ResumeChoice = Extract<SessionChoice, { kind: "resume" | "resume-session" }>;
+
+/** The chosen session's latest checkpoint, checked to belong to this account; null when there is none. */
+async function findSession(client: CheckpointClient, choice: ResumeChoice, account: BrokerAccount): Promise<RestoredSession | null> {
   let restored: RestoredSession | null;
   try {
     restored = await SessionCheckpoints.restoreFromLatestCheckpoint(client, choice.kind === "resume" ? { ownerId: account.id } : { sessionId: choice.sessionId });
@@ -233,13 +266,7 @@ async function restore(client: CheckpointClient, choice: Exclude<TraderOptions["
     if (error instanceof RestoreError || error instanceof CheckpointTimeoutError) throw new StartupError(error.message);
     throw error;
   }
-  if (!restored) {
-    throw new StartupError(
-      choice.kind === "resume"
-        ? `no active or interrupted trader session for account ${account.id}; start a new session (without --resume)`
-        : `no checkpoint of trader session ${choice.sessionId}; check the id (the trading_sessions view lists them)`,
-    );
-  }
+  if (!restored) return null;
   if (restored.snapshot.ownerId !== undefined && restored.snapshot.ownerId !== account.id) {
     throw new StartupError(
       `session ${restored.snapshot.sessionId} belongs to account ${restored.snapshot.ownerId}, but the broker keys are for account ${account.id}; use that account's keys`,

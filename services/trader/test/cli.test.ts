@@ -64,6 +64,36 @@ describe("trader command line", () => {
     expect(parseCommandLine(["--reconcile-only", "--resume-session", "s-1"]).session).toEqual({ kind: "resume-session", sessionId: "s-1" });
   });
 
+  it("--resume-or-new carries the new session's symbols and parameters, and keeps the flags given to check a resumed one", () => {
+    const parsed = parseCommandLine(["--resume-or-new", "--strategy", "reasoner", "--symbols", "AAPL"]);
+    expect(parsed.session).toEqual({
+      kind: "resume-or-new",
+      symbols: ["AAPL"],
+      strategy: { kind: "reasoner", stopLossPct: 2, takeProfitPct: 4, positionSize: 10_000, lookbackBars: 15, entryThresholdPct: 0.2 },
+    });
+    expect(parsed.sessionFlags).toEqual({ symbols: ["AAPL"], strategy: { kind: "reasoner" } });
+  });
+
+  it("refuses --resume-or-new with --resume, --resume-session or --reconcile-only, naming the flags", () => {
+    expect(usageError(["--resume-or-new", "--resume"])).toContain("--resume-or-new conflicts with --resume:");
+    expect(usageError(["--resume-or-new", "--resume-session", "s-1"])).toContain("--resume-or-new conflicts with --resume-session:");
+    expect(usageError(["--resume-or-new", "--reconcile-only"])).toContain("--resume-or-new conflicts with --reconcile-only:");
+    expect(usageError(["--resume-or-new", "--resume", "--reconcile-only"])).toContain("--resume-or-new conflicts with --resume, --reconcile-only:");
+  });
+
+  it("takes the default interval from TRADER_INTERVAL_SECONDS, which --interval overrides, and names the variable when it is bad", () => {
+    expect(parseCommandLine([], { TRADER_INTERVAL_SECONDS: "0.5" }).intervalMs).toBe(500);
+    expect(parseCommandLine([], { TRADER_INTERVAL_SECONDS: "" }).intervalMs).toBe(60_000);
+    expect(parseCommandLine(["--interval", "2"], { TRADER_INTERVAL_SECONDS: "0.5" }).intervalMs).toBe(2_000);
+    expect(parseCommandLine(["--reconcile-only"], { TRADER_INTERVAL_SECONDS: "0.5" }).reconcileOnly).toBe(true);
+    try {
+      parseCommandLine([], { TRADER_INTERVAL_SECONDS: "-1" });
+      expect.unreachable("a negative TRADER_INTERVAL_SECONDS is refused");
+    } catch (error) {
+      expect((error as Error).message).toContain("TRADER_INTERVAL_SECONDS: must be a number of seconds greater than 0");
+    }
+  });
+
   it("refuses an unknown flag", () => {
     expect(usageError(["--symbol", "AAPL"])).toContain("unknown option '--symbol'");
   });
@@ -114,7 +144,7 @@ describe("trader process start-up errors", () => {
   it("exits 1 with a clear message when --resume finds no session for the account", async () => {
     const trader = spawnTrader(env, sim, ["--resume"]);
     expect(await trader.exited).toEqual({ code: 1, signal: null });
-    expect(trader.logs.map((line) => line.msg)).toContainEqual(expect.stringMatching(/^no active or interrupted trader session for account [0-9a-f-]+; start a new session \(without --resume\)$/));
+    expect(trader.logs.map((line) => line.msg)).toContainEqual(expect.stringMatching(/^no active or interrupted trader session for account [0-9a-f-]+; start a new session \(without --resume\), or use --resume-or-new$/));
   });
 
   it("serves /healthz, /readyz and /metrics while trading", async () => {

@@ -179,6 +179,22 @@ describe("recovery", () => {
     expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
   });
 
+  it("--resume-or-new starts a new session the first time, and after SIGTERM the same command resumes that session", async () => {
+    sim = await startTestSimulator({ seed: "resume-or-new" });
+    const command = ["--resume-or-new", ...THREE, ...WIDE, ...RUN];
+    const first = trader(command);
+    const { sessionId } = await first.waitForLog(tradingStarted);
+    expect(first.logs.map((line) => line.msg)).toContain(`✓ New session: ${sessionId}`);
+    expect(await first.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(await storedSnapshot(env, String(sessionId))).toMatchObject({ kind: "shutdown", status: "interrupted", epoch: 0 });
+
+    const second = trader(command);
+    const resumed = await second.waitForLog(tradingStarted);
+
+    expect(resumed).toMatchObject({ sessionId, epoch: 1 });
+    expect(second.logs.map((line) => line.msg)).toContain(`✓ Resumed session: ${sessionId}`);
+  });
+
   it("of two traders resuming the same session at once, exactly one carries on; the other stops, saying why", async () => {
     sim = await startTestSimulator({ seed: "two-resumers", tickIntervalMs: 50 });
     const { first, sessionId } = await sessionWithThreePositions();

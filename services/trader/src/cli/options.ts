@@ -16,13 +16,20 @@ export class HelpRequested extends Error {
   }
 }
 
-/** Which session to trade: a new one, the account's latest active or interrupted one, or a named one. */
-export type SessionChoice = { kind: "new"; symbols: string[]; strategy: StrategyParams } | { kind: "resume" } | { kind: "resume-session"; sessionId: string };
+/**
+ * Which session to trade: a new one, the account's latest active or interrupted one, a named one, or the
+ * latest one when there is one and a new one (with these symbols and parameters) otherwise.
+ */
+export type SessionChoice =
+  | { kind: "new"; symbols: string[]; strategy: StrategyParams }
+  | { kind: "resume" }
+  | { kind: "resume-session"; sessionId: string }
+  | { kind: "resume-or-new"; symbols: string[]; strategy: StrategyParams };
 
 export interface TraderOptions {
   session: SessionChoice;
   /**
-   * Session-shaping flags given together with --resume, --resume-session or --reconcile-only: a resumed
+   * Session-shaping flags given together with --resume, --resume-session, --resume-or-new or --reconcile-only: a resumed
    * session keeps what it started with, so these must match it (the same command line plus --resume works).
    */
   sessionFlags: SessionFlags;
@@ -69,17 +76,20 @@ export const STRATEGY_FLAG_NAMES: Record<keyof StrategyParams, string> = {
   lookbackBars: "--lookback",
   entryThresholdPct: "--entry-threshold-pct",
 };
+/** Sets the default of --interval, so a service definition can tune the tick without changing the command. */
+export const INTERVAL_VARIABLE = "TRADER_INTERVAL_SECONDS";
 const RUN_FLAGS = { duration: "--duration", interval: "--interval", checkpointInterval: "--checkpoint-interval" } as const;
 
-function program(): Command {
+function program(defaultInterval: string): Command {
   return new Command("trader")
     .description("Paper-trades on Alpaca (or the bundled simulator) with crash-safe session checkpoints")
     .addOption(new Option("--symbols <list>", "comma-separated tickers to trade, e.g. AAPL,MSFT").default(DEFAULTS.symbols))
     .addOption(new Option("--duration <minutes>", "stop after this many minutes (default: until stopped)"))
-    .addOption(new Option("--interval <seconds>", "seconds between trading ticks").default(DEFAULTS.interval))
+    .addOption(new Option("--interval <seconds>", `seconds between trading ticks (default: ${INTERVAL_VARIABLE}, else ${DEFAULTS.interval})`).default(defaultInterval))
     .addOption(new Option("--checkpoint-interval <seconds>", "seconds between periodic checkpoints").default(DEFAULTS.checkpointInterval))
     .addOption(new Option("--resume", "resume the account's latest active or interrupted session"))
     .addOption(new Option("--resume-session <id>", "resume the session with this id"))
+    .addOption(new Option("--resume-or-new", "resume the account's latest active or interrupted session if there is one, else start a new one"))
     .addOption(new Option("--reconcile-only", "compare the session with the broker, print the report and exit; changes nothing"))
     .addOption(new Option("--strategy <kind>", "rule (momentum on one-minute bars) or reasoner (asks the reasoning queue)").default(DEFAULTS.strategy))
     .addOption(new Option("--stop-loss-pct <percent>", "stop-loss distance from the entry price").default(DEFAULTS.stopLossPct))
@@ -124,6 +134,7 @@ const flagsSchema = z.object({
   interval: positive("--interval", "a number of seconds"),
   checkpointInterval: positive("--checkpoint-interval", "a number of seconds"),
   resume: z.boolean().optional(),
+  resumeOrNew: z.boolean().optional(),
   resumeSession: z
     .string()
     .refine((value) => sessionIdSchema.safeParse(value).success, "--resume-session: must be a session id of 1-128 characters from A-Z, a-z, 0-9, '_', '.', '-'")
@@ -138,11 +149,13 @@ const flagsSchema = z.object({
 });
 
 /**
- * Parses and validates the trader's command line (without the leading `node main.js`). Every problem is
- * reported at once; conflicting flags are named together with the way out.
+ * Parses and validates the trader's command line (without the leading `node main.js`); `env` may hold
+ * TRADER_INTERVAL_SECONDS, the default of --interval. Every problem is reported at once; conflicting flags
+ * are named together with the way out.
  */
-export function parseCommandLine(args: string[]): TraderOptions {
-  const command = program();
+export function parseCommandLine(args: string[], env: Record<string, string | undefined> = {}): TraderOptions {
+  const intervalFromEnv = env[INTERVAL_VARIABLE]?.trim() ? env[INTERVAL_VARIABLE] : undefined;
+  const command = program(intervalFromEnv ?? DEFAULTS.interval);
   try {
     command.parse(args, { from: "user" });
   } catch (error) {
@@ -155,12 +168,23 @@ export function parseCommandLine(args: string[]): TraderOptions {
   const raw = command.opts<Record<string, unknown>>();
   const given = (name: string) => command.getOptionValueSource(name) === "cli";
   const parsed = flagsSchema.safeParse(raw);
-  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => issue.message);
+  // A bad interval that came from the environment is reported under the variable's name.
+  const underItsName = (message: string) => (intervalFromEnv !== undefined && !given("interval") ? message.replace(/^--interval:/, `${INTERVAL_VARIABLE}:`) : message);
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => underItsName(issue.message));
 
   if (raw.resume === true && raw.resumeSession !== undefined) {
     problems.push("--resume and --resume-session conflict: --resume picks the account's latest active or interrupted session, --resume-session ID a given one; use one of them");
   }
   const reconcileOnly = raw.reconcileOnly === true;
+  if (raw.resumeOrNew === true) {
+    const conflicting = [raw.resume === true && "--resume", raw.resumeSession !== undefined && "--resume-session", reconcileOnly && "--reconcile-only"].filter((flag) => flag !== false);
+    if (conflicting.length > 0) {
+      problems.push(
+        `--resume-or-new conflicts with ${conflicting.join(", ")}: --resume-or-new resumes the account's latest active or interrupted session or starts a new one; ` +
+          "use --resume to require a session, --resume-session ID for a given one, or --reconcile-only alone to compare one with the broker",
+      );
+    }
+  }
   const runFlags = Object.entries(RUN_FLAGS).filter(([name]) => given(name)).map(([, flag]) => flag);
   if (reconcileOnly && runFlags.length > 0) {
     problems.push(`${runFlags.join(", ")} cannot be combined with --reconcile-only, which only reads the broker and the session, prints the report and exits`);
@@ -183,7 +207,7 @@ export function parseCommandLine(args: string[]): TraderOptions {
       ? { kind: "resume-session", sessionId: flags.resumeSession }
       : flags.resume || reconcileOnly
         ? { kind: "resume" }
-        : { kind: "new", symbols: flags.symbols, strategy };
+        : { kind: flags.resumeOrNew ? "resume-or-new" : "new", symbols: flags.symbols, strategy };
   const strategyGiven = Object.fromEntries(
     (Object.keys(STRATEGY_FLAGS) as Array<keyof typeof STRATEGY_FLAGS>).filter((name) => given(name)).map((name) => [STRATEGY_FLAGS[name], strategy[STRATEGY_FLAGS[name]]]),
   );
