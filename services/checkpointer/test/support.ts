@@ -1,10 +1,9 @@
-import { fileURLToPath } from "node:url";
 import { CheckpointClient, createLogger, createMetricsRegistry, parseEnv, type SnapshotEnvelope } from "@savepoint/shared";
-import { ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import type { TestEnvironment } from "@savepoint/shared/testing";
 import { startCheckpointer, type RunningCheckpointer } from "../src/checkpointer.js";
 import { checkpointerEnvSchema } from "../src/config.js";
 
-export const CHECKPOINTER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+export { spawnCheckpointer } from "@savepoint/shared/testing";
 
 /** A checkpointer in this process, configured like the real one from env (plus overrides). */
 export async function startTestCheckpointer(
@@ -14,13 +13,6 @@ export async function startTestCheckpointer(
   const config = parseEnv(checkpointerEnvSchema, { ...env.env, HTTP_PORT: "0", ...overrides });
   const logger = createLogger({ service: "checkpointer", level: process.env.TEST_LOG_LEVEL ?? "silent" });
   return startCheckpointer(config, logger, createMetricsRegistry("checkpointer"));
-}
-
-/** The real checkpointer binary as a child process; resolves once it is consuming. */
-export async function spawnCheckpointer(env: TestEnvironment, overrides: Record<string, string> = {}): Promise<ServiceProcess> {
-  const service = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0", ...overrides });
-  await service.waitForLog("checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance");
-  return service;
 }
 
 export function connectClient(env: TestEnvironment, options: { requestTimeoutMs?: number; confirmTimeoutMs?: number } = {}) {

@@ -11,20 +11,14 @@ import {
   type ThinkResult,
 } from "@savepoint/shared";
 import { ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
+
+export { spawnCheckpointer } from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { reasonerEnvSchema } from "../src/config.js";
 import { createModelServer, type ModelServer } from "../src/model-server/server.js";
 import { startReasoner, type RunningReasoner } from "../src/reasoner.js";
 
-const CHECKPOINTER_MAIN = fileURLToPath(new URL("../../checkpointer/dist/main.js", import.meta.url));
 export const REASONER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
-
-/** The real checkpointer binary as a child process; resolves once it is consuming. */
-export async function spawnCheckpointer(env: TestEnvironment): Promise<ServiceProcess> {
-  const service = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0" });
-  await service.waitForLog("checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance");
-  return service;
-}
 
 /** The local model server in this process, so tests read its call counts directly. */
 export async function startModelServer(latencyMs: number): Promise<{ server: ModelServer; url: string }> {

@@ -2,6 +2,8 @@ import { fileURLToPath } from "node:url";
 import { Writable } from "node:stream";
 import { CheckpointClient, type Logger } from "@savepoint/shared";
 import { ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
+
+export { spawnCheckpointer } from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
 import type { TraderState } from "../src/session/state.js";
@@ -9,20 +11,12 @@ import { startSimulator, type RunningSimulator, type SimulatorOptions } from "..
 import type { TraderContext } from "../src/trader.js";
 
 const TRADER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
-const CHECKPOINTER_MAIN = fileURLToPath(new URL("../../checkpointer/dist/main.js", import.meta.url));
 
 /** A fixed simulated start (a Monday, an hour into the session), so runs are reproducible. */
 export const START = new Date("2026-01-05T15:30:00.000Z");
 
 export function startTestSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
   return startSimulator({ seed: "trader-tests", start: START, historyBars: 240, ...options });
-}
-
-/** The real checkpointer as a child process, consuming the test environment's queues. */
-export async function spawnCheckpointer(env: TestEnvironment): Promise<ServiceProcess> {
-  const service = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0" });
-  await service.waitForLog("checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance");
-  return service;
 }
 
 /** The trader binary against `sim`, in the test environment; reads are retried once, quickly. */

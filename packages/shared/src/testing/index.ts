@@ -1,3 +1,4 @@
 export * from "./test-environment.js";
 export * from "./tcp-proxy.js";
 export * from "./service-process.js";
+export * from "./checkpointer-process.js";
