@@ -9,7 +9,7 @@ export const checkpointerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.sh
   /** Snapshot jobs held at once; also the largest possible batch. */
   SNAPSHOT_CONCURRENCY: positiveInt(10_000).default(256),
   BATCH_MAX_SIZE: positiveInt(5_000).default(256),
-  /** Batches written at once (each on its own connection). */
+  /** Batches written at once, each by its own lane of sessions (and on its own connection). */
   BATCH_MAX_CONCURRENCY: positiveInt(64).default(2),
   REQUEST_CONCURRENCY: positiveInt(1_000).default(16),
   MAX_STATE_BYTES: positiveInt(64 * 1024 * 1024).default(DEFAULT_MAX_STATE_BYTES),

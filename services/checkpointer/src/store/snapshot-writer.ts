@@ -8,7 +8,22 @@ import { isDataError, isRetryableConflict } from "./pg-errors.js";
 
 export interface SnapshotWriterOptions {
   maxBatchSize: number;
+  /** Batches written at once, each by its own lane (see `laneOf`). */
   maxConcurrentFlushes: number;
+}
+
+/**
+ * Which lane writes a session's snapshots. Two batches holding the same session lock its row in turn, so
+ * batches flushed side by side only run in parallel if their sessions differ: each session belongs to one
+ * lane, and each lane writes one batch at a time.
+ */
+export function laneOf(service: string, sessionId: string, lanes: number): number {
+  let hash = 0x811c9dc5; // FNV-1a
+  for (const text of [service, sessionId]) {
+    for (let index = 0; index < text.length; index++) hash = Math.imul(hash ^ text.charCodeAt(index), 0x01000193);
+    hash = Math.imul(hash ^ 0, 0x01000193);
+  }
+  return (hash >>> 0) % lanes;
 }
 
 const MAX_CONFLICT_RETRIES = 5;
@@ -19,7 +34,7 @@ const MAX_CONFLICT_RETRIES = 5;
  * that Postgres refuses for its data is split so that only the offending snapshot fails.
  */
 export class SnapshotWriter {
-  private readonly batcher: MicroBatcher<PendingSnapshot, PersistOutcome>;
+  private readonly lanes: Array<MicroBatcher<PendingSnapshot, PersistOutcome>>;
 
   constructor(
     private readonly store: CheckpointStore,
@@ -28,11 +43,15 @@ export class SnapshotWriter {
     private readonly logger: Logger,
     options: SnapshotWriterOptions,
   ) {
-    this.batcher = new MicroBatcher((batch) => this.flush(batch), options);
+    this.lanes = Array.from(
+      { length: options.maxConcurrentFlushes },
+      () => new MicroBatcher<PendingSnapshot, PersistOutcome>((batch) => this.flush(batch), { maxBatchSize: options.maxBatchSize, maxConcurrentFlushes: 1 }),
+    );
   }
 
   write(snapshot: PendingSnapshot): Promise<PersistOutcome> {
-    return this.batcher.submit(snapshot);
+    const { service, sessionId } = snapshot.envelope;
+    return this.lanes[laneOf(service, sessionId, this.lanes.length)]!.submit(snapshot);
   }
 
   private async flush(batch: PendingSnapshot[]): Promise<Array<PersistOutcome | Error>> {
