@@ -1,5 +1,4 @@
 import { createBullBoard } from "@bull-board/api";
-import type { IServerAdapter } from "@bull-board/api/typings/app";
 import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import basicAuth from "@fastify/basic-auth";
@@ -41,9 +40,7 @@ export function boardRoutes(config: BoardConfig, logger: Logger): FastifyPluginA
     const serverAdapter = new FastifyAdapter();
     createBullBoard({
       queues: queues.map((queue) => new BullMQAdapter(queue, { readOnlyMode: config.BULL_BOARD_READ_ONLY })),
-      // @bull-board/fastify 9.10.1 pins its own @bull-board/api 9.10.1, whose class declarations TypeScript
-      // will not match with 9.10.2's; at run time the adapter only receives the queues and routes.
-      serverAdapter: serverAdapter as unknown as IServerAdapter,
+      serverAdapter,
       options: { uiConfig: { boardTitle: "Savepoint" } },
     });
     await app.register(serverAdapter.registerPlugin());
