@@ -1,9 +1,9 @@
-import { defaultJobOptions, type SnapshotReceipt } from "@savepoint/shared";
+import type { SnapshotReceipt } from "@savepoint/shared";
 import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
 import { Job, Queue, QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningCheckpointer } from "../src/checkpointer.js";
-import { snapshot, startTestCheckpointer, storedPositions } from "./support.js";
+import { openSnapshotQueue, snapshot, startTestCheckpointer, storedPositions } from "./support.js";
 
 const MAX_STATE_BYTES = 4096;
 
@@ -75,26 +75,18 @@ const BAD_ENVELOPES: BadEnvelope[] = [
 describe("bad envelopes", () => {
   let env: TestEnvironment;
   let checkpointer: RunningCheckpointer;
+  let raw: Awaited<ReturnType<typeof openSnapshotQueue>>;
   let queue: Queue;
   let events: QueueEvents;
 
   beforeAll(async () => {
     env = await createTestEnvironment("bad-envelopes");
     checkpointer = await startTestCheckpointer(env, { MAX_STATE_BYTES: String(MAX_STATE_BYTES) });
-    queue = new Queue("checkpoints", {
-      connection: { url: env.redisUrl },
-      prefix: env.queuePrefix,
-      // What producers use: retries with backoff, so "failed at once" is the checkpointer's decision.
-      defaultJobOptions: defaultJobOptions.checkpoints,
-    });
-    // Each job.waitUntilFinished adds a listener on the queue, and the traffic test awaits dozens at once.
-    queue.setMaxListeners(0);
-    events = new QueueEvents("checkpoints", { connection: { url: env.redisUrl }, prefix: env.queuePrefix });
-    await events.waitUntilReady();
+    raw = await openSnapshotQueue(env);
+    ({ queue, events } = raw);
   });
   afterAll(async () => {
-    await events?.close();
-    await queue?.close();
+    await raw?.close();
     await checkpointer?.close();
     await env?.dispose();
   });

@@ -3,7 +3,6 @@ import {
   CheckpointClient,
   CheckpointInputError,
   CheckpointStaleEpochError,
-  defaultJobOptions,
   snapshotJobId,
   type SnapshotEnvelope,
   type SnapshotReceipt,
@@ -13,7 +12,7 @@ import { Job, Queue, QueueEvents } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningCheckpointer } from "../src/checkpointer.js";
-import { connectClient, snapshot, startTestCheckpointer, storedPositions } from "./support.js";
+import { connectClient, openSnapshotQueue, snapshot, startTestCheckpointer, storedPositions } from "./support.js";
 
 // Set explicitly because the within-one-batch test blocks exactly this many flushes to make a batch form.
 const FLUSH_SLOTS = 2;
@@ -24,6 +23,7 @@ describe("checkpointer guarantees", () => {
   let env: TestEnvironment;
   let checkpointer: RunningCheckpointer;
   let client: CheckpointClient;
+  let raw: Awaited<ReturnType<typeof openSnapshotQueue>>;
   let queue: Queue;
   let events: QueueEvents;
 
@@ -31,20 +31,12 @@ describe("checkpointer guarantees", () => {
     env = await createTestEnvironment("guarantees");
     checkpointer = await startTestCheckpointer(env, { BATCH_MAX_CONCURRENCY: String(FLUSH_SLOTS) });
     client = await connectClient(env);
-    queue = new Queue("checkpoints", {
-      connection: { url: env.redisUrl },
-      prefix: env.queuePrefix,
-      defaultJobOptions: defaultJobOptions.checkpoints,
-    });
-    // Each job.waitUntilFinished adds a listener on the queue, and some tests await dozens of jobs at once.
-    queue.setMaxListeners(0);
-    events = new QueueEvents("checkpoints", { connection: { url: env.redisUrl }, prefix: env.queuePrefix });
-    await events.waitUntilReady();
+    raw = await openSnapshotQueue(env);
+    ({ queue, events } = raw);
   });
   afterAll(async () => {
     await client?.close();
-    await events?.close();
-    await queue?.close();
+    await raw?.close();
     await checkpointer?.close();
     await env?.dispose();
   });
