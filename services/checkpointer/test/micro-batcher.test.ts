@@ -73,12 +73,12 @@ describe("MicroBatcher", () => {
 
 describe("dedupeBatch", () => {
   it("keeps one copy per (service, session, epoch, seq), sorted by session then position", () => {
-    const a = { envelope: snapshot({ sessionId: "b", epoch: 0, seq: 2 }), envelopeJson: "{}" };
-    const b = { envelope: snapshot({ sessionId: "a", epoch: 1, seq: 0 }), envelopeJson: "{}" };
-    const c = { envelope: snapshot({ sessionId: "b", epoch: 0, seq: 1 }), envelopeJson: "{}" };
-    const again = { envelope: { ...a.envelope }, envelopeJson: "{}" };
+    const a = { head: snapshot({ sessionId: "b", epoch: 0, seq: 2 }), stateJson: "{}" };
+    const b = { head: snapshot({ sessionId: "a", epoch: 1, seq: 0 }), stateJson: "{}" };
+    const c = { head: snapshot({ sessionId: "b", epoch: 0, seq: 1 }), stateJson: "{}" };
+    const again = { head: { ...a.head }, stateJson: "{}" };
     const { unique, indexOf } = dedupeBatch([a, b, c, again]);
-    expect(unique.map((s) => `${s.envelope.sessionId}:${s.envelope.epoch}:${s.envelope.seq}`)).toEqual(["a:1:0", "b:0:1", "b:0:2"]);
+    expect(unique.map((s) => `${s.head.sessionId}:${s.head.epoch}:${s.head.seq}`)).toEqual(["a:1:0", "b:0:1", "b:0:2"]);
     expect(indexOf).toEqual([2, 0, 1, 2]);
   });
 });

@@ -67,6 +67,12 @@ export function serializeState(
   maxBytes: number,
 ): { json: string; bytes: number } | StateProblem {
   const json = JSON.stringify(state);
+  const checked = checkStateJson(json, maxBytes);
+  return "message" in checked ? checked : { json, bytes: checked.bytes };
+}
+
+/** Checks that a state's JSON text fits in `maxBytes` and holds nothing Postgres refuses to store. */
+export function checkStateJson(json: string, maxBytes: number): { bytes: number } | StateProblem {
   const bytes = Buffer.byteLength(json, "utf8");
   if (bytes > maxBytes) {
     return {
@@ -84,7 +90,7 @@ export function serializeState(
       message: `state contains ${unstorable[0].slice(-6)} (a NUL character or a lone UTF-16 surrogate), which Postgres cannot store in JSON; remove or encode it`,
     };
   }
-  return { json, bytes };
+  return { bytes };
 }
 
 /** BullMQ job id of a snapshot: stable, so a producer's retry of the same snapshot is one job. */

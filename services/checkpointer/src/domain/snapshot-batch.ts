@@ -1,9 +1,12 @@
 import type { SnapshotEnvelope } from "@savepoint/shared";
 
-/** A validated snapshot, with the envelope's JSON text as the producer sent it (its state is stored from it). */
+/** A snapshot envelope's members other than its state. */
+export type SnapshotHead = Omit<SnapshotEnvelope, "state">;
+
+/** A validated snapshot: its envelope's other members, and its state's JSON text as it will be stored. */
 export interface PendingSnapshot {
-  envelope: SnapshotEnvelope;
-  envelopeJson: string;
+  head: SnapshotHead;
+  stateJson: string;
 }
 
 export type PersistOutcome =
@@ -22,15 +25,15 @@ export const snapshotKey = (s: Pick<SnapshotEnvelope, "service" | "sessionId" | 
 export function dedupeBatch(batch: PendingSnapshot[]): { unique: PendingSnapshot[]; indexOf: number[] } {
   const firstByKey = new Map<string, PendingSnapshot>();
   for (const snapshot of batch) {
-    const key = snapshotKey(snapshot.envelope);
+    const key = snapshotKey(snapshot.head);
     if (!firstByKey.has(key)) firstByKey.set(key, snapshot);
   }
-  const unique = [...firstByKey.values()].sort((a, b) => compareSnapshots(a.envelope, b.envelope));
-  const position = new Map(unique.map((snapshot, index) => [snapshotKey(snapshot.envelope), index]));
-  return { unique, indexOf: batch.map((snapshot) => position.get(snapshotKey(snapshot.envelope)) ?? -1) };
+  const unique = [...firstByKey.values()].sort((a, b) => compareSnapshots(a.head, b.head));
+  const position = new Map(unique.map((snapshot, index) => [snapshotKey(snapshot.head), index]));
+  return { unique, indexOf: batch.map((snapshot) => position.get(snapshotKey(snapshot.head)) ?? -1) };
 }
 
-function compareSnapshots(a: SnapshotEnvelope, b: SnapshotEnvelope): number {
+function compareSnapshots(a: SnapshotHead, b: SnapshotHead): number {
   return (
     compareText(a.service, b.service) || compareText(a.sessionId, b.sessionId) || a.epoch - b.epoch || a.seq - b.seq
   );

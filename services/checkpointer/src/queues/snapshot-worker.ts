@@ -1,5 +1,7 @@
-import { Worker, type ConnectionOptions, type Job, type JobJson } from "bullmq";
-import { createJobProcessor, JobRejectedError, serializeState, type Logger, type SnapshotEnvelope } from "@savepoint/shared";
+import { Worker, type ConnectionOptions, type Job, type JobJson, type Processor } from "bullmq";
+import { jobCatalog, JobRejectedError, type Logger } from "@savepoint/shared";
+import { decodeSnapshot } from "../domain/snapshot-decoding.js";
+import type { PendingSnapshot, PersistOutcome } from "../domain/snapshot-batch.js";
 import type { CheckpointerMetrics } from "../metrics.js";
 import type { SnapshotWriter } from "../store/snapshot-writer.js";
 
@@ -14,58 +16,61 @@ export interface SnapshotWorkerOptions {
   logger: Logger;
 }
 
-/**
- * A Worker that keeps each job's data as Redis held it (the producer's JSON text), so the state can go to
- * Postgres as written instead of being serialized again: re-serializing 8 KB per snapshot was a tenth of
- * the checkpointer's CPU.
- */
-class SnapshotJobWorker extends Worker {
-  private readonly rawData = new WeakMap<Job, string>();
+const JOB_NAMES = Object.keys(jobCatalog.checkpoints);
+if (JOB_NAMES.join() !== "snapshot") {
+  throw new Error(`the checkpointer's snapshot worker handles only "snapshot" jobs, but the checkpoints queue now has [${JOB_NAMES.join(", ")}]`);
+}
 
-  protected override createJob(data: JobJson, jobId: string): Job {
-    const job = super.createJob(data, jobId);
-    this.rawData.set(job, data.data);
+/**
+ * A Worker whose jobs keep their data as the JSON text Redis held (BullMQ would parse it into objects), for
+ * `decodeSnapshot` to read: the state goes to Postgres as the producer wrote it, never parsed here.
+ */
+class SnapshotJobWorker extends Worker<string> {
+  protected override createJob(data: JobJson, jobId: string): Job<string> {
+    const job = super.createJob({ ...data, data: "null" }, jobId);
+    job.data = data.data;
     return job;
   }
-
-  envelopeJson(job: Job): string {
-    return this.rawData.get(job) ?? JSON.stringify(job.data);
-  }
 }
 
 /**
- * The envelope's JSON text, once its state is known to be storable. The text holds the state, so a text within
- * the limit with no \u escape at all needs no closer look; otherwise the state is serialized and checked.
+ * Consumes `checkpoints`: decodes each snapshot against the catalog's envelope schema (its state left as text),
+ * hands it to the batched writer, and answers once committed. This queue's one job is decoded here rather than
+ * by createJobProcessor, which would parse every state.
  */
-function storableEnvelopeJson(envelopeJson: string, envelope: SnapshotEnvelope, maxStateBytes: number): string {
-  if (Buffer.byteLength(envelopeJson, "utf8") <= maxStateBytes && !envelopeJson.includes("\\u")) return envelopeJson;
-  const serialized = serializeState(envelope.state, maxStateBytes);
-  if ("message" in serialized) {
-    throw new JobRejectedError(serialized.reason, `invalid snapshot: ${serialized.field}: ${serialized.message}`);
-  }
-  return envelopeJson;
-}
-
-/** Consumes `checkpoints`: validates each snapshot, hands it to the batched writer, answers once committed. */
 export function createSnapshotWorker(options: SnapshotWorkerOptions): Worker {
   const { writer, metrics, logger, maxStateBytes } = options;
-  let worker: SnapshotJobWorker;
-  const processor = createJobProcessor("checkpoints", {
-    snapshot: async (envelope, job) => {
-      const envelopeJson = storableEnvelopeJson(worker.envelopeJson(job), envelope, maxStateBytes);
-      const result = await writer.write({ envelope, envelopeJson });
-      if (result.outcome === "stale") {
-        throw new JobRejectedError(
-          "stale",
-          `stale epoch: ${envelope.service}/${envelope.sessionId} snapshot epoch ${envelope.epoch} seq ${envelope.seq} ` +
-            `is below epoch ${result.highestEpoch}, already stored; another owner has taken over this session`,
-        );
-      }
-      metrics.persisted.inc({ outcome: result.outcome });
-      return { outcome: result.outcome };
-    },
-  });
-  worker = new SnapshotJobWorker("checkpoints", processor, {
+
+  async function write(snapshot: PendingSnapshot & { stateCut: boolean }, text: string): Promise<PersistOutcome> {
+    try {
+      return await writer.write(snapshot);
+    } catch (error) {
+      if (!snapshot.stateCut || !(error instanceof JobRejectedError) || error.reason !== "unstorable") throw error;
+      // Postgres refused the state cut from the text. Decoding it whole names the field at fault, or (if the
+      // text only repeated a key) gives a state Postgres takes.
+      return writer.write(decodeSnapshot(text, maxStateBytes, { parseState: true }));
+    }
+  }
+
+  const processor: Processor<string> = async (job) => {
+    if (job.name !== "snapshot") {
+      throw new JobRejectedError("unknown_job", `unknown job name "${job.name}" on queue "checkpoints"; expected one of: snapshot`);
+    }
+    const snapshot = decodeSnapshot(job.data, maxStateBytes);
+    const result = await write(snapshot, job.data);
+    if (result.outcome === "stale") {
+      const { head } = snapshot;
+      throw new JobRejectedError(
+        "stale",
+        `stale epoch: ${head.service}/${head.sessionId} snapshot epoch ${head.epoch} seq ${head.seq} ` +
+          `is below epoch ${result.highestEpoch}, already stored; another owner has taken over this session`,
+      );
+    }
+    metrics.persisted.inc({ outcome: result.outcome });
+    return { outcome: result.outcome };
+  };
+
+  const worker = new SnapshotJobWorker("checkpoints", processor, {
     connection: options.connection,
     prefix: options.prefix,
     concurrency: options.concurrency,

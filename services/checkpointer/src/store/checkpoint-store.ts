@@ -38,11 +38,10 @@ export function createPool({ databaseUrl, maxConnections, statementTimeoutMs }: 
 const PERSIST_BATCH_SQL = `
 WITH input AS (
   SELECT t.ord - 1 AS ord, t.service, t.session_id, t.epoch, t.seq, t.owner_id, t.kind, t.status, t.schema_version,
-         t.taken_at, e.envelope -> 'state' AS state
+         t.taken_at, t.state
   FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::int[],
-              $9::timestamptz[])
-         WITH ORDINALITY AS t(service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, ord)
-  JOIN json_array_elements($10::json) WITH ORDINALITY AS e(envelope, ord) ON e.ord = t.ord
+              $9::timestamptz[], $10::json[])
+         WITH ORDINALITY AS t(service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, state, ord)
 ),
 heads AS (
   INSERT INTO checkpoint_sessions AS s (service, session_id, owner_id, status, latest_epoch, latest_seq)
@@ -117,6 +116,33 @@ function toStoredSnapshot(row: SnapshotRow): StoredSnapshot {
   };
 }
 
+const JSON_TYPE_OID = 114;
+
+/**
+ * A json[] parameter in Postgres' binary array format (node-postgres sends a Buffer as binary). Each text
+ * reaches the server as is and is only validated there; as a text array literal every quote in it would be
+ * escaped on the way out and unescaped again by the server, and one JSON array would be parsed twice more
+ * to split it up.
+ */
+function jsonArrayParameter(texts: string[]): Buffer {
+  const HEADER_BYTES = 20;
+  let total = HEADER_BYTES;
+  const lengths = texts.map((text) => Buffer.byteLength(text, "utf8"));
+  for (const length of lengths) total += 4 + length;
+  const buffer = Buffer.allocUnsafe(total);
+  buffer.writeInt32BE(1, 0); // dimensions
+  buffer.writeInt32BE(0, 4); // no nulls
+  buffer.writeInt32BE(JSON_TYPE_OID, 8);
+  buffer.writeInt32BE(texts.length, 12);
+  buffer.writeInt32BE(1, 16); // lower bound
+  let offset = HEADER_BYTES;
+  texts.forEach((text, index) => {
+    buffer.writeInt32BE(lengths[index]!, offset);
+    offset += 4 + buffer.write(text, offset + 4, "utf8");
+  });
+  return buffer;
+}
+
 /** Sessions handled per cleanup statement, so a cleanup never holds one huge transaction. */
 const CLEANUP_SESSIONS_PER_STATEMENT = 500;
 
@@ -145,19 +171,15 @@ export class CheckpointStore {
   /** Persists distinct snapshots (see `dedupeBatch`) in one transaction; one outcome per snapshot, in order. */
   async persistBatch(snapshots: PendingSnapshot[]): Promise<PersistOutcome[]> {
     const columns: unknown[][] = Array.from({ length: 9 }, () => []);
-    for (const { envelope: e } of snapshots) {
+    for (const { head: e } of snapshots) {
       const values = [e.service, e.sessionId, e.epoch, e.seq, e.ownerId ?? null, e.kind, e.status, e.schemaVersion, e.takenAt];
       values.forEach((value, column) => columns[column]!.push(value));
     }
-    // The envelopes travel as one JSON array of the producers' own text, joined as is (a text[] parameter would
-    // be escaped element by element on the way out and parsed again as an array literal by Postgres); the
-    // statement takes each state out of its envelope.
-    const envelopes = `[${snapshots.map((snapshot) => snapshot.envelopeJson).join(",")}]`;
     const { rows } = await this.pool.query<{ ord: number; outcome: PersistOutcome["outcome"]; highest_epoch: number }>({
       // Named, so each connection parses and plans it once: the hot path of every write.
       name: "persist-batch",
       text: PERSIST_BATCH_SQL,
-      values: [...columns, envelopes],
+      values: [...columns, jsonArrayParameter(snapshots.map((snapshot) => snapshot.stateJson))],
     });
     const outcomes = new Array<PersistOutcome>(snapshots.length);
     for (const row of rows) {
@@ -176,12 +198,12 @@ export class CheckpointStore {
 
   /** Which of `snapshots[ords]` are stored, read with a snapshot of now. */
   private async storedAmong(snapshots: PendingSnapshot[], ords: number[]): Promise<number[]> {
-    const envelopes = ords.map((ord) => snapshots[ord]!.envelope);
+    const heads = ords.map((ord) => snapshots[ord]!.head);
     const { rows } = await this.pool.query<{ ord: number }>(
       `SELECT k.ord FROM unnest($1::int[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS k(ord, service, session_id, epoch, seq)
        WHERE EXISTS (SELECT 1 FROM checkpoints c WHERE c.service = k.service AND c.session_id = k.session_id
                                                   AND c.epoch = k.epoch AND c.seq = k.seq)`,
-      [ords, envelopes.map((e) => e.service), envelopes.map((e) => e.sessionId), envelopes.map((e) => e.epoch), envelopes.map((e) => e.seq)],
+      [ords, heads.map((h) => h.service), heads.map((h) => h.sessionId), heads.map((h) => h.epoch), heads.map((h) => h.seq)],
     );
     return rows.map((row) => row.ord);
   }

@@ -50,7 +50,7 @@ export class SnapshotWriter {
   }
 
   write(snapshot: PendingSnapshot): Promise<PersistOutcome> {
-    const { service, sessionId } = snapshot.envelope;
+    const { service, sessionId } = snapshot.head;
     return this.lanes[laneOf(service, sessionId, this.lanes.length)]!.submit(snapshot);
   }
 
