@@ -225,18 +225,19 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
     for (const name of DRAIN_NAMES) await drainScenarios[name](settings.BENCH_WARMUP_SNAPSHOTS);
   }
 
+  // One operation of each scenario after another, so whatever else the machine does weighs on each alike.
   const latencySamples: Record<LatencyName, number[]> = { confirmedSave: [], restore: [], noopRoundTrip: [], directInsert: [] };
-  let confirmBatches: BatchCounters = { batches: 0, snapshots: 0, commitSeconds: 0 };
-  const samplesPerRound = Math.ceil(settings.BENCH_LATENCY_SAMPLES / settings.BENCH_ROUNDS);
-  for (let round = 0; round < settings.BENCH_ROUNDS; round++) {
-    for (const name of inTurn(LATENCY_NAMES, round)) {
-      const countersBefore = name === "confirmedSave" ? await readBatchCounters(metricsUrl) : undefined;
-      latencySamples[name].push(...(await timeEach(samplesPerRound, latencyScenarios[name])));
-      if (countersBefore) {
-        confirmBatches = addBatchCounters(confirmBatches, batchCountersBetween(countersBefore, await readBatchCounters(metricsUrl)));
-      }
+  const countersBefore = await readBatchCounters(metricsUrl);
+  for (let index = 0; index < settings.BENCH_LATENCY_SAMPLES; index++) {
+    for (const name of inTurn(LATENCY_NAMES, index)) {
+      const operation = latencyScenarios[name](index);
+      const started = performance.now();
+      await operation();
+      latencySamples[name].push(performance.now() - started);
     }
   }
+  // Only confirmed saves reach the checkpointer's batches during this phase.
+  const confirmBatches = batchCountersBetween(countersBefore, await readBatchCounters(metricsUrl));
 
   const drains: Record<DrainName, Drained[]> = { checkpointer: [], noop: [], directSerial: [], direct: [] };
   const snapshotsPerRound = Math.ceil(settings.BENCH_SNAPSHOTS / settings.BENCH_ROUNDS);
