@@ -21,6 +21,15 @@ describe("MicroBatcher", () => {
     expect(batches).toEqual([[21]]);
   });
 
+  it("sends the first of several items submitted together to an idle batcher before the others arrive", async () => {
+    const batches: number[][] = [];
+    const batcher = new MicroBatcher<number, number>(async (items) => (batches.push(items), items), { maxBatchSize: 10, maxConcurrentFlushes: 1 });
+    const first = batcher.submit(1);
+    expect(batches).toEqual([[1]]);
+    await Promise.all([first, batcher.submit(2), batcher.submit(3)]);
+    expect(batches).toEqual([[1], [2, 3]]);
+  });
+
   it("gathers items that arrive while a flush is running into the next batch, up to the size limit", async () => {
     const batches: number[][] = [];
     const gate = deferred<void>();

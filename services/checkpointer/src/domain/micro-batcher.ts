@@ -15,9 +15,9 @@ interface Pending<I, O> {
 }
 
 /**
- * Groups items submitted close together into batches. Nothing waits on a timer: an item submitted while
- * no flush is running goes out on the next turn of the event loop (alone if nothing else came), and items
- * that arrive while flushes are busy are sent together as soon as one finishes. So latency stays at one
+ * Groups items submitted close together into batches. Nothing waits on a timer: an item submitted while no
+ * flush is running goes out at once, alone; items that arrive while a flush is busy are sent together as soon
+ * as a flush slot is free (on the next turn of the event loop, or when one finishes). So latency stays at one
  * flush when idle, and batches grow with load.
  */
 export class MicroBatcher<I, O> {
@@ -33,7 +33,10 @@ export class MicroBatcher<I, O> {
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
-      if (!this.scheduled) {
+      if (this.flushing === 0) {
+        // Idle: waiting for company would only add latency; whatever comes during this flush forms the next batch.
+        this.drain();
+      } else if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => {
           this.scheduled = false;
