@@ -1,9 +1,7 @@
 import type { SnapshotReceipt } from "@savepoint/shared";
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
-import { Job, Queue, QueueEvents } from "bullmq";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningCheckpointer } from "../src/checkpointer.js";
-import { openSnapshotQueue, snapshot, startTestCheckpointer, storedPositions } from "./support.js";
+import { Job } from "bullmq";
+import { describe, expect, it } from "vitest";
+import { snapshot, storedPositions, useRunningCheckpointer } from "./support.js";
 
 const MAX_STATE_BYTES = 4096;
 
@@ -73,30 +71,14 @@ const BAD_ENVELOPES: BadEnvelope[] = [
 
 // Raw jobs, so nothing is checked before the checkpointer sees them (the client would refuse all of these).
 describe("bad envelopes", () => {
-  let env: TestEnvironment;
-  let checkpointer: RunningCheckpointer;
-  let raw: Awaited<ReturnType<typeof openSnapshotQueue>>;
-  let queue: Queue;
-  let events: QueueEvents;
+  const stack = useRunningCheckpointer("bad-envelopes", { overrides: { MAX_STATE_BYTES: String(MAX_STATE_BYTES) }, rawQueue: true });
 
-  beforeAll(async () => {
-    env = await createTestEnvironment("bad-envelopes");
-    checkpointer = await startTestCheckpointer(env, { MAX_STATE_BYTES: String(MAX_STATE_BYTES) });
-    raw = await openSnapshotQueue(env);
-    ({ queue, events } = raw);
-  });
-  afterAll(async () => {
-    await raw?.close();
-    await checkpointer?.close();
-    await env?.dispose();
-  });
-
-  const addBad = (bad: BadEnvelope) => queue.add(bad.name ?? "snapshot", bad.data);
+  const addBad = (bad: BadEnvelope) => stack.raw.queue.add(bad.name ?? "snapshot", bad.data);
 
   /** Awaits a job that must fail, then reads back how it ended. */
   async function failureOf(job: Job) {
-    await expect(job.waitUntilFinished(events, 10_000)).rejects.toThrow();
-    const ended = await Job.fromId(queue, job.id!);
+    await expect(job.waitUntilFinished(stack.raw.events, 10_000)).rejects.toThrow();
+    const ended = await Job.fromId(stack.raw.queue, job.id!);
     return { state: await ended!.getState(), attemptsMade: ended!.attemptsMade, failedReason: ended!.failedReason };
   }
 
@@ -118,7 +100,7 @@ describe("bad envelopes", () => {
         state: { note: index % 3 === 0 ? "\\u0000 is how JSON writes NUL 😀" : "ok", pad: "p".repeat(index * 50) },
       }),
     );
-    const jobs = await queue.addBulk(
+    const jobs = await stack.raw.queue.addBulk(
       BAD_ENVELOPES.flatMap((bad, index) => [
         { name: bad.name ?? "snapshot", data: bad.data },
         { name: "snapshot", data: validSnapshots[index] },
@@ -127,10 +109,10 @@ describe("bad envelopes", () => {
     const badJobs = jobs.filter((_, index) => index % 2 === 0);
     const validJobs = jobs.filter((_, index) => index % 2 === 1);
 
-    const answers = await Promise.all(validJobs.map((job) => job.waitUntilFinished(events, 10_000) as Promise<SnapshotReceipt>));
+    const answers = await Promise.all(validJobs.map((job) => job.waitUntilFinished(stack.raw.events, 10_000) as Promise<SnapshotReceipt>));
     expect(answers).toEqual(validJobs.map(() => ({ outcome: "stored" })));
     const failures = await Promise.all(badJobs.map(failureOf));
     expect(failures.map((failure) => [failure.state, failure.attemptsMade])).toEqual(badJobs.map(() => ["failed", 1]));
-    expect(await storedPositions(env, "trader", "valid-flow")).toHaveLength(validSnapshots.length);
+    expect(await storedPositions(stack.env, "trader", "valid-flow")).toHaveLength(validSnapshots.length);
   });
 });

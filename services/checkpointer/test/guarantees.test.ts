@@ -7,12 +7,11 @@ import {
   type SnapshotEnvelope,
   type SnapshotReceipt,
 } from "@savepoint/shared";
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
-import { Job, Queue, QueueEvents } from "bullmq";
+import type { TestEnvironment } from "@savepoint/shared/testing";
+import { Job, type QueueEvents } from "bullmq";
 import pg from "pg";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningCheckpointer } from "../src/checkpointer.js";
-import { connectClient, openSnapshotQueue, snapshot, startTestCheckpointer, storedPositions } from "./support.js";
+import { beforeAll, describe, expect, it } from "vitest";
+import { snapshot, storedPositions, useRunningCheckpointer } from "./support.js";
 
 // Set explicitly because the within-one-batch test blocks exactly this many flushes to make a batch form.
 const FLUSH_SLOTS = 2;
@@ -20,34 +19,15 @@ const FLUSH_SLOTS = 2;
 // The checkpointer's guarantees (DESIGN.md, "Guarantees"), driven through the shared client and, where a test
 // needs deliveries the client would never make (a second job id, a re-added job), raw jobs on the queue.
 describe("checkpointer guarantees", () => {
-  let env: TestEnvironment;
-  let checkpointer: RunningCheckpointer;
-  let client: CheckpointClient;
-  let raw: Awaited<ReturnType<typeof openSnapshotQueue>>;
-  let queue: Queue;
-  let events: QueueEvents;
+  const stack = useRunningCheckpointer("guarantees", { overrides: { BATCH_MAX_CONCURRENCY: String(FLUSH_SLOTS) }, rawQueue: true });
 
-  beforeAll(async () => {
-    env = await createTestEnvironment("guarantees");
-    checkpointer = await startTestCheckpointer(env, { BATCH_MAX_CONCURRENCY: String(FLUSH_SLOTS) });
-    client = await connectClient(env);
-    raw = await openSnapshotQueue(env);
-    ({ queue, events } = raw);
-  });
-  afterAll(async () => {
-    await client?.close();
-    await raw?.close();
-    await checkpointer?.close();
-    await env?.dispose();
-  });
-
-  const addRaw = (envelope: SnapshotEnvelope, jobId?: string) => queue.add("snapshot", envelope, jobId ? { jobId } : {});
-  const answerOf = (job: Job) => job.waitUntilFinished(events, 10_000) as Promise<SnapshotReceipt>;
+  const addRaw = (envelope: SnapshotEnvelope, jobId?: string) => stack.raw.queue.add("snapshot", envelope, jobId ? { jobId } : {});
+  const answerOf = (job: Job) => job.waitUntilFinished(stack.raw.events, 10_000) as Promise<SnapshotReceipt>;
 
   /** Awaits a job that must fail, then reads back how it ended. */
   async function failureOf(job: Job) {
     await expect(answerOf(job)).rejects.toThrow();
-    const ended = await Job.fromId(queue, job.id!);
+    const ended = await Job.fromId(stack.raw.queue, job.id!);
     return { state: await ended!.getState(), attemptsMade: ended!.attemptsMade, failedReason: ended!.failedReason };
   }
 
@@ -56,15 +36,15 @@ describe("checkpointer guarantees", () => {
       const twice = snapshot({ sessionId: "idem-raw", seq: 1 });
       expect(await answerOf(await addRaw(twice, "idem-raw-first"))).toEqual({ outcome: "stored" });
       expect(await answerOf(await addRaw(twice, "idem-raw-second"))).toEqual({ outcome: "duplicate" });
-      expect(await storedPositions(env, "trader", "idem-raw")).toEqual(["0:1"]);
+      expect(await storedPositions(stack.env, "trader", "idem-raw")).toEqual(["0:1"]);
     });
 
     it("stores a snapshot delivered twice within one batch once; one copy is answered stored, the other duplicate", async () => {
       // Every flush slot is held up on a session row this test locks, so both copies queue up and are
       // flushed together once the lock is released.
       const blockers = Array.from({ length: FLUSH_SLOTS }, (_, slot) => `idem-blocker-${slot}`);
-      for (const sessionId of blockers) await client.saveAndConfirm(snapshot({ sessionId, seq: 1 }));
-      const lock = new pg.Client({ connectionString: env.databaseUrl });
+      for (const sessionId of blockers) await stack.client.saveAndConfirm(snapshot({ sessionId, seq: 1 }));
+      const lock = new pg.Client({ connectionString: stack.env.databaseUrl });
       await lock.connect();
       const blocked: Job[] = [];
       let copies: Job[];
@@ -73,11 +53,11 @@ describe("checkpointer guarantees", () => {
         await lock.query("SELECT 1 FROM checkpoint_sessions WHERE session_id = ANY($1) FOR UPDATE", [blockers]);
         for (const [index, sessionId] of blockers.entries()) {
           blocked.push(await addRaw(snapshot({ sessionId, seq: 2 })));
-          await waitFor(async () => (await flushesWaitingOnLocks(env)) === index + 1, "a flush to wait on the test's row lock");
+          await waitFor(async () => (await flushesWaitingOnLocks(stack.env)) === index + 1, "a flush to wait on the test's row lock");
         }
         const twice = snapshot({ sessionId: "idem-batch", seq: 1 });
-        const bothActive = activeJobs(events, ["idem-batch-a", "idem-batch-b"]);
-        copies = await queue.addBulk([
+        const bothActive = activeJobs(stack.raw.events, ["idem-batch-a", "idem-batch-b"]);
+        copies = await stack.raw.queue.addBulk([
           { name: "snapshot", data: twice, opts: { jobId: "idem-batch-a" } },
           { name: "snapshot", data: twice, opts: { jobId: "idem-batch-b" } },
         ]);
@@ -88,7 +68,7 @@ describe("checkpointer guarantees", () => {
       }
       const answers = await Promise.all(copies.map(answerOf));
       expect(answers.map((answer) => answer.outcome).sort()).toEqual(["duplicate", "stored"]);
-      expect(await storedPositions(env, "trader", "idem-batch")).toEqual(["0:1"]);
+      expect(await storedPositions(stack.env, "trader", "idem-batch")).toEqual(["0:1"]);
       expect(await Promise.all(blocked.map(answerOf))).toEqual(blockers.map(() => ({ outcome: "stored" })));
     });
   });
@@ -96,38 +76,38 @@ describe("checkpointer guarantees", () => {
   describe("out-of-order arrival", () => {
     it("makes the greatest seq latest when seqs arrive shuffled, and keeps every one in history", async () => {
       const shuffled = [7, 19, 2, 13, 20, 1, 11, 5, 16, 3, 9, 18, 4, 14, 8, 10, 6, 17, 12, 15];
-      const jobs = await queue.addBulk(
+      const jobs = await stack.raw.queue.addBulk(
         shuffled.map((seq) => ({ name: "snapshot", data: snapshot({ sessionId: "shuffled", seq, state: { seq } }) })),
       );
       await Promise.all(jobs.map(answerOf));
 
-      expect(await client.latest({ service: "trader", sessionId: "shuffled" })).toMatchObject({ seq: 20, state: { seq: 20 } });
-      const history = await client.history({ service: "trader", sessionId: "shuffled", limit: 100 });
+      expect(await stack.client.latest({ service: "trader", sessionId: "shuffled" })).toMatchObject({ seq: 20, state: { seq: 20 } });
+      const history = await stack.client.history({ service: "trader", sessionId: "shuffled", limit: 100 });
       expect(history.map((s) => s.seq)).toEqual([...shuffled].sort((a, b) => b - a));
     });
 
     it("keeps latest (and the session's status) when a late, older seq arrives after a newer one is stored", async () => {
-      await client.saveAndConfirm(snapshot({ sessionId: "late", ownerId: "late-owner", epoch: 1, seq: 10, state: { at: 10 } }));
-      expect(await client.saveAndConfirm(snapshot({ sessionId: "late", ownerId: "late-owner", epoch: 1, seq: 3, status: "stopped" }))).toEqual({
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "late", ownerId: "late-owner", epoch: 1, seq: 10, state: { at: 10 } }));
+      expect(await stack.client.saveAndConfirm(snapshot({ sessionId: "late", ownerId: "late-owner", epoch: 1, seq: 3, status: "stopped" }))).toEqual({
         outcome: "stored",
       });
 
-      expect(await client.latest({ service: "trader", sessionId: "late" })).toMatchObject({ epoch: 1, seq: 10, status: "active" });
-      expect(await client.latest({ service: "trader", ownerId: "late-owner", status: "active" })).toMatchObject({ seq: 10 });
-      expect(await storedPositions(env, "trader", "late")).toEqual(["1:3", "1:10"]);
+      expect(await stack.client.latest({ service: "trader", sessionId: "late" })).toMatchObject({ epoch: 1, seq: 10, status: "active" });
+      expect(await stack.client.latest({ service: "trader", ownerId: "late-owner", status: "active" })).toMatchObject({ seq: 10 });
+      expect(await storedPositions(stack.env, "trader", "late")).toEqual(["1:3", "1:10"]);
     });
   });
 
   describe("retried jobs", () => {
     it("adds no row and keeps latest when a producer retries saveAndConfirm of a snapshot already stored", async () => {
       const first = snapshot({ sessionId: "retry-confirm", seq: 1 });
-      await client.saveAndConfirm(first);
-      await client.saveAndConfirm(snapshot({ sessionId: "retry-confirm", seq: 2 }));
+      await stack.client.saveAndConfirm(first);
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "retry-confirm", seq: 2 }));
 
       // Same envelope, same job id: the retry is answered by the job that already ran.
-      expect(await client.saveAndConfirm(first)).toEqual({ outcome: "stored" });
-      expect(await storedPositions(env, "trader", "retry-confirm")).toEqual(["0:1", "0:2"]);
-      expect(await client.latest({ service: "trader", sessionId: "retry-confirm" })).toMatchObject({ seq: 2 });
+      expect(await stack.client.saveAndConfirm(first)).toEqual({ outcome: "stored" });
+      expect(await storedPositions(stack.env, "trader", "retry-confirm")).toEqual(["0:1", "0:2"]);
+      expect(await stack.client.latest({ service: "trader", sessionId: "retry-confirm" })).toMatchObject({ seq: 2 });
     });
 
     it("answers duplicate, adds no row and keeps latest when a completed job is re-added under the same id", async () => {
@@ -135,31 +115,31 @@ describe("checkpointer guarantees", () => {
       const jobId = snapshotJobId(first);
       const original = await addRaw(first, jobId);
       expect(await answerOf(original)).toEqual({ outcome: "stored" });
-      await client.saveAndConfirm(snapshot({ sessionId: "retry-readd", seq: 2 }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "retry-readd", seq: 2 }));
       await original.remove();
 
       expect(await answerOf(await addRaw(first, jobId))).toEqual({ outcome: "duplicate" });
-      expect(await storedPositions(env, "trader", "retry-readd")).toEqual(["0:1", "0:2"]);
-      expect(await client.latest({ service: "trader", sessionId: "retry-readd" })).toMatchObject({ seq: 2 });
+      expect(await storedPositions(stack.env, "trader", "retry-readd")).toEqual(["0:1", "0:2"]);
+      expect(await stack.client.latest({ service: "trader", sessionId: "retry-readd" })).toMatchObject({ seq: 2 });
     });
 
     it("answers duplicate and adds no row when BullMQ retries a completed snapshot job", async () => {
       const original = await addRaw(snapshot({ sessionId: "retry-bullmq", seq: 1 }));
       expect(await answerOf(original)).toEqual({ outcome: "stored" });
-      await client.saveAndConfirm(snapshot({ sessionId: "retry-bullmq", seq: 2 }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "retry-bullmq", seq: 2 }));
 
       await original.retry("completed");
       expect(await answerOf(original)).toEqual({ outcome: "duplicate" });
-      expect(await storedPositions(env, "trader", "retry-bullmq")).toEqual(["0:1", "0:2"]);
-      expect(await client.latest({ service: "trader", sessionId: "retry-bullmq" })).toMatchObject({ seq: 2 });
+      expect(await storedPositions(stack.env, "trader", "retry-bullmq")).toEqual(["0:1", "0:2"]);
+      expect(await stack.client.latest({ service: "trader", sessionId: "retry-bullmq" })).toMatchObject({ seq: 2 });
     });
   });
 
   describe("stale epochs", () => {
     beforeAll(async () => {
-      await client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 1, seq: 1 }));
-      await client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 1, seq: 2 }));
-      await client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 2, seq: 0 }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 1, seq: 1 }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 1, seq: 2 }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 2, seq: 0 }));
     });
 
     it("fails an epoch-1 snapshot at once, naming both epochs, and stores nothing once epoch 2 is stored", async () => {
@@ -169,14 +149,14 @@ describe("checkpointer guarantees", () => {
       expect(failure.failedReason).toMatch(/stale epoch/);
       expect(failure.failedReason).toMatch(/epoch 1 seq 3 is below epoch 2/);
 
-      await expect(client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 1, seq: 4 }))).rejects.toThrow(CheckpointStaleEpochError);
-      expect(await storedPositions(env, "trader", "fencing")).toEqual(["1:1", "1:2", "2:0"]);
+      await expect(stack.client.saveAndConfirm(snapshot({ sessionId: "fencing", epoch: 1, seq: 4 }))).rejects.toThrow(CheckpointStaleEpochError);
+      expect(await storedPositions(stack.env, "trader", "fencing")).toEqual(["1:1", "1:2", "2:0"]);
     });
 
     it("still answers a redelivered, already stored epoch-1 snapshot as duplicate, not stale", async () => {
       const redelivered = await addRaw(snapshot({ sessionId: "fencing", epoch: 1, seq: 2 }), "fencing-redelivered");
       expect(await answerOf(redelivered)).toEqual({ outcome: "duplicate" });
-      expect(await storedPositions(env, "trader", "fencing")).toEqual(["1:1", "1:2", "2:0"]);
+      expect(await storedPositions(stack.env, "trader", "fencing")).toEqual(["1:1", "1:2", "2:0"]);
     });
   });
 
@@ -186,8 +166,8 @@ describe("checkpointer guarantees", () => {
       // Concurrent saves, so the confirmations come from batches of several snapshots.
       await Promise.all(
         seqs.map(async (seq) => {
-          await client.saveAndConfirm(snapshot({ sessionId: "confirmed", seq }));
-          const { rows } = await env.query("SELECT 1 FROM checkpoints WHERE session_id = 'confirmed' AND seq = $1", [seq]);
+          await stack.client.saveAndConfirm(snapshot({ sessionId: "confirmed", seq }));
+          const { rows } = await stack.env.query("SELECT 1 FROM checkpoints WHERE session_id = 'confirmed' AND seq = $1", [seq]);
           expect(rows, `seq ${seq}`).toHaveLength(1);
         }),
       );
@@ -196,30 +176,30 @@ describe("checkpointer guarantees", () => {
 
   describe("state requests", () => {
     it("finds an owner's most recently written session, filtered by status", async () => {
-      await client.saveAndConfirm(snapshot({ sessionId: "owner-a", ownerId: "acct-42", seq: 1, status: "interrupted" }));
-      await client.saveAndConfirm(snapshot({ sessionId: "owner-b", ownerId: "acct-42", seq: 1, status: "completed" }));
-      await client.saveAndConfirm(snapshot({ sessionId: "owner-c", ownerId: "acct-42", seq: 1, status: "active" }));
-      await client.saveAndConfirm(snapshot({ sessionId: "owner-b", ownerId: "acct-42", seq: 2, status: "completed" }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "owner-a", ownerId: "acct-42", seq: 1, status: "interrupted" }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "owner-b", ownerId: "acct-42", seq: 1, status: "completed" }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "owner-c", ownerId: "acct-42", seq: 1, status: "active" }));
+      await stack.client.saveAndConfirm(snapshot({ sessionId: "owner-b", ownerId: "acct-42", seq: 2, status: "completed" }));
 
       const latestFor = (status?: "active" | "interrupted" | "completed" | "stopped" | Array<"active" | "interrupted">) =>
-        client.latest({ service: "trader", ownerId: "acct-42", ...(status ? { status } : {}) });
+        stack.client.latest({ service: "trader", ownerId: "acct-42", ...(status ? { status } : {}) });
       expect(await latestFor()).toMatchObject({ sessionId: "owner-b", seq: 2 });
       expect(await latestFor("interrupted")).toMatchObject({ sessionId: "owner-a", seq: 1 });
       expect(await latestFor(["active", "interrupted"])).toMatchObject({ sessionId: "owner-c", seq: 1 });
       expect(await latestFor("stopped")).toBeNull();
-      expect(await client.latest({ service: "reasoner", ownerId: "acct-42" })).toBeNull();
+      expect(await stack.client.latest({ service: "reasoner", ownerId: "acct-42" })).toBeNull();
     });
 
     it("pages history newest first with before, without gaps or overlaps", async () => {
       // Epoch 0 first: once epoch 1 is stored, epoch 0 snapshots are stale.
       for (const [epoch, seqs] of [[0, [1, 2, 3, 4, 5]], [1, [0, 1, 2, 3, 4, 5, 6, 7]]] as const) {
-        await Promise.all(seqs.map((seq) => client.saveAndConfirm(snapshot({ sessionId: "paging", epoch, seq }))));
+        await Promise.all(seqs.map((seq) => stack.client.saveAndConfirm(snapshot({ sessionId: "paging", epoch, seq }))));
       }
 
       const pages: string[][] = [];
       let before: { epoch: number; seq: number } | undefined;
       for (;;) {
-        const page = await client.history({ service: "trader", sessionId: "paging", limit: 5, ...(before ? { before } : {}) });
+        const page = await stack.client.history({ service: "trader", sessionId: "paging", limit: 5, ...(before ? { before } : {}) });
         if (page.length === 0) break;
         pages.push(page.map((s) => `${s.epoch}:${s.seq}`));
         const last = page[page.length - 1]!;
@@ -233,24 +213,24 @@ describe("checkpointer guarantees", () => {
     });
 
     it("reports stats: checkpoints, sessions, oldest and newest persistence times and bytes of the filter", async () => {
-      await client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s1", seq: 1, state: { blob: "a".repeat(100) } }));
-      await client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s1", seq: 2, state: { blob: "b".repeat(300) } }));
-      await client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s2", seq: 1, state: { n: 1 } }));
-      const { rows } = await env.query<{ oldest: Date; newest: Date; bytes: string }>(
+      await stack.client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s1", seq: 1, state: { blob: "a".repeat(100) } }));
+      await stack.client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s1", seq: 2, state: { blob: "b".repeat(300) } }));
+      await stack.client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s2", seq: 1, state: { n: 1 } }));
+      const { rows } = await stack.env.query<{ oldest: Date; newest: Date; bytes: string }>(
         `SELECT min(persisted_at) AS oldest, max(persisted_at) AS newest, sum(pg_column_size(state)) AS bytes
          FROM checkpoints WHERE service = 'stats-probe'`,
       );
       const expected = rows[0]!;
 
-      expect(await client.stats({ service: "stats-probe" })).toEqual({
+      expect(await stack.client.stats({ service: "stats-probe" })).toEqual({
         totalCheckpoints: 3,
         sessions: 2,
         oldestAt: expected.oldest.toISOString(),
         newestAt: expected.newest.toISOString(),
         bytes: Number(expected.bytes),
       });
-      expect(await client.stats({ service: "stats-probe", sessionId: "s1" })).toMatchObject({ totalCheckpoints: 2, sessions: 1 });
-      expect(await client.stats({ service: "never-used" })).toEqual({
+      expect(await stack.client.stats({ service: "stats-probe", sessionId: "s1" })).toMatchObject({ totalCheckpoints: 2, sessions: 1 });
+      expect(await stack.client.stats({ service: "never-used" })).toEqual({
         totalCheckpoints: 0,
         sessions: 0,
         oldestAt: null,
@@ -261,27 +241,27 @@ describe("checkpointer guarantees", () => {
 
     it("cleanup with olderThanHours deletes only rows past the cutoff beyond keepCount; newer ones survive", async () => {
       const seqs = Array.from({ length: 10 }, (_, index) => index + 1);
-      await Promise.all(seqs.map((seq) => client.saveAndConfirm(snapshot({ sessionId: "aging", seq }))));
+      await Promise.all(seqs.map((seq) => stack.client.saveAndConfirm(snapshot({ sessionId: "aging", seq }))));
       // Age seqs 1-6 and 9 by two days; 9 is within keepCount, 7 and 8 are beyond it but recent.
-      await env.query(
+      await stack.env.query(
         "UPDATE checkpoints SET persisted_at = now() - interval '48 hours' WHERE session_id = 'aging' AND seq IN (1, 2, 3, 4, 5, 6, 9)",
       );
 
-      expect(await client.cleanup({ keepCount: 2, olderThanHours: 24, service: "trader", sessionId: "aging" })).toEqual({ deleted: 6 });
-      expect(await storedPositions(env, "trader", "aging")).toEqual(["0:7", "0:8", "0:9", "0:10"]);
+      expect(await stack.client.cleanup({ keepCount: 2, olderThanHours: 24, service: "trader", sessionId: "aging" })).toEqual({ deleted: 6 });
+      expect(await storedPositions(stack.env, "trader", "aging")).toEqual(["0:7", "0:8", "0:9", "0:10"]);
     });
 
     it("still refuses a stale epoch after cleanup deleted every snapshot of the session", async () => {
-      for (const seq of [1, 2, 3]) await client.saveAndConfirm(snapshot({ sessionId: "fenced-cleanup", epoch: 3, seq }));
-      expect(await client.cleanup({ keepCount: 0, service: "trader", sessionId: "fenced-cleanup" })).toEqual({ deleted: 3 });
-      expect(await client.latest({ service: "trader", sessionId: "fenced-cleanup" })).toBeNull();
+      for (const seq of [1, 2, 3]) await stack.client.saveAndConfirm(snapshot({ sessionId: "fenced-cleanup", epoch: 3, seq }));
+      expect(await stack.client.cleanup({ keepCount: 0, service: "trader", sessionId: "fenced-cleanup" })).toEqual({ deleted: 3 });
+      expect(await stack.client.latest({ service: "trader", sessionId: "fenced-cleanup" })).toBeNull();
 
       const failure = await failureOf(await addRaw(snapshot({ sessionId: "fenced-cleanup", epoch: 2, seq: 50 })));
       expect(failure).toMatchObject({ state: "failed", attemptsMade: 1 });
       expect(failure.failedReason).toMatch(/stale epoch: .* epoch 2 seq 50 is below epoch 3/);
-      expect(await storedPositions(env, "trader", "fenced-cleanup")).toEqual([]);
+      expect(await storedPositions(stack.env, "trader", "fenced-cleanup")).toEqual([]);
 
-      expect(await client.saveAndConfirm(snapshot({ sessionId: "fenced-cleanup", epoch: 3, seq: 4 }))).toEqual({ outcome: "stored" });
+      expect(await stack.client.saveAndConfirm(snapshot({ sessionId: "fenced-cleanup", epoch: 3, seq: 4 }))).toEqual({ outcome: "stored" });
     });
   });
 
@@ -296,10 +276,10 @@ describe("checkpointer guarantees", () => {
       { problem: "a state over the client's size limit", envelope: { ...valid(), state: { blob: "x".repeat(1024 * 1024) } }, field: "state" },
       { problem: "a state holding a NUL character", envelope: { ...valid(), state: { note: "a\u0000b" } }, field: "state" },
     ])("refuses $problem in an envelope with CheckpointInputError naming the field, and sends nothing", async ({ envelope, field }) => {
-      const refused = client.saveAndConfirm(envelope as SnapshotEnvelope);
+      const refused = stack.client.saveAndConfirm(envelope as SnapshotEnvelope);
       await expect(refused).rejects.toThrow(CheckpointInputError);
       await expect(refused).rejects.toThrow(`${field}: `);
-      expect(await queue.getJob(snapshotJobId(envelope as SnapshotEnvelope))).toBeUndefined();
+      expect(await stack.raw.queue.getJob(snapshotJobId(envelope as SnapshotEnvelope))).toBeUndefined();
     });
 
     it.each([
@@ -319,7 +299,7 @@ describe("checkpointer guarantees", () => {
         field: "olderThanHours",
       },
     ])("refuses $problem with CheckpointInputError naming the field", async ({ call, field }) => {
-      const refused = call(client);
+      const refused = call(stack.client);
       await expect(refused).rejects.toThrow(CheckpointInputError);
       await expect(refused).rejects.toThrow(`${field}: `);
     });

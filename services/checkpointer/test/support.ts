@@ -1,6 +1,7 @@
 import { CheckpointClient, createLogger, createMetricsRegistry, defaultJobOptions, parseEnv, type SnapshotEnvelope } from "@savepoint/shared";
 import { Queue, QueueEvents } from "bullmq";
-import type { TestEnvironment } from "@savepoint/shared/testing";
+import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { afterAll, beforeAll } from "vitest";
 import { startCheckpointer, type RunningCheckpointer } from "../src/checkpointer.js";
 import { checkpointerEnvSchema } from "../src/config.js";
 
@@ -18,6 +19,46 @@ export async function startTestCheckpointer(
 
 export function connectClient(env: TestEnvironment, options: { requestTimeoutMs?: number; confirmTimeoutMs?: number } = {}) {
   return CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, ...options });
+}
+
+export interface RunningCheckpointerStack {
+  env: TestEnvironment;
+  checkpointer: RunningCheckpointer;
+  client: CheckpointClient;
+}
+
+/**
+ * Most files run against the same stack of their own; starting it, and closing it in reverse order even when
+ * starting failed part-way, is kept here so the files cannot drift apart. The fields are set in beforeAll, so
+ * read them inside tests and hooks, not while the file is being collected.
+ */
+export function useRunningCheckpointer(
+  label: string,
+  options: { overrides?: Record<string, string>; rawQueue: true },
+): RunningCheckpointerStack & { raw: SnapshotQueue };
+export function useRunningCheckpointer(
+  label: string,
+  options?: { overrides?: Record<string, string>; rawQueue?: false },
+): RunningCheckpointerStack;
+export function useRunningCheckpointer(
+  label: string,
+  options: { overrides?: Record<string, string>; rawQueue?: boolean } = {},
+): RunningCheckpointerStack & { raw?: SnapshotQueue } {
+  const stack = {} as RunningCheckpointerStack & { raw?: SnapshotQueue };
+  beforeAll(async () => {
+    stack.env = await createTestEnvironment(label);
+    stack.checkpointer = await startTestCheckpointer(stack.env, options.overrides);
+    stack.client = await connectClient(stack.env);
+    if (options.rawQueue) stack.raw = await openSnapshotQueue(stack.env);
+  });
+  afterAll(async () => {
+    const { env, checkpointer, client, raw } = stack as Partial<typeof stack>;
+    await raw?.close();
+    await client?.close();
+    await checkpointer?.close();
+    await env?.dispose();
+  });
+  return stack;
 }
 
 let counter = 0;
@@ -48,11 +89,17 @@ export async function storedPositions(env: TestEnvironment, service: string, ses
   return rows.map((row) => row.p);
 }
 
+export interface SnapshotQueue {
+  queue: Queue;
+  events: QueueEvents;
+  close(): Promise<void>;
+}
+
 /**
  * The `checkpoints` queue as a raw producer sees it, with the producers' retry options (so "failed at once"
  * is the checkpointer's decision), for deliveries the client would never make.
  */
-export async function openSnapshotQueue(env: TestEnvironment): Promise<{ queue: Queue; events: QueueEvents; close(): Promise<void> }> {
+export async function openSnapshotQueue(env: TestEnvironment): Promise<SnapshotQueue> {
   const connection = { url: env.redisUrl };
   const queue = new Queue("checkpoints", { connection, prefix: env.queuePrefix, defaultJobOptions: defaultJobOptions.checkpoints });
   // Each job.waitUntilFinished adds a listener on the queue, and tests await dozens at once.
