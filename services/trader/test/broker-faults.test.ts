@@ -1,24 +1,9 @@
-import type { CheckpointClient } from "@savepoint/shared";
-import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
 import type { RunningSimulator } from "../src/simulator/server.js";
 import { Trader } from "../src/trader.js";
 import { sdk } from "./simulator/support.js";
-import {
-  brokerHoldings,
-  captureLogger,
-  connectClient,
-  eventually,
-  sessionOrders,
-  spawnCheckpointer,
-  spawnTrader,
-  startTestSimulator,
-  stateHoldings,
-  storedSnapshot,
-  traderContext,
-  tradingStarted,
-} from "./support.js";
+import { brokerHoldings, captureLogger, eventually, sessionOrders, stateHoldings, storedSnapshot, traderContext, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
 const EAGER = ["--entry-threshold-pct", "0", "--lookback", "5", "--position-size", "5000"];
@@ -34,35 +19,13 @@ const listings = (sim: RunningSimulator) =>
     .map((request) => request.status);
 
 describe("broker faults", () => {
-  let env: TestEnvironment;
-  let checkpointer: ServiceProcess;
-  let client: CheckpointClient;
+  const stack = useTraderStack("trader-broker-faults", { client: true });
   let sim: RunningSimulator;
-  const processes: ServiceProcess[] = [];
 
-  beforeAll(async () => {
-    env = await createTestEnvironment("trader-broker-faults");
-    checkpointer = await spawnCheckpointer(env);
-    client = await connectClient(env);
-  });
-  afterEach(async () => {
-    await Promise.all(processes.splice(0).map((process) => process.kill("SIGKILL")));
-    await sim?.close();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await checkpointer?.kill("SIGTERM");
-    await env?.dispose();
-  });
-
-  const trader = (args: string[]) => {
-    const process = spawnTrader(env, sim, args);
-    processes.push(process);
-    return process;
-  };
+  const trader = (args: string[]) => stack.spawnTrader(sim, args);
 
   it("rides out a burst of 5xx on position reads while trading: ticks are skipped, never decided on a missing answer", async () => {
-    sim = await startTestSimulator({ seed: "burst-trading", tickIntervalMs: 40 });
+    sim = await stack.startSimulator({ seed: "burst-trading", tickIntervalMs: 40 });
     const running = trader([...THREE, "--stop-loss-pct", "0.4", "--take-profit-pct", "0.4", ...RUN]);
     const { sessionId } = await running.waitForLog(tradingStarted);
     await eventually("some positions", () => (sim.control.state().positions.length > 0 ? true : undefined));
@@ -75,13 +38,13 @@ describe("broker faults", () => {
     sim.control.setMarketOpen(false);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await running.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-    const final = await storedSnapshot(env, String(sessionId));
+    const final = await storedSnapshot(stack.env, String(sessionId));
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
     expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
   });
 
   it("finds an entry whose POST failed after taking effect by its client_order_id instead of placing it again", async () => {
-    sim = await startTestSimulator({ seed: "post-then-502" });
+    sim = await stack.startSimulator({ seed: "post-then-502" });
     sim.control.injectFault({ kind: "error", count: 1, status: 502, when: "after", method: "POST", path: "/v2/orders" });
     const running = trader([...ONE, ...RUN]);
     const { sessionId } = await running.waitForLog(tradingStarted);
@@ -89,14 +52,14 @@ describe("broker faults", () => {
     const clientOrderId = `${sessionId}:AAPL:1`;
     expect(tracked).toMatchObject({ symbol: "AAPL", clientOrderId });
 
-    await eventually("the entry checkpointed as a position", async () => ((await storedSnapshot(env, String(sessionId))).state.positions.length === 1 ? true : undefined));
+    await eventually("the entry checkpointed as a position", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 1 ? true : undefined));
     expect(statuses(sim, "POST", "/v2/orders")).toEqual([502]);
     expect(statuses(sim, "GET", "/v2/orders:by_client_order_id")[0]).toBe(200);
     expect(sessionOrders(sim, String(sessionId)).map((order) => order.client_order_id)).toEqual([clientOrderId]);
   });
 
   it("places an entry whose POST never reached the broker again under the same client_order_id", async () => {
-    sim = await startTestSimulator({ seed: "post-dropped" });
+    sim = await stack.startSimulator({ seed: "post-dropped" });
     sim.control.injectFault({ kind: "disconnect", count: 1, when: "before", method: "POST", path: "/v2/orders" });
     const running = trader([...ONE, ...RUN]);
     const { sessionId } = await running.waitForLog(tradingStarted);
@@ -109,9 +72,9 @@ describe("broker faults", () => {
   });
 
   it("recognises an entry already at the broker under the id it regenerates after a restart, and tracks it", async () => {
-    sim = await startTestSimulator({ seed: "regenerated-id" });
+    sim = await stack.startSimulator({ seed: "regenerated-id" });
     const { logger, lines } = captureLogger();
-    const opened = await Trader.open(parseCommandLine([...ONE, ...RUN]), traderContext(env, sim, client, logger));
+    const opened = await Trader.open(parseCommandLine([...ONE, ...RUN]), traderContext(stack.env, sim, stack.client, logger));
     // As if an earlier run of this session had sent its first entry (a limit entry, still working) and died
     // before checkpointing it, and the broker's listing had not shown it when this run reconciled.
     const clientOrderId = `${opened.sessionId}:AAPL:1`;
@@ -138,10 +101,10 @@ describe("broker faults", () => {
   });
 
   it("retries reconciliation through a 5xx burst on resume, then trades on", async () => {
-    sim = await startTestSimulator({ seed: "burst-resume" });
+    sim = await stack.startSimulator({ seed: "burst-resume" });
     const first = trader([...THREE, ...RUN]);
     const { sessionId } = await first.waitForLog(tradingStarted);
-    await eventually("a checkpoint with 3 positions", async () => ((await storedSnapshot(env, String(sessionId))).state.positions.length === 3 ? true : undefined));
+    await eventually("a checkpoint with 3 positions", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 3 ? true : undefined));
     await first.kill("SIGKILL");
 
     // The SDK retries each read once; four failures use up two reconciliation attempts.
@@ -152,16 +115,16 @@ describe("broker faults", () => {
     expect(resumed.logs.filter((line) => line.msg === "reconciliation failed; retrying").map((line) => line.attempt)).toEqual([1, 2]);
     expect(listings(sim).slice(listingsBefore, listingsBefore + 5)).toEqual([500, 500, 500, 500, 200]);
     expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-    expect(stateHoldings((await storedSnapshot(env, String(sessionId))).state)).toEqual(brokerHoldings(sim));
+    expect(stateHoldings((await storedSnapshot(stack.env, String(sessionId))).state)).toEqual(brokerHoldings(sim));
   });
 
   it("refuses to resume while the broker cannot report positions, placing nothing and never assuming flat", async () => {
-    sim = await startTestSimulator({ seed: "broker-down" });
+    sim = await stack.startSimulator({ seed: "broker-down" });
     const first = trader([...THREE, ...RUN]);
     const { sessionId } = await first.waitForLog(tradingStarted);
-    await eventually("a checkpoint with 3 positions", async () => ((await storedSnapshot(env, String(sessionId))).state.positions.length === 3 ? true : undefined));
+    await eventually("a checkpoint with 3 positions", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 3 ? true : undefined));
     await first.kill("SIGKILL");
-    const before = await storedSnapshot(env, String(sessionId));
+    const before = await storedSnapshot(stack.env, String(sessionId));
     const ordersBefore = sim.control.state().orders.length;
 
     sim.control.injectFault({ kind: "error", count: 1_000, status: 503, method: "GET", path: "/v2/positions" });
@@ -172,6 +135,6 @@ describe("broker faults", () => {
         "Nothing was traded: a failed or contradictory broker read is never taken to mean the account is flat. Try again once the broker answers.",
     );
     expect(sim.control.state().orders).toHaveLength(ordersBefore);
-    expect(await storedSnapshot(env, String(sessionId))).toMatchObject({ epoch: before.epoch, seq: before.seq });
+    expect(await storedSnapshot(stack.env, String(sessionId))).toMatchObject({ epoch: before.epoch, seq: before.seq });
   });
 });

@@ -1,12 +1,11 @@
-import { CheckpointInputError, type CheckpointClient } from "@savepoint/shared";
-import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { CheckpointInputError } from "@savepoint/shared";
+import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
 import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
 import { TRADER_STATE_VERSION } from "../src/session/state.js";
-import type { RunningSimulator } from "../src/simulator/server.js";
+import type { RunningSimulator, SimulatorOptions } from "../src/simulator/server.js";
 import { Trader } from "../src/trader.js";
-import { captureLogger, connectClient, eventually, spawnCheckpointer, startTestSimulator, storedSnapshot, traderContext } from "./support.js";
+import { captureLogger, eventually, storedSnapshot, traderContext, useTraderStack } from "./support.js";
 
 /** Trades AAPL and MSFT on fast ticks; `extra` adds or overrides flags. */
 const args = (...extra: string[]) => ["--symbols", "AAPL,MSFT", "--interval", "0.05", "--lookback", "3", "--position-size", "2000", ...extra];
@@ -14,37 +13,19 @@ const NEVER_ENTER = ["--entry-threshold-pct", "100"];
 const ALWAYS_ENTER = ["--entry-threshold-pct", "0", "--stop-loss-pct", "5", "--take-profit-pct", "5"];
 
 describe("session checkpoints", () => {
-  let env: TestEnvironment;
-  let checkpointer: ServiceProcess;
-  let client: CheckpointClient;
+  const stack = useTraderStack("trader-checkpoints", { client: true });
   let sim: RunningSimulator;
-  const traders: Trader[] = [];
 
-  beforeAll(async () => {
-    env = await createTestEnvironment("trader-checkpoints");
-    checkpointer = await spawnCheckpointer(env);
-    client = await connectClient(env);
-  });
-  afterEach(async () => {
-    await Promise.all(traders.splice(0).map((trader) => trader.stop("test over")));
-    await sim?.close();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await checkpointer?.kill("SIGTERM");
-    await env?.dispose();
-  });
-
-  async function openTrader(flags: string[], simOptions: Parameters<typeof startTestSimulator>[0] = {}) {
-    sim = await startTestSimulator(simOptions);
+  async function openTrader(flags: string[], simOptions: SimulatorOptions = {}) {
+    sim = await stack.startSimulator(simOptions);
     const { logger, lines } = captureLogger();
-    const trader = await Trader.open(parseCommandLine(flags), traderContext(env, sim, client, logger));
-    traders.push(trader);
+    const trader = await Trader.open(parseCommandLine(flags), traderContext(stack.env, sim, stack.client, logger));
+    stack.stopAfterTest(() => trader.stop("test over"));
     return { trader, lines, messages: () => lines.map((line) => line.msg) };
   }
 
   const storedKinds = async (sessionId: string) =>
-    (await env.query<{ kind: string }>("SELECT kind FROM checkpoints WHERE session_id = $1 ORDER BY epoch, seq", [sessionId])).rows.map((row) => row.kind);
+    (await stack.env.query<{ kind: string }>("SELECT kind FROM checkpoints WHERE session_id = $1 ORDER BY epoch, seq", [sessionId])).rows.map((row) => row.kind);
 
   it("creates a checkpoint every checkpoint interval and logs every 10th", async () => {
     const { trader, messages } = await openTrader(args("--checkpoint-interval", "0.05", ...NEVER_ENTER));
@@ -65,7 +46,7 @@ describe("session checkpoints", () => {
     const { trader } = await openTrader(args("--checkpoint-interval", "60", ...ALWAYS_ENTER));
     void trader.run();
     const filled = await eventually("both entries filled and checkpointed", async () => {
-      const stored = await storedSnapshot(env, trader.sessionId);
+      const stored = await storedSnapshot(stack.env, trader.sessionId);
       return stored.state.positions.length === 2 ? stored : undefined;
     });
     expect(filled.kind).toBe("event");
@@ -74,7 +55,7 @@ describe("session checkpoints", () => {
     const aapl = filled.state.positions[0]!;
     sim.control.setPrice("AAPL", aapl.side === "long" ? aapl.takeProfit! + 0.5 : aapl.takeProfit! - 0.5);
     const exited = await eventually("the exit checkpointed", async () => {
-      const stored = await storedSnapshot(env, trader.sessionId);
+      const stored = await storedSnapshot(stack.env, trader.sessionId);
       return stored.state.closedTrades === 1 ? stored : undefined;
     });
     expect(exited).toMatchObject({ kind: "event", status: "active", state: { realizedPl: sim.control.state().realizedPl } });
@@ -87,7 +68,7 @@ describe("session checkpoints", () => {
     await eventually("two positions", () => (trader.state.positions.size === 2 ? true : undefined));
 
     expect(await trader.stop("SIGINT")).toEqual({ end: { reason: "stopped", cause: "SIGINT" }, exitCode: 0 });
-    const final = await storedSnapshot(env, trader.sessionId);
+    const final = await storedSnapshot(stack.env, trader.sessionId);
     expect(final).toMatchObject({ kind: "shutdown", status: "interrupted", epoch: 0, seq: trader.checkpoints.created - 1 });
     expect({ ...final.state, takenAt: null }).toEqual({ ...trader.state.toSnapshot(new Date()), takenAt: null });
     const shutdownLines = messages().slice(messages().indexOf("⟳ Shutting down gracefully..."));
@@ -102,10 +83,10 @@ describe("session checkpoints", () => {
   it("marks the session completed when --duration ends, so --resume no longer picks it", async () => {
     const { trader, messages } = await openTrader(args("--duration", "0.005", ...NEVER_ENTER));
     expect(await trader.run()).toEqual({ end: { reason: "completed" }, exitCode: 0 });
-    expect(await storedSnapshot(env, trader.sessionId)).toMatchObject({ kind: "final", status: "completed" });
+    expect(await storedSnapshot(stack.env, trader.sessionId)).toMatchObject({ kind: "final", status: "completed" });
     expect(messages()).toContain("✓ Session duration reached; finishing");
     // Earlier tests left interrupted sessions of the same simulated account; whichever --resume picks, not this one.
-    const picked = await SessionCheckpoints.restoreFromLatestCheckpoint(client, { ownerId: trader.state.account!.id });
+    const picked = await SessionCheckpoints.restoreFromLatestCheckpoint(stack.client, { ownerId: trader.state.account!.id });
     expect(picked?.snapshot.sessionId).not.toBe(trader.sessionId);
   });
 
@@ -119,7 +100,7 @@ describe("session checkpoints", () => {
     await checkpoints.settle();
     expect(await checkpoints.getCheckpointStats()).toMatchObject({ totalCheckpoints: 13, sessions: 1 });
 
-    const restored = await SessionCheckpoints.restoreFromLatestCheckpoint(client, { sessionId: trader.sessionId });
+    const restored = await SessionCheckpoints.restoreFromLatestCheckpoint(stack.client, { sessionId: trader.sessionId });
     expect(restored?.snapshot).toMatchObject({ seq: 12, schemaVersion: TRADER_STATE_VERSION, ownerId: state.account!.id });
     expect(restored?.state.closedTrades).toBe(11);
     expect(restored?.state.identity).toEqual(state.identity);
@@ -129,7 +110,7 @@ describe("session checkpoints", () => {
   });
 
   it("refuses to restore a checkpoint of an unknown state version, saying what to do", async () => {
-    await client.saveAndConfirm({
+    await stack.client.saveAndConfirm({
       v: 1,
       service: TRADER_SERVICE,
       sessionId: "from-the-future",
@@ -141,26 +122,26 @@ describe("session checkpoints", () => {
       takenAt: new Date().toISOString(),
       state: {},
     });
-    await expect(SessionCheckpoints.restoreFromLatestCheckpoint(client, { sessionId: "from-the-future" })).rejects.toThrow(
+    await expect(SessionCheckpoints.restoreFromLatestCheckpoint(stack.client, { sessionId: "from-the-future" })).rejects.toThrow(
       `checkpoint of session from-the-future (epoch 0, seq 0) has state schemaVersion ${TRADER_STATE_VERSION + 1}; this trader reads version ${TRADER_STATE_VERSION}`,
     );
   });
 
   it("claims epochs atomically: concurrent claims never share one, and a claim honours its lower bound", async () => {
-    const claims = await Promise.all(Array.from({ length: 20 }, () => client.claimEpoch("trader", "contended")));
+    const claims = await Promise.all(Array.from({ length: 20 }, () => stack.client.claimEpoch("trader", "contended")));
     expect([...claims].sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i));
-    expect(await client.claimEpoch("trader", "contended", 50)).toBe(50);
-    expect(await client.claimEpoch("trader", "contended", 3)).toBe(51);
-    await expect(client.claimEpoch("Trader", "bad id!", -1)).rejects.toThrow(CheckpointInputError);
-    await expect(client.claimEpoch("trader", "bad id!")).rejects.toThrow('invalid epoch claim: sessionId "bad id!": must be 1-128 characters');
+    expect(await stack.client.claimEpoch("trader", "contended", 50)).toBe(50);
+    expect(await stack.client.claimEpoch("trader", "contended", 3)).toBe(51);
+    await expect(stack.client.claimEpoch("Trader", "bad id!", -1)).rejects.toThrow(CheckpointInputError);
+    await expect(stack.client.claimEpoch("trader", "bad id!")).rejects.toThrow('invalid epoch claim: sessionId "bad id!": must be 1-128 characters');
   });
 
   it("stops a trader whose session another trader has taken over, at its next checkpoint, without trading further", async () => {
     const { trader } = await openTrader(args("--checkpoint-interval", "0.1", ...NEVER_ENTER));
     const running = trader.run();
     const { sessionId } = trader;
-    const newOwner = await client.claimEpoch(TRADER_SERVICE, sessionId, trader.checkpoints.owner.epoch + 1);
-    await client.saveAndConfirm({
+    const newOwner = await stack.client.claimEpoch(TRADER_SERVICE, sessionId, trader.checkpoints.owner.epoch + 1);
+    await stack.client.saveAndConfirm({
       v: 1,
       service: TRADER_SERVICE,
       sessionId,
@@ -180,7 +161,7 @@ describe("session checkpoints", () => {
     expect(outcome.end.reason === "taken_over" && outcome.end.error.message).toMatch(
       new RegExp(`^another trader has taken over session ${sessionId} \\(this one holds epoch 0, and the checkpointer has stored a higher one\\); stopping without placing further orders`),
     );
-    expect(await storedSnapshot(env, sessionId)).toMatchObject({ epoch: newOwner, seq: 0 });
+    expect(await storedSnapshot(stack.env, sessionId)).toMatchObject({ epoch: newOwner, seq: 0 });
   });
 
   it("shows each session and its positions in the trading_sessions and positions views", async () => {
@@ -190,7 +171,7 @@ describe("session checkpoints", () => {
     await trader.stop("SIGTERM");
     const state = trader.state.toSnapshot(new Date());
 
-    const { rows: sessions } = await env.query("SELECT * FROM trading_sessions WHERE session_id = $1", [trader.sessionId]);
+    const { rows: sessions } = await stack.env.query("SELECT * FROM trading_sessions WHERE session_id = $1", [trader.sessionId]);
     expect(sessions).toEqual([
       expect.objectContaining({
         session_id: trader.sessionId,
@@ -206,7 +187,7 @@ describe("session checkpoints", () => {
         epoch: "0",
       }),
     ]);
-    const { rows: positions } = await env.query("SELECT symbol, side, qty, entry_price, stop_loss, take_profit, origin, entry_order_id FROM positions WHERE session_id = $1 ORDER BY symbol", [
+    const { rows: positions } = await stack.env.query("SELECT symbol, side, qty, entry_price, stop_loss, take_profit, origin, entry_order_id FROM positions WHERE session_id = $1 ORDER BY symbol", [
       trader.sessionId,
     ]);
     expect(positions).toEqual(

@@ -1,11 +1,9 @@
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCommandLine, UsageError } from "../src/cli/options.js";
 import { brokerConnection, traderEnvSchema } from "../src/config.js";
 import type { RunningSimulator } from "../src/simulator/server.js";
-import { eventually, spawnCheckpointer, spawnTrader, startTestSimulator, tradingStarted } from "./support.js";
+import { eventually, spawnTrader, startTestSimulator, tradingStarted, useTraderStack } from "./support.js";
 import { parseEnv } from "@savepoint/shared";
-import type { ServiceProcess } from "@savepoint/shared/testing";
 
 function usageError(args: string[]): string {
   try {
@@ -112,29 +110,25 @@ describe("trader command line", () => {
 });
 
 describe("trader process start-up errors", () => {
-  let env: TestEnvironment;
+  const stack = useTraderStack("trader-cli");
   let sim: RunningSimulator;
-  let checkpointer: ServiceProcess;
 
   beforeAll(async () => {
-    env = await createTestEnvironment("trader-cli");
-    [sim, checkpointer] = await Promise.all([startTestSimulator(), spawnCheckpointer(env)]);
+    sim = await startTestSimulator();
   });
   afterAll(async () => {
-    await checkpointer?.kill("SIGTERM");
     await sim?.close();
-    await env?.dispose();
   });
 
   it("exits 2 on a bad flag before touching the broker", async () => {
-    const trader = spawnTrader(env, sim, ["--interval", "0"]);
+    const trader = spawnTrader(stack.env, sim, ["--interval", "0"]);
     expect(await trader.exited).toEqual({ code: 2, signal: null });
     expect(trader.output.join("\n")).toContain("--interval: must be a number of seconds greater than 0");
     expect(sim.control.requests()).toEqual([]);
   });
 
   it("exits 2 naming a symbol the broker does not list, having placed nothing", async () => {
-    const trader = spawnTrader(env, sim, ["--symbols", "AAPL,NOPE,ZZZZ"]);
+    const trader = spawnTrader(stack.env, sim, ["--symbols", "AAPL,NOPE,ZZZZ"]);
     expect(await trader.exited).toEqual({ code: 2, signal: null });
     expect(trader.output.join("\n")).toContain("--symbols: unknown symbols NOPE, ZZZZ: the broker has no such asset; check the tickers");
     expect(sim.control.requests({ path: "/v2/assets/NOPE" }).map((request) => request.status)).toEqual([404]);
@@ -142,13 +136,13 @@ describe("trader process start-up errors", () => {
   });
 
   it("exits 1 with a clear message when --resume finds no session for the account", async () => {
-    const trader = spawnTrader(env, sim, ["--resume"]);
+    const trader = spawnTrader(stack.env, sim, ["--resume"]);
     expect(await trader.exited).toEqual({ code: 1, signal: null });
     expect(trader.logs.map((line) => line.msg)).toContainEqual(expect.stringMatching(/^no active or interrupted trader session for account [0-9a-f-]+; start a new session \(without --resume\), or use --resume-or-new$/));
   });
 
   it("serves /healthz, /readyz and /metrics while trading", async () => {
-    const trader = spawnTrader(env, sim, ["--symbols", "AAPL", "--interval", "0.1", "--entry-threshold-pct", "100"]);
+    const trader = spawnTrader(stack.env, sim, ["--symbols", "AAPL", "--interval", "0.1", "--entry-threshold-pct", "100"]);
     try {
       const port = (await trader.waitForLog((line) => typeof line.httpPort === "number")).httpPort;
       await trader.waitForLog(tradingStarted);

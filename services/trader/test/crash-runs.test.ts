@@ -1,7 +1,6 @@
-import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RunningSimulator } from "../src/simulator/server.js";
-import { brokerHoldings, spawnCheckpointer, spawnTrader, startTestSimulator, stateHoldings, storedSnapshot, tradingStarted } from "./support.js";
+import { brokerHoldings, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
 
 const RUNS = 8;
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
@@ -38,29 +37,10 @@ function tradeNumbers(sim: RunningSimulator, sessionId: string): Record<string, 
 }
 
 describe("SIGKILL at randomised moments", () => {
-  let env: TestEnvironment;
-  let checkpointer: ServiceProcess;
+  const stack = useTraderStack("trader-crash-runs");
   let sim: RunningSimulator | undefined;
-  const processes: ServiceProcess[] = [];
 
-  beforeAll(async () => {
-    env = await createTestEnvironment("trader-crash-runs");
-    checkpointer = await spawnCheckpointer(env);
-  });
-  afterEach(async () => {
-    await Promise.all(processes.splice(0).map((process) => process.kill("SIGKILL")));
-    await sim?.close();
-  });
-  afterAll(async () => {
-    await checkpointer?.kill("SIGTERM");
-    await env?.dispose();
-  });
-
-  const trader = (args: string[]) => {
-    const process = spawnTrader(env, sim!, args);
-    processes.push(process);
-    return process;
-  };
+  const trader = (args: string[]) => stack.spawnTrader(sim!, args);
 
   /**
    * Every run is killed once while trading; every other run is also killed again while the first resume is
@@ -77,7 +57,7 @@ describe("SIGKILL at randomised moments", () => {
   it.each(runs)(
     "$description: after --resume the session matches the broker, nothing was placed twice",
     async ({ seed, killAfterMs, downMs, killResumeAfterMs }) => {
-      sim = await startTestSimulator({ seed, tickIntervalMs: 40 });
+      sim = await stack.startSimulator({ seed, tickIntervalMs: 40 });
       const first = trader([...SESSION, ...RUN]);
       const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
       await pause(killAfterMs);
@@ -96,7 +76,7 @@ describe("SIGKILL at randomised moments", () => {
       await pause(250);
       expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
 
-      const final = await storedSnapshot(env, sessionId);
+      const final = await storedSnapshot(stack.env, sessionId);
       expect(final.kind).toBe("shutdown");
       expect(final.epoch).toBeGreaterThanOrEqual(1);
       expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));

@@ -1,11 +1,11 @@
 import { Worker } from "bullmq";
-import { createJobProcessor, JobRejectedError, type CheckpointClient, type Decision, type ThinkPayload } from "@savepoint/shared";
-import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createJobProcessor, JobRejectedError, type Decision, type ThinkPayload } from "@savepoint/shared";
+import type { TestEnvironment } from "@savepoint/shared/testing";
+import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
 import type { RunningSimulator } from "../src/simulator/server.js";
 import { Trader } from "../src/trader.js";
-import { captureLogger, connectClient, eventually, sessionOrders, spawnCheckpointer, startTestSimulator, traderContext } from "./support.js";
+import { captureLogger, eventually, sessionOrders, traderContext, useTraderStack } from "./support.js";
 
 const ARGS = ["--strategy", "reasoner", "--symbols", "AAPL", "--interval", "0.05", "--checkpoint-interval", "60", "--position-size", "2000"];
 
@@ -30,34 +30,16 @@ function reasoningWorker(env: TestEnvironment, decide: (payload: ThinkPayload, r
 }
 
 describe("reasoner strategy", () => {
-  let env: TestEnvironment;
-  let checkpointer: ServiceProcess;
-  let client: CheckpointClient;
+  const stack = useTraderStack("trader-reasoner", { client: true });
   let sim: RunningSimulator;
-  let worker: Worker | undefined;
-
-  beforeAll(async () => {
-    env = await createTestEnvironment("trader-reasoner");
-    checkpointer = await spawnCheckpointer(env);
-    client = await connectClient(env);
-  });
-  afterEach(async () => {
-    await worker?.close();
-    await sim?.close();
-  });
-  afterAll(async () => {
-    await client?.close();
-    await checkpointer?.kill("SIGTERM");
-    await env?.dispose();
-  });
 
   it("opens and closes positions on the reasoner's decisions, asking through the reasoning queue", async () => {
-    sim = await startTestSimulator({ seed: "reasoner" });
+    sim = await stack.startSimulator({ seed: "reasoner" });
     const script: Decision["action"][] = ["OPEN_LONG", "CLOSE"];
-    const reasoner = reasoningWorker(env, (_payload, run) => ({ action: script[run - 1] ?? "HOLD", confidence: 0.8, rationale: `scripted decision ${run}` }));
-    worker = reasoner.worker;
+    const reasoner = reasoningWorker(stack.env, (_payload, run) => ({ action: script[run - 1] ?? "HOLD", confidence: 0.8, rationale: `scripted decision ${run}` }));
+    stack.stopAfterTest(() => reasoner.worker.close());
     const { logger } = captureLogger();
-    const trader = await Trader.open(parseCommandLine(ARGS), traderContext(env, sim, client, logger));
+    const trader = await Trader.open(parseCommandLine(ARGS), traderContext(stack.env, sim, stack.client, logger));
     const running = trader.run();
 
     await eventually("the trade opened and closed", () => (trader.state.closedTrades === 1 ? true : undefined));
@@ -87,14 +69,14 @@ describe("reasoner strategy", () => {
   });
 
   it("holds when a reasoning run fails, and asks again with a new run", async () => {
-    sim = await startTestSimulator({ seed: "reasoner-failing" });
-    const reasoner = reasoningWorker(env, (_payload, run) => {
+    sim = await stack.startSimulator({ seed: "reasoner-failing" });
+    const reasoner = reasoningWorker(stack.env, (_payload, run) => {
       if (run === 1) throw new JobRejectedError("model_unavailable", "no model answered");
       return { action: "HOLD", confidence: 0.5, rationale: "nothing to do" };
     });
-    worker = reasoner.worker;
+    stack.stopAfterTest(() => reasoner.worker.close());
     const { logger, lines } = captureLogger();
-    const trader = await Trader.open(parseCommandLine(ARGS), traderContext(env, sim, client, logger));
+    const trader = await Trader.open(parseCommandLine(ARGS), traderContext(stack.env, sim, stack.client, logger));
     const running = trader.run();
 
     await eventually("a second run", () => (reasoner.jobs.length >= 2 ? true : undefined));

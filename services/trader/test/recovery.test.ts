@@ -1,18 +1,7 @@
-import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { RunningSimulator } from "../src/simulator/server.js";
 import { sdk } from "./simulator/support.js";
-import {
-  brokerHoldings,
-  eventually,
-  sessionOrders,
-  spawnCheckpointer,
-  spawnTrader,
-  startTestSimulator,
-  stateHoldings,
-  storedSnapshot,
-  tradingStarted,
-} from "./support.js";
+import { brokerHoldings, eventually, sessionOrders, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
 const THREE = ["--symbols", "AAPL,MSFT,GOOGL", "--entry-threshold-pct", "0", "--lookback", "5", "--position-size", "5000"];
@@ -25,41 +14,22 @@ const exitsAtBroker = (sim: RunningSimulator) =>
 
 // The seed's recovery scenarios, with the trader as a real process killed or interrupted for real.
 describe("recovery", () => {
-  let env: TestEnvironment;
-  let checkpointer: ServiceProcess;
+  const stack = useTraderStack("trader-recovery");
   let sim: RunningSimulator;
-  const processes: ServiceProcess[] = [];
 
-  beforeAll(async () => {
-    env = await createTestEnvironment("trader-recovery");
-    checkpointer = await spawnCheckpointer(env);
-  });
-  afterEach(async () => {
-    await Promise.all(processes.splice(0).map((process) => process.kill("SIGKILL")));
-    await sim?.close();
-  });
-  afterAll(async () => {
-    await checkpointer?.kill("SIGTERM");
-    await env?.dispose();
-  });
-
-  const trader = (args: string[]) => {
-    const process = spawnTrader(env, sim, args);
-    processes.push(process);
-    return process;
-  };
+  const trader = (args: string[]) => stack.spawnTrader(sim, args);
 
   /** Starts a session on three symbols and waits until a checkpoint holds all three positions. */
   async function sessionWithThreePositions() {
     const first = trader([...THREE, ...WIDE, ...RUN]);
     const started = await first.waitForLog(tradingStarted);
     const sessionId = String(started.sessionId);
-    await eventually("a checkpoint holding 3 positions", async () => ((await storedSnapshot(env, sessionId)).state.positions.length === 3 ? true : undefined));
+    await eventually("a checkpoint holding 3 positions", async () => ((await storedSnapshot(stack.env, sessionId)).state.positions.length === 3 ? true : undefined));
     return { first, sessionId };
   }
 
   it("Scenario 1: after a crash with 3 open positions, --resume restores all 3 and trading continues", async () => {
-    sim = await startTestSimulator({ seed: "scenario-1" });
+    sim = await stack.startSimulator({ seed: "scenario-1" });
     const { first, sessionId } = await sessionWithThreePositions();
     await first.kill("SIGKILL");
     const ordersBefore = sessionOrders(sim, sessionId).length;
@@ -79,10 +49,10 @@ describe("recovery", () => {
       ]),
     );
     expect(messages).toContainEqual(expect.stringMatching(/^Last known portfolio value: \$\d{2,3},\d{3}\.\d{2}$/));
-    await eventually("a checkpoint under the new epoch", async () => ((await storedSnapshot(env, sessionId)).epoch === 1 ? true : undefined));
+    await eventually("a checkpoint under the new epoch", async () => ((await storedSnapshot(stack.env, sessionId)).epoch === 1 ? true : undefined));
 
     expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-    const final = await storedSnapshot(env, sessionId);
+    const final = await storedSnapshot(stack.env, sessionId);
     expect(final).toMatchObject({ kind: "shutdown", status: "interrupted", epoch: 1 });
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
     expect(stateHoldings(final.state)).toHaveLength(3);
@@ -91,7 +61,7 @@ describe("recovery", () => {
   });
 
   it("Scenario 2: Ctrl+C writes a final checkpoint and a restart with --resume continues from that exact point", async () => {
-    sim = await startTestSimulator({ seed: "scenario-2", tickIntervalMs: 50 });
+    sim = await stack.startSimulator({ seed: "scenario-2", tickIntervalMs: 50 });
     const command = [...THREE, ...TIGHT, ...RUN];
     const first = trader(command);
     const { sessionId } = await first.waitForLog(tradingStarted);
@@ -102,7 +72,7 @@ describe("recovery", () => {
 
     expect(await first.kill("SIGINT")).toEqual({ code: 0, signal: null });
     const messages = first.logs.map((line) => line.msg);
-    const stopped = await storedSnapshot(env, String(sessionId));
+    const stopped = await storedSnapshot(stack.env, String(sessionId));
     expect(messages.slice(messages.indexOf("⟳ Shutting down gracefully..."))).toEqual(
       expect.arrayContaining(["⟳ Shutting down gracefully...", "Creating final checkpoint...", expect.stringMatching(/^Total checkpoints created: \d+$/), "Cleaned up 0 old checkpoints"]),
     );
@@ -114,7 +84,7 @@ describe("recovery", () => {
       expect.arrayContaining([`✓ Loaded ${stopped.state.positions.length} positions from database`, `Closed trades: ${stopped.state.closedTrades}`, expect.stringMatching(/no discrepancies$/)]),
     );
     const first1 = await eventually("the resumed session's first checkpoint", async () => {
-      const stored = await storedSnapshot(env, String(sessionId));
+      const stored = await storedSnapshot(stack.env, String(sessionId));
       return stored.epoch === 1 ? stored : undefined;
     });
     const comparable = ({ takenAt: _takenAt, account: _account, ...rest }: typeof stopped.state) => rest;
@@ -122,14 +92,14 @@ describe("recovery", () => {
   });
 
   it("Scenario 3: a reboot loses at most one checkpoint interval of account data and no fills", async () => {
-    sim = await startTestSimulator({ seed: "scenario-3", tickIntervalMs: 50 });
+    sim = await stack.startSimulator({ seed: "scenario-3", tickIntervalMs: 50 });
     const first = trader([...THREE, ...TIGHT, "--interval", "0.1", "--checkpoint-interval", "0.5"]);
     const { sessionId } = await first.waitForLog(tradingStarted);
     await eventually("a few closed trades", () => (exitsAtBroker(sim) >= 3 ? true : undefined), 20_000);
     const killedAt = Date.now();
     await first.kill("SIGKILL");
 
-    const lastStored = await storedSnapshot(env, String(sessionId));
+    const lastStored = await storedSnapshot(stack.env, String(sessionId));
     // One checkpoint interval, plus one tick that may have been running when the interval came due.
     expect(killedAt - new Date(lastStored.state.account!.asOf).getTime()).toBeLessThan(500 + 400);
 
@@ -139,17 +109,17 @@ describe("recovery", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
 
-    const final = await storedSnapshot(env, String(sessionId));
+    const final = await storedSnapshot(stack.env, String(sessionId));
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
     expect(final.state.closedTrades).toBe(exitsAtBroker(sim));
     expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
   });
 
   it("--reconcile-only prints every discrepancy and changes nothing; --resume then resolves them the same way", async () => {
-    sim = await startTestSimulator({ seed: "reconcile-only" });
+    sim = await stack.startSimulator({ seed: "reconcile-only" });
     const { first, sessionId } = await sessionWithThreePositions();
     await first.kill("SIGKILL");
-    const checkpointed = await storedSnapshot(env, sessionId);
+    const checkpointed = await storedSnapshot(stack.env, sessionId);
     const api = sdk(sim.url);
     // While the trader is down, someone closes GOOGL by hand (its legs first) and buys NVDA.
     const googl = checkpointed.state.positions.find((position) => position.symbol === "GOOGL")!;
@@ -166,7 +136,7 @@ describe("recovery", () => {
     expect(printed).toContain("2 discrepancies, each resolved:");
     expect(printed).toMatch(/- GOOGL: (long|short) \d+ closed by an order placed outside the session @ [\d.]+ \(entry [\d.]+\), realised [+-]\$[\d,.]+/);
     expect(printed).toMatch(/- NVDA: held at the broker \(long 3 @ [\d.]+\) but unknown to the session; adopted without bracket protection/);
-    expect(await storedSnapshot(env, sessionId)).toMatchObject({ epoch: checkpointed.epoch, seq: checkpointed.seq });
+    expect(await storedSnapshot(stack.env, sessionId)).toMatchObject({ epoch: checkpointed.epoch, seq: checkpointed.seq });
     expect(sim.control.state().orders).toHaveLength(ordersBefore);
 
     const resumed = trader(["--resume", ...RUN, "--interval", "60"]);
@@ -174,19 +144,19 @@ describe("recovery", () => {
     const report = resumed.logs.find((line) => line.report)?.report as { changes: Array<{ kind: string }> };
     expect(report.changes.map((change) => change.kind)).toEqual(["position_closed", "position_adopted"]);
     expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-    const final = await storedSnapshot(env, sessionId);
+    const final = await storedSnapshot(stack.env, sessionId);
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
     expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
   });
 
   it("--resume-or-new starts a new session the first time, and after SIGTERM the same command resumes that session", async () => {
-    sim = await startTestSimulator({ seed: "resume-or-new" });
+    sim = await stack.startSimulator({ seed: "resume-or-new" });
     const command = ["--resume-or-new", ...THREE, ...WIDE, ...RUN];
     const first = trader(command);
     const { sessionId } = await first.waitForLog(tradingStarted);
     expect(first.logs.map((line) => line.msg)).toContain(`✓ New session: ${sessionId}`);
     expect(await first.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-    expect(await storedSnapshot(env, String(sessionId))).toMatchObject({ kind: "shutdown", status: "interrupted", epoch: 0 });
+    expect(await storedSnapshot(stack.env, String(sessionId))).toMatchObject({ kind: "shutdown", status: "interrupted", epoch: 0 });
 
     const second = trader(command);
     const resumed = await second.waitForLog(tradingStarted);
@@ -196,7 +166,7 @@ describe("recovery", () => {
   });
 
   it("of two traders resuming the same session at once, exactly one carries on; the other stops, saying why", async () => {
-    sim = await startTestSimulator({ seed: "two-resumers", tickIntervalMs: 50 });
+    sim = await stack.startSimulator({ seed: "two-resumers", tickIntervalMs: 50 });
     const { first, sessionId } = await sessionWithThreePositions();
     await first.kill("SIGKILL");
 
@@ -211,7 +181,7 @@ describe("recovery", () => {
     sim.control.setMarketOpen(false);
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(await winner.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-    const final = await storedSnapshot(env, sessionId);
+    const final = await storedSnapshot(stack.env, sessionId);
     expect(final.epoch).toBe(2);
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
     expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);

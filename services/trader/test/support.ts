@@ -1,10 +1,9 @@
 import { fileURLToPath } from "node:url";
 import { Writable } from "node:stream";
 import { CheckpointClient, type Logger } from "@savepoint/shared";
-import { ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
-
-export { spawnCheckpointer } from "@savepoint/shared/testing";
+import { createTestEnvironment, ServiceProcess, spawnCheckpointer, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
 import { pino } from "pino";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
 import type { TraderState } from "../src/session/state.js";
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from "../src/simulator/server.js";
@@ -22,6 +21,89 @@ export function startTestSimulator(options: SimulatorOptions = {}): Promise<Runn
 /** The trader binary against `sim`, in the test environment; reads are retried once, quickly. */
 export function spawnTrader(env: TestEnvironment, sim: RunningSimulator, args: string[], extraEnv: Record<string, string> = {}): ServiceProcess {
   return ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", APCA_API_BASE_URL: sim.url, BROKER_READ_RETRIES: "1", ...extraEnv }, args);
+}
+
+/** What a test file runs traders against; see `useTraderStack`. */
+export interface TraderStack {
+  /** The file's own queue prefix and Postgres database, served by a real checkpointer. */
+  readonly env: TestEnvironment;
+  /** A simulated broker for the current test, closed when the test ends. */
+  startSimulator(options?: SimulatorOptions): Promise<RunningSimulator>;
+  /** `spawnTrader` for the current test; SIGKILLed when the test ends, if it is still running. */
+  spawnTrader(sim: RunningSimulator, args: string[], extraEnv?: Record<string, string>): ServiceProcess;
+  /** Runs `stop` when the current test ends, before stopping anything the test started earlier. */
+  stopAfterTest(stop: () => Promise<unknown>): void;
+}
+
+/**
+ * A test file's database, queue prefix and checkpointer take seconds to start, so its tests share them; what
+ * a single test starts on top (a simulator, traders, a stand-in reasoner) must not outlive it, or the next
+ * test would trade against a stale broker beside a stray trader. Call it in a `describe`: it registers the
+ * hooks, and its fields can be read once the tests run. Teardown goes newest first, stops only what did
+ * start (a setup that failed half-way still cleans up), and carries on past a step that fails.
+ */
+export function useTraderStack(label: string): TraderStack;
+export function useTraderStack(label: string, options: { client: true }): TraderStack & { readonly client: CheckpointClient };
+export function useTraderStack(label: string, options: { client?: boolean } = {}): TraderStack & { readonly client: CheckpointClient } {
+  let env: TestEnvironment | undefined;
+  let client: CheckpointClient | undefined;
+  const fileStops: Array<() => Promise<unknown>> = [];
+  const testStops: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    const created = await createTestEnvironment(label);
+    fileStops.push(() => created.dispose());
+    env = created;
+    const checkpointer = await spawnCheckpointer(created);
+    fileStops.push(() => checkpointer.kill("SIGTERM"));
+    if (options.client) {
+      const connected = await connectClient(created);
+      fileStops.push(() => connected.close());
+      client = connected;
+    }
+  });
+  afterEach(() => stopNewestFirst(testStops));
+  afterAll(() => stopNewestFirst(fileStops));
+
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} of trader stack "${label}" is not there: read before its tests ran, set up without it, or its setup failed`);
+    return value;
+  };
+  return {
+    get env() {
+      return ready(env, "the environment");
+    },
+    get client() {
+      return ready(client, "the checkpoint client");
+    },
+    async startSimulator(simOptions) {
+      const sim = await startTestSimulator(simOptions);
+      testStops.push(() => sim.close());
+      return sim;
+    },
+    spawnTrader(sim, args, extraEnv) {
+      const trader = spawnTrader(ready(env, "the environment"), sim, args, extraEnv);
+      testStops.push(() => trader.kill("SIGKILL"));
+      return trader;
+    },
+    stopAfterTest(stop) {
+      testStops.push(stop);
+    },
+  };
+}
+
+/** Empties `stops`, running them last-registered first; every one runs even if an earlier one fails. */
+async function stopNewestFirst(stops: Array<() => Promise<unknown>>): Promise<void> {
+  const failures: unknown[] = [];
+  for (const stop of stops.splice(0).reverse()) {
+    try {
+      await stop();
+    } catch (error) {
+      failures.push(error);
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} teardown steps failed`);
 }
 
 export const tradingStarted = (line: LogLine) => line.event === "trading_started";
