@@ -1,63 +1,24 @@
-import { requestDecision, type CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
-import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { requestDecision, type SnapshotEnvelope } from "@savepoint/shared";
 import { pino } from "pino";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ModelServer } from "../src/model-server/server.js";
-import type { RunningReasoner } from "../src/reasoner.js";
+import { describe, expect, it } from "vitest";
 import { REASONER_SERVICE, STATE_SCHEMA_VERSION } from "../src/session/checkpoint-state.js";
 import { SessionCheckpoints, SessionLostError } from "../src/session/session-checkpoints.js";
-import {
-  connectClient,
-  decisionOf,
-  iterationsStored,
-  market,
-  openReasoningQueue,
-  spawnCheckpointer,
-  startInProcessReasoner,
-  startModelServer,
-  think,
-} from "./support.js";
+import { decisionOf, iterationsStored, market, think, useReasonerStack } from "./support.js";
 
 const ITERATIONS = 8;
 
 describe("checkpoints that must not be resumed", () => {
-  let env: TestEnvironment;
-  let checkpointer: ServiceProcess;
-  let model: ModelServer;
-  let modelUrl: string;
-  let producer: Awaited<ReturnType<typeof openReasoningQueue>>;
-  let client: CheckpointClient;
-  const reasoners: RunningReasoner[] = [];
-  const reasoner = async (overrides: Record<string, string> = {}) => {
-    const started = await startInProcessReasoner(env, modelUrl, overrides);
-    reasoners.push(started.reasoner);
-    return started;
-  };
+  const stack = useReasonerStack("reasoner-recovery", { modelLatencyMs: 100, client: true });
+  const reasoner = (overrides: Record<string, string> = {}) => stack.startInProcessReasoner(overrides);
 
   /** A run interrupted by a graceful shutdown after three iterations; returns its job. */
   async function interruptedRun(agentId: string) {
     const { reasoner: first } = await reasoner();
-    const job = await think(producer.queue, agentId, ITERATIONS);
-    await iterationsStored(env, job.id!, 3);
+    const job = await think(stack.producer.queue, agentId, ITERATIONS);
+    await iterationsStored(stack.env, job.id!, 3);
     await first.close();
     return job;
   }
-
-  beforeAll(async () => {
-    env = await createTestEnvironment("reasoner-recovery");
-    [checkpointer, { server: model, url: modelUrl }] = await Promise.all([spawnCheckpointer(env), startModelServer(100)]);
-    [producer, client] = await Promise.all([openReasoningQueue(env), connectClient(env)]);
-  });
-  afterEach(async () => {
-    await Promise.all(reasoners.splice(0).map((running) => running.close()));
-  });
-  afterAll(async () => {
-    await client?.close();
-    await producer?.close();
-    await model?.close();
-    await checkpointer?.kill("SIGTERM");
-    await env?.dispose();
-  });
 
   const corruptions: Array<[string, Partial<SnapshotEnvelope>, RegExp]> = [
     ["a state that does not match the schema", { state: { thoughts: "garbled" } }, /does not match the state schema/],
@@ -65,7 +26,7 @@ describe("checkpoints that must not be resumed", () => {
   ];
   it.each(corruptions)("a newest checkpoint with %s makes the next attempt start fresh, with a warning", async (_name, corruption, problem) => {
     const job = await interruptedRun(`agent-corrupt-${corruption.schemaVersion ?? 1}`);
-    await client.saveAndConfirm({
+    await stack.client.saveAndConfirm({
       v: 1,
       service: REASONER_SERVICE,
       sessionId: job.id!,
@@ -80,7 +41,7 @@ describe("checkpoints that must not be resumed", () => {
       ...corruption,
     });
     const { logs } = await reasoner();
-    const result = await decisionOf(job, producer.events);
+    const result = await decisionOf(job, stack.producer.events);
 
     expect(result).toMatchObject({ resumed: false, resumedAtIteration: 0, iterations: ITERATIONS, modelCalls: ITERATIONS });
     expect(logs).toContainEqual(
@@ -91,7 +52,7 @@ describe("checkpoints that must not be resumed", () => {
   it("a checkpoint older than REASONER_CHECKPOINT_TTL_MS is not resumed", async () => {
     const job = await interruptedRun("agent-expired");
     const { logs } = await reasoner({ REASONER_CHECKPOINT_TTL_MS: "1" });
-    const result = await decisionOf(job, producer.events);
+    const result = await decisionOf(job, stack.producer.events);
 
     expect(result).toMatchObject({ resumed: false, iterations: ITERATIONS });
     expect(logs).toContainEqual(expect.objectContaining({ msg: "checkpoint not resumed; starting fresh", reason: "expired" }));
@@ -99,12 +60,12 @@ describe("checkpoints that must not be resumed", () => {
 
   it("a checkpoint within the TTL is resumed, with memories, tool results and questions and a refreshed market", async () => {
     const job = await interruptedRun("agent-fresh-market");
-    const before = await client.history({ service: REASONER_SERVICE, sessionId: job.id!, limit: 50 });
+    const before = await stack.client.history({ service: REASONER_SERVICE, sessionId: job.id!, limit: 50 });
     await reasoner();
-    const result = await decisionOf(job, producer.events);
+    const result = await decisionOf(job, stack.producer.events);
 
     expect(result).toMatchObject({ resumed: true, resumedAtIteration: 3, modelCalls: ITERATIONS - 3 });
-    const after = await client.history({ service: REASONER_SERVICE, sessionId: job.id!, limit: 50 });
+    const after = await stack.client.history({ service: REASONER_SERVICE, sessionId: job.id!, limit: 50 });
     const stepOf = (snapshots: typeof before, iteration: number) =>
       snapshots.find((snapshot) => snapshot.kind === "iteration" && snapshot.seq === iteration)?.state.step;
     // The first three steps (market analysis, position, memories) are kept as they were, not redone.
@@ -117,25 +78,25 @@ describe("checkpoints that must not be resumed", () => {
 
   it("a job id used before for a finished run is refused, naming the fix", async () => {
     await reasoner();
-    const job = await think(producer.queue, "agent-reused", 3);
-    await decisionOf(job, producer.events);
+    const job = await think(stack.producer.queue, "agent-reused", 3);
+    await decisionOf(job, stack.producer.events);
     await job.remove();
-    const again = await requestDecision(producer.queue, job.id!, { agentId: "agent-reused", symbol: "AAPL", marketContext: market(), maxIterations: 3 });
+    const again = await requestDecision(stack.producer.queue, job.id!, { agentId: "agent-reused", symbol: "AAPL", marketContext: market(), maxIterations: 3 });
 
-    await expect(again.waitUntilFinished(producer.events, 20_000)).rejects.toThrow(/the job id was used for an earlier run.*thinkJobId/);
-    expect((await producer.queue.getJob(job.id!))?.attemptsMade).toBe(1);
+    await expect(again.waitUntilFinished(stack.producer.events, 20_000)).rejects.toThrow(/the job id was used for an earlier run.*thinkJobId/);
+    expect((await stack.producer.queue.getJob(job.id!))?.attemptsMade).toBe(1);
   });
 
   it("an attempt fenced off by a newer one gets SessionLostError on its next save", async () => {
     const run = { agentId: "agent-fenced", symbol: "AAPL", maxIterations: 5, worker: "test", marketAsOf: new Date().toISOString() };
     const options = { sessionId: "think.agent-fenced.1", confirmTimeoutMs: 10_000, logger: pino({ level: "silent" }) };
-    const older = new SessionCheckpoints(client, { ...options, run: { ...run, attempt: 1 } });
-    const newer = new SessionCheckpoints(client, { ...options, run: { ...run, attempt: 2 } });
+    const older = new SessionCheckpoints(stack.client, { ...options, run: { ...run, attempt: 1 } });
+    const newer = new SessionCheckpoints(stack.client, { ...options, run: { ...run, attempt: 2 } });
     expect(await older.claim()).toBe("stored");
     expect(await newer.claim()).toBe("stored");
 
     await expect(older.saveInterrupt(1, 1, "shutdown", 10_000)).rejects.toBeInstanceOf(SessionLostError);
-    const latest = await client.latest({ service: REASONER_SERVICE, sessionId: "think.agent-fenced.1" });
+    const latest = await stack.client.latest({ service: REASONER_SERVICE, sessionId: "think.agent-fenced.1" });
     expect(latest).toMatchObject({ epoch: 2, seq: 0, kind: "event" });
   });
 });

@@ -1,18 +1,7 @@
 import type { ThinkResult } from "@savepoint/shared";
-import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import type { Job } from "bullmq";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { ModelServer } from "../src/model-server/server.js";
-import {
-  decisionOf,
-  iterationsStored,
-  openReasoningQueue,
-  spawnCheckpointer,
-  spawnReasoner,
-  startModelServer,
-  storedIterations,
-  think,
-} from "./support.js";
+import { describe, expect, it } from "vitest";
+import { decisionOf, iterationsStored, storedIterations, think, useReasonerStack } from "./support.js";
 
 // The seed's monitoring query, unchanged (DESIGN.md, "Reasoner").
 const MONITORING_QUERY = `SELECT agent_id, session_id, started_at, NOW() - started_at as age,
@@ -23,32 +12,8 @@ ORDER BY started_at DESC;`;
 const ITERATIONS = 12;
 
 describe("graceful shutdown and resume, across reasoner processes", () => {
-  let env: TestEnvironment;
-  let checkpointer: ServiceProcess;
-  let model: ModelServer;
-  let modelUrl: string;
-  let producer: Awaited<ReturnType<typeof openReasoningQueue>>;
-  const workers: ServiceProcess[] = [];
-  const worker = async () => {
-    const started = await spawnReasoner(env, modelUrl);
-    workers.push(started);
-    return started;
-  };
-
-  beforeAll(async () => {
-    env = await createTestEnvironment("reasoner-graceful");
-    [checkpointer, { server: model, url: modelUrl }] = await Promise.all([spawnCheckpointer(env), startModelServer(400)]);
-    producer = await openReasoningQueue(env);
-  });
-  afterEach(async () => {
-    await Promise.all(workers.splice(0).map((process) => process.kill("SIGKILL")));
-  });
-  afterAll(async () => {
-    await producer?.close();
-    await model?.close();
-    await checkpointer?.kill("SIGTERM");
-    await env?.dispose();
-  });
+  const stack = useReasonerStack("reasoner-graceful", { modelLatencyMs: 400 });
+  const worker = () => stack.spawnReasoner();
 
   describe("one run interrupted once", () => {
     let job: Job;
@@ -56,16 +21,16 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
 
     it("SIGTERM mid-thought aborts the model call, saves a confirmed interrupt checkpoint and exits cleanly", async () => {
       const first = await worker();
-      job = await think(producer.queue, "agent-term", ITERATIONS);
-      await iterationsStored(env, job.id!, 4);
+      job = await think(stack.producer.queue, "agent-term", ITERATIONS);
+      await iterationsStored(stack.env, job.id!, 4);
       // SIGTERM lands while the next call is in the server's hands, well before its answer.
-      await expect.poll(() => model.ledger.session(job.id!)).toMatchObject({ calls: 5, answered: 4 });
+      await expect.poll(() => stack.model.ledger.session(job.id!)).toMatchObject({ calls: 5, answered: 4 });
       const exit = await first.kill("SIGTERM");
-      stoppedAt = (await storedIterations(env, job.id!)).length;
+      stoppedAt = (await storedIterations(stack.env, job.id!)).length;
 
       expect(exit).toEqual({ code: 0, signal: null });
-      expect(model.ledger.session(job.id!)).toMatchObject({ aborted: 1, answered: stoppedAt });
-      const { rows } = await env.query(
+      expect(stack.model.ledger.session(job.id!)).toMatchObject({ aborted: 1, answered: stoppedAt });
+      const { rows } = await stack.env.query(
         "SELECT kind, status, seq::int AS seq, state->>'atIteration' AS at FROM checkpoints WHERE session_id = $1 ORDER BY epoch DESC, seq DESC LIMIT 1",
         [job.id],
       );
@@ -74,7 +39,7 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
     });
 
     it("the monitoring query lists the interrupted session with its last iteration", async () => {
-      const { rows } = await env.query(MONITORING_QUERY);
+      const { rows } = await stack.env.query(MONITORING_QUERY);
       expect(rows).toEqual([
         { agent_id: "agent-term", session_id: job.id, started_at: expect.any(Date), age: expect.anything(), last_iteration: String(stoppedAt) },
       ]);
@@ -82,10 +47,10 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
 
     it("another worker resumes and finishes with zero repeated model calls", async () => {
       const second = await worker();
-      const result = await decisionOf(job, producer.events);
+      const result = await decisionOf(job, stack.producer.events);
 
       expect(result).toMatchObject({ resumed: true, resumedAtIteration: stoppedAt, iterations: ITERATIONS, modelCalls: ITERATIONS - stoppedAt });
-      expect(model.ledger.session(job.id!)).toMatchObject({ answered: ITERATIONS, repeated: 0 });
+      expect(stack.model.ledger.session(job.id!)).toMatchObject({ answered: ITERATIONS, repeated: 0 });
       const httpPort = (await second.waitForLog("reasoner starting")).httpPort;
       const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
       expect(metrics).toMatch(/savepoint_reasoner_runs_total\{[^}]*start="resumed"[^}]*\} 1/);
@@ -93,7 +58,7 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
     });
 
     it("completion marks the session complete, with its whole history in order", async () => {
-      const { rows } = await env.query(
+      const { rows } = await stack.env.query(
         `SELECT is_interrupted, completed_at IS NOT NULL AS completed, status, checkpoint_state->>'event' AS event,
                 jsonb_path_query_array(checkpoint_history, '$[*].iteration') AS iterations
          FROM agent_reasoning_sessions WHERE session_id = $1`,
@@ -102,27 +67,27 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
       expect(rows).toEqual([
         { is_interrupted: false, completed: true, status: "completed", event: "completed", iterations: Array.from({ length: ITERATIONS }, (_, i) => i + 1) },
       ]);
-      expect((await env.query(MONITORING_QUERY)).rows).toEqual([]);
+      expect((await stack.env.query(MONITORING_QUERY)).rows).toEqual([]);
     });
   });
 
   it("several restarts in a row always resume from the latest checkpoint", async () => {
-    const job = await think(producer.queue, "agent-restarts", ITERATIONS);
+    const job = await think(stack.producer.queue, "agent-restarts", ITERATIONS);
     const stops: number[] = [];
     for (const target of [2, 5, 8]) {
       const current = await worker();
-      await iterationsStored(env, job.id!, target);
+      await iterationsStored(stack.env, job.id!, target);
       await current.kill("SIGTERM");
-      stops.push((await storedIterations(env, job.id!)).length);
+      stops.push((await storedIterations(stack.env, job.id!)).length);
       const start = current.logs.find((line) => line.sessionId === job.id && (line.msg === "starting run" || line.msg === "resuming run from checkpoint"));
       expect(start?.resumedAtIteration).toBe(stops.length === 1 ? 0 : stops[stops.length - 2]);
     }
     await worker();
-    const result: ThinkResult = await decisionOf(job, producer.events);
+    const result: ThinkResult = await decisionOf(job, stack.producer.events);
 
     expect(result).toMatchObject({ resumed: true, resumedAtIteration: stops.at(-1), iterations: ITERATIONS });
-    expect(model.ledger.session(job.id!)).toMatchObject({ answered: ITERATIONS, repeated: 0 });
-    const epochs = new Set((await storedIterations(env, job.id!)).map((row) => row.epoch));
+    expect(stack.model.ledger.session(job.id!)).toMatchObject({ answered: ITERATIONS, repeated: 0 });
+    const epochs = new Set((await storedIterations(stack.env, job.id!)).map((row) => row.epoch));
     expect([...epochs]).toEqual([1, 2, 3, 4]);
   });
 });

@@ -1,45 +1,27 @@
-import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ModelServer } from "../src/model-server/server.js";
-import { decisionOf, openReasoningQueue, pollUntil, spawnCheckpointer, spawnReasoner, startModelServer, think } from "./support.js";
+import type { ServiceProcess } from "@savepoint/shared/testing";
+import { describe, expect, it } from "vitest";
+import { decisionOf, pollUntil, think, useReasonerStack } from "./support.js";
 
 const RUNS = 20;
 const ITERATIONS = 14;
 const WORKERS = 3;
 
 describe("rolling restart", () => {
-  let env: TestEnvironment;
-  let checkpointer: ServiceProcess;
-  let model: ModelServer;
-  let modelUrl: string;
-  let producer: Awaited<ReturnType<typeof openReasoningQueue>>;
+  const stack = useReasonerStack("reasoner-rolling", { modelLatencyMs: 400 });
   const workers: ServiceProcess[] = [];
 
-  beforeAll(async () => {
-    env = await createTestEnvironment("reasoner-rolling");
-    [checkpointer, { server: model, url: modelUrl }] = await Promise.all([spawnCheckpointer(env), startModelServer(400)]);
-    producer = await openReasoningQueue(env);
-  });
-  afterAll(async () => {
-    await Promise.all(workers.map((process) => process.kill("SIGKILL")));
-    await producer?.close();
-    await model?.close();
-    await checkpointer?.kill("SIGTERM");
-    await env?.dispose();
-  });
-
   it(`restarting each of ${WORKERS} workers in turn under ${RUNS} concurrent runs finishes every run, losing at most the call each interruption had in flight`, async () => {
-    for (let index = 0; index < WORKERS; index++) workers.push(await spawnReasoner(env, modelUrl));
-    const jobs = await Promise.all(Array.from({ length: RUNS }, (_, index) => think(producer.queue, `agent-${index}`, ITERATIONS)));
-    const results = Promise.all(jobs.map((job) => decisionOf(job, producer.events, 55_000)));
-    await pollUntil(() => producer.queue.getActiveCount(), (active) => active === RUNS, 20_000, "every run active");
+    for (let index = 0; index < WORKERS; index++) workers.push(await stack.spawnReasoner());
+    const jobs = await Promise.all(Array.from({ length: RUNS }, (_, index) => think(stack.producer.queue, `agent-${index}`, ITERATIONS)));
+    const results = Promise.all(jobs.map((job) => decisionOf(job, stack.producer.events, 55_000)));
+    await pollUntil(() => stack.producer.queue.getActiveCount(), (active) => active === RUNS, 20_000, "every run active");
 
     let interruptions = 0;
     for (let index = 0; index < WORKERS; index++) {
       const stopping = workers[index]!;
       expect(await stopping.kill("SIGTERM")).toEqual({ code: 0, signal: null });
       interruptions += stopping.logs.filter((line) => line.msg === "run interrupted by shutdown; checkpointed and requeued").length;
-      workers[index] = await spawnReasoner(env, modelUrl);
+      workers[index] = await stack.spawnReasoner();
     }
     // On a slow machine the last worker to stop may already have finished its runs; the restarts as a whole
     // must have interrupted some.
@@ -51,7 +33,7 @@ describe("rolling restart", () => {
     expect(decided.filter((result) => result.resumed).length).toBeGreaterThan(0);
     // An aborted call is lost only when its answer was already on the wire at the abort (a race of milliseconds
     // under load): the resumed run asks that iteration again. Every other iteration is answered exactly once.
-    const { total } = model.ledger.all();
+    const { total } = stack.model.ledger.all();
     expect(total.repeated).toBeLessThanOrEqual(interruptions);
     expect(total.answered).toBe(RUNS * ITERATIONS + total.repeated);
   });

@@ -10,10 +10,9 @@ import {
   type MarketContext,
   type ThinkResult,
 } from "@savepoint/shared";
-import { ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
-
-export { spawnCheckpointer } from "@savepoint/shared/testing";
+import { createTestEnvironment, ServiceProcess, spawnCheckpointer, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
 import { pino } from "pino";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import { reasonerEnvSchema } from "../src/config.js";
 import { createModelServer, type ModelServer } from "../src/model-server/server.js";
 import { startReasoner, type RunningReasoner } from "../src/reasoner.js";
@@ -32,13 +31,6 @@ export const FAST_LOCKS = { REASONER_LOCK_DURATION_MS: "2000" };
 
 function reasonerEnv(env: TestEnvironment, modelUrl: string, overrides: Record<string, string>): Record<string, string> {
   return { ...env.env, HTTP_PORT: "0", ANTHROPIC_BASE_URL: modelUrl, ANTHROPIC_API_KEY: "", ...FAST_LOCKS, ...overrides };
-}
-
-/** A reasoner worker process; resolves once it consumes `reasoning`. */
-export async function spawnReasoner(env: TestEnvironment, modelUrl: string, overrides: Record<string, string> = {}): Promise<ServiceProcess> {
-  const service = ServiceProcess.start(REASONER_MAIN, reasonerEnv(env, modelUrl, overrides));
-  await service.waitForLog("reasoner consuming reasoning");
-  return service;
 }
 
 /** A reasoner in this process, configured from env like the real one; its log lines are collected in `logs`. */
@@ -64,7 +56,13 @@ export function connectClient(env: TestEnvironment): Promise<CheckpointClient> {
 }
 
 /** The `reasoning` queue as a producer sees it. */
-export async function openReasoningQueue(env: TestEnvironment): Promise<{ queue: Queue; events: QueueEvents; close(): Promise<void> }> {
+export interface ReasoningQueue {
+  queue: Queue;
+  events: QueueEvents;
+  close(): Promise<void>;
+}
+
+export async function openReasoningQueue(env: TestEnvironment): Promise<ReasoningQueue> {
   const connection = { url: env.redisUrl, maxRetriesPerRequest: null };
   const queue = new Queue("reasoning", { connection, prefix: env.queuePrefix });
   const events = new QueueEvents("reasoning", { connection, prefix: env.queuePrefix });
@@ -80,6 +78,122 @@ export async function openReasoningQueue(env: TestEnvironment): Promise<{ queue:
       await queue.close();
     },
   };
+}
+
+/** What a test file runs reasoners against; see `useReasonerStack`. */
+export interface ReasonerStack {
+  /** The file's own queue prefix and Postgres database. */
+  readonly env: TestEnvironment;
+  /** The real checkpointer, as a process, storing the reasoners' checkpoints. */
+  readonly checkpointer: ServiceProcess;
+  /** The local model server the reasoners call; its ledger counts their calls per session. */
+  readonly model: ModelServer;
+  readonly modelUrl: string;
+  readonly producer: ReasoningQueue;
+  /**
+   * A reasoner worker process, resolved once it consumes `reasoning`. SIGKILLed when the test ends, after a
+   * SIGCONT in case the test froze it.
+   */
+  spawnReasoner(overrides?: Record<string, string>): Promise<ServiceProcess>;
+  /** `startInProcessReasoner` for the current test; closed when the test ends. */
+  startInProcessReasoner(overrides?: Record<string, string>): Promise<{ reasoner: RunningReasoner; logs: LogLine[] }>;
+}
+
+/**
+ * A file's environment, checkpointer, model server and producer take seconds to start, so its tests share them;
+ * the reasoners a single test starts must not outlive it, or they would take the next test's jobs. Call it in a
+ * `describe`: it registers the hooks, and its fields can be read once the tests run. Teardown goes newest first,
+ * stops only what did start (a setup that failed half-way still cleans up), and carries on past a step that fails.
+ */
+export function useReasonerStack(label: string, options: { modelLatencyMs: number; client: true }): ReasonerStack & { readonly client: CheckpointClient };
+export function useReasonerStack(label: string, options: { modelLatencyMs: number; client?: false }): ReasonerStack;
+export function useReasonerStack(
+  label: string,
+  options: { modelLatencyMs: number; client?: boolean },
+): ReasonerStack & { readonly client: CheckpointClient } {
+  let env: TestEnvironment | undefined;
+  let checkpointer: ServiceProcess | undefined;
+  let model: { server: ModelServer; url: string } | undefined;
+  let producer: ReasoningQueue | undefined;
+  let client: CheckpointClient | undefined;
+  const fileStops: Array<() => Promise<unknown>> = [];
+  const testStops: Array<() => Promise<unknown>> = [];
+
+  beforeAll(async () => {
+    const created = await createTestEnvironment(label);
+    fileStops.push(() => created.dispose());
+    env = created;
+    const spawned = await spawnCheckpointer(created);
+    fileStops.push(() => spawned.kill("SIGTERM"));
+    checkpointer = spawned;
+    const served = await startModelServer(options.modelLatencyMs);
+    fileStops.push(() => served.server.close());
+    model = served;
+    const opened = await openReasoningQueue(created);
+    fileStops.push(() => opened.close());
+    producer = opened;
+    if (options.client) {
+      const connected = await connectClient(created);
+      fileStops.push(() => connected.close());
+      client = connected;
+    }
+  });
+  afterEach(() => stopNewestFirst(testStops));
+  afterAll(() => stopNewestFirst(fileStops));
+
+  const ready = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`${what} of reasoner stack "${label}" is not there: read before its tests ran, set up without it, or its setup failed`);
+    return value;
+  };
+  return {
+    get env() {
+      return ready(env, "the environment");
+    },
+    get checkpointer() {
+      return ready(checkpointer, "the checkpointer");
+    },
+    get model() {
+      return ready(model, "the model server").server;
+    },
+    get modelUrl() {
+      return ready(model, "the model server").url;
+    },
+    get producer() {
+      return ready(producer, "the producer");
+    },
+    get client() {
+      return ready(client, "the checkpoint client");
+    },
+    async spawnReasoner(overrides = {}) {
+      const worker = ServiceProcess.start(REASONER_MAIN, reasonerEnv(ready(env, "the environment"), ready(model, "the model server").url, overrides));
+      // Registered before it is ready, so a worker that never gets there is stopped too.
+      testStops.push(async () => {
+        worker.child.kill("SIGCONT");
+        await worker.kill("SIGKILL");
+      });
+      await worker.waitForLog("reasoner consuming reasoning");
+      return worker;
+    },
+    async startInProcessReasoner(overrides = {}) {
+      const started = await startInProcessReasoner(ready(env, "the environment"), ready(model, "the model server").url, overrides);
+      testStops.push(() => started.reasoner.close());
+      return started;
+    },
+  };
+}
+
+/** Empties `stops`, running them last-registered first; every one runs even if an earlier one fails. */
+async function stopNewestFirst(stops: Array<() => Promise<unknown>>): Promise<void> {
+  const failures: unknown[] = [];
+  for (const stop of stops.splice(0).reverse()) {
+    try {
+      await stop();
+    } catch (error) {
+      failures.push(error);
+    }
+  }
+  if (failures.length === 1) throw failures[0];
+  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} teardown steps failed`);
 }
 
 export const market = (overrides: Partial<MarketContext> = {}): MarketContext => ({
