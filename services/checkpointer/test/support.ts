@@ -1,6 +1,5 @@
 import { CheckpointClient, createLogger, createMetricsRegistry, defaultJobOptions, parseEnv, type SnapshotEnvelope } from "@savepoint/shared";
-import { Queue, QueueEvents } from "bullmq";
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { createTestEnvironment, openQueueWithEvents, type QueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll } from "vitest";
 import { startCheckpointer, type RunningCheckpointer } from "../src/checkpointer.js";
 import { checkpointerEnvSchema } from "../src/config.js";
@@ -89,29 +88,12 @@ export async function storedPositions(env: TestEnvironment, service: string, ses
   return rows.map((row) => row.p);
 }
 
-export interface SnapshotQueue {
-  queue: Queue;
-  events: QueueEvents;
-  close(): Promise<void>;
-}
+export type SnapshotQueue = QueueWithEvents;
 
 /**
  * The `checkpoints` queue as a raw producer sees it, with the producers' retry options (so "failed at once"
  * is the checkpointer's decision), for deliveries the client would never make.
  */
-export async function openSnapshotQueue(env: TestEnvironment): Promise<SnapshotQueue> {
-  const connection = { url: env.redisUrl };
-  const queue = new Queue("checkpoints", { connection, prefix: env.queuePrefix, defaultJobOptions: defaultJobOptions.checkpoints });
-  // Each job.waitUntilFinished adds a listener on the queue, and tests await dozens at once.
-  queue.setMaxListeners(0);
-  const events = new QueueEvents("checkpoints", { connection, prefix: env.queuePrefix });
-  await events.waitUntilReady();
-  return {
-    queue,
-    events,
-    async close() {
-      await events.close();
-      await queue.close();
-    },
-  };
+export function openSnapshotQueue(env: TestEnvironment): Promise<SnapshotQueue> {
+  return openQueueWithEvents(env, "checkpoints", defaultJobOptions.checkpoints);
 }

@@ -10,7 +10,17 @@ import {
   type MarketContext,
   type ThinkResult,
 } from "@savepoint/shared";
-import { createTestEnvironment, ServiceProcess, spawnCheckpointer, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
+import {
+  createTestEnvironment,
+  ServiceProcess,
+  spawnCheckpointer,
+  openQueueWithEvents,
+  startedOrThrow,
+  stopNewestFirst,
+  type LogLine,
+  type QueueWithEvents,
+  type TestEnvironment,
+} from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { reasonerEnvSchema } from "../src/config.js";
@@ -56,28 +66,10 @@ export function connectClient(env: TestEnvironment): Promise<CheckpointClient> {
 }
 
 /** The `reasoning` queue as a producer sees it. */
-export interface ReasoningQueue {
-  queue: Queue;
-  events: QueueEvents;
-  close(): Promise<void>;
-}
+export type ReasoningQueue = QueueWithEvents;
 
-export async function openReasoningQueue(env: TestEnvironment): Promise<ReasoningQueue> {
-  const connection = { url: env.redisUrl, maxRetriesPerRequest: null };
-  const queue = new Queue("reasoning", { connection, prefix: env.queuePrefix });
-  const events = new QueueEvents("reasoning", { connection, prefix: env.queuePrefix });
-  // Each awaited job listens on both; tests await dozens at once.
-  queue.setMaxListeners(100);
-  events.setMaxListeners(100);
-  await events.waitUntilReady();
-  return {
-    queue,
-    events,
-    async close() {
-      await events.close();
-      await queue.close();
-    },
-  };
+export function openReasoningQueue(env: TestEnvironment): Promise<ReasoningQueue> {
+  return openQueueWithEvents(env, "reasoning");
 }
 
 /** What a test file runs reasoners against; see `useReasonerStack`. */
@@ -141,10 +133,7 @@ export function useReasonerStack(
   afterEach(() => stopNewestFirst(testStops));
   afterAll(() => stopNewestFirst(fileStops));
 
-  const ready = <T>(value: T | undefined, what: string): T => {
-    if (value === undefined) throw new Error(`${what} of reasoner stack "${label}" is not there: read before its tests ran, set up without it, or its setup failed`);
-    return value;
-  };
+  const ready = <T>(value: T | undefined, what: string): T => startedOrThrow(value, what, `reasoner stack "${label}"`);
   return {
     get env() {
       return ready(env, "the environment");
@@ -182,19 +171,6 @@ export function useReasonerStack(
   };
 }
 
-/** Empties `stops`, running them last-registered first; every one runs even if an earlier one fails. */
-async function stopNewestFirst(stops: Array<() => Promise<unknown>>): Promise<void> {
-  const failures: unknown[] = [];
-  for (const stop of stops.splice(0).reverse()) {
-    try {
-      await stop();
-    } catch (error) {
-      failures.push(error);
-    }
-  }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} teardown steps failed`);
-}
 
 export const market = (overrides: Partial<MarketContext> = {}): MarketContext => ({
   price: 187.4,

@@ -1,7 +1,15 @@
 import { fileURLToPath } from "node:url";
 import { Writable } from "node:stream";
 import { CheckpointClient, type Logger } from "@savepoint/shared";
-import { createTestEnvironment, ServiceProcess, spawnCheckpointer, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
+import {
+  createTestEnvironment,
+  ServiceProcess,
+  spawnCheckpointer,
+  startedOrThrow,
+  stopNewestFirst,
+  type LogLine,
+  type TestEnvironment,
+} from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
@@ -65,10 +73,7 @@ export function useTraderStack(label: string, options: { client?: boolean } = {}
   afterEach(() => stopNewestFirst(testStops));
   afterAll(() => stopNewestFirst(fileStops));
 
-  const ready = <T>(value: T | undefined, what: string): T => {
-    if (value === undefined) throw new Error(`${what} of trader stack "${label}" is not there: read before its tests ran, set up without it, or its setup failed`);
-    return value;
-  };
+  const ready = <T>(value: T | undefined, what: string): T => startedOrThrow(value, what, `trader stack "${label}"`);
   return {
     get env() {
       return ready(env, "the environment");
@@ -92,19 +97,6 @@ export function useTraderStack(label: string, options: { client?: boolean } = {}
   };
 }
 
-/** Empties `stops`, running them last-registered first; every one runs even if an earlier one fails. */
-async function stopNewestFirst(stops: Array<() => Promise<unknown>>): Promise<void> {
-  const failures: unknown[] = [];
-  for (const stop of stops.splice(0).reverse()) {
-    try {
-      await stop();
-    } catch (error) {
-      failures.push(error);
-    }
-  }
-  if (failures.length === 1) throw failures[0];
-  if (failures.length > 1) throw new AggregateError(failures, `${failures.length} teardown steps failed`);
-}
 
 export const tradingStarted = (line: LogLine) => line.event === "trading_started";
 
