@@ -12,6 +12,7 @@ COPY package.json package-lock.json ./
 COPY packages/shared/package.json packages/shared/
 COPY services/board/package.json services/board/
 COPY services/checkpointer/package.json services/checkpointer/
+COPY services/model-server/package.json services/model-server/
 COPY services/reasoner/package.json services/reasoner/
 COPY services/trader/package.json services/trader/
 # Compiling needs no install scripts (those only fetch optional native add-ons).
@@ -30,12 +31,14 @@ COPY package.json package-lock.json ./
 COPY packages/shared/package.json packages/shared/
 COPY services/board/package.json services/board/
 COPY services/checkpointer/package.json services/checkpointer/
+COPY services/model-server/package.json services/model-server/
 COPY services/reasoner/package.json services/reasoner/
 COPY services/trader/package.json services/trader/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/packages/shared/dist packages/shared/dist
 COPY --from=build /app/services/board/dist services/board/dist
 COPY --from=build /app/services/checkpointer/dist services/checkpointer/dist
+COPY --from=build /app/services/model-server/dist services/model-server/dist
 COPY --from=build /app/services/reasoner/dist services/reasoner/dist
 COPY --from=build /app/services/trader/dist services/trader/dist
 COPY migrations migrations

@@ -86,7 +86,7 @@ export function stackServices(where) {
     {
       name: "model-server",
       kind: "service",
-      command: ["node", "services/reasoner/dist/model-server/main.js"],
+      command: ["node", "services/model-server/dist/main.js"],
       env: { ...logging, MODEL_SERVER_PORT: String(port(8091)), MODEL_SERVER_HOST: "0.0.0.0", SHUTDOWN_TIMEOUT_MS: "5000" },
       port: port(8091),
       health: "/healthz",

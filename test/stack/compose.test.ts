@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { boardEnvSchema } from "../../services/board/src/config.js";
 import { checkpointerEnvSchema } from "../../services/checkpointer/src/config.js";
 import { reasonerEnvSchema } from "../../services/reasoner/src/config.js";
-import { modelServerEnvSchema } from "../../services/reasoner/src/model-server/config.js";
+import { modelServerEnvSchema } from "../../services/model-server/src/config.js";
 import { traderEnvSchema } from "../../services/trader/src/config.js";
 import { simulatorEnvSchema } from "../../services/trader/src/simulator/config.js";
 import { COMPOSE_PLACEMENT, stackServices } from "../../scripts/stack/definition.mjs";

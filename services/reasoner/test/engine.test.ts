@@ -6,7 +6,7 @@ import { emptyThinkingState, foldSteps, type ThinkingState } from "../src/engine
 import type { ThoughtStep } from "../src/engine/thought-step.js";
 import { AnthropicModel } from "../src/model/anthropic-model.js";
 import { ModelRequestError } from "../src/model/reasoning-model.js";
-import { createModelServer, type ModelServer } from "../src/model-server/server.js";
+import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { marketAnalysisTool } from "../src/tools/market-analysis.js";
 import { JobContextMarketData, type MarketSnapshot } from "../src/tools/market-data.js";
 import { LessonBook, memoryRecallTool } from "../src/tools/memory-recall.js";

@@ -24,7 +24,7 @@ import {
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { reasonerEnvSchema } from "../src/config.js";
-import { createModelServer, type ModelServer } from "../src/model-server/server.js";
+import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { startReasoner, type RunningReasoner } from "../src/reasoner.js";
 
 export const REASONER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));

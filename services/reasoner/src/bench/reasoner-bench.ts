@@ -15,7 +15,7 @@ import { reasonerEnvSchema, type ReasonerConfig } from "../config.js";
 import type { ThoughtStep } from "../engine/thought-step.js";
 import { AnthropicModel } from "../model/anthropic-model.js";
 import type { ModelTurnRequest, ReasoningModel } from "../model/reasoning-model.js";
-import { createModelServer, type ModelServer } from "../model-server/server.js";
+import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { startReasoner, type RunningReasoner } from "../reasoner.js";
 import { REASONER_SERVICE } from "../session/checkpoint-state.js";
 import { mean, percentile, pollUntil } from "./measure.js";

@@ -1,7 +1,6 @@
 import Anthropic, { OverloadedError, RateLimitError } from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createModelServer, type ModelServer } from "../src/model-server/server.js";
-import { startModelServer } from "./support.js";
+import { createModelServer, type ModelServer } from "../src/server.js";
 
 const tools = [
   { name: "analyze_market", description: "market", input_schema: { type: "object" as const, properties: {} } },
@@ -29,7 +28,8 @@ describe("local model server", () => {
     });
 
   beforeAll(async () => {
-    ({ server, url } = await startModelServer(0));
+    server = createModelServer({ latencyMs: 0 });
+    url = `http://127.0.0.1:${await server.listen(0)}`;
     sdk = new Anthropic({ apiKey: "placeholder", baseURL: url, maxRetries: 0 });
   });
   afterAll(async () => {
