@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { redactUrl } from "./redaction.js";
 
 /** A missing or malformed environment variable: the message names each one and what it must be. */
 export class ConfigError extends Error {
@@ -74,9 +75,4 @@ export function parseEnv<S extends z.ZodObject>(schema: S, env: NodeJS.ProcessEn
     return `  ${name}: ${issue.message} (${shown})`;
   });
   throw new ConfigError(`Invalid configuration:\n${problems.join("\n")}\nFix these environment variables and start again.`);
-}
-
-/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`, for logs and error messages. */
-export function redactUrl(value: string): string {
-  return value.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
 }

@@ -1,4 +1,5 @@
 export * from "./config.js";
+export * from "./redaction.js";
 export * from "./logger.js";
 export * from "./redis.js";
 export * from "./jobs.js";

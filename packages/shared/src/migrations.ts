@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 import pg from "pg";
-import { redactUrl } from "./config.js";
+import { redactUrl } from "./redaction.js";
 
 /** The repository's `migrations/` folder (SQL files run by node-pg-migrate). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations", import.meta.url));

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsync } from "fastify";
 import type { Registry } from "prom-client";
 import type { z } from "zod";
-import { ConfigError, parseEnv, redactUrl } from "./config.js";
+import { ConfigError, parseEnv } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
 import { createMetricsRegistry, startOpsServer, type ReadinessCheck } from "./ops-server.js";
+import { redactUrl } from "./redaction.js";
 import { GracefulShutdown } from "./shutdown.js";
 
 /** What a service's `start` hands back: how to tell it is ready, and how to stop it. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-import { ConfigError, databaseEnvSchema, parseEnv, redactUrl } from "../config.js";
+import { ConfigError, databaseEnvSchema, parseEnv } from "../config.js";
 import { migrate } from "../migrations.js";
+import { redactUrl } from "../redaction.js";
 
 const USAGE = "usage: migrate up | migrate down [count]   (DATABASE_URL selects the database)";
 

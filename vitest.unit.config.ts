@@ -1,0 +1,23 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/**
+ * `npm run test:unit`: the `*.unit.test.ts` files only, which need no Redis, Postgres, network or build
+ * (`@savepoint/shared` resolves to its sources). `npm test` runs them too, with everything else.
+ */
+export default defineConfig({
+  resolve: {
+    alias: [
+      { find: /^@savepoint\/shared\/testing$/, replacement: source("./packages/shared/src/testing/index.ts") },
+      { find: /^@savepoint\/shared$/, replacement: source("./packages/shared/src/index.ts") },
+    ],
+  },
+  test: {
+    include: ["packages/*/test/**/*.unit.test.ts", "services/*/test/**/*.unit.test.ts", "test/**/*.unit.test.ts"],
+    setupFiles: ["./test/unit-setup.ts"],
+    pool: "threads",
+    maxWorkers: 2,
+  },
+});
