@@ -7,6 +7,8 @@ export type ReadinessCheck = () => Promise<void>;
 export interface OpsServerOptions extends OpsRoutesOptions {
   host?: string;
   port: number;
+  /** The variable `port` came from, named when the port cannot be opened; `HTTP_PORT` unless told. */
+  portSetting?: string;
   /** A service's own pages on the same port (Bull Board, for one), registered before it listens. */
   routes?: FastifyPluginAsync;
 }
@@ -52,13 +54,46 @@ export function registerOpsRoutes(server: FastifyInstance, options: OpsRoutesOpt
   });
 }
 
+/**
+ * The port a setting names cannot be opened (another process holds it, or it needs privileges): a mistake
+ * a person at a terminal makes and fixes, so its message is one line naming the setting and what to do.
+ */
+export class PortUnavailableError extends Error {
+  override name = "PortUnavailableError";
+}
+
+/**
+ * `app.listen`, with the two refusals a person causes turned into a `PortUnavailableError` naming `setting`
+ * (`HTTP_PORT=8081 is in use: …`); any other failure is rethrown as it is.
+ */
+export async function listenOn(app: FastifyInstance, { host, port, setting }: { host: string; port: number; setting: string }): Promise<number> {
+  try {
+    await app.listen({ host, port });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE") {
+      throw new PortUnavailableError(`${setting}=${port} is in use: another process listens on it; stop that process or set ${setting} to a free port`);
+    }
+    if (code === "EACCES") {
+      throw new PortUnavailableError(`${setting}=${port} needs privileges this process lacks; set ${setting} to a port above 1023`);
+    }
+    throw error;
+  }
+  const address = app.server.address();
+  return typeof address === "object" && address ? address.port : port;
+}
+
 /** A server with just the ops routes (and a service's own `routes`), listening on `port`. */
 export async function startOpsServer(options: OpsServerOptions): Promise<{ server: FastifyInstance; port: number }> {
   const server = Fastify({ logger: false });
   registerOpsRoutes(server, options);
   if (options.routes) await server.register(options.routes);
-  await server.listen({ host: options.host ?? "0.0.0.0", port: options.port });
-  const address = server.server.address();
-  const port = typeof address === "object" && address ? address.port : options.port;
-  return { server, port };
+  try {
+    const port = await listenOn(server, { host: options.host ?? "0.0.0.0", port: options.port, setting: options.portSetting ?? "HTTP_PORT" });
+    return { server, port };
+  } catch (error) {
+    // The routes' onClose hooks release what they opened (the board's Redis connection, for one).
+    await server.close();
+    throw error;
+  }
 }

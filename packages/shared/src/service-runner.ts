@@ -3,7 +3,7 @@ import type { Registry } from "prom-client";
 import type { z } from "zod";
 import { ConfigError, parseEnv } from "./config.js";
 import { createLogger, type Logger } from "./logger.js";
-import { createMetricsRegistry, startOpsServer, type ReadinessCheck } from "./ops-server.js";
+import { createMetricsRegistry, PortUnavailableError, startOpsServer, type ReadinessCheck } from "./ops-server.js";
 import { redactUrl } from "./redaction.js";
 import { GracefulShutdown } from "./shutdown.js";
 
@@ -38,7 +38,8 @@ export interface ServiceDefinition<S extends z.ZodObject> {
 
 /**
  * The life of a service process: parse the environment (a bad variable stops it with a message naming it),
- * log, serve /healthz /readyz /metrics, start, and on SIGTERM/SIGINT close within SHUTDOWN_TIMEOUT_MS.
+ * log, serve /healthz /readyz /metrics (a port in use stops it with one line naming HTTP_PORT), start, and
+ * on SIGTERM/SIGINT close within SHUTDOWN_TIMEOUT_MS.
  */
 export async function runService<S extends z.ZodObject>({ name, envSchema, routes, start }: ServiceDefinition<S>): Promise<void> {
   let config: z.infer<S> & HostEnv;
@@ -72,6 +73,10 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
               await Promise.all(Object.values(running.readiness).map((check) => check()));
             },
           },
+        }).catch((error: unknown) => {
+          if (!(error instanceof PortUnavailableError)) throw error;
+          console.error(`${name}: ${error.message}`);
+          process.exit(1);
         });
   logger.info(
     {

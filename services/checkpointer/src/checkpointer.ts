@@ -2,6 +2,7 @@ import { Queue, type Worker } from "bullmq";
 import {
   createRedisConnection,
   QUEUE_NAMES,
+  redactUrl,
   waitForRedis,
   type Logger,
   type QueueName,
@@ -16,6 +17,9 @@ import { createSnapshotWorker } from "./queues/snapshot-worker.js";
 import { CheckpointStore, createPool } from "./store/checkpoint-store.js";
 import { DatabaseOutage } from "./store/database-outage.js";
 import { SnapshotWriter } from "./store/snapshot-writer.js";
+
+/** How often a checkpointer that cannot reach Postgres at boot says that it is still waiting. */
+const BOOT_WAIT_LOG_INTERVAL_MS = 5_000;
 
 /** `close()` stops taking jobs, finishes the ones in hand (unless Postgres is down) and closes every connection. */
 export type RunningCheckpointer = RunningService;
@@ -56,7 +60,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
     },
     logger,
   );
-  await outage.retryThroughOutage(() => store.checkSchema());
+  await untilPostgresAnswers(logger, config.DATABASE_URL, () => outage.retryThroughOutage(() => store.checkSchema()));
 
   const writer = new SnapshotWriter(store, outage, metrics, logger, {
     maxBatchSize: config.BATCH_MAX_SIZE,
@@ -109,4 +113,24 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       workerConnection.disconnect();
     },
   };
+}
+
+/**
+ * Runs the boot's first Postgres operation, which waits for as long as Postgres is unreachable, and says so
+ * every BOOT_WAIT_LOG_INTERVAL_MS meanwhile: without it a wrong DATABASE_URL only shows as /readyz "starting".
+ */
+async function untilPostgresAnswers<T>(logger: Logger, databaseUrl: string, operation: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  const database = redactUrl(databaseUrl);
+  const reminder = setInterval(() => {
+    logger.warn(
+      { database, waitedMs: Date.now() - started },
+      `waiting for Postgres at ${database}: no jobs are taken and /readyz answers 503 until it answers; check DATABASE_URL`,
+    );
+  }, BOOT_WAIT_LOG_INTERVAL_MS);
+  try {
+    return await operation();
+  } finally {
+    clearInterval(reminder);
+  }
 }

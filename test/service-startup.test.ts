@@ -1,0 +1,76 @@
+import { createTestEnvironment, CHECKPOINTER_MAIN, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { once } from "node:events";
+import { createRequire } from "node:module";
+import { createServer, type Server } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+// Start-up mistakes a person at a terminal makes, met through the real entry points as separate processes.
+const BOARD_MAIN = createRequire(import.meta.url).resolve("@savepoint/board");
+
+async function listening(): Promise<{ server: Server; port: number }> {
+  const server = createServer();
+  server.listen(0, "0.0.0.0");
+  await once(server, "listening");
+  return { server, port: (server.address() as { port: number }).port };
+}
+
+/** A port nothing listens on: taken from the OS, then let go. */
+async function closedPort(): Promise<number> {
+  const { server, port } = await listening();
+  server.close();
+  await once(server, "close");
+  return port;
+}
+
+describe("service start-up", () => {
+  let env: TestEnvironment;
+  let taken: { server: Server; port: number };
+  const started: ServiceProcess[] = [];
+
+  beforeAll(async () => {
+    env = await createTestEnvironment("startup");
+    taken = await listening();
+  });
+
+  afterAll(async () => {
+    await Promise.all(started.map((service) => service.kill("SIGKILL")));
+    taken?.server.close();
+    await env?.dispose();
+  });
+
+  it.each([
+    ["bull-board", BOARD_MAIN, { BULL_BOARD_PASSWORD: "correct horse battery staple" }],
+    ["checkpointer", CHECKPOINTER_MAIN, {}],
+  ])("%s on an HTTP_PORT in use exits 1 with one line naming the setting, no stack trace", async (name, main, settings) => {
+    const service = ServiceProcess.start(main, { ...env.env, ...settings, HTTP_PORT: String(taken.port) });
+    started.push(service);
+
+    const exit = await service.exited;
+
+    expect(exit.code).toBe(1);
+    expect(service.output).toEqual([
+      `${name}: HTTP_PORT=${taken.port} is in use: another process listens on it; stop that process or set HTTP_PORT to a free port`,
+    ]);
+  });
+
+  it("checkpointer with an unreachable DATABASE_URL says at a steady interval that it waits for Postgres, naming the URL without its secrets", async () => {
+    const databaseUrl = `postgres://postgres:Le@k3dPart9@127.0.0.1:${await closedPort()}/savepoint?sslmode=disable&password=hunter2`;
+    const shown = databaseUrl.replace(":Le@k3dPart9@", ":***@").replace("password=hunter2", "password=***");
+    const service = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0", DATABASE_URL: databaseUrl });
+    started.push(service);
+
+    const starting = await service.waitForLog("checkpointer starting");
+    expect(starting.database).toBe(shown);
+    const waiting = (line: { msg?: string }) => line.msg?.startsWith(`waiting for Postgres at ${shown}:`) ?? false;
+    const first = await service.waitForLog(waiting);
+    const second = await service.waitForLog((line) => waiting(line) && line !== first);
+    expect(Number(second.waitedMs) - Number(first.waitedMs)).toBeGreaterThanOrEqual(4_000);
+    const ready = await fetch(`http://127.0.0.1:${String(starting.httpPort)}/readyz`);
+    expect(ready.status).toBe(503);
+
+    expect(await service.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+    const output = service.output.join("\n");
+    expect(output).not.toContain("k3dPart9");
+    expect(output).not.toContain("hunter2");
+  }, 30_000);
+});
