@@ -4,51 +4,48 @@ const MASK = "***";
 
 /**
  * A connection URL fit for logs and error messages: the userinfo password and the values of secret query
- * parameters become `***`, everything else stays as written.
+ * parameters become `***`; everything else stays exactly as written.
  *
  * `postgres://app:Le@k3d@db:5432/savepoint?password=x` → `postgres://app:***@db:5432/savepoint?password=***`.
- * The authority ends at the last `@` before the host, as WHATWG URL parsing has it, so a password holding
- * a raw `@` is masked whole. A value that does not parse as a URL (a raw `/`, `?` or `#` in its password,
- * say) is masked the same way from its text, treating everything before its last `@` as userinfo.
+ * The URL is split as WHATWG URL parsing splits it: the authority runs to the first `/`, `?` or `#`, and its
+ * userinfo to the authority's last `@`, so a password holding a raw `@` is masked whole. A value that does
+ * not parse as a URL (a raw `/`, `?` or `#` in its password, say) counts everything before its last `@` as
+ * userinfo, so its password is masked too.
  */
 export function redactUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return redactUnparsed(value);
-  }
-  if (url.password !== "") url.password = MASK;
-  if (url.search !== "") url.search = maskQuery(url.search.slice(1));
-  return url.href;
+  const parts = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([\s\S]*)$/.exec(value);
+  if (!parts) return value;
+  const [, scheme = "", rest = ""] = parts;
+  const authorityEnd = URL.canParse(value) ? indexOrEnd(rest, rest.search(/[/?#]/)) : rest.length;
+  const at = rest.lastIndexOf("@", authorityEnd - 1);
+  const userinfo = at === -1 ? "" : `${maskPassword(rest.slice(0, at))}@`;
+  const location = rest.slice(at + 1);
+  const queryStart = location.indexOf("?");
+  if (queryStart === -1) return `${scheme}${userinfo}${location}`;
+  const fragmentStart = indexOrEnd(location, location.indexOf("#", queryStart));
+  const query = maskQuery(location.slice(queryStart + 1, fragmentStart));
+  return `${scheme}${userinfo}${location.slice(0, queryStart + 1)}${query}${location.slice(fragmentStart)}`;
 }
 
+function indexOrEnd(text: string, index: number): number {
+  return index === -1 ? text.length : index;
+}
+
+function maskPassword(userinfo: string): string {
+  const colon = userinfo.indexOf(":");
+  return colon === -1 ? userinfo : `${userinfo.slice(0, colon)}:${MASK}`;
+}
+
+/** `a=1&password=x` → `a=1&password=***`; keys are judged decoded (`pass%77ord` is `password`). */
 function maskQuery(query: string): string {
   return query
     .split("&")
     .map((pair) => {
       const separator = pair.indexOf("=");
-      const rawKey = separator === -1 ? pair : pair.slice(0, separator);
+      if (separator === -1) return pair;
+      const rawKey = pair.slice(0, separator);
       const key = new URLSearchParams(`${rawKey}=`).keys().next().value ?? "";
-      return separator !== -1 && SECRET_PARAM.test(key) ? `${rawKey}=${MASK}` : pair;
+      return SECRET_PARAM.test(key) ? `${rawKey}=${MASK}` : pair;
     })
     .join("&");
-}
-
-function redactUnparsed(value: string): string {
-  const authority = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([\s\S]*)$/.exec(value);
-  if (!authority) return value;
-  const [, scheme = "", rest = ""] = authority;
-  const at = rest.lastIndexOf("@");
-  const userinfo = at === -1 ? undefined : rest.slice(0, at);
-  const afterUserinfo = at === -1 ? rest : rest.slice(at + 1);
-  const queryAt = afterUserinfo.indexOf("?");
-  const location = queryAt === -1 ? afterUserinfo : afterUserinfo.slice(0, queryAt);
-  const query = queryAt === -1 ? "" : `?${maskQuery(afterUserinfo.slice(queryAt + 1))}`;
-  return `${scheme}${userinfo === undefined ? "" : `${maskUserinfo(userinfo)}@`}${location}${query}`;
-}
-
-function maskUserinfo(userinfo: string): string {
-  const colon = userinfo.indexOf(":");
-  return colon === -1 ? userinfo : `${userinfo.slice(0, colon)}:${MASK}`;
 }

@@ -29,10 +29,13 @@ describe("redactUrl", () => {
     expect(redactUrl(given)).toBe(shown);
   });
 
-  it("keeps harmless query parameters exactly as written", () => {
-    expect(redactUrl("postgres://db/x?options=-c%20search_path%3Dapp&sslmode=verify-full")).toBe(
-      "postgres://db/x?options=-c%20search_path%3Dapp&sslmode=verify-full",
-    );
+  it.each([
+    "postgres://db/x?options=-c%20search_path%3Dapp&sslmode=verify-full",
+    "http://localhost:6379",
+    "HTTP://Example.COM:80/a/../b?x=1",
+    "redis://cache?flag&x=",
+  ])("keeps %s exactly as written", (given) => {
+    expect(redactUrl(given)).toBe(given);
   });
 
   it.each([
