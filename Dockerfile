@@ -10,6 +10,7 @@ WORKDIR /app
 # (test/stack/compose.test.ts checks that none is missing).
 COPY package.json package-lock.json ./
 COPY packages/shared/package.json packages/shared/
+COPY services/alpaca-simulator/package.json services/alpaca-simulator/
 COPY services/board/package.json services/board/
 COPY services/checkpointer/package.json services/checkpointer/
 COPY services/model-server/package.json services/model-server/
@@ -29,6 +30,7 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 COPY packages/shared/package.json packages/shared/
+COPY services/alpaca-simulator/package.json services/alpaca-simulator/
 COPY services/board/package.json services/board/
 COPY services/checkpointer/package.json services/checkpointer/
 COPY services/model-server/package.json services/model-server/
@@ -36,6 +38,7 @@ COPY services/reasoner/package.json services/reasoner/
 COPY services/trader/package.json services/trader/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/packages/shared/dist packages/shared/dist
+COPY --from=build /app/services/alpaca-simulator/dist services/alpaca-simulator/dist
 COPY --from=build /app/services/board/dist services/board/dist
 COPY --from=build /app/services/checkpointer/dist services/checkpointer/dist
 COPY --from=build /app/services/model-server/dist services/model-server/dist

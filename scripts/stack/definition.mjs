@@ -96,7 +96,7 @@ export function stackServices(where) {
     {
       name: "alpaca-simulator",
       kind: "service",
-      command: ["node", "services/trader/dist/simulator/main.js"],
+      command: ["node", "services/alpaca-simulator/dist/main.js"],
       env: { ...logging, SIM_PORT: String(port(8090)), SIM_HOST: "0.0.0.0", SHUTDOWN_TIMEOUT_MS: "5000" },
       port: port(8090),
       health: "/healthz",

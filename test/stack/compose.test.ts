@@ -10,7 +10,7 @@ import { checkpointerEnvSchema } from "../../services/checkpointer/src/config.js
 import { reasonerEnvSchema } from "../../services/reasoner/src/config.js";
 import { modelServerEnvSchema } from "../../services/model-server/src/config.js";
 import { traderEnvSchema } from "../../services/trader/src/config.js";
-import { simulatorEnvSchema } from "../../services/trader/src/simulator/config.js";
+import { simulatorEnvSchema } from "../../services/alpaca-simulator/src/config.js";
 import { COMPOSE_PLACEMENT, stackServices } from "../../scripts/stack/definition.mjs";
 
 const REPOSITORY = fileURLToPath(new URL("../..", import.meta.url));

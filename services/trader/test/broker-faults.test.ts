@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
-import type { RunningSimulator } from "../src/simulator/server.js";
+import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
-import { sdk } from "./simulator/support.js";
+import { sdk } from "@savepoint/alpaca-simulator/testing";
 import { brokerHoldings, captureLogger, eventually, sessionOrders, stateHoldings, storedSnapshot, traderContext, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
 import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
 import { TRADER_STATE_VERSION } from "../src/session/state.js";
-import type { RunningSimulator, SimulatorOptions } from "../src/simulator/server.js";
+import type { RunningSimulator, SimulatorOptions } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
 import { captureLogger, eventually, storedSnapshot, traderContext, useTraderStack } from "./support.js";
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCommandLine, UsageError } from "../src/cli/options.js";
 import { brokerConnection, traderEnvSchema } from "../src/config.js";
-import type { RunningSimulator } from "../src/simulator/server.js";
+import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { eventually, spawnTrader, startTestSimulator, tradingStarted, useTraderStack } from "./support.js";
 import { parseEnv } from "@savepoint/shared";
 

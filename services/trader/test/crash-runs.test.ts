@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { RunningSimulator } from "../src/simulator/server.js";
+import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { brokerHoldings, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
 
 const RUNS = 8;

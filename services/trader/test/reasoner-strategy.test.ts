@@ -3,7 +3,7 @@ import { createJobProcessor, JobRejectedError, type Decision, type ThinkPayload 
 import type { TestEnvironment } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
-import type { RunningSimulator } from "../src/simulator/server.js";
+import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
 import { captureLogger, eventually, sessionOrders, traderContext, useTraderStack } from "./support.js";
 

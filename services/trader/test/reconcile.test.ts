@@ -6,8 +6,8 @@ import { readFullView, readLiveView } from "../src/session/broker-view.js";
 import { entryClientOrderId } from "../src/session/client-order-ids.js";
 import { pendingFrom, reconcile, ReconciliationError } from "../src/session/reconcile.js";
 import { TradingState } from "../src/session/state.js";
-import type { RunningSimulator } from "../src/simulator/server.js";
-import { sdk } from "./simulator/support.js";
+import type { RunningSimulator } from "@savepoint/alpaca-simulator";
+import { sdk } from "@savepoint/alpaca-simulator/testing";
 import { START, startTestSimulator } from "./support.js";
 
 const SESSION = "trader-20260105-153000-abcdef";

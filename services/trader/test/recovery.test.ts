@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import type { RunningSimulator } from "../src/simulator/server.js";
-import { sdk } from "./simulator/support.js";
+import type { RunningSimulator } from "@savepoint/alpaca-simulator";
+import { sdk } from "@savepoint/alpaca-simulator/testing";
 import { brokerHoldings, eventually, sessionOrders, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];

@@ -14,7 +14,7 @@ import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
 import type { TraderState } from "../src/session/state.js";
-import { startSimulator, type RunningSimulator, type SimulatorOptions } from "../src/simulator/server.js";
+import { startSimulator, type RunningSimulator, type SimulatorOptions } from "@savepoint/alpaca-simulator";
 import type { TraderContext } from "../src/trader.js";
 
 const TRADER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));

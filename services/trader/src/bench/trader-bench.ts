@@ -6,7 +6,7 @@ import { createTestEnvironment, ServiceProcess, type LogLine, type TestEnvironme
 import { z } from "zod";
 import { AlpacaBroker } from "../broker/alpaca-broker.js";
 import { parseCommandLine } from "../cli/options.js";
-import { startSimulator, type RunningSimulator } from "../simulator/server.js";
+import { startSimulator, type RunningSimulator } from "@savepoint/alpaca-simulator";
 import { Trader } from "../trader.js";
 
 /*

@@ -1,6 +1,6 @@
 import { ApiError, FetchError, NotFoundError, PermissionError } from "@alpacahq/alpaca-trade-api";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { RunningSimulator } from "../../src/simulator/server.js";
+import type { RunningSimulator } from "../src/server.js";
 import { failureOf, sdk, startTestSimulator } from "./support.js";
 
 describe("simulator fault injection", () => {

@@ -5,7 +5,7 @@ import { SYMBOL_PATTERN } from "./universe.js";
 
 const SYMBOL_ENTRY = /^([A-Z][A-Z0-9]{0,9}(?:\.[A-Z]{1,2})?)(?::(\d+(?:\.\d+)?))?$/;
 
-/** The standalone simulator's environment (`npm run sim -w @savepoint/trader`). */
+/** The standalone simulator's environment (`npm start -w @savepoint/alpaca-simulator`, or `npm run sim -w @savepoint/trader`). */
 export const simulatorEnvSchema = commonEnvSchema.pick({ LOG_LEVEL: true, LOG_FORMAT: true, SHUTDOWN_TIMEOUT_MS: true }).extend({
   SIM_PORT: port().default(8090),
   SIM_HOST: z.string().min(1).default("0.0.0.0"),

@@ -2,7 +2,7 @@ import { ServiceProcess } from "@savepoint/shared/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { sdk, SIMULATOR_MAIN } from "./support.js";
 
-// The built entry point (`npm run sim -w @savepoint/trader`), as compose runs it; `npm run build` first.
+// The built entry point (`npm start -w @savepoint/alpaca-simulator`), as compose runs it; `npm run build` first.
 describe("standalone simulator process", () => {
   let service: ServiceProcess | undefined;
 

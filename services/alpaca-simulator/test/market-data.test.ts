@@ -1,6 +1,6 @@
 import { Alpaca, NotFoundError, TimeFrame, ValidationError } from "@alpacahq/alpaca-trade-api";
 import { afterEach, describe, expect, it } from "vitest";
-import type { RunningSimulator } from "../../src/simulator/server.js";
+import type { RunningSimulator } from "../src/server.js";
 import { failureOf, sdk, START, startTestSimulator } from "./support.js";
 
 const MINUTE = 60_000;

@@ -1,6 +1,6 @@
 import { AuthError, NotFoundError, PermissionError, ValidationError } from "@alpacahq/alpaca-trade-api";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { RunningSimulator } from "../../src/simulator/server.js";
+import type { RunningSimulator } from "../src/server.js";
 import { failureOf, sdk, startTestSimulator, type Sdk } from "./support.js";
 
 const cents = (value: number) => Math.round(value * 100) / 100;

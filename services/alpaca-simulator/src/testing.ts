@@ -1,15 +1,8 @@
 import { OrdersApi, marketData, trading } from "@alpacahq/alpaca-trade-api";
 import { fileURLToPath } from "node:url";
-import { startSimulator, type RunningSimulator, type SimulatorOptions } from "../../src/simulator/server.js";
 
-export const SIMULATOR_MAIN = fileURLToPath(new URL("../../dist/simulator/main.js", import.meta.url));
-
-/** A fixed simulated start, so bar timestamps are reproducible too (a Monday, 15:00 UTC). */
-export const START = new Date("2026-01-05T15:00:00.000Z");
-
-export function startTestSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
-  return startSimulator({ seed: "test-seed", start: START, historyBars: 600, ...options });
-}
+/** The built standalone entry point, as compose runs it (`npm run build` first); the same from src/ and dist/. */
+export const SIMULATOR_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
 export interface SdkOptions {
   /** SDK retries for safe verbs; off when false. Delays are shortened so retry tests stay fast. */
@@ -17,6 +10,8 @@ export interface SdkOptions {
   timeoutMs?: number;
   /** Omit the key pair, to see how the simulator treats an unauthenticated client. */
   anonymous?: boolean;
+  /** The key id sent (rate limits are per key); a fixed one by default. */
+  keyId?: string;
 }
 
 /**
@@ -26,7 +21,7 @@ export interface SdkOptions {
 export function sdk(url: string, options: SdkOptions = {}) {
   const settings: trading.ConfigurationParameters = {
     basePath: url,
-    ...(options.anonymous ? {} : { keyId: "sim-key", secret: "sim-secret" }),
+    ...(options.anonymous ? {} : { keyId: options.keyId ?? "sim-key", secret: "sim-secret" }),
     retry: options.retry === false ? undefined : { maxRetries: 2, retryDelayMs: 5, maxDelayMs: 20, ...options.retry },
     timeoutMs: options.timeoutMs ?? 5_000,
   };
@@ -37,6 +32,7 @@ export function sdk(url: string, options: SdkOptions = {}) {
     orders: new OrdersApi(tradingConfig),
     positions: new trading.PositionsApi(tradingConfig),
     clock: new trading.ClockApi(tradingConfig),
+    calendar: new trading.CalendarApi(tradingConfig),
     assets: new trading.AssetsApi(tradingConfig),
     activities: new trading.AccountActivitiesApi(tradingConfig),
     stocks: new marketData.StockApi(dataConfig),

@@ -1,0 +1,3 @@
+export { startSimulator, simulatorOptionsSchema } from "./server.js";
+export type { FaultSpec, RunningSimulator, SimulatorControl, SimulatorOptions, SimulatorState } from "./server.js";
+export { simulatorEnvSchema, simulatorOptionsFromEnv, type SimulatorEnv } from "./config.js";
