@@ -1,12 +1,12 @@
-import { createHash } from "node:crypto";
-import { blocksOf, textOf, type MessagesRequest, type RequestBlock, type ResponseBlock, type StopReason } from "./messages-api.js";
+import { newId, type MessagesRequest, type ResponseBlock, type StopReason, type ToolResultBlock } from "./messages-api.js";
 
 /**
  * The local model server's "model": a deterministic analyst driven only by the request. It reads the tools
  * offered, what it already called (and what came back) and the iteration budget the conversation states
  * ("Iteration k of N"), and makes the next move of a fixed plan sized to that budget: analyze the market,
  * look up the position, recall memories, ask questions, propose options, evaluate each, decide. The same
- * conversation always gets the same answer, so an interrupted and resumed run behaves like one that was not.
+ * conversation always gets the same answer (but for its tool_use ids, unique like the API's), so an interrupted
+ * and resumed run behaves like one that was not.
  */
 
 interface PriorCall {
@@ -31,35 +31,31 @@ function parseJson(text: string): unknown {
   }
 }
 
-function resultText(block: RequestBlock): string {
+function resultText(block: ToolResultBlock): string {
   if (typeof block.content === "string") return block.content;
-  if (Array.isArray(block.content)) return block.content.map((part: { text?: unknown }) => textOf(part?.text)).join("");
-  return "";
+  return (block.content ?? []).map((part) => (part.type === "text" ? part.text : "")).join("");
 }
 
 function priorCalls(request: MessagesRequest): PriorCall[] {
   const results = new Map<string, { result: unknown; isError: boolean }>();
   for (const message of request.messages) {
     if (message.role !== "user") continue;
-    for (const block of blocksOf(message)) {
-      if (block.type === "tool_result") results.set(String(block.tool_use_id), { result: parseJson(resultText(block)), isError: block.is_error === true });
+    for (const block of message.content) {
+      if (block.type === "tool_result") results.set(block.tool_use_id, { result: parseJson(resultText(block)), isError: block.is_error === true });
     }
   }
   return request.messages
     .filter((message) => message.role === "assistant")
-    .flatMap(blocksOf)
-    .filter((block) => block.type === "tool_use")
-    .map((block) => ({
-      name: String(block.name),
-      input: (block.input ?? {}) as Record<string, unknown>,
-      ...(results.get(String(block.id)) ?? { result: undefined, isError: true }),
-    }));
+    .flatMap((message) => message.content)
+    .flatMap((block) =>
+      block.type === "tool_use" ? [{ name: block.name, input: block.input, ...(results.get(block.id) ?? { result: undefined, isError: true }) }] : [],
+    );
 }
 
 /** The iteration under way and the budget, as the last user turn states them. */
 export function iterationBudget(request: MessagesRequest): { iteration: number; of: number } {
   const last = [...request.messages].reverse().find((message) => message.role === "user");
-  const text = last ? blocksOf(last).map((block) => textOf(block.text)).join("\n") : "";
+  const text = (last?.content ?? []).map((block) => (block.type === "text" ? block.text : "")).join("\n");
   const match = [...text.matchAll(/Iteration (\d+) of (\d+)/g)].pop();
   if (match) return { iteration: Number(match[1]), of: Number(match[2]) };
   return { iteration: request.messages.filter((message) => message.role === "assistant").length + 1, of: DEFAULT_BUDGET };
@@ -264,14 +260,10 @@ export function answer(request: MessagesRequest): AnalystAnswer {
   let name = choice?.type === "tool" && choice.name ? choice.name : nextMove(planFor(of, offered), done);
   if (!offered.has(name)) name = offered.has("decide") ? "decide" : [...offered][0]!;
   const move = makeMove(name, done);
-  const id = `toolu_${createHash("sha256")
-    .update(`${request.metadata?.user_id ?? ""}|${request.messages.length}|${move.name}`)
-    .digest("hex")
-    .slice(0, 24)}`;
   return {
     content: [
       { type: "text", text: move.preface, citations: null },
-      { type: "tool_use", id, name: move.name, input: move.input, caller: { type: "direct" } },
+      { type: "tool_use", id: newId("toolu"), name: move.name, input: move.input, caller: { type: "direct" } },
     ],
     stopReason: "tool_use",
     iteration,

@@ -5,6 +5,12 @@ export const faultSchema = z
   .strictObject({
     /** HTTP status to answer with, in the API's error shape. */
     status: z.union([z.literal(429), z.literal(500), z.literal(529)]).optional(),
+    /**
+     * With `status`: a streamed call (`stream: true`) gets the error as an `error` event after the answer has
+     * begun (`message_start` and part of the first block), as the API reports errors that arise mid-stream; a
+     * call that is not streamed gets it as the HTTP status, as without this flag.
+     */
+    midStream: z.boolean().default(false),
     /** Hold the call this long before answering (normally), to make the client time out. */
     hangMs: z.number().int().min(1).max(600_000).optional(),
     /** How many calls get it. */
@@ -14,15 +20,19 @@ export const faultSchema = z
     /** Only calls of this session (metadata.user_id); any call when absent. */
     sessionId: z.string().optional(),
   })
-  .refine((fault) => (fault.status === undefined) !== (fault.hangMs === undefined), "give exactly one of status or hangMs");
+  .refine((fault) => (fault.status === undefined) !== (fault.hangMs === undefined), "give exactly one of status or hangMs")
+  .refine((fault) => !fault.midStream || fault.status !== undefined, "midStream needs a status");
 export type Fault = z.infer<typeof faultSchema>;
+/** A fault as given, defaults left out. */
+export type FaultRequest = z.input<typeof faultSchema>;
 
 /** Faults waiting for calls, first in first out. */
 export class FaultQueue {
   private readonly pending: Fault[] = [];
 
-  add(fault: Fault): void {
-    this.pending.push({ ...fault });
+  /** Queues a fault (checked like one posted to the admin route; a bad one throws). */
+  add(fault: FaultRequest): void {
+    this.pending.push(faultSchema.parse(fault));
   }
 
   /** The fault the call of `sessionId` gets, if any (one use of it). */

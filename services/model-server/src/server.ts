@@ -4,14 +4,29 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { z } from "zod";
 import { CallLedger } from "./call-ledger.js";
 import { answer } from "./deterministic-analyst.js";
-import { FaultQueue, faultSchema } from "./faults.js";
-import { conversationProblem, errorBody, estimateTokens, messageResponse, messagesRequestSchema } from "./messages-api.js";
+import { FaultQueue, faultSchema, type Fault } from "./faults.js";
+import { generate } from "./generation.js";
+import { KNOWN_MODELS } from "./known-models.js";
+import {
+  conversationProblem,
+  ERROR_TYPES,
+  errorBody,
+  estimateTokens,
+  messageResponse,
+  messagesRequestSchema,
+  newId,
+  sseFrame,
+  streamEvents,
+  type GeneratedMessage,
+} from "./messages-api.js";
 
 export interface ModelServerOptions {
-  /** How long each call takes, standing in for a real model's 1-3 s. */
+  /** How long each call takes, standing in for a real model's 1-3 s (spread over the events when streamed). */
   latencyMs: number;
   /** When set, calls must carry this key (x-api-key or Authorization: Bearer); otherwise any key will do. */
   apiKey?: string;
+  /** The models it answers for and their `max_tokens` limits; the API's (`KNOWN_MODELS`) unless a test says. */
+  models?: ReadonlyMap<string, { maxTokens: number }>;
 }
 
 export interface ModelServer {
@@ -43,15 +58,18 @@ function wait(ms: number, signal: AbortSignal): Promise<void | typeof ABORTED> {
   );
 }
 
+const INJECTED_MESSAGES: Record<number, string> = { 429: "rate limit exceeded (injected)", 500: "internal error (injected)", 529: "Overloaded (injected)" };
+
 /**
  * A Messages-API-compatible server for running the stack and the tests offline: `POST /v1/messages` answered
- * by a deterministic analyst, with the API's auth, error shapes and retry headers; admin routes to inject
- * faults, change latency and read per-session call counts.
+ * by a deterministic analyst, plain or streamed over server-sent events, with the API's auth, validation, error
+ * shapes and retry headers; admin routes to inject faults, change latency and read per-session call counts.
  */
 export function createModelServer(options: ModelServerOptions): ModelServer {
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT });
   const ledger = new CallLedger();
   const faults = new FaultQueue();
+  const models = options.models ?? KNOWN_MODELS;
   let requests = 0;
   const server: ModelServer = {
     app,
@@ -68,13 +86,9 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
 
   const fail = (reply: FastifyReply, status: number, message: string) =>
     reply.code(status).send(errorBody(status, message, String(reply.getHeader("request-id"))));
-  app.addHook("onRequest", async (request, reply) => {
+  app.addHook("onRequest", async (_request, reply) => {
     requests += 1;
     reply.header("request-id", `req_local_${requests.toString().padStart(8, "0")}`);
-    // With a key configured, fault injection and counters are as protected as the API itself.
-    if (options.apiKey && request.url.startsWith("/admin/") && presentedKey(request) !== options.apiKey) {
-      return fail(reply, 401, "admin routes need the server's key: send x-api-key or Authorization: Bearer");
-    }
   });
   app.setErrorHandler((error: { statusCode?: number; message: string }, _request, reply) => {
     const status = error.statusCode === 413 ? 413 : (error.statusCode ?? 500) < 500 ? 400 : 500;
@@ -88,9 +102,15 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     if (options.apiKey && key !== options.apiKey) return fail(reply, 401, "invalid x-api-key");
     const parsed = messagesRequestSchema.safeParse(request.body);
     if (!parsed.success) return fail(reply, 400, describeIssues(parsed.error));
-    const problem = conversationProblem(parsed.data);
-    if (problem) return fail(reply, 400, problem);
     const body = parsed.data;
+    // The API's own wording for both refusals.
+    const model = models.get(body.model);
+    if (!model) return fail(reply, 404, `model: ${body.model}`);
+    if (body.max_tokens > model.maxTokens) {
+      return fail(reply, 400, `max_tokens: ${body.max_tokens} > ${model.maxTokens}, which is the maximum allowed number of output tokens for ${body.model}`);
+    }
+    const problem = conversationProblem(body);
+    if (problem) return fail(reply, 400, problem);
     const sessionId = body.metadata?.user_id ?? "anonymous";
     ledger.received(sessionId);
 
@@ -99,53 +119,108 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       if (!reply.raw.writableFinished) hangUp.abort();
     });
     const analysis = answer(body);
+    const generated = generate(analysis, { maxTokens: body.max_tokens, stopSequences: body.stop_sequences ?? [] });
+    const message: GeneratedMessage = {
+      id: newId("msg"),
+      model: body.model,
+      content: generated.content,
+      stopReason: generated.stopReason,
+      stopSequence: generated.stopSequence,
+      usage: { input: estimateTokens(body), output: generated.outputTokens },
+    };
     const fault = faults.take(sessionId);
-    if (fault?.status) {
+    if (fault?.status && !(fault.midStream && body.stream)) {
       ledger.settled(sessionId, analysis.iteration, "failed");
       if (fault.retryAfterMs !== undefined) reply.header("retry-after-ms", String(fault.retryAfterMs));
       if (fault.retryAfterSeconds !== undefined) reply.header("retry-after", String(fault.retryAfterSeconds));
-      const message = fault.status === 429 ? "rate limit exceeded (injected)" : fault.status === 529 ? "Overloaded (injected)" : "internal error (injected)";
-      return fail(reply, fault.status, message);
+      return fail(reply, fault.status, INJECTED_MESSAGES[fault.status]!);
+    }
+    if (body.stream) {
+      const outcome = await stream(reply, message, { holdMs: fault?.hangMs ?? 0, latencyMs: server.latencyMs, fault, hangUp: hangUp.signal });
+      ledger.settled(sessionId, analysis.iteration, outcome);
+      return reply.sent ? reply : fail(reply, 499, "client closed the request");
     }
     if ((await wait((fault?.hangMs ?? 0) + server.latencyMs, hangUp.signal)) === ABORTED) {
       ledger.settled(sessionId, analysis.iteration, "aborted");
       return fail(reply, 499, "client closed the request");
     }
-    const outputTokens = estimateTokens(analysis.content);
     ledger.settled(sessionId, analysis.iteration, "answered");
-    if (outputTokens > body.max_tokens) {
-      const text = analysis.content.map((block) => (block.type === "text" ? block.text : "")).join(" ");
-      return messageResponse(`msg_local_${requests}`, body.model, [{ type: "text", text: text.slice(0, body.max_tokens * 4), citations: null }], "max_tokens", {
-        input: estimateTokens(body),
-        output: body.max_tokens,
-      });
-    }
-    return messageResponse(`msg_local_${requests}`, body.model, analysis.content, analysis.stopReason, { input: estimateTokens(body), output: outputTokens });
+    return messageResponse(message);
   });
 
   registerOpsRoutes(app, { service: "model-server", registry: createMetricsRegistry("model-server"), readiness: {} });
-  app.get("/admin/calls", async () => ledger.all());
-  app.get<{ Params: { sessionId: string } }>("/admin/calls/:sessionId", async (request) => ledger.session(request.params.sessionId));
-  app.delete("/admin/calls", async () => {
-    ledger.reset();
-    return { reset: true };
-  });
-  app.post("/admin/faults", async (request, reply) => {
-    const parsed = faultSchema.safeParse(request.body);
-    if (!parsed.success) return fail(reply, 400, `invalid fault: ${describeIssues(parsed.error)}`);
-    faults.add(parsed.data);
-    return { pending: faults.list() };
-  });
-  app.get("/admin/faults", async () => ({ pending: faults.list() }));
-  app.delete("/admin/faults", async () => {
-    faults.clear();
-    return { pending: [] };
-  });
-  app.put("/admin/latency", async (request, reply) => {
-    const parsed = z.strictObject({ ms: z.number().int().min(0).max(600_000) }).safeParse(request.body);
-    if (!parsed.success) return fail(reply, 400, `invalid latency: ${describeIssues(parsed.error)}`);
-    server.latencyMs = parsed.data.ms;
-    return { latencyMs: server.latencyMs };
-  });
+  // The key check belongs to the admin routes themselves (a hook of their scope), so it runs for whatever URL the
+  // router matched to them, after it decoded and normalised the path: /%61dmin/latency is /admin/latency here too.
+  void app.register(
+    async (admin) => {
+      admin.addHook("onRequest", async (request, reply) => {
+        if (options.apiKey && presentedKey(request) !== options.apiKey) {
+          return fail(reply, 401, "admin routes need the server's key: send x-api-key or Authorization: Bearer");
+        }
+      });
+      admin.get("/calls", async () => ledger.all());
+      admin.get<{ Params: { sessionId: string } }>("/calls/:sessionId", async (request) => ledger.session(request.params.sessionId));
+      admin.delete("/calls", async () => {
+        ledger.reset();
+        return { reset: true };
+      });
+      admin.post("/faults", async (request, reply) => {
+        const parsedFault = faultSchema.safeParse(request.body);
+        if (!parsedFault.success) return fail(reply, 400, `invalid fault: ${describeIssues(parsedFault.error)}`);
+        faults.add(parsedFault.data);
+        return { pending: faults.list() };
+      });
+      admin.get("/faults", async () => ({ pending: faults.list() }));
+      admin.delete("/faults", async () => {
+        faults.clear();
+        return { pending: [] };
+      });
+      admin.put("/latency", async (request, reply) => {
+        const parsedLatency = z.strictObject({ ms: z.number().int().min(0).max(600_000) }).safeParse(request.body);
+        if (!parsedLatency.success) return fail(reply, 400, `invalid latency: ${describeIssues(parsedLatency.error)}`);
+        server.latencyMs = parsedLatency.data.ms;
+        return { latencyMs: server.latencyMs };
+      });
+    },
+    { prefix: "/admin" },
+  );
   return server;
+}
+
+/**
+ * Streams `message` as the API's server-sent events: after `holdMs` (before any byte, so a client's timeout can
+ * fire), `message_start` at once and the other events spread over `latencyMs`. A mid-stream fault ends the
+ * stream with an `error` event once the first block has begun. Returns how the call ended for the ledger.
+ */
+async function stream(
+  reply: FastifyReply,
+  message: GeneratedMessage,
+  how: { holdMs: number; latencyMs: number; fault: Fault | undefined; hangUp: AbortSignal },
+): Promise<"answered" | "aborted" | "failed"> {
+  if ((await wait(how.holdMs, how.hangUp)) === ABORTED) return "aborted";
+  reply.hijack();
+  reply.raw.writeHead(200, {
+    "content-type": "text/event-stream; charset=utf-8",
+    "cache-control": "no-cache",
+    connection: "keep-alive",
+    "request-id": String(reply.getHeader("request-id")),
+  });
+  const events = streamEvents(message);
+  const gapMs = events.length > 1 ? how.latencyMs / (events.length - 1) : 0;
+  const firstDelta = events.findIndex((event) => event.type === "content_block_delta");
+  const failAt = how.fault?.status ? Math.max(firstDelta, 1) : -1;
+  for (const [index, event] of events.entries()) {
+    if (index > 0 && (await wait(gapMs, how.hangUp)) === ABORTED) {
+      reply.raw.destroy();
+      return "aborted";
+    }
+    if (index === failAt && how.fault?.status) {
+      const status = how.fault.status;
+      reply.raw.end(sseFrame({ type: "error", error: { type: ERROR_TYPES[status] ?? "api_error", message: INJECTED_MESSAGES[status]! } }));
+      return "failed";
+    }
+    reply.raw.write(sseFrame(event));
+  }
+  reply.raw.end();
+  return "answered";
 }
