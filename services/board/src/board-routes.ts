@@ -1,5 +1,4 @@
 import { createBullBoard } from "@bull-board/api";
-import { BullMQAdapter } from "@bull-board/api/bullMQAdapter";
 import { FastifyAdapter } from "@bull-board/fastify";
 import basicAuth from "@fastify/basic-auth";
 import { createRedisConnection, QUEUE_NAMES, type Logger } from "@savepoint/shared";
@@ -7,6 +6,7 @@ import { Queue } from "bullmq";
 import type { FastifyPluginAsync } from "fastify";
 import type { BoardConfig } from "./config.js";
 import { credentialsChecker } from "./credentials.js";
+import { TolerantBullMQAdapter } from "./tolerant-adapter.js";
 
 export const BOARD_REALM = "Savepoint Bull Board";
 
@@ -39,7 +39,7 @@ export function boardRoutes(config: BoardConfig, logger: Logger): FastifyPluginA
 
     const serverAdapter = new FastifyAdapter();
     createBullBoard({
-      queues: queues.map((queue) => new BullMQAdapter(queue, { readOnlyMode: config.BULL_BOARD_READ_ONLY })),
+      queues: queues.map((queue) => new TolerantBullMQAdapter(queue, { readOnlyMode: config.BULL_BOARD_READ_ONLY })),
       serverAdapter,
       options: { uiConfig: { boardTitle: "Savepoint" } },
     });

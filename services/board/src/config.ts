@@ -3,6 +3,9 @@ import { z } from "zod";
 
 const flag = () => z.enum(["true", "false"], "must be true or false").transform((value) => value === "true");
 
+/** Shortest BULL_BOARD_PASSWORD accepted (the development default `development-only-change-me` has 26). */
+export const MIN_PASSWORD_LENGTH = 12;
+
 /** Bull Board's environment. There is deliberately no default password: a board that starts is protected. */
 export const boardEnvSchema = commonEnvSchema.extend({
   HTTP_PORT: port().default(8080),
@@ -10,9 +13,12 @@ export const boardEnvSchema = commonEnvSchema.extend({
     .string()
     .regex(/^[^:\s]{1,64}$/, "must be 1-64 characters without ':' or spaces (HTTP basic auth user name)")
     .default("admin"),
-  BULL_BOARD_PASSWORD: z.string({
-    error: "is required: Bull Board has no default password; set one (for docker compose, in .env)",
-  }),
+  BULL_BOARD_PASSWORD: z
+    .string({ error: "is required: Bull Board has no default password; set one (for docker compose, in .env)" })
+    .min(
+      MIN_PASSWORD_LENGTH,
+      `must be at least ${MIN_PASSWORD_LENGTH} characters: the board's basic auth is all that guards the queues; choose a longer one`,
+    ),
   /** Read-only shows queues and jobs but refuses every change (retry, remove, pause, add ...). */
   BULL_BOARD_READ_ONLY: flag().default(true),
 });

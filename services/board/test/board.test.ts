@@ -6,6 +6,12 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { basicAuth, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, startBoard, USER, type RunningBoard } from "./support.js";
 
+const BOARD_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+
+interface FailedListResponse {
+  queues: Array<{ name: string; jobs: Array<{ id: string; data: unknown; failedReason?: string }> }>;
+}
+
 interface QueuesResponse {
   queues: Array<{ name: string; readOnlyMode: boolean; counts: Record<string, number>; jobs: Array<{ name: string; data: { agentId?: string } }> }>;
 }
@@ -41,14 +47,57 @@ describe("Bull Board", () => {
   });
 
   it("refuses to start without BULL_BOARD_PASSWORD and names the variable", async () => {
-    const main = fileURLToPath(new URL("../dist/main.js", import.meta.url));
-    const process = ServiceProcess.start(main, { ...env.env, HTTP_PORT: "0", BULL_BOARD_PASSWORD: "" });
+    const process = ServiceProcess.start(BOARD_MAIN, { ...env.env, HTTP_PORT: "0", BULL_BOARD_PASSWORD: "" });
     started.push(process);
 
     const exit = await process.exited;
 
     expect(exit.code).toBe(1);
     expect(process.output.join("\n")).toMatch(/BULL_BOARD_PASSWORD: is required: Bull Board has no default password/);
+  });
+
+  it("refuses a BULL_BOARD_PASSWORD shorter than 12 characters, naming the variable but not the value", async () => {
+    const process = ServiceProcess.start(BOARD_MAIN, { ...env.env, HTTP_PORT: "0", BULL_BOARD_PASSWORD: "hunter2-abc" });
+    started.push(process);
+
+    const exit = await process.exited;
+
+    expect(exit.code).toBe(1);
+    const output = process.output.join("\n");
+    expect(output).toContain("BULL_BOARD_PASSWORD: must be at least 12 characters");
+    expect(output).toContain("(set (value hidden))");
+    expect(output).not.toContain("hunter2-abc");
+  });
+
+  it("shows a job whose stored data is not valid JSON as stored, and the failed list that holds it, with 200", async () => {
+    const key = (id: string) => `${env.queuePrefix}:checkpoint-maintenance:${id}`;
+    const finishedOn = Date.now();
+    for (const [id, data] of [["readable-1", '{"keepCount":5}'], ["garbled-1", '{"keepCount": 5,,']] as const) {
+      await connection.hset(key(id), {
+        name: "cleanup", data, opts: "{}", timestamp: String(finishedOn - 1_000), finishedOn: String(finishedOn), atm: "1", failedReason: "seeded as failed",
+      });
+      await connection.zadd(`${env.queuePrefix}:checkpoint-maintenance:failed`, finishedOn, id);
+    }
+    const headers = basicAuth(USER, PASSWORD);
+
+    const list = await fetch(`${board.url}/api/queues?activeQueue=checkpoint-maintenance&status=failed`, { headers });
+    expect(list.status).toBe(200);
+    const { queues } = (await list.json()) as FailedListResponse;
+    const jobs = queues.find((queue) => queue.name === "checkpoint-maintenance")!.jobs;
+    expect(Object.fromEntries(jobs.map((job) => [job.id, job.data]))).toEqual({
+      "readable-1": { keepCount: 5 },
+      "garbled-1": {
+        unparseable: expect.stringMatching(/^this job's stored fields are not valid JSON \(.+\); shown as stored$/),
+        stored: { data: '{"keepCount": 5,,', opts: "{}" },
+      },
+    });
+    expect(jobs.find((job) => job.id === "garbled-1")!.failedReason).toBe("seeded as failed");
+
+    const single = await fetch(`${board.url}/api/queues/checkpoint-maintenance/garbled-1`, { headers });
+    expect(single.status).toBe(200);
+    const { job, status } = (await single.json()) as { job: { data: { stored: { data: string } } }; status: string };
+    expect(status).toBe("failed");
+    expect(job.data.stored.data).toBe('{"keepCount": 5,,');
   });
 
   it("answers 401 with a Basic challenge without credentials and with wrong ones", async () => {
