@@ -53,6 +53,23 @@ describe("service start-up", () => {
     ]);
   });
 
+  it("logs JSON when stdout is no terminal and LOG_FORMAT is unset, lines for people with LOG_FORMAT=pretty", async () => {
+    const board = (format: string) =>
+      ServiceProcess.start(BOARD_MAIN, { ...env.env, HTTP_PORT: "0", BULL_BOARD_PASSWORD: "correct horse battery staple", LOG_FORMAT: format });
+    const auto = board("");
+    const pretty = board("pretty");
+    started.push(auto, pretty);
+
+    await auto.waitForLog("bull-board starting");
+    expect(auto.logs[0]).toMatchObject({ level: 30, service: "bull-board", msg: "bull-board starting" });
+    await expect.poll(() => pretty.output.find((line) => line.includes("bull-board starting"))).toMatch(
+      /^\d{2}:\d{2}:\d{2} INFO {2}bull-board starting {2}httpPort=\d+ redis=redis:\/\/\S+$/,
+    );
+    expect(pretty.logs).toEqual([]);
+
+    for (const service of [auto, pretty]) expect(await service.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+
   it("checkpointer with an unreachable DATABASE_URL says at a steady interval that it waits for Postgres, naming the URL without its secrets", async () => {
     const databaseUrl = `postgres://postgres:Le@k3dPart9@127.0.0.1:${await closedPort()}/savepoint?sslmode=disable&password=hunter2`;
     const shown = databaseUrl.replace(":Le@k3dPart9@", ":***@").replace("password=hunter2", "password=***");

@@ -43,7 +43,8 @@ export const databaseEnvSchema = z.object({
 export const commonEnvSchema = z.object({
   REDIS_URL: url(["redis", "rediss"], "redis://127.0.0.1:6379").default("redis://127.0.0.1:6379"),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
-  LOG_FORMAT: z.enum(["json", "pretty"]).default("json"),
+  /** Unset: human-readable when stdout is a terminal, JSON otherwise (see resolveLogFormat). */
+  LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   QUEUE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")

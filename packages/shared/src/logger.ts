@@ -1,4 +1,5 @@
 import { pino, type Logger, type LoggerOptions } from "pino";
+import { formatPretty, type LogRecord } from "./pretty-log.js";
 
 export type { Logger } from "pino";
 
@@ -24,14 +25,21 @@ const REDACTED_PATHS = [
   "*.BULL_BOARD_PASSWORD",
 ];
 
+export type LogFormat = "json" | "pretty";
+
 export interface LoggerSettings {
   service: string;
   level: string;
-  /** "pretty" for humans in development; JSON otherwise. */
-  format?: "json" | "pretty";
+  /** `LOG_FORMAT`: "json" or "pretty"; unset, pretty when stdout is a terminal and JSON otherwise. */
+  format?: LogFormat;
 }
 
-export function createLogger({ service, level, format = "json" }: LoggerSettings): Logger {
+/** The format a logger writes in: the one asked for, else pretty on a terminal (a person) and JSON elsewhere. */
+export function resolveLogFormat(format: LogFormat | undefined, stdoutIsTerminal = process.stdout.isTTY === true): LogFormat {
+  return format ?? (stdoutIsTerminal ? "pretty" : "json");
+}
+
+export function createLogger({ service, level, format }: LoggerSettings): Logger {
   const options: LoggerOptions = {
     name: service,
     level,
@@ -39,8 +47,9 @@ export function createLogger({ service, level, format = "json" }: LoggerSettings
     redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  if (format === "pretty") {
-    return pino({ ...options, transport: { target: "pino-pretty", options: { colorize: true, translateTime: "SYS:HH:MM:ss.l" } } });
-  }
-  return pino(options);
+  // Synchronous either way, so the last lines before process.exit are written, not lost in a buffer.
+  const stdout = pino.destination({ fd: 1, sync: true });
+  if (resolveLogFormat(format) === "json") return pino(options, stdout);
+  const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
+  return pino(options, { write: (line: string) => stdout.write(formatPretty(JSON.parse(line) as LogRecord, { color })) });
 }

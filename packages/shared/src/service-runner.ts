@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import type { Registry } from "prom-client";
 import type { z } from "zod";
 import { ConfigError, parseEnv } from "./config.js";
-import { createLogger, type Logger } from "./logger.js";
+import { createLogger, type LogFormat, type Logger } from "./logger.js";
 import { createMetricsRegistry, PortUnavailableError, startOpsServer, type ReadinessCheck } from "./ops-server.js";
 import { redactUrl } from "./redaction.js";
 import { GracefulShutdown } from "./shutdown.js";
@@ -16,7 +16,7 @@ export interface RunningService {
 /** The variables `runService` itself reads; every service's schema extends `commonEnvSchema`, which has them. */
 interface HostEnv {
   LOG_LEVEL: string;
-  LOG_FORMAT: "json" | "pretty";
+  LOG_FORMAT?: LogFormat;
   SHUTDOWN_TIMEOUT_MS: number;
   /** Where /healthz, /readyz and /metrics listen; a service without it serves its own. */
   HTTP_PORT?: number;
