@@ -212,12 +212,12 @@ describe("checkpointer guarantees", () => {
       ]);
     });
 
-    it("reports stats: checkpoints, sessions, oldest and newest persistence times and bytes of the filter", async () => {
+    it("reports stats: checkpoints, sessions, oldest and newest persistence times and state bytes as written, of the filter", async () => {
       await stack.client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s1", seq: 1, state: { blob: "a".repeat(100) } }));
       await stack.client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s1", seq: 2, state: { blob: "b".repeat(300) } }));
       await stack.client.saveAndConfirm(snapshot({ service: "stats-probe", sessionId: "s2", seq: 1, state: { n: 1 } }));
       const { rows } = await stack.env.query<{ oldest: Date; newest: Date; bytes: string }>(
-        `SELECT min(persisted_at) AS oldest, max(persisted_at) AS newest, sum(pg_column_size(state)) AS bytes
+        `SELECT min(persisted_at) AS oldest, max(persisted_at) AS newest, sum(octet_length(state::text)) AS bytes
          FROM checkpoints WHERE service = 'stats-probe'`,
       );
       const expected = rows[0]!;

@@ -73,13 +73,31 @@ export type CheckpointStats = z.infer<typeof statsResultSchema>;
 /**
  * `cleanup`: keep the newest `keepCount` snapshots of each matching session; with `olderThanHours`, only
  * snapshots persisted longer ago than that are deleted. Fencing (the highest epoch seen) is kept either way.
+ * With a sessionId it trims that session whatever its status; without one it trims finished sessions only
+ * (an unfinished one may need all it has to resume). Without service and sessionId it reaches every
+ * finished session, so `keepCount: 0` there (deleting all their snapshots) needs `allSessions: true`.
  */
-export const cleanupRequestSchema = z.strictObject({
-  keepCount: z.number().int().min(0),
-  olderThanHours: z.number().positive().optional(),
-  service: serviceNameSchema.optional(),
-  sessionId: sessionIdSchema.optional(),
-});
+export const cleanupRequestSchema = z
+  .strictObject({
+    keepCount: z.number().int().min(0),
+    olderThanHours: z.number().positive().optional(),
+    service: serviceNameSchema.optional(),
+    sessionId: sessionIdSchema.optional(),
+    allSessions: z.literal(true, "must be true when given").optional(),
+  })
+  .superRefine((request, context) => {
+    const scoped = request.service !== undefined || request.sessionId !== undefined;
+    if (request.allSessions && scoped) {
+      context.addIssue({ code: "custom", path: ["allSessions"], message: "reaches every session; leave it out when giving service or sessionId" });
+    } else if (!scoped && !request.allSessions && request.keepCount === 0) {
+      context.addIssue({
+        code: "custom",
+        path: ["keepCount"],
+        message:
+          "0 without service or sessionId would delete every snapshot of every finished session; keep at least 1, name a service or sessionId, or add allSessions: true",
+      });
+    }
+  });
 export type CleanupRequest = z.infer<typeof cleanupRequestSchema>;
 export const cleanupResultSchema = z.strictObject({ deleted: z.number().int() });
 export type CleanupResult = z.infer<typeof cleanupResultSchema>;

@@ -1,4 +1,4 @@
-import { checkStateJson, describeIssues, JobRejectedError, snapshotEnvelopeSchema } from "@savepoint/shared";
+import { checkStateJson, describeIssues, jsonDepthExceeds, JobRejectedError, MAX_STATE_DEPTH, snapshotEnvelopeSchema } from "@savepoint/shared";
 import type { PendingSnapshot } from "./snapshot-batch.js";
 
 /**
@@ -50,6 +50,10 @@ export function decodeSnapshot(text: string, maxStateBytes: number, options: { p
     if (!head.success) rejectInvalid(describeIssues(head.error));
     snapshot = { head: head.data, stateJson: split.stateJson };
   } else {
+    // Parsing is safe at any depth, but serializing the state again is not: refuse what checkStateJson would.
+    if (jsonDepthExceeds(text, MAX_STATE_DEPTH + 1)) {
+      throw new JobRejectedError("too_deep", `invalid snapshot: state: nests objects and arrays more than ${MAX_STATE_DEPTH} levels deep, over the ${MAX_STATE_DEPTH}-level limit; flatten it`);
+    }
     let data: unknown;
     try {
       data = JSON.parse(text);

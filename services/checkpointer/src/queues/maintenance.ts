@@ -16,7 +16,7 @@ export async function scheduleRetention(queue: Queue, everyMs: number, request: 
   );
 }
 
-/** Consumes `checkpoint-maintenance`: retention per session, then expiry of long-finished sessions. */
+/** Consumes `checkpoint-maintenance`: expiry of long-finished sessions, then retention (see store/retention.ts). */
 export function createMaintenanceWorker(options: {
   connection: ConnectionOptions;
   prefix: string;
@@ -25,11 +25,9 @@ export function createMaintenanceWorker(options: {
 }): Worker {
   const { store, logger } = options;
   const processor = createJobProcessor("checkpoint-maintenance", {
-    cleanup: async ({ keepCount, olderThanHours, finishedTtlHours }) => {
-      const retained = await store.cleanup({ keepCount, olderThanHours });
-      const expired = finishedTtlHours ? await store.expireFinishedSessions(finishedTtlHours) : { deleted: 0, sessions: 0 };
-      const result = { deleted: retained + expired.deleted, expired: expired.sessions };
-      logger.info({ keepCount, olderThanHours, finishedTtlHours, ...result }, "scheduled cleanup done");
+    cleanup: async (request) => {
+      const result = await store.runRetention(request);
+      logger.info({ ...request, ...result }, "scheduled cleanup done");
       return result;
     },
   });

@@ -29,8 +29,11 @@ export function isRetryableConflict(error: unknown): boolean {
   return code === "40001" || code === "40P01";
 }
 
-/** Postgres refused the data itself (bad value, constraint): retrying the same row cannot help. */
+/**
+ * Postgres refused the data itself (bad value, constraint, or a value past a limit such as a JSON text nested
+ * beyond its stack depth): retrying the same row cannot help.
+ */
 export function isDataError(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" && (code.startsWith("22") || code.startsWith("23"));
+  return typeof code === "string" && (code.startsWith("22") || code.startsWith("23") || code.startsWith("54"));
 }
