@@ -1,6 +1,6 @@
-import { Queue, QueueEvents } from "bullmq";
-import type { CheckpointClient } from "@savepoint/shared";
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { Job, Queue, QueueEvents } from "bullmq";
+import { CheckpointInputError, type CheckpointClient } from "@savepoint/shared";
+import { createTestEnvironment, openQueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningCheckpointer } from "../src/checkpointer.js";
 import { RETENTION_SCHEDULER_ID } from "../src/queues/maintenance.js";
@@ -53,12 +53,35 @@ describe("scheduled maintenance", () => {
     expect(schedulers[0]).toMatchObject({ every: 600, name: "cleanup" });
   });
 
-  it("keeps the newest CLEANUP_KEEP_COUNT snapshots of every session on schedule", async () => {
-    for (let seq = 1; seq <= 8; seq++) await client.saveAndConfirm(snapshot({ sessionId: "long-run", seq }));
-    await client.saveAndConfirm(snapshot({ sessionId: "short-run", seq: 1 }));
+  it("keeps the newest CLEANUP_KEEP_COUNT snapshots of every finished session on schedule, and every snapshot of unfinished ones", async () => {
+    for (let seq = 1; seq <= 8; seq++) {
+      await client.saveAndConfirm(snapshot({ sessionId: "long-run", seq, status: seq === 8 ? "completed" : "active" }));
+      await client.saveAndConfirm(snapshot({ sessionId: "still-running", seq, status: seq % 2 ? "active" : "interrupted" }));
+    }
+    await client.saveAndConfirm(snapshot({ sessionId: "short-run", seq: 1, status: "stopped" }));
     await nextCleanup();
     expect(await storedPositions(env, "trader", "long-run")).toEqual(["0:6", "0:7", "0:8"]);
+    expect(await storedPositions(env, "trader", "still-running")).toHaveLength(8);
     expect(await storedPositions(env, "trader", "short-run")).toEqual(["0:1"]);
+  });
+
+  it("refuses at once a cleanup request with keepCount 0 and no scope, naming keepCount, and deletes nothing", async () => {
+    await client.saveAndConfirm(snapshot({ sessionId: "unscoped-probe", seq: 1, status: "completed" }));
+    const requests = await openQueueWithEvents(env, "checkpoint-requests");
+    try {
+      const job = await requests.queue.add("cleanup", { keepCount: 0 });
+      await expect(job.waitUntilFinished(requests.events, 10_000)).rejects.toThrow(/keepCount: 0 without service or sessionId .* allSessions: true/);
+      expect(await Job.fromId(requests.queue, job.id!).then((ended) => ended?.attemptsMade)).toBe(1);
+    } finally {
+      await requests.close();
+    }
+    expect(await storedPositions(env, "trader", "unscoped-probe")).toEqual(["0:1"]);
+    await expect(client.cleanup({ keepCount: 0 })).rejects.toThrow(CheckpointInputError);
+    await expect(client.cleanup({ keepCount: 0 })).rejects.toThrow("keepCount: ");
+    await expect(client.cleanup({ keepCount: 1, service: "trader", allSessions: true })).rejects.toThrow("allSessions: ");
+    expect(await client.cleanup({ keepCount: 0, allSessions: true })).toEqual({ deleted: expect.any(Number) });
+    expect(await storedPositions(env, "trader", "unscoped-probe")).toEqual([]);
+    expect(await storedPositions(env, "trader", "still-running")).toHaveLength(8);
   });
 
   it("deletes every snapshot of a session finished longer ago than FINISHED_SESSION_TTL_HOURS, keeping its fencing", async () => {

@@ -21,22 +21,4 @@ describe("storage", () => {
     expect(rows[0]!.text).toBe(JSON.stringify(state));
     expect((await stack.client.latest({ service: "trader", sessionId: "verbatim" }))?.state).toEqual(state);
   });
-
-  it("answers latest with one backward index lookup when the table holds many sessions", async () => {
-    // A fixture of 200k rows written straight into the test database, to give the planner a real table.
-    await stack.env.query(`
-      INSERT INTO checkpoints (service, session_id, epoch, seq, kind, status, schema_version, taken_at, state)
-      SELECT 'bulk', 'session-' || (g % 2000), 0, g, 'periodic', 'active', 1, now(), '{}'::json
-      FROM generate_series(1, 200000) g`);
-    await stack.env.query("ANALYZE checkpoints");
-    const { rows } = await stack.env.query<{ "QUERY PLAN": string }>(
-      `EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT)
-       SELECT * FROM checkpoints c WHERE service = 'bulk' AND session_id = 'session-7' ORDER BY epoch DESC, seq DESC LIMIT 1`,
-    );
-    const plan = rows.map((row) => row["QUERY PLAN"]).join("\n");
-    expect(plan).toMatch(/Index Scan Backward using checkpoints_pkey/);
-    expect(plan).not.toMatch(/Sort|Seq Scan/);
-    const buffers = Number(/Buffers: shared hit=(\d+)/.exec(plan)?.[1] ?? Infinity);
-    expect(buffers).toBeLessThan(10);
-  });
 });

@@ -348,6 +348,8 @@ export interface TrimShare {
  * Deletes, per session, its oldest snapshots beyond the newest `keep` (with `cutoff`, only those persisted
  * before it), at most `budget` of them, and subtracts them from the session's counters. The (keep+1)-th newest
  * position bounds what may go (keep 0: the newest itself). Answers the rows deleted and left per session.
+ * The positions are found first (MATERIALIZED): folded into the DELETE's join, they would be searched again
+ * for every row of the session.
  */
 export function trimStatement(shares: TrimShare[], cutoff: Date | undefined): pg.QueryConfig {
   return {
@@ -355,7 +357,7 @@ export function trimStatement(shares: TrimShare[], cutoff: Date | undefined): pg
 WITH share AS (
   SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::int[]) AS t(service, session_id, keep, budget)
 ),
-bound AS (
+bound AS MATERIALIZED (
   SELECT t.service, t.session_id, t.budget, k.epoch, k.seq
   FROM share t
   CROSS JOIN LATERAL (
@@ -363,7 +365,7 @@ bound AS (
     ORDER BY c.epoch DESC, c.seq DESC OFFSET t.keep LIMIT 1
   ) k
 ),
-doomed AS (
+doomed AS MATERIALIZED (
   SELECT b.service, b.session_id, d.epoch, d.seq
   FROM bound b
   CROSS JOIN LATERAL (
