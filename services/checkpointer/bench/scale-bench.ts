@@ -1,0 +1,32 @@
+import { parseEnv } from "@savepoint/shared";
+import { z } from "zod";
+import { describeTargets, measurePostgresScale } from "./postgres-scale.js";
+
+const settingsSchema = z.object({
+  DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/savepoint"),
+  /** Its own database, dropped and created again: never the one DATABASE_URL names. */
+  BENCH_SCALE_DATABASE: z.string().regex(/^[a-z_][a-z0-9_]*$/).default("savepoint_bench_scale"),
+  /** Table sizes in snapshots, ascending. */
+  BENCH_SCALE_SIZES: z
+    .string()
+    .default("10000,1000000,5000000")
+    .transform((text) => text.split(",").map(Number))
+    .pipe(z.array(z.number().int().min(1_000)).min(1)),
+  BENCH_SCALE_SAMPLES: z.coerce.number().int().min(100).default(2_000),
+});
+
+// `npm run bench:scale`: the Postgres half of the fleet-scale figures (issue 11, item 5).
+const settings = parseEnv(settingsSchema, process.env);
+const url = new URL(settings.DATABASE_URL);
+url.pathname = `/${settings.BENCH_SCALE_DATABASE}`;
+const log = (line: string) => console.log(line);
+log(`Postgres at scale: the checkpointer's store on ${url.host}/${settings.BENCH_SCALE_DATABASE}, ${settings.BENCH_SCALE_SAMPLES} timed calls per figure`);
+const figures = await measurePostgresScale({
+  databaseUrl: url.toString(),
+  sizes: settings.BENCH_SCALE_SIZES,
+  samples: settings.BENCH_SCALE_SAMPLES,
+  keepCount: 100,
+  log,
+});
+log("targets:");
+for (const line of describeTargets(figures)) log(`  ${line}`);
