@@ -1,6 +1,7 @@
 import { Queue, QueueEvents, type Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { z } from "zod";
+import type { CheckpointPort } from "./checkpoint-port.js";
 import { defaultJobOptions, describeIssues, jobCatalog, type JobInput, type JobName, type JobResult } from "./jobs.js";
 import { createRedisConnection, waitForRedis } from "./redis.js";
 import type { CheckpointStats, CleanupResult, HistoryRequest, LatestRequest, StatsRequest, CleanupRequest } from "./schemas/requests.js";
@@ -65,7 +66,7 @@ const EPOCH_COUNTER_TTL_SECONDS = 30 * 24 * 3600;
  * The one way services talk to the checkpointer: save snapshots (fire-and-forget or confirmed after commit)
  * and ask for state. Inputs are checked here first, so a mistake surfaces in the caller with the field named.
  */
-export class CheckpointClient {
+export class CheckpointClient implements CheckpointPort {
   private constructor(
     private readonly connection: Redis,
     private readonly snapshots: Queue,

@@ -3,6 +3,7 @@ export * from "./redaction.js";
 export * from "./logger.js";
 export * from "./redis.js";
 export * from "./jobs.js";
+export * from "./checkpoint-port.js";
 export * from "./checkpoint-client.js";
 export * from "./shutdown.js";
 export * from "./ops-server.js";

@@ -4,3 +4,4 @@ export * from "./service-process.js";
 export * from "./checkpointer-process.js";
 export * from "./teardown.js";
 export * from "./queue-with-events.js";
+export * from "./in-memory-checkpoints.js";
