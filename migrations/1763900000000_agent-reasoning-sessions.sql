@@ -1,6 +1,6 @@
 -- Up Migration
 
--- The reasoner's sessions in the shape the seed's monitoring query reads (DESIGN.md, "Reasoner"), over the
+-- The reasoner's sessions in the shape the seed's monitoring query reads (docs/architecture.md, "Reasoner"), over the
 -- checkpointer's tables, so nothing but the checkpointer ever writes them.
 -- - is_interrupted: the newest snapshot is the one saved on SIGTERM; it turns false as soon as a worker
 --   takes the run over, and stays false after a crash (the run is then merely stalled).

@@ -21,7 +21,7 @@ interface JobContract {
 }
 
 /**
- * Every queue, every job name on it, and the one payload and result type of each (DESIGN.md, "Queues").
+ * Every queue, every job name on it, and the one payload and result type of each (docs/architecture.md, "Queues").
  * Producers and consumers are both typed from this table; a worker cannot start without a handler for each
  * of its queue's job names.
  */

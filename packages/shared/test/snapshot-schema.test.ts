@@ -16,7 +16,7 @@ const valid = {
 };
 
 describe("snapshot envelope", () => {
-  it("accepts DESIGN.md's envelope", () => {
+  it("accepts the envelope of docs/architecture.md", () => {
     expect(snapshotEnvelopeSchema.parse(valid)).toEqual(valid);
   });
 

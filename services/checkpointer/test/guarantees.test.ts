@@ -16,7 +16,7 @@ import { snapshot, storedPositions, useRunningCheckpointer } from "./support.js"
 // Set explicitly because the within-one-batch test blocks exactly this many flushes to make a batch form.
 const FLUSH_SLOTS = 2;
 
-// The checkpointer's guarantees (DESIGN.md, "Guarantees"), driven through the shared client and, where a test
+// The checkpointer's guarantees (docs/architecture.md, "Guarantees"), driven through the shared client and, where a test
 // needs deliveries the client would never make (a second job id, a re-added job), raw jobs on the queue.
 describe("checkpointer guarantees", () => {
   const stack = useRunningCheckpointer("guarantees", { overrides: { BATCH_MAX_CONCURRENCY: String(FLUSH_SLOTS) }, rawQueue: true });

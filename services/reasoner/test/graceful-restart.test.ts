@@ -3,7 +3,7 @@ import type { Job } from "bullmq";
 import { describe, expect, it } from "vitest";
 import { decisionOf, iterationsStored, storedIterations, think, useReasonerStack } from "./support.js";
 
-// The seed's monitoring query, unchanged (DESIGN.md, "Reasoner").
+// The seed's monitoring query, unchanged (docs/architecture.md, "Reasoner").
 const MONITORING_QUERY = `SELECT agent_id, session_id, started_at, NOW() - started_at as age,
        checkpoint_history::jsonb -> -1 ->> 'iteration' as last_iteration
 FROM agent_reasoning_sessions WHERE is_interrupted = true AND completed_at IS NULL

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { SESSION_ID_PATTERN } from "./snapshot.js";
 
 /**
- * The `reasoning` queue's `think` job (DESIGN.md, "Reasoner"): one chain-of-thought run for one agent and
+ * The `reasoning` queue's `think` job (docs/architecture.md, "Reasoner"): one chain-of-thought run for one agent and
  * one symbol, whose return value is the decision. The producer (the trader, or any client) describes the
  * market as it sees it; the reasoner refreshes it when it starts or resumes the run.
  */

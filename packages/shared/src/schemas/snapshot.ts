@@ -26,7 +26,7 @@ const takenAt = z.iso
 export const snapshotKindSchema = z.enum(SNAPSHOT_KINDS);
 export const sessionStatusSchema = z.enum(SESSION_STATUSES);
 
-/** Data of a `snapshot` job on the `checkpoints` queue (DESIGN.md, "Snapshot envelope"). */
+/** Data of a `snapshot` job on the `checkpoints` queue (docs/architecture.md, "Snapshot envelope"). */
 export const snapshotEnvelopeSchema = z.strictObject({
   v: z.literal(1, "must be 1 (the only envelope version)"),
   service: serviceNameSchema,
