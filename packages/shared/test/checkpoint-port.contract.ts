@@ -102,6 +102,7 @@ export function checkpointPortContract(open: () => Promise<CheckpointPort>): voi
     ["a state that is no object", { state: [] as unknown as Record<string, unknown> }, /invalid snapshot: state: must be a JSON object/],
     ["a state over the size limit", { state: { blob: "x".repeat(1024 * 1024) } }, /invalid snapshot: state:/],
     ["a NUL character in the state", { state: { text: "a\u0000b" } }, /invalid snapshot: state:/],
+    ["a state nested too deeply", { state: nested(150) }, /invalid snapshot: state:/],
   ] as Array<[string, Partial<SnapshotEnvelope>, RegExp]>)("refuses %s before storing anything", async (_case, change, message) => {
     const id = session();
     await expect(port.saveAndConfirm(snapshot(id, 0, 1, change))).rejects.toThrow(CheckpointInputError);
@@ -154,6 +155,20 @@ export function checkpointPortContract(open: () => Promise<CheckpointPort>): voi
     expect(await port.stats({ service: "contract", sessionId: session() })).toEqual({ totalCheckpoints: 0, sessions: 0, oldestAt: null, newestAt: null, bytes: 0 });
   });
 
+  it("trims only finished sessions when no sessionId is given, and refuses keepCount 0 across every session", async () => {
+    const service = `c${randomUUID().slice(0, 8)}`;
+    const [running, finished] = [session(), session()];
+    for (let seq = 1; seq <= 3; seq++) {
+      await port.saveAndConfirm(snapshot(running, 0, seq, { service }));
+      await port.saveAndConfirm(snapshot(finished, 0, seq, { service, status: seq === 3 ? "completed" : "active" }));
+    }
+
+    expect(await port.cleanup({ keepCount: 1, service })).toEqual({ deleted: 2 });
+    expect(await port.history({ service, sessionId: running, limit: 10 })).toHaveLength(3);
+    expect(await port.history({ service, sessionId: finished, limit: 10 })).toHaveLength(1);
+    await expect(port.cleanup({ keepCount: 0 })).rejects.toThrow(/invalid cleanup request: keepCount:/);
+  });
+
   it("claims a new epoch every time, never below atLeast, and two claims at once get different ones", async () => {
     const id = session();
     expect(await port.claimEpoch("contract", id)).toBe(0);
@@ -162,4 +177,11 @@ export function checkpointPortContract(open: () => Promise<CheckpointPort>): voi
     const both = await Promise.all([port.claimEpoch("contract", id), port.claimEpoch("contract", id)]);
     expect(both.sort()).toEqual([8, 9]);
   });
+}
+
+/** An object nested `depth` levels deep, the outermost counted as one. */
+function nested(depth: number): Record<string, unknown> {
+  let state: Record<string, unknown> = {};
+  for (let level = 1; level < depth; level++) state = { inner: state };
+  return state;
 }

@@ -51,6 +51,7 @@ export interface InMemoryCheckpointsOptions {
 
 const after = (a: { epoch: number; seq: number }, b: { epoch: number; seq: number }) => a.epoch > b.epoch || (a.epoch === b.epoch && a.seq > b.seq);
 const newestFirst = (a: StoredRow, b: StoredRow) => (after(a.snapshot, b.snapshot) ? -1 : after(b.snapshot, a.snapshot) ? 1 : 0);
+const FINISHED: SessionStatus[] = ["completed", "stopped"];
 const sessionKey = (service: string, sessionId: string) => `${service}\u0000${sessionId}`;
 
 /**
@@ -131,6 +132,8 @@ export class InMemoryCheckpoints implements CheckpointPort {
     const cutoff = olderThanHours === undefined ? undefined : this.now().getTime() - olderThanHours * 3_600_000;
     let deleted = 0;
     for (const session of this.matching({ service, sessionId })) {
+      // Across sessions only finished ones are trimmed: an unfinished one may need all it has to resume.
+      if (sessionId === undefined && !FINISHED.includes(session.status)) continue;
       for (const row of newestRows(session).slice(keepCount)) {
         if (cutoff !== undefined && Date.parse(row.snapshot.persistedAt) >= cutoff) continue;
         session.rows.delete(rowKey(row.snapshot));
