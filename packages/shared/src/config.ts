@@ -32,6 +32,9 @@ export const envPositive = () => z.coerce.number({ error: "must be a number" }).
 
 export const port = () => envInt(0, 65535);
 
+/** `true` or `false` from the environment (nothing else, so a typo is refused rather than read as false). */
+export const envFlag = () => z.enum(["true", "false"], "must be true or false").transform((value) => value === "true");
+
 /** PostgreSQL, for the checkpointer (its only writer) and `npm run migrate`. */
 export const databaseEnvSchema = z.object({
   DATABASE_URL: url(["postgres", "postgresql"], "postgres://postgres@127.0.0.1:5432/savepoint").default(

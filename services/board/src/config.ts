@@ -1,7 +1,5 @@
-import { commonEnvSchema, port } from "@savepoint/shared";
+import { commonEnvSchema, envFlag, port } from "@savepoint/shared";
 import { z } from "zod";
-
-const flag = () => z.enum(["true", "false"], "must be true or false").transform((value) => value === "true");
 
 /** Shortest BULL_BOARD_PASSWORD accepted (the development default `development-only-change-me` has 26). */
 export const MIN_PASSWORD_LENGTH = 12;
@@ -20,6 +18,6 @@ export const boardEnvSchema = commonEnvSchema.extend({
       `must be at least ${MIN_PASSWORD_LENGTH} characters: the board's basic auth is all that guards the queues; choose a longer one`,
     ),
   /** Read-only shows queues and jobs but refuses every change (retry, remove, pause, add ...). */
-  BULL_BOARD_READ_ONLY: flag().default(true),
+  BULL_BOARD_READ_ONLY: envFlag().default(true),
 });
 export type BoardConfig = z.infer<typeof boardEnvSchema>;

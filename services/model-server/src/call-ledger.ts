@@ -2,9 +2,11 @@
 export interface SessionCalls {
   /** Requests received. */
   calls: number;
+  /** Of those, asked for a streamed answer (`stream: true`). */
+  streamed: number;
   /** Answered with a message. */
   answered: number;
-  /** Abandoned by the client before the answer (an aborted or timed-out call). */
+  /** Abandoned by the client before the answer was out (an aborted or timed-out call). */
   aborted: number;
   /** Answered with an injected error. */
   failed: number;
@@ -16,16 +18,17 @@ export interface SessionCalls {
 
 export type CallOutcome = "answered" | "aborted" | "failed";
 
-const emptyCalls = (): SessionCalls => ({ calls: 0, answered: 0, aborted: 0, failed: 0, answeredByIteration: {}, repeated: 0 });
+const emptyCalls = (): SessionCalls => ({ calls: 0, streamed: 0, answered: 0, aborted: 0, failed: 0, answeredByIteration: {}, repeated: 0 });
 
 /** Per-session call counts, for tests and benchmarks (the admin routes expose them). */
 export class CallLedger {
   private readonly sessions = new Map<string, SessionCalls>();
 
   /** A call arrived (counted at once, so a call still in flight shows). */
-  received(sessionId: string): void {
+  received(sessionId: string, streamed: boolean): void {
     const entry = this.sessions.get(sessionId) ?? emptyCalls();
     entry.calls += 1;
+    if (streamed) entry.streamed += 1;
     this.sessions.set(sessionId, entry);
   }
 
@@ -47,7 +50,7 @@ export class CallLedger {
   }
 
   all(): { sessions: Record<string, SessionCalls>; total: Omit<SessionCalls, "answeredByIteration"> } {
-    const total = { calls: 0, answered: 0, aborted: 0, failed: 0, repeated: 0 };
+    const total = { calls: 0, streamed: 0, answered: 0, aborted: 0, failed: 0, repeated: 0 };
     for (const entry of this.sessions.values()) {
       for (const key of Object.keys(total) as Array<keyof typeof total>) total[key] += entry[key];
     }

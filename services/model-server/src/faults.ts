@@ -13,6 +13,12 @@ export const faultSchema = z
     midStream: z.boolean().default(false),
     /** Hold the call this long before answering (normally), to make the client time out. */
     hangMs: z.number().int().min(1).max(600_000).optional(),
+    /**
+     * With `hangMs`: a streamed call stalls for `hangMs` just before this event, after the ones before it were
+     * sent (a connection that goes quiet mid-answer); without it, a streamed call is held before its first byte.
+     * A call that is not streamed is held before its answer either way.
+     */
+    stallBefore: z.enum(["content_block_start", "content_block_delta", "message_delta", "message_stop"]).optional(),
     /** How many calls get it. */
     count: z.number().int().min(1).max(10_000).default(1),
     retryAfterMs: z.number().int().min(0).optional(),
@@ -21,7 +27,8 @@ export const faultSchema = z
     sessionId: z.string().optional(),
   })
   .refine((fault) => (fault.status === undefined) !== (fault.hangMs === undefined), "give exactly one of status or hangMs")
-  .refine((fault) => !fault.midStream || fault.status !== undefined, "midStream needs a status");
+  .refine((fault) => !fault.midStream || fault.status !== undefined, "midStream needs a status")
+  .refine((fault) => fault.stallBefore === undefined || fault.hangMs !== undefined, "stallBefore needs hangMs");
 export type Fault = z.infer<typeof faultSchema>;
 /** A fault as given, defaults left out. */
 export type FaultRequest = z.input<typeof faultSchema>;

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createMetricsRegistry, describeIssues, registerOpsRoutes } from "@savepoint/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { z } from "zod";
-import { CallLedger } from "./call-ledger.js";
+import { CallLedger, type CallOutcome } from "./call-ledger.js";
 import { answer } from "./deterministic-analyst.js";
 import { FaultQueue, faultSchema, type Fault } from "./faults.js";
 import { generate } from "./generation.js";
@@ -112,7 +112,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     const problem = conversationProblem(body);
     if (problem) return fail(reply, 400, problem);
     const sessionId = body.metadata?.user_id ?? "anonymous";
-    ledger.received(sessionId);
+    ledger.received(sessionId, body.stream === true);
 
     const hangUp = new AbortController();
     reply.raw.on("close", () => {
@@ -136,8 +136,12 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       return fail(reply, fault.status, INJECTED_MESSAGES[fault.status]!);
     }
     if (body.stream) {
-      const outcome = await stream(reply, message, { holdMs: fault?.hangMs ?? 0, latencyMs: server.latencyMs, fault, hangUp: hangUp.signal });
-      ledger.settled(sessionId, analysis.iteration, outcome);
+      await stream(reply, message, {
+        latencyMs: server.latencyMs,
+        fault,
+        hangUp: hangUp.signal,
+        settle: (outcome) => ledger.settled(sessionId, analysis.iteration, outcome),
+      });
       return reply.sent ? reply : fail(reply, 499, "client closed the request");
     }
     if ((await wait((fault?.hangMs ?? 0) + server.latencyMs, hangUp.signal)) === ABORTED) {
@@ -188,16 +192,28 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
 }
 
 /**
- * Streams `message` as the API's server-sent events: after `holdMs` (before any byte, so a client's timeout can
- * fire), `message_start` at once and the other events spread over `latencyMs`. A mid-stream fault ends the
- * stream with an `error` event once the first block has begun. Returns how the call ended for the ledger.
+ * Streams `message` as the API's server-sent events: `message_start` at once and the other events spread over
+ * `latencyMs`. A hang fault holds the stream before its first byte (so a client's timeout can fire) or, with
+ * `stallBefore`, just before that event; a mid-stream fault ends it with an `error` event once the first block
+ * has begun. `settle` is told once how the call ended: answered as soon as `message_delta` is out, as the
+ * whole answer then is (all that is left is `message_stop`), whether or not the client stays for the end.
  */
 async function stream(
   reply: FastifyReply,
   message: GeneratedMessage,
-  how: { holdMs: number; latencyMs: number; fault: Fault | undefined; hangUp: AbortSignal },
-): Promise<"answered" | "aborted" | "failed"> {
-  if ((await wait(how.holdMs, how.hangUp)) === ABORTED) return "aborted";
+  how: { latencyMs: number; fault: Fault | undefined; hangUp: AbortSignal; settle: (outcome: CallOutcome) => void },
+): Promise<void> {
+  const events = streamEvents(message);
+  const firstDelta = events.findIndex((event) => event.type === "content_block_delta");
+  const failAt = how.fault?.status ? Math.max(firstDelta, 1) : -1;
+  const stallAt = how.fault?.hangMs ? (how.fault.stallBefore ? events.findIndex((event) => event.type === how.fault?.stallBefore) : 0) : -1;
+  const gapMs = events.length > 1 ? how.latencyMs / (events.length - 1) : 0;
+  let delivered = false;
+  const hungUp = () => {
+    reply.raw.destroy();
+    if (!delivered) how.settle("aborted");
+  };
+  if (stallAt === 0 && (await wait(how.fault!.hangMs!, how.hangUp)) === ABORTED) return how.settle("aborted");
   reply.hijack();
   reply.raw.writeHead(200, {
     "content-type": "text/event-stream; charset=utf-8",
@@ -205,22 +221,19 @@ async function stream(
     connection: "keep-alive",
     "request-id": String(reply.getHeader("request-id")),
   });
-  const events = streamEvents(message);
-  const gapMs = events.length > 1 ? how.latencyMs / (events.length - 1) : 0;
-  const firstDelta = events.findIndex((event) => event.type === "content_block_delta");
-  const failAt = how.fault?.status ? Math.max(firstDelta, 1) : -1;
   for (const [index, event] of events.entries()) {
-    if (index > 0 && (await wait(gapMs, how.hangUp)) === ABORTED) {
-      reply.raw.destroy();
-      return "aborted";
-    }
+    if (index > 0 && (await wait(gapMs, how.hangUp)) === ABORTED) return hungUp();
+    if (index === stallAt && index > 0 && (await wait(how.fault!.hangMs!, how.hangUp)) === ABORTED) return hungUp();
     if (index === failAt && how.fault?.status) {
       const status = how.fault.status;
       reply.raw.end(sseFrame({ type: "error", error: { type: ERROR_TYPES[status] ?? "api_error", message: INJECTED_MESSAGES[status]! } }));
-      return "failed";
+      return how.settle("failed");
     }
     reply.raw.write(sseFrame(event));
+    if (event.type === "message_delta") {
+      delivered = true;
+      how.settle("answered");
+    }
   }
   reply.raw.end();
-  return "answered";
 }

@@ -86,7 +86,7 @@ describe("model server admin routes with MODEL_SERVER_API_KEY set", () => {
   it("changed nothing for the refused calls", async () => {
     server.latencyMs = 0;
     server.faults.clear();
-    server.ledger.received("kept-session");
+    server.ledger.received("kept-session", false);
     for (const { method, path, body } of ROUTES) {
       for (const spelling of spellings(path)) await send(port, method, spelling, body);
     }

@@ -146,7 +146,7 @@ describe("local model server", () => {
     await sdk.messages.create(body("counted"));
     await sdk.messages.create(body("counted"));
     const response = await fetch(`${url}/admin/calls/counted`);
-    expect(await response.json()).toEqual({ calls: 2, answered: 2, aborted: 0, failed: 0, answeredByIteration: { 1: 2 }, repeated: 1 });
+    expect(await response.json()).toEqual({ calls: 2, streamed: 0, answered: 2, aborted: 0, failed: 0, answeredByIteration: { 1: 2 }, repeated: 1 });
   });
 
   it("forces the named tool when tool_choice names one", async () => {

@@ -138,4 +138,27 @@ describe("local model server, streaming over server-sent events", () => {
     await expect(stream.finalMessage()).rejects.toThrow();
     await expect.poll(() => server.ledger.session("abandoned")).toMatchObject({ calls: 1, aborted: 1, answered: 0 });
   });
+
+  it("stalls a stream where a fault says, counting it answered once message_delta is out even if the client leaves", async () => {
+    server.faults.add({ hangMs: 60_000, stallBefore: "message_stop", sessionId: "stalled-late" });
+    const late = new AbortController();
+    const lateStream = sdk.messages.stream(body("stalled-late"), { signal: late.signal });
+    const lateEvents: string[] = [];
+    lateStream.on("streamEvent", (event) => lateEvents.push(event.type));
+    await expect.poll(() => server.ledger.session("stalled-late").answered).toBe(1);
+    await expect.poll(() => lateEvents.at(-1)).toBe("message_delta");
+    late.abort();
+    await expect(lateStream.finalMessage()).rejects.toThrow();
+    expect(server.ledger.session("stalled-late")).toMatchObject({ calls: 1, streamed: 1, answered: 1, aborted: 0 });
+
+    server.faults.add({ hangMs: 60_000, stallBefore: "message_delta", sessionId: "stalled-early" });
+    const early = new AbortController();
+    const earlyStream = sdk.messages.stream(body("stalled-early"), { signal: early.signal });
+    const earlyEvents: string[] = [];
+    earlyStream.on("streamEvent", (event) => earlyEvents.push(event.type));
+    await expect.poll(() => earlyEvents.at(-1)).toBe("content_block_stop");
+    early.abort();
+    await expect(earlyStream.finalMessage()).rejects.toThrow();
+    await expect.poll(() => server.ledger.session("stalled-early")).toMatchObject({ calls: 1, streamed: 1, answered: 0, aborted: 1 });
+  });
 });

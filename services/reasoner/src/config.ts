@@ -1,4 +1,4 @@
-import { commonEnvSchema, envInt, MAX_ITERATIONS, MIN_ITERATIONS, port } from "@savepoint/shared";
+import { commonEnvSchema, envFlag, envInt, MAX_ITERATIONS, MIN_ITERATIONS, port } from "@savepoint/shared";
 import { z } from "zod";
 
 const positiveInt = (max: number) => envInt(1, max);
@@ -29,6 +29,11 @@ export const reasonerEnvSchema = commonEnvSchema.extend({
   MODEL_MAX_TOKENS: positiveInt(64_000).default(1_024),
   /** One model call's deadline; a call that runs over is retried like a 529. */
   MODEL_TIMEOUT_MS: positiveInt(600_000).default(60_000),
+  /**
+   * Ask for answers streamed over server-sent events (`messages.stream()`) rather than in one piece. Streamed, an
+   * answer complete up to its end marker when a shutdown aborts the call is kept rather than asked for again.
+   */
+  MODEL_STREAMING: envFlag().default(false),
   /** Retries of one model call on 429, 529, 5xx, timeouts and dropped connections. */
   MODEL_MAX_RETRIES: z.coerce.number().int().min(0).max(20).default(4),
   /** Cap on one wait between retries, whatever retry-after asks for. */

@@ -52,6 +52,7 @@ export async function startReasoner(
       timeoutMs: config.MODEL_TIMEOUT_MS,
       maxRetries: config.MODEL_MAX_RETRIES,
       maxRetryWaitMs: config.MODEL_MAX_RETRY_WAIT_MS,
+      streaming: config.MODEL_STREAMING,
       logger,
       onCall: (outcome) => metrics.modelCalls.inc({ outcome }),
     });

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import Anthropic, { APIUserAbortError } from "@anthropic-ai/sdk";
+import Anthropic, { APIConnectionTimeoutError, APIUserAbortError } from "@anthropic-ai/sdk";
+import type { Message, MessageCreateParamsNonStreaming } from "@anthropic-ai/sdk/resources/messages";
 import { describeIssues, type Logger } from "@savepoint/shared";
 import { z } from "zod";
 import type { RetryRecord } from "../engine/thought-step.js";
@@ -24,6 +25,8 @@ export interface AnthropicModelOptions {
   timeoutMs: number;
   maxRetries: number;
   maxRetryWaitMs: number;
+  /** Stream each answer (server-sent events) instead of receiving it in one piece; off unless said. */
+  streaming?: boolean;
   logger: Logger;
   /** Called once per HTTP call, however it ended. */
   onCall?: (outcome: ModelCallOutcome) => void;
@@ -70,18 +73,18 @@ export class AnthropicModel implements ReasoningModel {
       if (signal.aborted) throw new ModelInterruptedError("interrupted before the model call");
       let message: unknown;
       try {
-        message = await this.client.messages.create(
-          {
-            model: this.options.model,
-            max_tokens: this.options.maxTokens,
-            system: request.system,
-            messages: request.messages,
-            tools: request.tools,
-            tool_choice: request.toolChoice,
-            metadata: { user_id: request.sessionId },
-          },
-          { signal, timeout: this.options.timeoutMs, maxRetries: 0 },
-        );
+        const params: MessageCreateParamsNonStreaming = {
+          model: this.options.model,
+          max_tokens: this.options.maxTokens,
+          system: request.system,
+          messages: request.messages,
+          tools: request.tools,
+          tool_choice: request.toolChoice,
+          metadata: { user_id: request.sessionId },
+        };
+        message = this.options.streaming
+          ? await this.streamed(params, signal)
+          : await this.client.messages.create(params, { signal, timeout: this.options.timeoutMs, maxRetries: 0 });
       } catch (error) {
         if (error instanceof APIUserAbortError || signal.aborted) {
           this.options.onCall?.("aborted");
@@ -109,6 +112,38 @@ export class AnthropicModel implements ReasoningModel {
       }
       this.options.onCall?.("answered");
       return this.toTurn(message, attempt, retries, Date.now() - started);
+    }
+  }
+
+  /**
+   * One streamed call, assembled by the SDK's `messages.stream()`. The signal aborts it at once, but an answer
+   * that is complete by then (its `message_delta` arrived: every block finished, the stop reason and output
+   * tokens known, only the end marker outstanding) is returned rather than thrown away, so the iteration it
+   * answers is checkpointed instead of paid for again on resume. The SDK's timeout covers only the wait for
+   * the response headers, so the whole stream is held to MODEL_TIMEOUT_MS here and fails as a timeout past it.
+   */
+  private async streamed(params: MessageCreateParamsNonStreaming, signal: AbortSignal): Promise<Message> {
+    const stream = this.client.messages.stream(params, { timeout: this.options.timeoutMs, maxRetries: 0 });
+    let complete: Message | undefined;
+    stream.on("streamEvent", (event, snapshot) => {
+      if (event.type === "message_delta") complete = snapshot;
+    });
+    let timedOut = false;
+    const deadline = setTimeout(() => {
+      timedOut = true;
+      stream.abort();
+    }, this.options.timeoutMs);
+    const abort = () => stream.abort();
+    signal.addEventListener("abort", abort, { once: true });
+    try {
+      return await stream.finalMessage();
+    } catch (error) {
+      if (complete) return complete;
+      if (timedOut) throw new APIConnectionTimeoutError({ message: `the streamed answer took longer than ${this.options.timeoutMs} ms (MODEL_TIMEOUT_MS)` });
+      throw error;
+    } finally {
+      clearTimeout(deadline);
+      signal.removeEventListener("abort", abort);
     }
   }
 

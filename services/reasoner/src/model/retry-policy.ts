@@ -33,6 +33,13 @@ function reasonForStatus(status: number): RetryRecord["reason"] | undefined {
   return undefined;
 }
 
+function reasonForErrorType(type: string | null): RetryRecord["reason"] | undefined {
+  if (type === "rate_limit_error") return "rate_limited";
+  if (type === "overloaded_error") return "overloaded";
+  if (type === "api_error") return "server_error";
+  return undefined;
+}
+
 /** What a failed Messages API call means for retrying it (the SDK's own policy, with the reason named). */
 export function classifyFailure(error: unknown, now = Date.now()): CallFailure {
   if (error instanceof APIConnectionTimeoutError) {
@@ -40,6 +47,10 @@ export function classifyFailure(error: unknown, now = Date.now()): CallFailure {
   }
   if (error instanceof APIConnectionError) {
     return { reason: "connection", status: null, requestId: null, retryAfterMs: undefined, message: error.message };
+  }
+  if (error instanceof APIError && error.status === undefined) {
+    // An error event inside a stream: no HTTP status, only the error's type (the API's for 429, 529 and 5xx).
+    return { reason: reasonForErrorType(error.type), status: null, requestId: error.requestID ?? null, retryAfterMs: undefined, message: error.message };
   }
   if (error instanceof APIError && typeof error.status === "number") {
     const headers = error.headers instanceof Headers ? error.headers : undefined;
