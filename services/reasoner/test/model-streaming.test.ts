@@ -1,4 +1,6 @@
+import { Writable } from "node:stream";
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
+import type { Logger } from "@savepoint/shared";
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AnthropicModel } from "../src/model/anthropic-model.js";
@@ -24,7 +26,7 @@ describe("the model adapter with MODEL_STREAMING", () => {
   let url: string;
   let sessions = 0;
   const nextSession = () => `streaming-${process.pid}-${++sessions}`;
-  const model = (options: { streaming: boolean; timeoutMs?: number; maxRetries?: number }) =>
+  const model = (options: { streaming: boolean; timeoutMs?: number; maxRetries?: number; logger?: Logger }) =>
     new AnthropicModel({
       baseURL: url,
       apiKey: "test-key",
@@ -34,7 +36,7 @@ describe("the model adapter with MODEL_STREAMING", () => {
       maxRetries: options.maxRetries ?? 0,
       maxRetryWaitMs: 1_000,
       streaming: options.streaming,
-      logger: pino({ level: "silent" }),
+      logger: options.logger ?? pino({ level: "silent" }),
     });
   const never = new AbortController().signal;
 
@@ -67,8 +69,19 @@ describe("the model adapter with MODEL_STREAMING", () => {
     const sessionId = nextSession();
     server.faults.add({ hangMs: 60_000, stallBefore: "message_stop", sessionId });
     const shutdown = new AbortController();
-    const call = model({ streaming: true }).next(request(sessionId), shutdown.signal);
-    await expect.poll(() => server.ledger.session(sessionId).answered).toBe(1);
+    // The adapter's own word that the answer is complete, so the signal lands after that, not merely after the
+    // server sent it; a call that fails first ends the wait too, and the failure shows below.
+    let answerComplete!: () => void;
+    const complete = new Promise<void>((resolve) => (answerComplete = resolve));
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        if ((JSON.parse(chunk.toString()) as { msg?: string }).msg === "streamed answer complete") answerComplete();
+        done();
+      },
+    });
+    const call = model({ streaming: true, logger: pino({ level: "debug" }, sink) }).next(request(sessionId), shutdown.signal);
+    call.catch(answerComplete);
+    await complete;
     shutdown.abort(new Error("shutdown"));
 
     const turn = await call;
@@ -80,7 +93,7 @@ describe("the model adapter with MODEL_STREAMING", () => {
   it("keeps a complete streamed answer whose stream then goes quiet past MODEL_TIMEOUT_MS, without asking again", async () => {
     const sessionId = nextSession();
     server.faults.add({ hangMs: 60_000, stallBefore: "message_stop", sessionId });
-    const turn = await model({ streaming: true, timeoutMs: 500, maxRetries: 2 }).next(request(sessionId), never);
+    const turn = await model({ streaming: true, timeoutMs: 2_000, maxRetries: 2 }).next(request(sessionId), never);
 
     expect(turn.content.at(-1)).toMatchObject({ type: "tool_use", name: "analyze_market" });
     expect(turn.usage).toMatchObject({ calls: 1, retries: [] });
@@ -102,7 +115,7 @@ describe("the model adapter with MODEL_STREAMING", () => {
   it("retries a stream that goes quiet mid-answer past MODEL_TIMEOUT_MS, as a timeout", async () => {
     const sessionId = nextSession();
     server.faults.add({ hangMs: 60_000, stallBefore: "content_block_delta", sessionId });
-    const turn = await model({ streaming: true, timeoutMs: 500, maxRetries: 1 }).next(request(sessionId), never);
+    const turn = await model({ streaming: true, timeoutMs: 1_500, maxRetries: 1 }).next(request(sessionId), never);
 
     expect(turn.usage.retries).toEqual([expect.objectContaining({ attempt: 1, reason: "timeout", status: null })]);
     expect(turn.content.at(-1)).toMatchObject({ type: "tool_use", name: "analyze_market" });

@@ -123,10 +123,13 @@ export class AnthropicModel implements ReasoningModel {
    * the response headers, so the whole stream is held to MODEL_TIMEOUT_MS here and fails as a timeout past it.
    */
   private async streamed(params: MessageCreateParamsNonStreaming, signal: AbortSignal): Promise<Message> {
+    const started = Date.now();
     const stream = this.client.messages.stream(params, { timeout: this.options.timeoutMs, maxRetries: 0 });
     let complete: Message | undefined;
     stream.on("streamEvent", (event, snapshot) => {
-      if (event.type === "message_delta") complete = snapshot;
+      if (event.type !== "message_delta") return;
+      complete = snapshot;
+      this.options.logger.debug({ sessionId: params.metadata?.user_id, ms: Date.now() - started, stopReason: snapshot.stop_reason }, "streamed answer complete");
     });
     let timedOut = false;
     const deadline = setTimeout(() => {
