@@ -90,7 +90,10 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
   try {
     running = await start(config, { logger, registry });
   } catch (error) {
-    logger.fatal({ err: error }, `${name} failed to start`);
+    // A service that opens its own port (the simulator's SIM_PORT, the model server's MODEL_SERVER_PORT) meets
+    // the same person-made mistake as the ops server's HTTP_PORT: one line, no stack.
+    if (error instanceof PortUnavailableError) console.error(`${name}: ${error.message}`);
+    else logger.fatal({ err: error }, `${name} failed to start`);
     await ops?.server.close();
     process.exit(1);
   }

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { createMetricsRegistry, describeIssues, registerOpsRoutes } from "@savepoint/shared";
+import { createMetricsRegistry, describeIssues, listenOn, registerOpsRoutes } from "@savepoint/shared";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { z } from "zod";
 import { CallLedger, type CallOutcome } from "./call-ledger.js";
@@ -34,6 +34,7 @@ export interface ModelServer {
   ledger: CallLedger;
   faults: FaultQueue;
   latencyMs: number;
+  /** Resolves with the port bound; a port in use or privileged fails with a `PortUnavailableError` naming MODEL_SERVER_PORT. */
   listen(port: number, host?: string): Promise<number>;
   close(): Promise<void>;
 }
@@ -76,11 +77,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     ledger,
     faults,
     latencyMs: options.latencyMs,
-    async listen(port, host = "127.0.0.1") {
-      await app.listen({ port, host });
-      const address = app.server.address();
-      return typeof address === "object" && address ? address.port : port;
-    },
+    listen: (port, host = "127.0.0.1") => listenOn(app, { host, port, setting: "MODEL_SERVER_PORT" }),
     close: () => app.close(),
   };
 
