@@ -1,5 +1,6 @@
 import { commonEnvSchema, envFlag, envInt, MAX_ITERATIONS, MIN_ITERATIONS, port } from "@savepoint/shared";
 import { z } from "zod";
+import type { BrokerEndpoint } from "./tools/broker-market-data.js";
 
 const positiveInt = (max: number) => envInt(1, max);
 
@@ -8,12 +9,24 @@ export const LOCAL_MODEL_SERVER_URL = "http://127.0.0.1:8091";
 /** Sent as the API key to the local model server, which accepts any key unless it is given one. */
 export const LOCAL_MODEL_SERVER_KEY = "local-model-server";
 
+/** Alpaca's own endpoints, used when keys are set and no base URL overrides them. */
+export const ALPACA_PAPER_TRADING_URL = "https://paper-api.alpaca.markets";
+export const ALPACA_DATA_URL = "https://data.alpaca.markets";
+/** Sent to a keyless Alpaca-compatible endpoint (the stack's simulator), which accepts any key. */
+const SIMULATOR_KEY_ID = "simulator-key";
+const SIMULATOR_SECRET = "simulator-secret";
+
+const alpacaBaseUrl = z
+  .url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://127.0.0.1:8090" })
+  // The SDK's paths already start with /v2, so a base URL copied from Alpaca's docs with /v2 would double it.
+  .transform((value) => value.replace(/\/+$/, "").replace(/\/v2$/, ""));
+
 /** The reasoner's environment: every variable is optional and defaults to a local setup. */
 export const reasonerEnvSchema = commonEnvSchema.extend({
   HTTP_PORT: port().default(8083),
   /** Runs one process works on at once. Runs mostly wait on the model, so this can be well above the core count. */
   REASONER_CONCURRENCY: positiveInt(1_000).default(8),
-  /** Iterations when a job does not say. */
+  /** Iterations when a job does not say (a job may ask for up to 500). */
   REASONER_MAX_ITERATIONS: z.coerce.number().int().min(MIN_ITERATIONS).max(MAX_ITERATIONS).default(12),
   /** A checkpoint older than this is not resumed: the market it reasoned about is gone. */
   REASONER_CHECKPOINT_TTL_MS: positiveInt(30 * 24 * 3_600_000).default(3_600_000),
@@ -40,9 +53,34 @@ export const reasonerEnvSchema = commonEnvSchema.extend({
   MODEL_MAX_RETRY_WAIT_MS: positiveInt(600_000).default(30_000),
   /**
    * Time to save the interrupted runs and hand their jobs back on SIGTERM. Below Docker's default 10 s stop
-   * grace period: aborting a model call is immediate, the rest is one confirmed save per run.
+   * grace period: a model call in flight gets REASONER_CALL_GRACE_MS to answer, the rest is two confirmed
+   * saves per run (the answered iteration and the interrupt).
    */
   SHUTDOWN_TIMEOUT_MS: positiveInt(600_000).default(8_000),
+  /**
+   * On SIGTERM, how long a model call in flight may still answer before it is aborted; an answer within it is
+   * kept and checkpointed, not paid for again on resume. Default: 40 % of SHUTDOWN_TIMEOUT_MS.
+   */
+  REASONER_CALL_GRACE_MS: envInt(0, 600_000).optional(),
+  /**
+   * Market data on every attempt (the trader's variables): with both keys, Alpaca (paper trading unless the
+   * base URLs say otherwise); with a base URL and no keys, an Alpaca-compatible simulator there; with
+   * neither, the job's own marketContext.
+   */
+  APCA_API_KEY_ID: z.string().min(1).optional(),
+  APCA_API_SECRET_KEY: z.string().min(1).optional(),
+  APCA_API_BASE_URL: alpacaBaseUrl.optional(),
+  APCA_DATA_BASE_URL: alpacaBaseUrl.optional(),
+  /** Per market-data request, each attempt. */
+  MARKET_DATA_TIMEOUT_MS: positiveInt(120_000).default(10_000),
+}).superRefine((env, context) => {
+  if ((env.APCA_API_KEY_ID === undefined) !== (env.APCA_API_SECRET_KEY === undefined)) {
+    const missing = env.APCA_API_KEY_ID === undefined ? "APCA_API_KEY_ID" : "APCA_API_SECRET_KEY";
+    context.addIssue({ code: "custom", path: [missing], message: "must be set together with the other Alpaca key (set both, or neither for the simulator)" });
+  }
+  if (env.REASONER_CALL_GRACE_MS !== undefined && env.REASONER_CALL_GRACE_MS >= env.SHUTDOWN_TIMEOUT_MS) {
+    context.addIssue({ code: "custom", path: ["REASONER_CALL_GRACE_MS"], message: "must be below SHUTDOWN_TIMEOUT_MS, which also covers the final saves" });
+  }
 });
 export type ReasonerConfig = z.infer<typeof reasonerEnvSchema>;
 
@@ -59,4 +97,28 @@ export function modelEndpoint(config: Pick<ReasonerConfig, "ANTHROPIC_API_KEY" |
     return { baseURL: config.ANTHROPIC_BASE_URL ?? "https://api.anthropic.com", apiKey: config.ANTHROPIC_API_KEY, local: false };
   }
   return { baseURL: config.ANTHROPIC_BASE_URL ?? LOCAL_MODEL_SERVER_URL, apiKey: LOCAL_MODEL_SERVER_KEY, local: true };
+}
+
+/** How long a model call in flight may still answer after SIGTERM (see REASONER_CALL_GRACE_MS). */
+export function callGraceMs(config: Pick<ReasonerConfig, "REASONER_CALL_GRACE_MS" | "SHUTDOWN_TIMEOUT_MS">): number {
+  return config.REASONER_CALL_GRACE_MS ?? Math.floor(config.SHUTDOWN_TIMEOUT_MS * 0.4);
+}
+
+type MarketSettings = Pick<ReasonerConfig, "APCA_API_KEY_ID" | "APCA_API_SECRET_KEY" | "APCA_API_BASE_URL" | "APCA_DATA_BASE_URL" | "MARKET_DATA_TIMEOUT_MS">;
+
+/** The broker to read the market from, or undefined when none is configured (then the job's marketContext). */
+export function marketEndpoint(config: MarketSettings): BrokerEndpoint | undefined {
+  const common = { timeoutMs: config.MARKET_DATA_TIMEOUT_MS, readRetries: 2 };
+  if (config.APCA_API_KEY_ID && config.APCA_API_SECRET_KEY) {
+    return {
+      ...common,
+      tradingUrl: config.APCA_API_BASE_URL ?? ALPACA_PAPER_TRADING_URL,
+      dataUrl: config.APCA_DATA_BASE_URL ?? ALPACA_DATA_URL,
+      keyId: config.APCA_API_KEY_ID,
+      secret: config.APCA_API_SECRET_KEY,
+    };
+  }
+  const tradingUrl = config.APCA_API_BASE_URL ?? config.APCA_DATA_BASE_URL;
+  if (!tradingUrl) return undefined;
+  return { ...common, tradingUrl, dataUrl: config.APCA_DATA_BASE_URL ?? tradingUrl, keyId: SIMULATOR_KEY_ID, secret: SIMULATOR_SECRET };
 }

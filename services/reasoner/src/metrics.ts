@@ -7,6 +7,7 @@ export class ReasonerMetrics {
   readonly modelCalls: Counter<"outcome">;
   readonly modelCallsSaved: Counter;
   readonly interruptions: Counter<"cause">;
+  readonly deadLetters: Counter<"cause">;
   readonly decisions: Counter<"action">;
   readonly iterations: Counter;
   readonly checkpointSeconds: Histogram<"kind">;
@@ -40,6 +41,12 @@ export class ReasonerMetrics {
     this.interruptions = new Counter({
       name: "savepoint_reasoner_interruptions_total",
       help: "Runs stopped before finishing, by cause (shutdown: checkpointed and requeued; lock_lost, fenced: taken over elsewhere)",
+      labelNames: ["cause"],
+      registers,
+    });
+    this.deadLetters = new Counter({
+      name: "savepoint_reasoner_dead_letters_total",
+      help: "Runs failed for good and kept for a re-drive, by cause (stalled: crashed too often; attempts_exhausted; refused: by the model API)",
       labelNames: ["cause"],
       registers,
     });

@@ -7,13 +7,14 @@ import {
   type ReadinessCheck,
 } from "@savepoint/shared";
 import type { Registry } from "prom-client";
-import { modelEndpoint, type ReasonerConfig } from "./config.js";
+import { callGraceMs, marketEndpoint, modelEndpoint, type ReasonerConfig } from "./config.js";
 import { ChainOfThought } from "./engine/chain-of-thought.js";
 import { ReasonerMetrics } from "./metrics.js";
 import { AnthropicModel } from "./model/anthropic-model.js";
 import type { ReasoningModel } from "./model/reasoning-model.js";
 import { ThinkWorker } from "./queues/think-worker.js";
 import { ThinkRunner } from "./run/think-runner.js";
+import { BrokerMarketData } from "./tools/broker-market-data.js";
 import { marketAnalysisTool } from "./tools/market-analysis.js";
 import { JobContextMarketData, type MarketDataSource } from "./tools/market-data.js";
 import { LessonBook, memoryRecallTool, type MemoryStore } from "./tools/memory-recall.js";
@@ -66,16 +67,18 @@ export async function startReasoner(
     requestTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
     confirmTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
   });
+  const broker = marketEndpoint(config);
   const runner = new ThinkRunner({
     checkpoints,
     engine,
-    market: sources.market ?? new JobContextMarketData(),
+    market: sources.market ?? (broker ? new BrokerMarketData(broker) : new JobContextMarketData()),
     metrics,
     logger,
     defaultMaxIterations: config.REASONER_MAX_ITERATIONS,
     checkpointTtlMs: config.REASONER_CHECKPOINT_TTL_MS,
     checkpointTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
-    interruptTimeoutMs: Math.min(config.CHECKPOINT_TIMEOUT_MS, Math.floor(config.SHUTDOWN_TIMEOUT_MS / 2)),
+    // The shutdown budget holds the call grace, then two saves (the answered iteration, the interrupt).
+    interruptTimeoutMs: Math.min(config.CHECKPOINT_TIMEOUT_MS, Math.floor((config.SHUTDOWN_TIMEOUT_MS - callGraceMs(config)) / 2.5)),
     worker: `${os.hostname()}:${process.pid}`,
   });
   const workerConnection = createRedisConnection(config.REDIS_URL, "worker", "reasoner-worker");
@@ -85,6 +88,7 @@ export async function startReasoner(
     concurrency: config.REASONER_CONCURRENCY,
     lockDurationMs: config.REASONER_LOCK_DURATION_MS,
     maxStalledCount: config.REASONER_MAX_STALLED_COUNT,
+    callGraceMs: callGraceMs(config),
     runner,
     metrics,
     logger,
@@ -97,6 +101,7 @@ export async function startReasoner(
       model: config.ANTHROPIC_MODEL,
       modelBaseUrl: endpoint.baseURL,
       localModelServer: endpoint.local,
+      marketData: sources.market ? "custom" : broker ? `broker at ${broker.dataUrl}` : "the job's marketContext (no APCA_* market data configured)",
     },
     "reasoner consuming reasoning",
   );

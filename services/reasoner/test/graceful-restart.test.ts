@@ -19,17 +19,18 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
     let job: Job;
     let stoppedAt: number;
 
-    it("SIGTERM mid-thought aborts the model call, saves a confirmed interrupt checkpoint and exits cleanly", async () => {
+    it("SIGTERM while an answer is on its way keeps it: the iteration is checkpointed, then a confirmed interrupt, and a clean exit", async () => {
       const first = await worker();
       job = await think(stack.producer.queue, "agent-term", ITERATIONS);
       await iterationsStored(stack.env, job.id!, 4);
-      // SIGTERM lands while the next call is in the server's hands, well before its answer.
+      // SIGTERM lands while the next call is in the server's hands: its answer comes back after the signal.
       await expect.poll(() => stack.model.ledger.session(job.id!)).toMatchObject({ calls: 5, answered: 4 });
       const exit = await first.kill("SIGTERM");
       stoppedAt = (await storedIterations(stack.env, job.id!)).length;
 
       expect(exit).toEqual({ code: 0, signal: null });
-      expect(stack.model.ledger.session(job.id!)).toMatchObject({ aborted: 1, answered: stoppedAt });
+      expect(stoppedAt).toBe(5);
+      expect(stack.model.ledger.session(job.id!)).toMatchObject({ aborted: 0, answered: stoppedAt });
       const { rows } = await stack.env.query(
         "SELECT kind, status, seq::int AS seq, state->>'atIteration' AS at FROM checkpoints WHERE session_id = $1 ORDER BY epoch DESC, seq DESC LIMIT 1",
         [job.id],
@@ -69,6 +70,21 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
       ]);
       expect((await stack.env.query(MONITORING_QUERY)).rows).toEqual([]);
     });
+  });
+
+  it("a call that does not answer within REASONER_CALL_GRACE_MS is aborted, and done again (once) on resume", async () => {
+    const first = await stack.spawnReasoner({ REASONER_CALL_GRACE_MS: "0" });
+    const job = await think(stack.producer.queue, "agent-no-grace", ITERATIONS);
+    await iterationsStored(stack.env, job.id!, 3);
+    await expect.poll(() => stack.model.ledger.session(job.id!)).toMatchObject({ calls: 4, answered: 3 });
+    await first.kill("SIGTERM");
+    const stopped = (await storedIterations(stack.env, job.id!)).length;
+    expect(stack.model.ledger.session(job.id!)).toMatchObject({ aborted: 1, answered: stopped });
+
+    await worker();
+    const result = await decisionOf(job, stack.producer.events);
+    expect(result).toMatchObject({ resumed: true, resumedAtIteration: stopped, iterations: ITERATIONS });
+    expect(stack.model.ledger.session(job.id!)).toMatchObject({ answered: ITERATIONS, repeated: 0 });
   });
 
   it("several restarts in a row always resume from the latest checkpoint", async () => {

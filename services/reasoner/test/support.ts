@@ -28,6 +28,8 @@ import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { startReasoner, type RunningReasoner } from "../src/reasoner.js";
 
 export const REASONER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+/** The documented re-drive of a dead-lettered run (`npm run redrive -w @savepoint/reasoner -- <session id>`). */
+export const REDRIVE_CLI = fileURLToPath(new URL("../dist/cli/redrive.js", import.meta.url));
 
 /** The local model server in this process, so tests read its call counts directly. */
 export async function startModelServer(latencyMs: number): Promise<{ server: ModelServer; url: string }> {
@@ -97,11 +99,16 @@ export interface ReasonerStack {
  * `describe`: it registers the hooks, and its fields can be read once the tests run. Teardown goes newest first,
  * stops only what did start (a setup that failed half-way still cleans up), and carries on past a step that fails.
  */
-export function useReasonerStack(label: string, options: { modelLatencyMs: number; client: true }): ReasonerStack & { readonly client: CheckpointClient };
-export function useReasonerStack(label: string, options: { modelLatencyMs: number; client?: false }): ReasonerStack;
+interface StackOptions {
+  modelLatencyMs: number;
+  /** Extra environment of the file's checkpointer (retention settings, say). */
+  checkpointerEnv?: Record<string, string>;
+}
+export function useReasonerStack(label: string, options: StackOptions & { client: true }): ReasonerStack & { readonly client: CheckpointClient };
+export function useReasonerStack(label: string, options: StackOptions & { client?: false }): ReasonerStack;
 export function useReasonerStack(
   label: string,
-  options: { modelLatencyMs: number; client?: boolean },
+  options: StackOptions & { client?: boolean },
 ): ReasonerStack & { readonly client: CheckpointClient } {
   let env: TestEnvironment | undefined;
   let checkpointer: ServiceProcess | undefined;
@@ -115,7 +122,7 @@ export function useReasonerStack(
     const created = await createTestEnvironment(label);
     fileStops.push(() => created.dispose());
     env = created;
-    const spawned = await spawnCheckpointer(created);
+    const spawned = await spawnCheckpointer(created, options.checkpointerEnv);
     fileStops.push(() => spawned.kill("SIGTERM"));
     checkpointer = spawned;
     const served = await startModelServer(options.modelLatencyMs);
@@ -183,10 +190,22 @@ export const market = (overrides: Partial<MarketContext> = {}): MarketContext =>
 });
 
 let runs = 0;
+/** A fresh session id for `agentId`. */
+export function nextSessionId(agentId: string): string {
+  runs += 1;
+  return thinkJobId(agentId, `${process.pid}-${runs}`);
+}
+
 /** Queues a think job with a fresh session id. */
 export async function think(queue: Queue, agentId: string, maxIterations: number, context = market()): Promise<Job> {
-  runs += 1;
-  return requestDecision(queue, thinkJobId(agentId, `${process.pid}-${runs}`), { agentId, symbol: "AAPL", marketContext: context, maxIterations });
+  return requestDecision(queue, nextSessionId(agentId), { agentId, symbol: "AAPL", marketContext: context, maxIterations });
+}
+
+/** Runs the re-drive CLI on a session, as a person would; resolves with its exit and its output. */
+export async function redrive(env: TestEnvironment, sessionId: string): Promise<{ code: number | null; output: string }> {
+  const cli = ServiceProcess.start(REDRIVE_CLI, { REDIS_URL: env.redisUrl, QUEUE_PREFIX: env.queuePrefix }, [sessionId]);
+  const { code } = await cli.exited;
+  return { code, output: cli.output.join("\n") };
 }
 
 export async function decisionOf(job: Job, events: QueueEvents, timeoutMs = 45_000): Promise<ThinkResult> {

@@ -47,10 +47,11 @@ export type MarketContext = z.infer<typeof marketContextSchema>;
 
 export const MIN_ITERATIONS = 3;
 /**
- * Resuming replays a run's iteration snapshots, so a run must fit in what retention keeps per session
- * (CLEANUP_KEEP_COUNT, 100 by default) with room for a claim and an interrupt snapshot per attempt.
+ * A sanity bound, not a storage one: retention spares unfinished sessions, so however long a run is, every
+ * iteration a resume replays is kept. Each request carries the whole conversation so far, so a run far beyond
+ * this would mostly pay to resend its own history.
  */
-export const MAX_ITERATIONS = 50;
+export const MAX_ITERATIONS = 500;
 
 /** Data of a `think` job. */
 export const thinkPayloadSchema = z.strictObject({

@@ -67,8 +67,13 @@ export interface RunInput {
 }
 
 export interface RunHooks {
-  /** Aborting stops the run: the model call in flight is cancelled and no further iteration starts. */
+  /** Aborting stops the run: no further iteration starts once the one under way is done and saved. */
   signal: AbortSignal;
+  /**
+   * Aborting cancels the model call in flight. Defaults to `signal`; a shutdown aborts it later than `signal`,
+   * so an answer already on its way back is kept and checkpointed instead of being paid for twice.
+   */
+  callSignal?: AbortSignal;
   /** Called after each iteration, before the next starts; the run waits for it (that is where it is saved). */
   onStep(step: ThoughtStep, state: ThinkingState): Promise<void>;
 }
@@ -129,10 +134,10 @@ export class ChainOfThought {
             toolChoice: toolChoiceFor(iteration, input.maxIterations),
             sessionId: input.sessionId,
           },
-          hooks.signal,
+          hooks.callSignal ?? hooks.signal,
         );
       } catch (failure) {
-        if (failure instanceof ModelInterruptedError) throw new RunInterruptedError(iteration, hooks.signal.reason);
+        if (failure instanceof ModelInterruptedError) throw new RunInterruptedError(iteration, hooks.signal.reason ?? hooks.callSignal?.reason);
         throw failure;
       }
       modelCalls += turn.usage.calls;

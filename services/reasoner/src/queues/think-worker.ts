@@ -11,31 +11,44 @@ export interface ThinkWorkerOptions {
   concurrency: number;
   lockDurationMs: number;
   maxStalledCount: number;
+  /** On close, how long a model call in flight may still answer before it is aborted. */
+  callGraceMs: number;
   runner: ThinkRunner;
   metrics: ReasonerMetrics;
   logger: Logger;
 }
 
+/** How a run in hand is stopped: `stop` ends it after the iteration under way, `call` cancels its model call. */
+interface RunControl {
+  stop: AbortController;
+  call: AbortController;
+}
+
+/** BullMQ's reason for failing a job whose worker stalled more than maxStalledCount times (moveStalledJobsToWait). */
+const STALLED_TOO_OFTEN = "job stalled more than allowable limit";
+
 /**
- * Consumes `reasoning`. Each run in hand has an AbortController: closing aborts them all (their model calls
- * are cancelled, they are checkpointed and requeued), and a lock BullMQ could not renew aborts that run,
- * since another worker may already own it.
+ * Consumes `reasoning`. Closing stops every run in hand after the iteration under way: a model call in flight
+ * gets `callGraceMs` to answer (its answer is then checkpointed, not lost and paid again on resume) before
+ * it is aborted; each run is then checkpointed and requeued. A lock BullMQ could not renew stops that run
+ * and its call at once, since another worker may already own it.
  */
 export class ThinkWorker {
   readonly worker: Worker;
-  private readonly runs = new Map<string, AbortController>();
+  private readonly runs = new Map<string, RunControl>();
+  private readonly graceTimers = new Set<NodeJS.Timeout>();
   private closing = false;
 
   constructor(private readonly options: ThinkWorkerOptions) {
     const { logger, metrics } = options;
     const processor = createJobProcessor("reasoning", {
       think: async (payload, job) => {
-        const controller = new AbortController();
-        if (this.closing) controller.abort(new ShutdownRequested("shutting down"));
-        this.runs.set(job.id!, controller);
+        const control: RunControl = { stop: new AbortController(), call: new AbortController() };
+        if (this.closing) this.shutDown(control);
+        this.runs.set(job.id!, control);
         metrics.activeRuns.inc();
         try {
-          return await options.runner.run(payload, job, controller.signal);
+          return await options.runner.run(payload, job, { stop: control.stop.signal, call: control.call.signal });
         } finally {
           this.runs.delete(job.id!);
           metrics.activeRuns.dec();
@@ -54,10 +67,17 @@ export class ThinkWorker {
     this.worker.on("lockRenewalFailed", (jobIds) => {
       for (const jobId of jobIds) {
         logger.warn({ sessionId: jobId }, "could not renew the job lock; stopping the run");
-        this.runs.get(jobId)?.abort(new LockLost(`lock of job ${jobId} lost`));
+        const control = this.runs.get(jobId);
+        const reason = new LockLost(`lock of job ${jobId} lost`);
+        control?.stop.abort(reason);
+        control?.call.abort(reason);
       }
     });
     this.worker.on("failed", (job, error) => {
+      if (job && error.message === STALLED_TOO_OFTEN) {
+        void options.runner.deadLetterStalled(job, `the worker running it crashed (stalled) more than ${options.maxStalledCount} times`);
+        return;
+      }
       if (error instanceof JobRejectedError) {
         logger.warn({ sessionId: job?.id, reason: error.reason, problem: error.message }, "think job refused");
       } else {
@@ -79,7 +99,21 @@ export class ThinkWorker {
   async close(): Promise<void> {
     this.closing = true;
     const closed = this.worker.close();
-    for (const controller of this.runs.values()) controller.abort(new ShutdownRequested("shutting down"));
-    await closed;
+    for (const control of this.runs.values()) this.shutDown(control);
+    try {
+      await closed;
+    } finally {
+      for (const timer of this.graceTimers) clearTimeout(timer);
+    }
+  }
+
+  private shutDown(control: RunControl): void {
+    const reason = new ShutdownRequested("shutting down");
+    control.stop.abort(reason);
+    const timer = setTimeout(() => {
+      this.graceTimers.delete(timer);
+      control.call.abort(reason);
+    }, this.options.callGraceMs);
+    this.graceTimers.add(timer);
   }
 }

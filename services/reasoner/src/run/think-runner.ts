@@ -2,6 +2,7 @@ import { WaitingError, type Job } from "bullmq";
 import {
   JobRejectedError,
   thinkJobIdProblem,
+  thinkPayloadSchema,
   type CheckpointClient,
   type Logger,
   type ThinkPayload,
@@ -11,9 +12,14 @@ import { RunInterruptedError, type ChainOfThought } from "../engine/chain-of-tho
 import { emptyThinkingState, foldSteps, type ThinkingState } from "../engine/thinking-state.js";
 import type { ReasonerMetrics } from "../metrics.js";
 import { ModelRequestError } from "../model/reasoning-model.js";
+import type { DeadLetterCause, RunInfo } from "../session/checkpoint-state.js";
 import { planResume, type ResumePlan } from "../session/resume-plan.js";
-import { SessionCheckpoints, SessionLostError } from "../session/session-checkpoints.js";
+import { saveStalledDeadLetter, SessionCheckpoints, SessionLostError } from "../session/session-checkpoints.js";
 import type { MarketDataSource, MarketSnapshot } from "../tools/market-data.js";
+import { describeMarket, RunReport } from "./run-report.js";
+
+/** How a person re-drives a dead-lettered run (see the README, "Dead letters"). */
+export const REDRIVE_COMMAND = "npm run redrive -w @savepoint/reasoner --";
 
 /** Abort reason: the process is shutting down; the run is checkpointed and its job requeued. */
 export class ShutdownRequested extends Error {
@@ -22,6 +28,12 @@ export class ShutdownRequested extends Error {
 /** Abort reason: BullMQ could not renew the job's lock; another worker may own the job already. */
 export class LockLost extends Error {
   override name = "LockLost";
+}
+
+/** `stop` ends the run after the iteration under way; `call` cancels the model call in flight. */
+export interface RunSignals {
+  stop: AbortSignal;
+  call: AbortSignal;
 }
 
 export interface ThinkRunnerOptions {
@@ -33,7 +45,10 @@ export interface ThinkRunnerOptions {
   defaultMaxIterations: number;
   checkpointTtlMs: number;
   checkpointTimeoutMs: number;
-  /** Budget for the interrupt snapshot on shutdown, so the job is requeued within the shutdown deadline. */
+  /**
+   * Budget for each save after a shutdown began (the iteration answered during the call grace, then the
+   * interrupt), so the job is requeued within the shutdown deadline.
+   */
   interruptTimeoutMs: number;
   /** host:pid, recorded in every snapshot. */
   worker: string;
@@ -46,9 +61,21 @@ interface Attempt {
   market: MarketSnapshot;
   session: SessionCheckpoints;
   log: Logger;
+  report: RunReport;
   /** The epoch at which the chain being continued (or started) began. */
   chain: number;
   restored: ThinkingState;
+}
+
+/** What a snapshot records of the market an attempt reasons on: the figures, not the bars behind them. */
+function marketRecord(market: MarketSnapshot): NonNullable<RunInfo["market"]> {
+  return {
+    source: market.source,
+    price: market.price,
+    ...(market.previousClose === undefined ? {} : { previousClose: market.previousClose }),
+    ...(market.quotedAt === undefined ? {} : { quotedAt: market.quotedAt }),
+    position: market.position,
+  };
 }
 
 /**
@@ -60,16 +87,48 @@ interface Attempt {
 export class ThinkRunner {
   constructor(private readonly options: ThinkRunnerOptions) {}
 
-  async run(payload: ThinkPayload, job: Job, signal: AbortSignal): Promise<ThinkResult> {
+  async run(payload: ThinkPayload, job: Job, signals: RunSignals): Promise<ThinkResult> {
     const idProblem = thinkJobIdProblem(job.id);
     if (idProblem) {
       throw new JobRejectedError("invalid", `think job refused: ${idProblem}; give each think job an id such as think.<agentId>.<n> (thinkJobId)`);
     }
     // Shut down between fetching the job and starting it: hand it straight back.
-    if (signal.aborted) return this.requeue(job);
+    if (signals.stop.aborted) return this.requeue(job);
     const start = await this.begin(payload, job);
     if ("result" in start) return start.result;
-    return this.think(start, payload, job, signal);
+    return this.think(start, payload, job, signals);
+  }
+
+  /**
+   * Records a run BullMQ failed because its worker crashed too often (see ThinkWorker): dead-lettered under the
+   * attempt that found it, its checkpoints kept, visible in the job's log and progress and in the metrics.
+   */
+  async deadLetterStalled(job: Job, reason: string): Promise<void> {
+    const { metrics, logger } = this.options;
+    const sessionId = job.id!;
+    const log = logger.child({ sessionId, epoch: job.attemptsStarted });
+    const payload = thinkPayloadSchema.safeParse(job.data);
+    if (!payload.success || thinkJobIdProblem(sessionId)) {
+      log.error({ reason }, "think job failed after too many crashes");
+      return;
+    }
+    metrics.deadLetters.inc({ cause: "stalled" });
+    log.error({ agentId: payload.data.agentId, cause: "stalled", reason }, "run dead-lettered; its checkpoints are kept for a re-drive");
+    try {
+      await saveStalledDeadLetter(this.options.checkpoints, {
+        sessionId,
+        agentId: payload.data.agentId,
+        attempt: job.attemptsStarted,
+        worker: this.options.worker,
+        reason,
+        timeoutMs: this.options.checkpointTimeoutMs,
+      });
+    } catch (error) {
+      log.warn({ err: error }, "could not record the dead-lettered run");
+    }
+    const progress = typeof job.progress === "object" && job.progress !== null ? job.progress : {};
+    const report = new RunReport(job, log, { of: payload.data.maxIterations ?? this.options.defaultMaxIterations, attempt: job.attemptsStarted }, progress);
+    await report.write([deadLetterLine("stalled", reason, sessionId)], { phase: "dead-lettered" });
   }
 
   /** Claims the session, then reads it: the stored result of a finished run, or where to start thinking. */
@@ -79,10 +138,28 @@ export class ThinkRunner {
     const epoch = job.attemptsStarted;
     const maxIterations = payload.maxIterations ?? this.options.defaultMaxIterations;
     const log = logger.child({ sessionId, agentId: payload.agentId, epoch });
-    const market = await this.options.market.refresh(payload.symbol, payload.marketContext);
+    const report = new RunReport(job, log, { of: maxIterations, attempt: epoch });
+    await report.write([`attempt ${epoch} by ${this.options.worker}: reading the market`]);
+    let market: MarketSnapshot;
+    try {
+      market = await this.options.market.refresh(payload.symbol, payload.marketContext);
+    } catch (error) {
+      await report.write([`attempt ${epoch}: could not read the market (${(error as Error).message}); the attempt fails and is retried`]);
+      throw error;
+    }
+    log.info({ market: market.source, price: market.price, quotedAt: market.quotedAt, position: market.position }, "market read");
+    await report.write([describeMarket(market)]);
     const session = new SessionCheckpoints(this.options.checkpoints, {
       sessionId,
-      run: { agentId: payload.agentId, symbol: payload.symbol, maxIterations, attempt: epoch, worker: this.options.worker, marketAsOf: market.asOf },
+      run: {
+        agentId: payload.agentId,
+        symbol: payload.symbol,
+        maxIterations,
+        attempt: epoch,
+        worker: this.options.worker,
+        marketAsOf: market.asOf,
+        market: marketRecord(market),
+      },
       confirmTimeoutMs: this.options.checkpointTimeoutMs,
       logger: log,
       onSaved: (kind, seconds) => metrics.checkpointSeconds.observe({ kind }, seconds),
@@ -104,11 +181,13 @@ export class ThinkRunner {
       log.info({ action: plan.result.action }, "run had already completed; returning its decision");
       // The claim made the session active again; the final snapshot is stored anew under this epoch.
       await session.saveCompleted(plan.chain, plan.result);
+      await report.write([`the run had already completed: ${plan.result.action}; its decision is returned again`], { phase: "completed" });
       return { result: plan.result };
     }
     if (plan.kind === "fresh" && plan.reason !== "new") {
       metrics.checkpointsDiscarded.inc({ reason: plan.reason });
       log.warn({ reason: plan.reason, problem: plan.problem }, "checkpoint not resumed; starting fresh");
+      await report.write([`checkpoint not resumed (${plan.reason}: ${plan.problem}); starting fresh`]);
     }
     const restored = plan.kind === "resume" ? foldSteps(plan.steps) : emptyThinkingState();
     const resumed = restored.steps.length > 0;
@@ -118,13 +197,21 @@ export class ThinkRunner {
       { resumedAtIteration: restored.steps.length, modelCallsSaved: restored.modelCalls, maxIterations },
       resumed ? "resuming run from checkpoint" : "starting run",
     );
-    return { sessionId, maxIterations, market, session, log, chain: plan.kind === "resume" ? plan.chain : epoch, restored };
+    await report.write(
+      [
+        resumed
+          ? `resumed at iteration ${restored.steps.length} of ${maxIterations} from its checkpoints (${restored.modelCalls} model calls not paid again)`
+          : `started at iteration 1 of ${maxIterations}`,
+      ],
+      { phase: "thinking", iteration: restored.steps.length, resumedAt: restored.steps.length, modelCalls: { made: 0, saved: restored.modelCalls } },
+    );
+    return { sessionId, maxIterations, market, session, log, report, chain: plan.kind === "resume" ? plan.chain : epoch, restored };
   }
 
   /** Runs the chain of thought to a decision, checkpointing each iteration; handles being stopped or failing. */
-  private async think(attempt: Attempt, payload: ThinkPayload, job: Job, signal: AbortSignal): Promise<ThinkResult> {
+  private async think(attempt: Attempt, payload: ThinkPayload, job: Job, signals: RunSignals): Promise<ThinkResult> {
     const { metrics } = this.options;
-    const { session, log, chain, restored } = attempt;
+    const { session, log, report, chain, restored } = attempt;
     let completedIterations = restored.steps.length;
     try {
       const outcome = await this.options.engine.run(
@@ -137,11 +224,14 @@ export class ThinkRunner {
           restored,
         },
         {
-          signal,
-          onStep: async (step) => {
-            await session.saveStep(chain, step);
+          signal: signals.stop,
+          callSignal: signals.call,
+          onStep: async (step, state) => {
+            // An answer that came in after the shutdown began is saved within the shutdown's budget.
+            await session.saveStep(chain, step, signals.stop.aborted ? this.options.interruptTimeoutMs : undefined);
             completedIterations = step.iteration;
             metrics.iterations.inc();
+            await report.step(step, state.modelCalls - restored.modelCalls);
           },
         },
       );
@@ -158,12 +248,17 @@ export class ThinkRunner {
       await session.saveCompleted(chain, result);
       metrics.decisions.inc({ action: result.action });
       log.info({ action: result.action, confidence: result.confidence, iterations: result.iterations, modelCalls: result.modelCalls }, "run completed");
+      await report.write(
+        [`completed after ${result.iterations} iterations: ${result.action} at confidence ${result.confidence} (${result.modelCalls} model calls by this attempt, ${result.modelCallsSaved} saved by resuming)`],
+        { phase: "completed" },
+      );
       return result;
     } catch (error) {
       if (error instanceof RunInterruptedError && error.reason instanceof ShutdownRequested) {
         metrics.interruptions.inc({ cause: "shutdown" });
         await session.saveInterrupt(chain, error.atIteration, "shutdown", this.options.interruptTimeoutMs);
         log.info({ atIteration: error.atIteration }, "run interrupted by shutdown; checkpointed and requeued");
+        await report.write([`interrupted by a shutdown before iteration ${error.atIteration}; checkpointed and requeued`], { phase: "interrupted" });
         return this.requeue(job);
       }
       if (error instanceof RunInterruptedError || error instanceof SessionLostError) {
@@ -171,13 +266,21 @@ export class ThinkRunner {
         log.warn({ err: error }, "lost the run to another worker; stopping without writing");
         throw error;
       }
+      const message = (error as Error).message;
       const refused = error instanceof ModelRequestError;
-      if (refused || job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
-        await session.saveFailed(chain, completedIterations, (error as Error).message).catch((saveError: unknown) => {
-          log.warn({ err: saveError }, "could not record the failed run");
+      const attempts = job.opts.attempts ?? 1;
+      if (refused || job.attemptsMade + 1 >= attempts) {
+        const cause: DeadLetterCause = refused ? "refused" : "attempts_exhausted";
+        metrics.deadLetters.inc({ cause });
+        log.error({ cause, reason: message, afterIteration: completedIterations }, "run dead-lettered; its checkpoints are kept for a re-drive");
+        await session.saveDeadLettered(completedIterations, cause, message).catch((saveError: unknown) => {
+          log.warn({ err: saveError }, "could not record the dead-lettered run");
         });
+        await report.write([deadLetterLine(cause, message, attempt.sessionId)], { phase: "dead-lettered" });
+      } else {
+        await report.write([`attempt failed after iteration ${completedIterations}: ${message}; it is retried (${job.attemptsMade + 1} of ${attempts} attempts spent) and resumes from its checkpoints`]);
       }
-      if (refused) throw new JobRejectedError("model_refused", (error as Error).message);
+      if (refused) throw new JobRejectedError("model_refused", message);
       throw error;
     }
   }
@@ -187,4 +290,8 @@ export class ThinkRunner {
     await job.moveToWait(job.token);
     throw new WaitingError();
   }
+}
+
+function deadLetterLine(cause: DeadLetterCause, reason: string, sessionId: string): string {
+  return `dead-lettered (${cause}): ${reason}. Its checkpoints are kept; re-drive it from the last one with: ${REDRIVE_COMMAND} ${sessionId}`;
 }

@@ -1,5 +1,6 @@
 import {
   agentIdSchema,
+  marketPositionSchema,
   MAX_ITERATIONS,
   thinkResultSchema,
   tradingSymbolSchema,
@@ -24,6 +25,18 @@ export const runInfoSchema = z.strictObject({
   worker: z.string().max(300),
   /** When the attempt read the market: each attempt reasons on a fresh read, never on a checkpointed one. */
   marketAsOf: z.iso.datetime({ offset: true }),
+  /** The market the attempt reasoned on, so a resumed run's trace shows where prices moved between attempts. */
+  market: z
+    .strictObject({
+      /** broker: read from the broker at the attempt's start; job: the job's marketContext (no market data configured). */
+      source: z.enum(["broker", "job"]),
+      price: z.number().positive(),
+      previousClose: z.number().positive().optional(),
+      /** When the source observed the price, if it says. */
+      quotedAt: z.iso.datetime({ offset: true }).optional(),
+      position: marketPositionSchema.nullable(),
+    })
+    .optional(),
 });
 export type RunInfo = z.infer<typeof runInfoSchema>;
 
@@ -33,10 +46,27 @@ export type RunInfo = z.infer<typeof runInfoSchema>;
  */
 const chain = z.number().int().min(0);
 
+/** Why a run was dead-lettered: its worker crashed too often, its attempts ran out, or the model refused it. */
+export const DEAD_LETTER_CAUSES = ["stalled", "attempts_exhausted", "refused"] as const;
+export type DeadLetterCause = (typeof DEAD_LETTER_CAUSES)[number];
+
 // One state per snapshot kind. Only `iteration` snapshots carry a step, so bytes grow linearly with iterations.
 const stateSchemas = {
-  /** Written first by every attempt: fences off older owners at once. */
-  event: z.strictObject({ event: z.literal("claimed"), run: runInfoSchema }),
+  event: z.union([
+    /** Written first by every attempt: fences off older owners at once. */
+    z.strictObject({ event: z.literal("claimed"), run: runInfoSchema }),
+    /**
+     * The run failed for good and waits for a person (status `interrupted`, so retention spares its
+     * checkpoints). An event, not a step: resuming after a re-drive continues from the steps before it.
+     */
+    z.strictObject({
+      event: z.literal("dead_lettered"),
+      cause: z.enum(DEAD_LETTER_CAUSES),
+      reason: z.string(),
+      attempt: z.number().int().min(0),
+      worker: z.string().max(300),
+    }),
+  ]),
   iteration: z.strictObject({ chain, run: runInfoSchema, step: thoughtStepSchema }),
   interrupt: z.strictObject({
     event: z.literal("interrupted"),
@@ -46,15 +76,11 @@ const stateSchemas = {
     atIteration: z.number().int().min(1),
     reason: z.string(),
   }),
-  final: z.union([
-    z.strictObject({ event: z.literal("completed"), chain, run: runInfoSchema, result: thinkResultSchema }),
-    z.strictObject({ event: z.literal("failed"), chain, run: runInfoSchema, error: z.string() }),
-  ]),
+  final: z.strictObject({ event: z.literal("completed"), chain, run: runInfoSchema, result: thinkResultSchema }),
 } satisfies Partial<Record<SnapshotKind, z.ZodType>>;
 
 export type ReasonerKind = keyof typeof stateSchemas;
 export type CheckpointState<K extends ReasonerKind = ReasonerKind> = z.infer<(typeof stateSchemas)[K]>;
-
 
 export type ParsedCheckpoint =
   | { ok: true; kind: "event"; state: CheckpointState<"event"> }

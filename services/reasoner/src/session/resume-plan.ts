@@ -40,7 +40,7 @@ export function planResume(snapshots: StoredSnapshot[], { now, ttlMs }: ResumeSe
   const checkpoint = anchor.checkpoint;
   if (checkpoint.kind === "event") return { kind: "fresh", reason: "new" };
   const chain = checkpoint.state.chain;
-  if (checkpoint.kind === "final" && checkpoint.state.event === "completed") {
+  if (checkpoint.kind === "final") {
     return { kind: "completed", chain, result: checkpoint.state.result };
   }
 

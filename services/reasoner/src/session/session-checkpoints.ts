@@ -11,7 +11,14 @@ import {
   type ThinkResult,
 } from "@savepoint/shared";
 import type { ThoughtStep } from "../engine/thought-step.js";
-import { REASONER_SERVICE, STATE_SCHEMA_VERSION, type CheckpointState, type ReasonerKind, type RunInfo } from "./checkpoint-state.js";
+import {
+  REASONER_SERVICE,
+  STATE_SCHEMA_VERSION,
+  type CheckpointState,
+  type DeadLetterCause,
+  type ReasonerKind,
+  type RunInfo,
+} from "./checkpoint-state.js";
 
 /** A newer attempt of the same run owns the session now; this one must stop without writing anything. */
 export class SessionLostError extends Error {
@@ -84,8 +91,8 @@ export class SessionCheckpoints {
     return foreign ? { earlier, conflict: `snapshot ${foreign.epoch}:${foreign.seq} (${foreign.kind}) was not written by this attempt` } : { earlier };
   }
 
-  async saveStep(chain: number, step: ThoughtStep): Promise<void> {
-    await this.save("iteration", step.iteration, { chain, run: this.options.run, step });
+  async saveStep(chain: number, step: ThoughtStep, timeoutMs?: number): Promise<void> {
+    await this.save("iteration", step.iteration, { chain, run: this.options.run, step }, timeoutMs);
   }
 
   /** Saved on shutdown: the run stopped before `atIteration`, which whoever resumes will do. */
@@ -97,9 +104,12 @@ export class SessionCheckpoints {
     await this.save("final", result.iterations + 1, { event: "completed", chain, run: this.options.run, result });
   }
 
-  /** The run failed for good (no attempts left, or refused); a later manual retry may still resume it. */
-  async saveFailed(chain: number, afterIteration: number, error: string): Promise<void> {
-    await this.save("final", afterIteration + 1, { event: "failed", chain, run: this.options.run, error }, undefined, "stopped");
+  /**
+   * The run failed for good (no attempts left, or refused) after `afterIteration` iterations: dead-lettered,
+   * its checkpoints kept for a re-drive, which resumes from them.
+   */
+  async saveDeadLettered(afterIteration: number, cause: DeadLetterCause, reason: string): Promise<void> {
+    await this.save("event", afterIteration + 1, deadLetterState(cause, reason, this.options.run), undefined, "interrupted");
   }
 
   /**
@@ -117,19 +127,7 @@ export class SessionCheckpoints {
     const started = process.hrtime.bigint();
     try {
       const receipt = await this.client.saveAndConfirm(
-        {
-          v: 1,
-          service: REASONER_SERVICE,
-          sessionId: this.options.sessionId,
-          ownerId: this.options.run.agentId,
-          epoch: this.epoch,
-          seq,
-          kind: kind as SnapshotKind,
-          status,
-          schemaVersion: STATE_SCHEMA_VERSION,
-          takenAt: new Date().toISOString(),
-          state: state as Record<string, unknown>,
-        },
+        envelope({ sessionId: this.options.sessionId, agentId: this.options.run.agentId, epoch: this.epoch, seq, kind, status, state }),
         { timeoutMs },
       );
       this.options.onSaved?.(kind, Number(process.hrtime.bigint() - started) / 1e9);
@@ -145,4 +143,55 @@ export class SessionCheckpoints {
       throw error;
     }
   }
+}
+
+function deadLetterState(cause: DeadLetterCause, reason: string, run: Pick<RunInfo, "attempt" | "worker">): CheckpointState<"event"> {
+  return { event: "dead_lettered", cause, reason, attempt: run.attempt, worker: run.worker };
+}
+
+function envelope<K extends ReasonerKind>(snapshot: {
+  sessionId: string;
+  agentId: string;
+  epoch: number;
+  seq: number;
+  kind: K;
+  status: SessionStatus;
+  state: CheckpointState<K>;
+}) {
+  return {
+    v: 1 as const,
+    service: REASONER_SERVICE,
+    sessionId: snapshot.sessionId,
+    ownerId: snapshot.agentId,
+    epoch: snapshot.epoch,
+    seq: snapshot.seq,
+    kind: snapshot.kind as SnapshotKind,
+    status: snapshot.status,
+    schemaVersion: STATE_SCHEMA_VERSION,
+    takenAt: new Date().toISOString(),
+    state: snapshot.state as Record<string, unknown>,
+  };
+}
+
+/**
+ * Dead-letters a run whose worker crashed more often than REASONER_MAX_STALLED_COUNT: BullMQ fails it when
+ * the next worker takes it, before any processing, so that worker records it under the attempt it was given
+ * (an epoch of its own, which also fences off the crashed owners should one wake up).
+ */
+export async function saveStalledDeadLetter(
+  client: CheckpointClient,
+  run: { sessionId: string; agentId: string; attempt: number; worker: string; reason: string; timeoutMs: number },
+): Promise<void> {
+  await client.saveAndConfirm(
+    envelope({
+      sessionId: run.sessionId,
+      agentId: run.agentId,
+      epoch: run.attempt,
+      seq: 0,
+      kind: "event",
+      status: "interrupted",
+      state: deadLetterState("stalled", run.reason, run),
+    }),
+    { timeoutMs: run.timeoutMs },
+  );
 }

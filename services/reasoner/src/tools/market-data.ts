@@ -1,7 +1,11 @@
 import type { MarketContext, MarketPosition } from "@savepoint/shared";
 
+/** Where an attempt's market came from: the broker now, or the job's payload as its producer saw it. */
+export type MarketSource = "broker" | "job";
+
 /** The market for one symbol as the reasoner sees it during one attempt of a run. */
 export interface MarketSnapshot {
+  source: MarketSource;
   symbol: string;
   price: number;
   previousClose?: number;
@@ -25,14 +29,15 @@ export interface MarketDataSource {
 }
 
 /**
- * The market as the job's producer described it, read again at each attempt. A broker-backed source (the
- * trader's market data) replaces it where live quotes are available.
+ * The market as the job's producer described it when it queued the job: the fallback when no market data is
+ * configured. A resumed run sees the same prices as the first attempt did.
  */
 export class JobContextMarketData implements MarketDataSource {
   constructor(private readonly now: () => Date = () => new Date()) {}
 
   async refresh(symbol: string, context: MarketContext): Promise<MarketSnapshot> {
     return {
+      source: "job",
       symbol,
       price: context.price,
       ...(context.previousClose === undefined ? {} : { previousClose: context.previousClose }),
