@@ -112,11 +112,14 @@ export function stackServices(where) {
         HTTP_PORT: String(port(8083)),
         SHUTDOWN_TIMEOUT_MS: "8000",
         ANTHROPIC_BASE_URL: { default: url("model-server", 8091) },
+        // Each attempt reads the market where the trader trades.
+        APCA_API_BASE_URL: { default: url("alpaca-simulator", 8090) },
+        APCA_DATA_BASE_URL: { default: url("alpaca-simulator", 8090) },
       },
       port: port(8083),
       health: "/readyz",
       stopGraceMs: 15_000,
-      dependsOn: { redis: "healthy", checkpointer: "healthy", "model-server": "healthy" },
+      dependsOn: { redis: "healthy", checkpointer: "healthy", "model-server": "healthy", "alpaca-simulator": "healthy" },
     },
     {
       name: "trader",

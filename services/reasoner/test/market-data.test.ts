@@ -1,0 +1,101 @@
+import { startSimulator, type RunningSimulator } from "@savepoint/alpaca-simulator";
+import { sdk } from "@savepoint/alpaca-simulator/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decisionOf, iterationsStored, market, pollUntil, storedIterations, think, useReasonerStack } from "./support.js";
+
+const ITERATIONS = 8;
+/** A Monday mid-session, so the simulated market is open and daily bars reach back over full weeks. */
+const START = "2026-11-30T16:00:00Z";
+const DAY_BARS = 1_440;
+
+describe("a live market on every attempt, from the broker through the Alpaca SDK", () => {
+  const stack = useReasonerStack("reasoner-market", { modelLatencyMs: 100 });
+  let sim: RunningSimulator;
+
+  beforeAll(async () => {
+    sim = await startSimulator({ start: START, historyBars: 35 * DAY_BARS, universe: { AAPL: { price: 190 } } });
+  });
+  afterAll(async () => {
+    await sim?.close();
+  });
+
+  /** The market each stored iteration's run info says it reasoned on, by epoch. */
+  async function marketsByEpoch(sessionId: string) {
+    const { rows } = await stack.env.query<{ epoch: string; market: Record<string, unknown> }>(
+      "SELECT epoch, state::jsonb #> '{run,market}' AS market FROM checkpoints WHERE session_id = $1 AND kind = 'iteration' ORDER BY epoch, seq",
+      [sessionId],
+    );
+    return new Map(rows.map((row) => [Number(row.epoch), row.market]));
+  }
+
+  it("each attempt reads the latest price, daily bars and the broker's position; a resumed run sees where they moved", async () => {
+    const broker = sdk(sim.url);
+    await broker.orders.market({ symbol: "AAPL", qty: "10", side: "buy", timeInForce: "day" });
+    await pollUntil(() => broker.positions.getAllOpenPositions(), (positions) => positions.length === 1);
+    const settings = { APCA_API_BASE_URL: sim.url, APCA_DATA_BASE_URL: sim.url };
+
+    const { reasoner: first } = await stack.startInProcessReasoner(settings);
+    // The producer's view is stale: another price, and no position.
+    const job = await think(stack.producer.queue, "agent-live", ITERATIONS, market({ price: 150, position: null }));
+    await iterationsStored(stack.env, job.id!, 2);
+    await first.close();
+    const firstPrice = sim.control.price("AAPL");
+
+    // While the run is parked, the price moves and part of the position is sold.
+    await broker.orders.market({ symbol: "AAPL", qty: "4", side: "sell", timeInForce: "day" });
+    await pollUntil(() => broker.positions.getOpenPosition({ symbolOrAssetId: "AAPL" }), (position) => Number(position.qty) === 6);
+    const movedPrice = sim.control.setPrice("AAPL", 201.5);
+    await stack.startInProcessReasoner(settings);
+    const result = await decisionOf(job, stack.producer.events);
+    expect(result).toMatchObject({ resumed: true, iterations: ITERATIONS });
+
+    const stopped = (await storedIterations(stack.env, job.id!)).filter((row) => row.epoch === 1).length;
+    const markets = await marketsByEpoch(job.id!);
+    expect(markets.get(1)).toEqual({
+      source: "broker",
+      price: firstPrice,
+      previousClose: expect.any(Number),
+      quotedAt: expect.any(String),
+      position: { side: "long", qty: 10, entryPrice: expect.any(Number) },
+    });
+    expect(markets.get(2)).toMatchObject({ source: "broker", price: movedPrice, position: { side: "long", qty: 6 } });
+
+    const { logs } = await stack.producer.queue.getJobLogs(job.id!);
+    const marketLines = logs.filter((line) => line.startsWith("market from "));
+    expect(marketLines).toEqual([
+      expect.stringMatching(new RegExp(`^market from the broker's market data .*: price ${firstPrice} quoted at .*, \\d+ recent closes, position long 10 @ `)),
+      expect.stringMatching(/^market from the broker's market data .*: price 201.5 quoted at .*, \d+ recent closes, position long 6 @ /),
+    ]);
+    // The resumed attempt's tools see the broker's market too, not the job's.
+    const { rows } = await stack.env.query<{ result: { price: number } }>(
+      `SELECT call -> 'result' AS result FROM checkpoints, json_array_elements(state -> 'step' -> 'toolCalls') AS call
+       WHERE session_id = $1 AND epoch = 2 AND call ->> 'name' = 'analyze_market'`,
+      [job.id],
+    );
+    for (const row of rows) expect(row.result.price).toBe(movedPrice);
+    expect(stopped).toBeGreaterThanOrEqual(2);
+  });
+
+  it("without market data configured, the job's marketContext is used, and the snapshot says so", async () => {
+    await stack.startInProcessReasoner();
+    const job = await think(stack.producer.queue, "agent-fallback", 4, market({ price: 150 }));
+    await decisionOf(job, stack.producer.events);
+
+    expect((await marketsByEpoch(job.id!)).get(1)).toEqual({ source: "job", price: 150, previousClose: 184.1, position: null });
+  });
+
+  it("a broker that cannot be read fails the attempt (to be retried) rather than reason on the job's old prices", async () => {
+    await stack.startInProcessReasoner({ APCA_API_BASE_URL: "http://127.0.0.1:9", MARKET_DATA_TIMEOUT_MS: "500" });
+    const job = await think(stack.producer.queue, "agent-no-broker", 4);
+    const logs = await pollUntil(
+      async () => (await stack.producer.queue.getJobLogs(job.id!)).logs,
+      (lines) => lines.some((line) => line.startsWith("attempt 1: could not read the market")),
+      30_000,
+    );
+    expect(logs.find((line) => line.startsWith("attempt 1: could not read the market"))).toMatch(
+      /\(GET \/v2\/\S+ failed: network error: .*\); the attempt fails and is retried$/,
+    );
+    expect(await storedIterations(stack.env, job.id!)).toEqual([]);
+    await job.remove().catch(() => undefined);
+  });
+});
