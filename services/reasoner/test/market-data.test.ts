@@ -1,7 +1,8 @@
 import { startSimulator, type RunningSimulator } from "@savepoint/alpaca-simulator";
 import { sdk } from "@savepoint/alpaca-simulator/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decisionOf, iterationsStored, market, pollUntil, storedIterations, think, useReasonerStack } from "./support.js";
+import { defaultJobOptions, type ThinkPayload } from "@savepoint/shared";
+import { decisionOf, iterationsStored, market, nextSessionId, pollUntil, storedIterations, think, useReasonerStack } from "./support.js";
 
 const ITERATIONS = 8;
 /** A Monday mid-session, so the simulated market is open and daily bars reach back over full weeks. */
@@ -84,18 +85,23 @@ describe("a live market on every attempt, from the broker through the Alpaca SDK
     expect((await marketsByEpoch(job.id!)).get(1)).toEqual({ source: "job", price: 150, previousClose: 184.1, position: null });
   });
 
-  it("a broker that cannot be read fails the attempt (to be retried) rather than reason on the job's old prices", async () => {
+  it("a broker that cannot be read fails the attempt (to be retried) rather than reason on the job's old prices; the last one dead-letters", async () => {
     await stack.startInProcessReasoner({ APCA_API_BASE_URL: "http://127.0.0.1:9", MARKET_DATA_TIMEOUT_MS: "500" });
-    const job = await think(stack.producer.queue, "agent-no-broker", 4);
-    const logs = await pollUntil(
-      async () => (await stack.producer.queue.getJobLogs(job.id!)).logs,
-      (lines) => lines.some((line) => line.startsWith("attempt 1: could not read the market")),
-      30_000,
+    const sessionId = nextSessionId("agent-no-broker");
+    const job = await stack.producer.queue.add(
+      "think",
+      { agentId: "agent-no-broker", symbol: "AAPL", marketContext: market(), maxIterations: 4 } satisfies ThinkPayload,
+      { ...defaultJobOptions.reasoning, jobId: sessionId, attempts: 2, backoff: { type: "fixed", delay: 100 } },
     );
+    await expect(job.waitUntilFinished(stack.producer.events, 30_000)).rejects.toThrow(/GET \/v2\/\S+ failed: network error/);
+
+    const { logs } = await stack.producer.queue.getJobLogs(sessionId);
     expect(logs.find((line) => line.startsWith("attempt 1: could not read the market"))).toMatch(
       /\(GET \/v2\/\S+ failed: network error: .*\); the attempt fails and is retried$/,
     );
-    expect(await storedIterations(stack.env, job.id!)).toEqual([]);
-    await job.remove().catch(() => undefined);
+    expect(logs.at(-1)).toMatch(/^dead-lettered \(attempts_exhausted\): could not read the market: GET \/v2\//);
+    expect(await storedIterations(stack.env, sessionId)).toEqual([]);
+    const { rows } = await stack.env.query("SELECT status, dead_letter_cause FROM agent_reasoning_sessions WHERE session_id = $1", [sessionId]);
+    expect(rows).toEqual([{ status: "interrupted", dead_letter_cause: "attempts_exhausted" }]);
   });
 });

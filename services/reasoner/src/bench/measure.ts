@@ -6,8 +6,6 @@ export function percentile(values: number[], p: number): number {
   return Math.round(sorted[rank]! * 10) / 10;
 }
 
-export const mean = (values: number[]): number => (values.length ? values.reduce((sum, value) => sum + value, 0) / values.length : Number.NaN);
-
 /** Polls `read` until `accept` holds; fails after `timeoutMs`. */
 export async function pollUntil<T>(read: () => Promise<T>, accept: (value: T) => boolean, timeoutMs: number, what = "condition"): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -18,28 +18,33 @@ import type { ModelTurnRequest, ReasoningModel } from "../model/reasoning-model.
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { startReasoner, type RunningReasoner } from "../reasoner.js";
 import { REASONER_SERVICE } from "../session/checkpoint-state.js";
-import { mean, percentile, pollUntil } from "./measure.js";
+import { percentile, pollUntil } from "./measure.js";
 
 /*
  * What checkpointing costs and saves the reasoner, measured against the real checkpointer (a child process),
  * Redis, Postgres and the local model server:
- * 1. bytes stored for runs of 5, 15 and 50 iterations (one step per snapshot, so growth is linear);
+ * 1. bytes stored for runs of 10, 100 and 200 iterations (one step per snapshot, so growth is linear);
  * 2. the time each iteration adds outside its model call (mostly its confirmed checkpoint);
- * 3. resume latency: from the resumed attempt becoming active to its first model call;
- * 4. model calls wasted per interruption, after a graceful shutdown and after SIGKILL.
+ * 3. resume latency, from the resumed attempt becoming active to its first model call, at 10 and 200 iterations;
+ * 4. model calls answered twice per interruption, over at least 50 SIGTERMs and 50 SIGKILLs of worker
+ *    processes, counted by the model server's call ledger.
  */
 
 const CHECKPOINTER_MAIN = fileURLToPath(new URL("../../../checkpointer/dist/main.js", import.meta.url));
 const REASONER_MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
 const CONCURRENT_RUNS = 10;
-const INTERRUPTED_RUNS = 10;
-const INTERRUPTED_RUN_ITERATIONS = 14;
-/** Interruptions happen once every run has this many iterations checkpointed. */
-const INTERRUPT_AFTER = 6;
 /** Model latency while measuring per-iteration overhead: runs interleave as they would on a real model. */
 const OVERHEAD_LATENCY_MS = 200;
-/** Model latency while measuring interruptions, so they land mid-call as in production. */
+/** Runs resumed per length when measuring resume latency. */
+const RESUMED_RUNS = 4;
+/** Model latency while runs are interrupted: signals land mid-call and as answers come back, as in production. */
 const INTERRUPTION_LATENCY_MS = 300;
+/** Runs in flight at each signal; every signal interrupts each of them. */
+const RUNS_PER_SIGNAL = 10;
+/** Signals of each kind: RUNS_PER_SIGNAL × SIGNALS ≥ 50 interruptions. */
+const SIGNALS = 6;
+/** Long enough that no run finishes before its last interruption. */
+const INTERRUPTED_RUN_ITERATIONS = 120;
 
 const MARKET: MarketContext = {
   price: 187.4,
@@ -120,16 +125,33 @@ class Bench {
   }
 
   decision(job: Job): Promise<ThinkResult> {
-    return job.waitUntilFinished(this.events, 180_000) as Promise<ThinkResult>;
+    return job.waitUntilFinished(this.events, 600_000) as Promise<ThinkResult>;
   }
 
+  /** Distinct iterations checkpointed for the session. */
   async iterationsStored(sessionId: string): Promise<number> {
-    const { rows } = await this.env.query<{ n: number }>("SELECT count(*)::int AS n FROM checkpoints WHERE session_id = $1 AND kind = 'iteration'", [sessionId]);
+    const { rows } = await this.env.query<{ n: number }>(
+      "SELECT count(DISTINCT seq)::int AS n FROM checkpoints WHERE session_id = $1 AND kind = 'iteration'",
+      [sessionId],
+    );
     return rows[0]!.n;
   }
 
-  allReached(jobs: Job[], iterations: number): Promise<unknown> {
-    return Promise.all(jobs.map((job) => pollUntil(() => this.iterationsStored(job.id!), (n) => n >= iterations, 60_000, `${job.id} at ${iterations}`)));
+  /** The newest epoch of the session: the attempt that claimed it last. */
+  async latestEpoch(sessionId: string): Promise<number> {
+    const { rows } = await this.env.query<{ epoch: number | null }>("SELECT max(epoch)::int AS epoch FROM checkpoints WHERE session_id = $1", [sessionId]);
+    return rows[0]!.epoch ?? 0;
+  }
+
+  allReached(jobs: Job[], iterations: number, timeoutMs = 60_000): Promise<unknown> {
+    return Promise.all(jobs.map((job) => pollUntil(() => this.iterationsStored(job.id!), (n) => n >= iterations, timeoutMs, `${job.id} at ${iterations}`)));
+  }
+
+  /** A reasoner worker process, resolved once it consumes `reasoning`. */
+  async spawnReasoner(overrides: Record<string, string> = {}): Promise<ServiceProcess> {
+    const worker = ServiceProcess.start(REASONER_MAIN, this.reasonerEnv(overrides));
+    await worker.waitForLog("reasoner consuming reasoning", 30_000);
+    return worker;
   }
 
   async steps(sessionId: string): Promise<ThoughtStep[]> {
@@ -157,23 +179,25 @@ class Bench {
 }
 
 async function bytesByLength(bench: Bench): Promise<string[]> {
+  bench.model.latencyMs = 0;
   const reasoner = await bench.reasoner();
   const lines = ["Bytes stored per run (one step per iteration snapshot, plus the claim and the final snapshot):"];
-  let rateAt5 = 0;
+  let rateAt10 = 0;
   try {
-    for (const iterations of [5, 15, 50]) {
+    for (const iterations of [10, 100, 200]) {
       const job = await bench.think(`bytes-${iterations}`, iterations);
       await bench.decision(job);
       const stats = await bench.client.stats({ service: REASONER_SERVICE, sessionId: job.id! });
       const stepSizes = (await bench.steps(job.id!)).map((step) => Buffer.byteLength(JSON.stringify(step)));
       const stepBytes = stepSizes.reduce((sum, size) => sum + size, 0);
       // Had every snapshot held the whole history so far, snapshot k would hold steps 1..k.
-      const wholeHistory = stepSizes.reduce((sum, _size, index) => sum + stepSizes.slice(0, index + 1).reduce((a, b) => a + b, 0), 0);
+      let soFar = 0;
+      const wholeHistory = stepSizes.reduce((sum, size) => sum + (soFar += size), 0);
       const rate = stats.bytes / iterations;
-      if (iterations === 5) rateAt5 = rate;
+      if (iterations === 10) rateAt10 = rate;
       lines.push(
-        `  ${String(iterations).padStart(2)} iterations: ${stats.bytes} bytes stored (${stats.totalCheckpoints} snapshots), ` +
-          `${Math.round(rate)} bytes/iteration = ${(rate / rateAt5).toFixed(2)}x the 5-iteration rate; ` +
+        `  ${String(iterations).padStart(3)} iterations: ${stats.bytes} bytes stored (${stats.totalCheckpoints} snapshots), ` +
+          `${Math.round(rate)} bytes/iteration = ${(rate / rateAt10).toFixed(2)}x the 10-iteration rate; ` +
           `steps ${stepBytes} bytes of JSON, whole-history snapshots would be ${wholeHistory} (${(wholeHistory / stepBytes).toFixed(1)}x)`,
       );
     }
@@ -206,11 +230,12 @@ async function iterationOverhead(bench: Bench, runs: number): Promise<string[]> 
   ];
 }
 
-async function gracefulInterruptions(bench: Bench): Promise<string[]> {
-  bench.model.latencyMs = INTERRUPTION_LATENCY_MS;
+/** From the resumed attempt becoming active to its first model call (claim, history read, fold, market read). */
+async function resumeLatency(bench: Bench, iterations: number, interruptAfter: number): Promise<string[]> {
+  bench.model.latencyMs = 20;
   const first = await bench.reasoner();
-  const jobs = await bench.thinkMany("graceful", INTERRUPTED_RUNS, INTERRUPTED_RUN_ITERATIONS);
-  await bench.allReached(jobs, INTERRUPT_AFTER);
+  const jobs = await bench.thinkMany(`resume-${iterations}`, RESUMED_RUNS, iterations);
+  await bench.allReached(jobs, interruptAfter, 300_000);
   await first.close();
 
   const config = bench.config();
@@ -236,41 +261,56 @@ async function gracefulInterruptions(bench: Bench): Promise<string[]> {
   const latencies = await Promise.all(
     jobs.map(async (job) => clock.firstCallAt.get(job.id!)! - (await bench.queue.getJob(job.id!))!.processedOn!),
   );
-  const { repeated, aborted } = bench.wasted(jobs);
+  const at = results.map((result) => result.resumedAtIteration);
   return [
-    `Resume latency (resumed attempt active -> its first model call: claim, history read, fold, market read), ${INTERRUPTED_RUNS} runs resumed at iterations ${Math.min(...results.map((r) => r.resumedAtIteration))}-${Math.max(...results.map((r) => r.resumedAtIteration))}:`,
-    `  p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms`,
-    `Model calls wasted per graceful interruption (SIGTERM path: in-flight call aborted, confirmed interrupt checkpoint, requeue), ${INTERRUPTED_RUNS} runs:`,
-    `  answers paid twice: mean ${mean(repeated).toFixed(2)}, max ${Math.max(...repeated)}; calls cancelled in flight: mean ${mean(aborted).toFixed(2)}; ` +
-      `calls saved by resuming: mean ${mean(results.map((r) => r.modelCallsSaved)).toFixed(1)}`,
+    `  runs of ${iterations} resumed at iterations ${Math.min(...at)}-${Math.max(...at)} (${RESUMED_RUNS} runs): ` +
+      `p50 ${percentile(latencies, 50)} ms, max ${Math.max(...latencies)} ms`,
   ];
 }
 
-async function crashes(bench: Bench): Promise<string[]> {
+/** Waits a random time within [minMs, maxMs), so signals land anywhere in a model call or between calls. */
+const jitter = (minMs: number, maxMs: number) => new Promise((resolve) => setTimeout(resolve, minMs + Math.random() * (maxMs - minMs)));
+
+/**
+ * Interrupts RUNS_PER_SIGNAL runs SIGNALS times with `signal`, each time in a fresh worker process that has
+ * taken them all over, then lets one last worker finish them. An interruption is one run in hand when the
+ * signal landed; a repeated call is an answer the model server gave twice for the same iteration of a run.
+ */
+async function interruptions(bench: Bench, signal: "SIGTERM" | "SIGKILL"): Promise<string[]> {
   bench.model.latencyMs = INTERRUPTION_LATENCY_MS;
-  const spawn = async () => {
-    const worker = ServiceProcess.start(REASONER_MAIN, bench.reasonerEnv({ HTTP_PORT: "0" }));
-    await worker.waitForLog("reasoner consuming reasoning", 30_000);
-    return worker;
-  };
-  const doomed = await spawn();
-  const jobs = await bench.thinkMany("crash", INTERRUPTED_RUNS, INTERRUPTED_RUN_ITERATIONS);
-  await bench.allReached(jobs, INTERRUPT_AFTER);
-  const survivor = await spawn();
-  const killedAt = Date.now();
-  await doomed.kill("SIGKILL");
+  // Crashes are what is counted here, not dead letters.
+  const settings = { HTTP_PORT: "0", REASONER_MAX_STALLED_COUNT: "1000" };
+  const jobs = await bench.thinkMany(signal.toLowerCase(), RUNS_PER_SIGNAL, INTERRUPTED_RUN_ITERATIONS);
+  let interrupted = 0;
+  /** Per signal: iterations checkpointed while the worker shut down (answers on their way, kept by SIGTERM's grace). */
+  const kept: number[] = [];
+  for (let round = 0; round < SIGNALS; round++) {
+    const worker = await bench.spawnReasoner(settings);
+    // Every run taken over by this worker (a new epoch) and under way in it, then the signal at a random moment.
+    const epoch = round + 1;
+    await Promise.all(jobs.map((job) => pollUntil(() => bench.latestEpoch(job.id!), (latest) => latest >= epoch, 60_000, `${job.id} in epoch ${epoch}`)));
+    await jitter(0, 2 * INTERRUPTION_LATENCY_MS);
+    const before = await Promise.all(jobs.map((job) => bench.iterationsStored(job.id!)));
+    await worker.kill(signal);
+    const after = await Promise.all(jobs.map((job) => bench.iterationsStored(job.id!)));
+    interrupted += jobs.length;
+    kept.push(after.reduce((sum, count, index) => sum + count - before[index]!, 0));
+  }
+  const finisher = await bench.spawnReasoner(settings);
   let results: ThinkResult[];
   try {
     results = await Promise.all(jobs.map((job) => bench.decision(job)));
   } finally {
-    await survivor.kill("SIGTERM");
+    await finisher.kill("SIGTERM");
   }
-  const takeovers = await Promise.all(jobs.map(async (job) => (await bench.queue.getJob(job.id!))!.processedOn! - killedAt));
   const { repeated, aborted } = bench.wasted(jobs);
+  const totalRepeated = repeated.reduce((sum, value) => sum + value, 0);
   return [
-    `Model calls wasted per SIGKILL (run stalls, another process takes it over after the 2 s test lock), ${INTERRUPTED_RUNS} runs:`,
-    `  answers paid twice: mean ${mean(repeated).toFixed(2)}, max ${Math.max(...repeated)}; calls cut off in flight: mean ${mean(aborted).toFixed(2)}; ` +
-      `resumed ${results.filter((r) => r.resumed).length}/${INTERRUPTED_RUNS}; takeover after kill p50 ${percentile(takeovers, 50)} ms`,
+    `  ${signal}: ${interrupted} interruptions (${SIGNALS} signals x ${RUNS_PER_SIGNAL} runs in flight, model latency ${INTERRUPTION_LATENCY_MS} ms): ` +
+      `repeated model calls ${totalRepeated} = ${(totalRepeated / interrupted).toFixed(2)} per interruption (max ${Math.max(...repeated)} in one run over its ${SIGNALS}); ` +
+      `calls cut off in flight ${aborted.reduce((sum, value) => sum + value, 0)}; ` +
+      (signal === "SIGTERM" ? `iterations checkpointed while shutting down (answers kept, not paid again): ${kept.reduce((sum, value) => sum + value, 0)}; ` : "") +
+      `all ${results.filter((result) => result.iterations === INTERRUPTED_RUN_ITERATIONS).length}/${jobs.length} runs finished`,
   ];
 }
 
@@ -282,8 +322,12 @@ async function main(): Promise<void> {
       `Time per iteration outside the model call (confirmed checkpoint + bookkeeping; model latency ${OVERHEAD_LATENCY_MS} ms, everything on this machine):`,
       ...(await iterationOverhead(bench, 1)),
       ...(await iterationOverhead(bench, CONCURRENT_RUNS)),
-      ...(await gracefulInterruptions(bench)),
-      ...(await crashes(bench)),
+      "Resume latency (resumed attempt active -> its first model call: claim, history read, fold, market read):",
+      ...(await resumeLatency(bench, 12, 8)),
+      ...(await resumeLatency(bench, 200, 190)),
+      "Model calls answered twice per interruption (worker processes signalled while runs are mid-thought; the model server's call ledger):",
+      ...(await interruptions(bench, "SIGTERM")),
+      ...(await interruptions(bench, "SIGKILL")),
     ];
     console.log(`\nReasoner benchmark (${new Date().toISOString()})\n${report.join("\n")}`);
   } finally {

@@ -14,7 +14,7 @@ import type { ReasonerMetrics } from "../metrics.js";
 import { ModelRequestError } from "../model/reasoning-model.js";
 import type { DeadLetterCause, RunInfo } from "../session/checkpoint-state.js";
 import { planResume, type ResumePlan } from "../session/resume-plan.js";
-import { saveStalledDeadLetter, SessionCheckpoints, SessionLostError } from "../session/session-checkpoints.js";
+import { saveUnclaimedDeadLetter, SessionCheckpoints, SessionLostError } from "../session/session-checkpoints.js";
 import type { MarketDataSource, MarketSnapshot } from "../tools/market-data.js";
 import { describeMarket, RunReport } from "./run-report.js";
 
@@ -104,22 +104,28 @@ export class ThinkRunner {
    * attempt that found it, its checkpoints kept, visible in the job's log and progress and in the metrics.
    */
   async deadLetterStalled(job: Job, reason: string): Promise<void> {
-    const { metrics, logger } = this.options;
-    const sessionId = job.id!;
-    const log = logger.child({ sessionId, epoch: job.attemptsStarted });
     const payload = thinkPayloadSchema.safeParse(job.data);
-    if (!payload.success || thinkJobIdProblem(sessionId)) {
-      log.error({ reason }, "think job failed after too many crashes");
+    if (!payload.success || thinkJobIdProblem(job.id)) {
+      this.options.logger.error({ sessionId: job.id, reason }, "think job failed after too many crashes");
       return;
     }
-    metrics.deadLetters.inc({ cause: "stalled" });
-    log.error({ agentId: payload.data.agentId, cause: "stalled", reason }, "run dead-lettered; its checkpoints are kept for a re-drive");
+    await this.deadLetterUnclaimed(job, payload.data, "stalled", reason);
+  }
+
+  /** Dead-letters a run at an attempt that failed before claiming its session (seq 0 of that attempt's epoch is free). */
+  private async deadLetterUnclaimed(job: Job, payload: ThinkPayload, cause: DeadLetterCause, reason: string): Promise<void> {
+    const { metrics, logger } = this.options;
+    const sessionId = job.id!;
+    const log = logger.child({ sessionId, agentId: payload.agentId, epoch: job.attemptsStarted });
+    metrics.deadLetters.inc({ cause });
+    log.error({ cause, reason }, "run dead-lettered; its checkpoints are kept for a re-drive");
     try {
-      await saveStalledDeadLetter(this.options.checkpoints, {
+      await saveUnclaimedDeadLetter(this.options.checkpoints, {
         sessionId,
-        agentId: payload.data.agentId,
+        agentId: payload.agentId,
         attempt: job.attemptsStarted,
         worker: this.options.worker,
+        cause,
         reason,
         timeoutMs: this.options.checkpointTimeoutMs,
       });
@@ -127,8 +133,8 @@ export class ThinkRunner {
       log.warn({ err: error }, "could not record the dead-lettered run");
     }
     const progress = typeof job.progress === "object" && job.progress !== null ? job.progress : {};
-    const report = new RunReport(job, log, { of: payload.data.maxIterations ?? this.options.defaultMaxIterations, attempt: job.attemptsStarted }, progress);
-    await report.write([deadLetterLine("stalled", reason, sessionId)], { phase: "dead-lettered" });
+    const report = new RunReport(job, log, { of: payload.maxIterations ?? this.options.defaultMaxIterations, attempt: job.attemptsStarted }, progress);
+    await report.write([deadLetterLine(cause, reason, sessionId)], { phase: "dead-lettered" });
   }
 
   /** Claims the session, then reads it: the stored result of a finished run, or where to start thinking. */
@@ -144,7 +150,12 @@ export class ThinkRunner {
     try {
       market = await this.options.market.refresh(payload.symbol, payload.marketContext);
     } catch (error) {
-      await report.write([`attempt ${epoch}: could not read the market (${(error as Error).message}); the attempt fails and is retried`]);
+      const message = (error as Error).message;
+      if (isLastAttempt(job)) {
+        await this.deadLetterUnclaimed(job, payload, "attempts_exhausted", `could not read the market: ${message}`);
+      } else {
+        await report.write([`attempt ${epoch}: could not read the market (${message}); the attempt fails and is retried`]);
+      }
       throw error;
     }
     log.info({ market: market.source, price: market.price, quotedAt: market.quotedAt, position: market.position }, "market read");
@@ -268,8 +279,7 @@ export class ThinkRunner {
       }
       const message = (error as Error).message;
       const refused = error instanceof ModelRequestError;
-      const attempts = job.opts.attempts ?? 1;
-      if (refused || job.attemptsMade + 1 >= attempts) {
+      if (refused || isLastAttempt(job)) {
         const cause: DeadLetterCause = refused ? "refused" : "attempts_exhausted";
         metrics.deadLetters.inc({ cause });
         log.error({ cause, reason: message, afterIteration: completedIterations }, "run dead-lettered; its checkpoints are kept for a re-drive");
@@ -278,7 +288,9 @@ export class ThinkRunner {
         });
         await report.write([deadLetterLine(cause, message, attempt.sessionId)], { phase: "dead-lettered" });
       } else {
-        await report.write([`attempt failed after iteration ${completedIterations}: ${message}; it is retried (${job.attemptsMade + 1} of ${attempts} attempts spent) and resumes from its checkpoints`]);
+        await report.write([
+          `attempt failed after iteration ${completedIterations}: ${message}; it is retried (${job.attemptsMade + 1} of ${job.opts.attempts ?? 1} attempts spent) and resumes from its checkpoints`,
+        ]);
       }
       if (refused) throw new JobRejectedError("model_refused", message);
       throw error;
@@ -291,6 +303,9 @@ export class ThinkRunner {
     throw new WaitingError();
   }
 }
+
+/** True when this attempt failing spends the job's last attempt (BullMQ then fails it for good). */
+const isLastAttempt = (job: Job) => job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
 
 function deadLetterLine(cause: DeadLetterCause, reason: string, sessionId: string): string {
   return `dead-lettered (${cause}): ${reason}. Its checkpoints are kept; re-drive it from the last one with: ${REDRIVE_COMMAND} ${sessionId}`;

@@ -174,13 +174,14 @@ function envelope<K extends ReasonerKind>(snapshot: {
 }
 
 /**
- * Dead-letters a run whose worker crashed more often than REASONER_MAX_STALLED_COUNT: BullMQ fails it when
- * the next worker takes it, before any processing, so that worker records it under the attempt it was given
- * (an epoch of its own, which also fences off the crashed owners should one wake up).
+ * Dead-letters a run from an attempt that never claimed its session: one BullMQ failed before processing
+ * because its worker crashed more often than REASONER_MAX_STALLED_COUNT, or a last attempt that could not read
+ * the market. It is stored under that attempt's epoch (its own, which also fences off crashed owners should
+ * one wake up), at the seq its claim would have taken.
  */
-export async function saveStalledDeadLetter(
+export async function saveUnclaimedDeadLetter(
   client: CheckpointClient,
-  run: { sessionId: string; agentId: string; attempt: number; worker: string; reason: string; timeoutMs: number },
+  run: { sessionId: string; agentId: string; attempt: number; worker: string; cause: DeadLetterCause; reason: string; timeoutMs: number },
 ): Promise<void> {
   await client.saveAndConfirm(
     envelope({
@@ -190,7 +191,7 @@ export async function saveStalledDeadLetter(
       seq: 0,
       kind: "event",
       status: "interrupted",
-      state: deadLetterState("stalled", run.reason, run),
+      state: deadLetterState(run.cause, run.reason, run),
     }),
     { timeoutMs: run.timeoutMs },
   );
