@@ -284,11 +284,14 @@ async function interruptions(bench: Bench, signal: "SIGTERM" | "SIGKILL"): Promi
   let interrupted = 0;
   /** Per signal: iterations checkpointed while the worker shut down (answers on their way, kept by SIGTERM's grace). */
   const kept: number[] = [];
+  /** Each run's repeated calls when each worker took over: the growth from one to the next is one interruption's cost. */
+  const repeatedAtTakeover: number[][] = [];
   for (let round = 0; round < SIGNALS; round++) {
     const worker = await bench.spawnReasoner(settings);
     // Every run taken over by this worker (a new epoch) and under way in it, then the signal at a random moment.
     const epoch = round + 1;
     await Promise.all(jobs.map((job) => pollUntil(() => bench.latestEpoch(job.id!), (latest) => latest >= epoch, 60_000, `${job.id} in epoch ${epoch}`)));
+    repeatedAtTakeover.push(bench.wasted(jobs).repeated);
     await jitter(0, 2 * INTERRUPTION_LATENCY_MS);
     const before = await Promise.all(jobs.map((job) => bench.iterationsStored(job.id!)));
     await worker.kill(signal);
@@ -305,9 +308,12 @@ async function interruptions(bench: Bench, signal: "SIGTERM" | "SIGKILL"): Promi
   }
   const { repeated, aborted } = bench.wasted(jobs);
   const totalRepeated = repeated.reduce((sum, value) => sum + value, 0);
+  // Answers asked for again during one worker's turn were lost by the interruption just before it.
+  const snapshots = [...repeatedAtTakeover.slice(1), repeated];
+  const perInterruption = snapshots.flatMap((counts, round) => counts.map((count, run) => count - repeatedAtTakeover[round]![run]!));
   return [
     `  ${signal}: ${interrupted} interruptions (${SIGNALS} signals x ${RUNS_PER_SIGNAL} runs in flight, model latency ${INTERRUPTION_LATENCY_MS} ms): ` +
-      `repeated model calls ${totalRepeated} = ${(totalRepeated / interrupted).toFixed(2)} per interruption (max ${Math.max(...repeated)} in one run over its ${SIGNALS}); ` +
+      `repeated model calls ${totalRepeated} = ${(totalRepeated / interrupted).toFixed(2)} per interruption (max ${Math.max(...perInterruption)} for one interruption of one run); ` +
       `calls cut off in flight ${aborted.reduce((sum, value) => sum + value, 0)}; ` +
       (signal === "SIGTERM" ? `iterations checkpointed while shutting down (answers kept, not paid again): ${kept.reduce((sum, value) => sum + value, 0)}; ` : "") +
       `all ${results.filter((result) => result.iterations === INTERRUPTED_RUN_ITERATIONS).length}/${jobs.length} runs finished`,
