@@ -112,8 +112,11 @@ describe("dead letters: runs that failed for good stay visible, keep their check
         iterations: stored,
       },
     ]);
-    const { logs } = await stack.producer.queue.getJobLogs(sessionId);
-    expect(logs.at(-1)).toMatch(/^dead-lettered \(stalled\): /);
+    // Written after the snapshot, by the worker that failed the job.
+    await pollUntil(
+      async () => (await stack.producer.queue.getJobLogs(sessionId)).logs.at(-1) ?? "",
+      (last) => /^dead-lettered \(stalled\): the worker running it crashed \(stalled\) more than 1 times\. Its checkpoints are kept/.test(last),
+    );
     const httpPort = (await third.waitForLog("reasoner starting")).httpPort;
     const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
     expect(metrics).toMatch(/savepoint_reasoner_dead_letters_total\{[^}]*cause="stalled"[^}]*\} 1/);
