@@ -1,8 +1,11 @@
 import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PendingSnapshot } from "../src/domain/snapshot-batch.js";
 import {
   expiryCandidatesStatement,
+  persistBatchStatement,
+  persistOneStatement,
   historyStatement,
   latestByOwnerStatement,
   latestBySessionStatement,
@@ -20,6 +23,7 @@ function literal(value: unknown): string {
   if (value === null || value === undefined) return "NULL";
   if (typeof value === "number") return String(value);
   if (value instanceof Date) return pg.escapeLiteral(value.toISOString());
+  if (Buffer.isBuffer(value)) throw new Error("a binary parameter has no SQL literal; pass its values as an array");
   if (Array.isArray(value)) return pg.escapeLiteral(`{${value.map((item) => JSON.stringify(String(item))).join(",")}}`);
   return pg.escapeLiteral(String(value));
 }
@@ -151,6 +155,32 @@ describe("query plans of the store's statements", () => {
     for (const plan of [trim.custom, expiry.custom]) {
       expect(plan).not.toMatch(/Seq Scan/);
       expect(plan).not.toMatch(ON_CHECKPOINTS);
+    }
+  });
+
+  it("a write locks and reads each of its sessions through the primary key, never scanning the sessions", async () => {
+    const pending = (sessionId: string, seq: number): PendingSnapshot => ({
+      head: { v: 1, service: "bulk", sessionId, epoch: 2, seq, kind: "periodic", status: "active", schemaVersion: 1, takenAt: new Date().toISOString() },
+      stateJson: `{"seq":${seq}}`,
+    });
+    const batch = Array.from({ length: 32 }, (_, index) => pending(`session-${index * 61}`, 1_000 + index));
+    const batchStatement = persistBatchStatement(batch);
+    // The states go as a binary json[] parameter, which EXECUTE cannot be given; the same texts as a text array.
+    batchStatement.values![9] = batch.map((snapshot) => snapshot.stateJson);
+    const statements = [persistOneStatement(pending("session-11", 1_000)), batchStatement];
+    for (const statement of statements) {
+      await client.query("BEGIN");
+      try {
+        const { custom, generic } = await plansOf(client, statement);
+        for (const plan of [custom, generic]) {
+          expect(plan).toMatch(/LockRows/);
+          expect(plan).toMatch(/Index Scan using checkpoint_sessions(_p\d+)?_pkey on checkpoint_sessions/);
+          // (A partition of this fixture is a few pages, which Postgres may well read whole.)
+          expect(plan).not.toMatch(/Seq Scan on checkpoint_sessions /);
+        }
+      } finally {
+        await client.query("ROLLBACK");
+      }
     }
   });
 

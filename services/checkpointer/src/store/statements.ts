@@ -34,8 +34,9 @@ const ADVANCE_SESSION = `
 
 /*
  * One statement, so one round trip and one implicit transaction, per batch:
- * 1. `locked` locks the rows of the batch's sessions that exist, in key order (so concurrent batches cannot
- *    deadlock), and reads their highest epoch as of now; `fence` is that or the batch's own highest epoch.
+ * 1. `locked` locks the rows of the batch's sessions that exist, one primary-key lookup each, in key order (so
+ *    concurrent batches cannot deadlock), and reads their highest epoch as of now; `fence` is that or the
+ *    batch's own highest epoch.
  * 2. `stored` inserts the snapshots whose epoch is not below the fence; a key already present is skipped
  *    (idempotence).
  * 3. `heads` upserts each session's row with the batch's greatest (epoch, seq) (see ADVANCE_SESSION) and adds
@@ -55,10 +56,11 @@ WITH input AS (
          WITH ORDINALITY AS t(service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, state, ord)
 ),
 locked AS (
-  SELECT s.service, s.session_id, s.latest_epoch FROM checkpoint_sessions s
-  WHERE (s.service, s.session_id) IN (SELECT i.service, i.session_id FROM input i)
-  ORDER BY s.service, s.session_id
-  FOR UPDATE
+  SELECT k.service, k.session_id, l.latest_epoch
+  FROM (SELECT DISTINCT i.service, i.session_id FROM input i ORDER BY i.service, i.session_id) k
+  CROSS JOIN LATERAL (
+    SELECT s.latest_epoch FROM checkpoint_sessions s WHERE s.service = k.service AND s.session_id = k.session_id FOR UPDATE
+  ) l
 ),
 fence AS (
   SELECT i.service, i.session_id, GREATEST(max(i.epoch), max(l.latest_epoch)) AS epoch
