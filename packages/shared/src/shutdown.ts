@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 
-type CloseStep = { name: string; close: () => Promise<void> };
+/** A part to close; it may resolve to the exit code it ended with (a trader taken over ends with 3, say). */
+type CloseStep = { name: string; close: () => Promise<void | number> };
 
 /**
  * Closes a service's parts in the order they were registered, within one deadline, on SIGTERM or SIGINT
@@ -17,8 +18,12 @@ export class GracefulShutdown {
     private readonly exit: (code: number) => void = (code) => process.exit(code),
   ) {}
 
-  /** Registers a part to close; parts close in registration order (register consumers before connections). */
-  add(name: string, close: () => Promise<void>): this {
+  /**
+   * Registers a part to close; parts close in registration order (register consumers before connections).
+   * A part that resolves to a non-zero number has ended with that exit code: the process exits with the first
+   * such code (or 1 if a part failed first), without logging it as an error.
+   */
+  add(name: string, close: () => Promise<void | number>): this {
     this.steps.push({ name, close });
     return this;
   }
@@ -51,7 +56,10 @@ export class GracefulShutdown {
     for (const step of this.steps) {
       const outcome = await Promise.race([
         step.close().then(
-          () => "closed" as const,
+          (ended) => {
+            if (typeof ended === "number" && ended !== 0) code = code || ended;
+            return "closed" as const;
+          },
           (error: unknown) => {
             this.logger.error({ err: error, step: step.name }, "error while closing");
             return "failed" as const;
@@ -66,7 +74,7 @@ export class GracefulShutdown {
       }
       if (outcome === "failed") code = code || 1;
     }
-    this.logger.info({ ms: Date.now() - started }, "shut down");
+    this.logger.info({ ms: Date.now() - started, exitCode: code }, "shut down");
     this.exit(code);
   }
 }

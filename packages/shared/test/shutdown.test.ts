@@ -37,4 +37,16 @@ describe("GracefulShutdown", () => {
     expect(closed).toEqual(["connections"]);
     expect(exitCode).toBe(1);
   });
+
+  it("exits with the code a part ended with, logging no error for it", async () => {
+    const errors: unknown[] = [];
+    const logger = pino({ level: "info" }, { write: (line: string) => void (JSON.parse(line).level >= 50 && errors.push(line)) });
+    let exitCode: number | undefined;
+    const shutdown = new GracefulShutdown(logger, 1_000, (code) => (exitCode = code))
+      .add("trader", async () => 3)
+      .add("connections", async () => undefined);
+    await shutdown.shutdown("test");
+    expect(exitCode).toBe(3);
+    expect(errors).toEqual([]);
+  });
 });

@@ -76,10 +76,7 @@ process.on("unhandledRejection", (reason) => {
 
 let trader: Trader | undefined;
 // Parts close in registration order: trading (with its final checkpoint) first, connections after.
-shutdown.add("trader", async () => {
-  const outcome = await trader?.stop("shutdown requested");
-  if (outcome && outcome.exitCode !== 0) throw new Error(`trader ended with exit code ${outcome.exitCode}`);
-});
+shutdown.add("trader", async () => (await trader?.stop("shutdown requested"))?.exitCode);
 
 const connection = brokerConnection(env);
 const broker = new AlpacaBroker(connection);
