@@ -63,6 +63,18 @@ export class PortUnavailableError extends Error {
 }
 
 /**
+ * For `startOpsServer(...).catch(...)` in an entry point: a PortUnavailableError ends the process with its one
+ * line (`<service>: HTTP_PORT=8081 is in use: …`) and exit code 1, no stack; anything else is rethrown.
+ */
+export function exitOnPortUnavailable(service: string): (error: unknown) => never {
+  return (error) => {
+    if (!(error instanceof PortUnavailableError)) throw error;
+    console.error(`${service}: ${error.message}`);
+    process.exit(1);
+  };
+}
+
+/**
  * `app.listen`, with the two refusals a person causes turned into a `PortUnavailableError` naming `setting`
  * (`HTTP_PORT=8081 is in use: …`); any other failure is rethrown as it is.
  */

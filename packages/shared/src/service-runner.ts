@@ -3,7 +3,7 @@ import type { Registry } from "prom-client";
 import type { z } from "zod";
 import { ConfigError, parseEnv } from "./config.js";
 import { createLogger, type LogFormat, type Logger } from "./logger.js";
-import { createMetricsRegistry, PortUnavailableError, startOpsServer, type ReadinessCheck } from "./ops-server.js";
+import { createMetricsRegistry, exitOnPortUnavailable, startOpsServer, type ReadinessCheck } from "./ops-server.js";
 import { redactUrl } from "./redaction.js";
 import { GracefulShutdown } from "./shutdown.js";
 
@@ -73,11 +73,7 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
               await Promise.all(Object.values(running.readiness).map((check) => check()));
             },
           },
-        }).catch((error: unknown) => {
-          if (!(error instanceof PortUnavailableError)) throw error;
-          console.error(`${name}: ${error.message}`);
-          process.exit(1);
-        });
+        }).catch(exitOnPortUnavailable(name));
   logger.info(
     {
       httpPort: ops?.port,

@@ -3,6 +3,7 @@ import {
   ConfigError,
   createLogger,
   createMetricsRegistry,
+  exitOnPortUnavailable,
   GracefulShutdown,
   parseEnv,
   redactUrl,
@@ -91,7 +92,7 @@ const ops = await startOpsServer({
       if (!trader) throw new Error("starting: restoring and reconciling the session");
     },
   },
-});
+}).catch(exitOnPortUnavailable("trader"));
 shutdown.add("ops server", () => ops.server.close());
 logger.info(
   { httpPort: ops.port, broker: connection.tradingUrl, marketData: connection.dataUrl, simulated: connection.simulated, redis: redactUrl(env.REDIS_URL) },
