@@ -3,7 +3,7 @@ import type { Registry } from "prom-client";
 import type { z } from "zod";
 import { ConfigError, parseEnv } from "./config.js";
 import { createLogger, type LogFormat, type Logger } from "./logger.js";
-import { createMetricsRegistry, exitOnPortUnavailable, startOpsServer, type ReadinessCheck } from "./ops-server.js";
+import { createMetricsRegistry, exitOnPortUnavailable, PortUnavailableError, startOpsServer, type ReadinessCheck } from "./ops-server.js";
 import { redactUrl } from "./redaction.js";
 import { GracefulShutdown } from "./shutdown.js";
 
