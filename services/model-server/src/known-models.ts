@@ -9,7 +9,9 @@
  * Output limits: the API reports each model's as `max_tokens` in `GET /v1/models` (the SDK's `ModelInfo`), but
  * the SDK carries no figures. Anthropic's models overview lists 64k for the 4.5 generation and 128k for
  * Opus 4.6 and later and Sonnet 4.6 (as the API's own refusal says: "max_tokens: 9999999 > 128000, which is the
- * maximum allowed number of output tokens for claude-opus-4-8"); the 5.x models are documented at 128k too.
+ * maximum allowed number of output tokens for claude-opus-4-8"). Claude Sonnet 5 is documented at 128k; the other
+ * 5.x models and `claude-mythos-preview` are taken to match it, as no figure for them was at hand. Pass
+ * `models` to `createModelServer` to test other limits.
  */
 const FOUR_FIVE = 64_000;
 const LATER = 128_000;
