@@ -1,4 +1,4 @@
-export { CallLedger, type CallOutcome, type SessionCalls } from "./call-ledger.js";
-export { modelServerEnvSchema, type ModelServerConfig } from "./config.js";
-export { FaultQueue, faultSchema, type Fault, type FaultRequest } from "./faults.js";
+export type { CallOutcome, SessionCalls } from "./call-ledger.js";
+export type { Fault, FaultRequest } from "./faults.js";
+export { KNOWN_MODELS } from "./known-models.js";
 export { createModelServer, type ModelServer, type ModelServerOptions } from "./server.js";

@@ -1,8 +1,9 @@
 import { Writable } from "node:stream";
-import { createModelServer, type ModelServer } from "@savepoint/model-server";
-import type { Logger } from "@savepoint/shared";
+import { createModelServer, KNOWN_MODELS, type ModelServer } from "@savepoint/model-server";
+import { parseEnv, type Logger } from "@savepoint/shared";
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { reasonerEnvSchema } from "../src/config.js";
 import { AnthropicModel } from "../src/model/anthropic-model.js";
 import { ModelInterruptedError, type ModelTurn, type ModelTurnRequest } from "../src/model/reasoning-model.js";
 import { decisionOf, think, useReasonerStack } from "./support.js";
@@ -50,6 +51,10 @@ describe("the model adapter with MODEL_STREAMING", () => {
   beforeEach(() => {
     server.latencyMs = 0;
     server.faults.clear();
+  });
+
+  it("asks by default for a model the model server knows, as the API would", () => {
+    expect(KNOWN_MODELS.has(parseEnv(reasonerEnvSchema, {}).ANTHROPIC_MODEL)).toBe(true);
   });
 
   it("gets the same turn streamed as in one piece", async () => {
