@@ -1,12 +1,25 @@
 import { randomUUID } from "node:crypto";
 import { forbidden, invalidRequest, notFound, unprocessable, AlpacaError } from "./errors.js";
 import { roundMoney, roundQty } from "./numbers.js";
+import type { SessionPhase } from "./calendar.js";
 import type { SymbolSpec } from "./universe.js";
 
 export type Side = "buy" | "sell";
 export type OrderType = "market" | "limit" | "stop" | "stop_limit";
 export type TimeInForce = "day" | "gtc" | "opg" | "cls" | "ioc" | "fok";
-export type OrderStatus = "accepted" | "new" | "held" | "filled" | "canceled" | "replaced" | "rejected";
+export type OrderStatus =
+  | "accepted"
+  | "pending_new"
+  | "new"
+  | "partially_filled"
+  | "held"
+  | "filled"
+  | "pending_cancel"
+  | "canceled"
+  | "pending_replace"
+  | "replaced"
+  | "expired"
+  | "rejected";
 export type PositionIntent = "buy_to_open" | "buy_to_close" | "sell_to_open" | "sell_to_close";
 export type LegRole = "take_profit" | "stop_loss";
 
@@ -23,6 +36,8 @@ export interface Order {
   notional: number | null;
   limitPrice: number | null;
   stopPrice: number | null;
+  /** May trade in the pre-market and after-hours (limit day orders only). */
+  extendedHours: boolean;
   filledQty: number;
   filledAvgPrice: number | null;
   status: OrderStatus;
@@ -33,6 +48,7 @@ export interface Order {
   filledAt: Date | null;
   canceledAt: Date | null;
   failedAt: Date | null;
+  expiredAt: Date | null;
   replacedAt: Date | null;
   replacedBy: string | null;
   replaces: string | null;
@@ -41,6 +57,8 @@ export interface Order {
   legRole: LegRole | null;
   /** A stop-limit order whose stop was reached and now rests as a limit order. */
   stopTriggered: boolean;
+  /** A replacement whose replace has been accepted but not yet completed: it does not work or reserve yet. */
+  awaitingReplace: boolean;
   seq: number;
 }
 
@@ -82,6 +100,7 @@ export interface OrderRequest {
   stopPrice?: number;
   clientOrderId?: string;
   orderClass: "" | "simple" | "bracket";
+  extendedHours?: boolean;
   takeProfit?: { limitPrice: number };
   stopLoss?: { stopPrice: number; limitPrice?: number };
 }
@@ -117,22 +136,66 @@ export interface AccountFigures {
   multiplier: number;
 }
 
-/** What the broker needs from the market: prices, listings and whether it is open. */
+/** What the broker needs from the market: prices, listings, the phase of the trading day and chance. */
 export interface MarketView {
   now(): Date;
   price(symbol: string): number;
   spec(symbol: string): SymbolSpec | undefined;
-  isOpen(): boolean;
+  phase(): SessionPhase;
+  /** A seeded uniform draw on [0, 1), for partial fills. */
+  random(): number;
+}
+
+/**
+ * How orders move through their lifecycle. Defaults match Alpaca paper trading: an order is answered as
+ * `pending_new` (or `accepted` while the market is closed), becomes `new` on the simulator's clock and fills
+ * against later trades; cancels and replaces are accepted first and completed later.
+ */
+export interface LifecycleOptions {
+  /**
+   * Shortcut, off by default: an order is routed and matched against the current price within its request, and
+   * cancels and replaces complete within theirs (the kind broker the trader's older tests were written for).
+   */
+  instantOrders: boolean;
+  /** Simulated milliseconds from placement to `new`: the order routes on the first clock step after that. */
+  routeAfterMs: number;
+  /** Simulated milliseconds from an accepted cancel (`pending_cancel`) to `canceled`. */
+  cancelAfterMs: number;
+  /** Simulated milliseconds from an accepted replace (`pending_replace`) to `replaced`. */
+  replaceAfterMs: number;
+  /**
+   * Chance that an eligible fill is partial, for a random part of what remains. Alpaca paper: "When orders are
+   * eligible to be filled, they will receive partial fills for a random size 10% of the time" (alpaca-docs,
+   * content/trading/paper-trading.md).
+   */
+  partialFillChance: number;
+  /**
+   * Share of a trade's volume one order may take, or null for no limit. Alpaca paper does not check quantity
+   * against the market ("you can submit and receive a fill for an order that is much larger than the actual
+   * available liquidity", same page), so the default is null; set it to make large orders fill in parts.
+   */
+  tradeVolumeShare: number | null;
 }
 
 export interface BrokerOptions {
   initialCash: number;
   /** Alpaca's account multiplier: 1 (cash-like), 2 (Reg T margin) or 4 (pattern day trader). */
   multiplier: number;
+  lifecycle: LifecycleOptions;
 }
 
-const OPEN_STATUSES: ReadonlySet<OrderStatus> = new Set(["accepted", "new"]);
-const CLOSED_STATUSES: ReadonlySet<OrderStatus> = new Set(["filled", "canceled", "replaced", "rejected"]);
+export const DEFAULT_LIFECYCLE: LifecycleOptions = {
+  instantOrders: false,
+  routeAfterMs: 0,
+  cancelAfterMs: 0,
+  replaceAfterMs: 0,
+  partialFillChance: 0.1,
+  tradeVolumeShare: null,
+};
+
+/** Alpaca's `status=open`: every state an order can still fill from, except `held` legs (see listOrders). */
+const OPEN_STATUSES: ReadonlySet<OrderStatus> = new Set(["accepted", "pending_new", "new", "partially_filled", "pending_cancel", "pending_replace"]);
+const CLOSED_STATUSES: ReadonlySet<OrderStatus> = new Set(["filled", "canceled", "replaced", "expired", "rejected"]);
 const isFinal = (order: Order) => CLOSED_STATUSES.has(order.status);
 const sign = (value: number) => (value > 0 ? 1 : value < 0 ? -1 : 0);
 const QTY_EPSILON = 1e-9;
@@ -150,6 +213,8 @@ export class Broker {
   private readonly byClientOrderId = new Map<string, Order>();
   private readonly positions = new Map<string, Position>();
   private readonly fills: Fill[] = [];
+  /** Lifecycle steps accepted but not yet completed, run by `step` once the simulated clock reaches them. */
+  private scheduled: Array<{ dueMs: number; run: () => void }> = [];
 
   constructor(
     private readonly market: MarketView,
@@ -161,8 +226,9 @@ export class Broker {
 
   /**
    * Places an order. Returns the order (and legs) as they stood when accepted, which is what Alpaca answers
-   * a placement with; if the market is open, matching then runs at once, so a market order is filled before
-   * the next request sees it. `rejectReason` accepts the order and then rejects it (fault injection).
+   * a placement with: `pending_new` while the order may trade now (it routes on the simulator's clock), else
+   * `accepted` (queued for the next session it may trade in). With `instantOrders` it is routed and matched at
+   * once instead. `rejectReason` accepts the order and then rejects it (fault injection).
    */
   placeOrder(request: OrderRequest, rejectReason?: string): OrderWithLegs {
     const spec = this.market.spec(request.symbol);
@@ -198,15 +264,47 @@ export class Broker {
       notional: request.notional ?? null,
       limitPrice: request.limitPrice ?? null,
       stopPrice: request.stopPrice ?? null,
+      extendedHours: request.extendedHours ?? false,
       status: "accepted",
       positionIntent: intent,
     });
     if (request.orderClass === "bracket") this.attachLegs(order, request);
+    const lifecycle = this.options.lifecycle;
+    const tradable = this.mayTradeNow(order);
+    if (tradable && !lifecycle.instantOrders && rejectReason === undefined) order.status = "pending_new";
 
     const accepted = this.snapshot(order);
     if (rejectReason !== undefined) this.reject(order, now);
-    else if (this.market.isOpen()) this.activate(order);
+    else if (tradable && lifecycle.instantOrders) this.activate(order, true);
+    else if (tradable) this.schedule(lifecycle.routeAfterMs, () => order.status === "pending_new" && this.activate(order, false));
     return accepted;
+  }
+
+  /**
+   * One step of the simulated clock (after it moved): completes the lifecycle steps that are due and routes
+   * orders queued while the market was closed once they may trade.
+   */
+  step(): void {
+    const nowMs = this.market.now().getTime();
+    const due = this.scheduled.filter((item) => item.dueMs <= nowMs);
+    this.scheduled = this.scheduled.filter((item) => item.dueMs > nowMs);
+    for (const item of due) item.run();
+    for (const order of [...this.orders.values()]) {
+      if (order.status === "accepted" && !order.parentId && this.mayTradeNow(order)) this.activate(order, this.options.lifecycle.instantOrders);
+    }
+  }
+
+  /**
+   * The regular session (or, for extended-hours orders, the after-hours session) ended: day orders that were
+   * working expire, as Alpaca's do at the close; a day bracket's legs with them. Queued orders wait on.
+   */
+  sessionEnded(extendedToo: boolean): void {
+    const now = this.market.now();
+    for (const order of this.orders.values()) {
+      if (order.timeInForce !== "day" || isFinal(order) || order.status === "accepted") continue;
+      if (order.extendedHours && !extendedToo) continue;
+      Object.assign(order, { status: "expired", expiredAt: now, updatedAt: now });
+    }
   }
 
   /** Cancels an order; a bracket's entry takes its legs along, and a leg takes its sibling (one cancels other). */
@@ -220,7 +318,15 @@ export class Broker {
     else group = this.withLegs(parent);
     const now = this.market.now();
     const canceled = group.filter((member) => !isFinal(member));
-    for (const member of canceled) this.cancel(member, now);
+    if (this.options.lifecycle.instantOrders) {
+      for (const member of canceled) this.cancel(member, now);
+      return canceled;
+    }
+    for (const member of canceled) Object.assign(member, { status: "pending_cancel", updatedAt: now });
+    this.schedule(this.options.lifecycle.cancelAfterMs, () => {
+      const completed = this.market.now();
+      for (const member of canceled) if (member.status === "pending_cancel") this.cancel(member, completed);
+    });
     return canceled;
   }
 
@@ -233,10 +339,17 @@ export class Broker {
     return canceled;
   }
 
-  /** Alpaca's replace: a new order takes the old one's place (`replaces`), the old one becomes "replaced". */
+  /**
+   * Alpaca's replace: a new order takes the old one's place (`replaces`), the old one becomes "replaced". The
+   * replace is accepted first (the old order `pending_replace`, still working) and completed on the clock; if the
+   * old order fills or is canceled in between, the replacement is canceled instead.
+   */
   replaceOrder(id: string, changes: OrderReplacement): Order {
     const order = this.requireOrder(id);
     if (isFinal(order)) throw unprocessable(`order is already in "${order.status}" state`);
+    if (order.status === "pending_cancel" || order.status === "pending_replace") {
+      throw unprocessable(`order is in "${order.status}" state and cannot be replaced until that completes`);
+    }
     if (order.legIds.length > 0) {
       throw unprocessable("the simulator cannot replace a bracket's entry order; cancel it and place a new bracket order");
     }
@@ -274,13 +387,28 @@ export class Broker {
       legRole: order.legRole,
       replaces: order.id,
     });
-    Object.assign(order, { status: "replaced", replacedAt: now, replacedBy: replacement.id, updatedAt: now });
-    if (order.parentId) {
-      const parent = this.orders.get(order.parentId)!;
-      parent.legIds = parent.legIds.map((legId) => (legId === order.id ? replacement.id : legId));
+    const complete = (workingStatus: OrderStatus) => {
+      const completed = this.market.now();
+      Object.assign(replacement, { status: workingStatus, awaitingReplace: false, updatedAt: completed });
+      Object.assign(order, { status: "replaced", replacedAt: completed, replacedBy: replacement.id, updatedAt: completed });
+      if (order.parentId) {
+        const parent = this.orders.get(order.parentId)!;
+        parent.legIds = parent.legIds.map((legId) => (legId === order.id ? replacement.id : legId));
+      }
+    };
+    if (this.options.lifecycle.instantOrders) {
+      complete(order.status);
+      if (this.isWorking(replacement)) this.tryFill(replacement, this.market.price(replacement.symbol), Number.POSITIVE_INFINITY);
+      return replacement;
     }
-    if (this.isWorking(replacement)) this.tryFill(replacement, this.market.price(replacement.symbol));
-    return replacement;
+    const workingStatus = order.status;
+    Object.assign(replacement, { status: "pending_new", awaitingReplace: true });
+    Object.assign(order, { status: "pending_replace", updatedAt: now });
+    this.schedule(this.options.lifecycle.replaceAfterMs, () => {
+      if (order.status === "pending_replace") complete(workingStatus);
+      else Object.assign(replacement, { status: "canceled", awaitingReplace: false, canceledAt: this.market.now(), updatedAt: this.market.now() });
+    });
+    return this.snapshot(replacement).order;
   }
 
   /** Closes all or part of a position with a market order, as DELETE /v2/positions/{symbol} does. */
@@ -311,18 +439,14 @@ export class Broker {
     });
   }
 
-  /** Matches every working order on `symbol` against one trade at `price`, oldest order first. */
-  matchAt(symbol: string, price: number): void {
+  /**
+   * Matches every working order on `symbol` against one trade at `price` of `volume` shares, oldest order
+   * first; orders that may not trade in the current phase (outside the regular session) are skipped.
+   */
+  matchAt(symbol: string, price: number, volume: number): void {
     const candidates = [...this.orders.values()].filter((order) => order.symbol === symbol && !isFinal(order));
     for (const order of candidates) {
-      if (this.isWorking(order)) this.tryFill(order, price);
-    }
-  }
-
-  /** The market opened: orders accepted while it was closed become working and meet the current price. */
-  marketOpened(): void {
-    for (const order of [...this.orders.values()]) {
-      if (order.status === "accepted" && !order.parentId) this.activate(order);
+      if (this.isWorking(order) && this.mayTradeNow(order)) this.tryFill(order, price, volume);
     }
   }
 
@@ -454,7 +578,7 @@ export class Broker {
   private reservedToClose(symbol: string, excludeId?: string): number {
     let reserved = 0;
     for (const order of this.orders.values()) {
-      if (order.symbol !== symbol || order.parentId !== null || order.id === excludeId) continue;
+      if (order.symbol !== symbol || order.parentId !== null || order.id === excludeId || order.awaitingReplace) continue;
       if (!isFinal(order) && order.positionIntent.endsWith("close")) reserved += this.remaining(order);
       if (order.legIds.length > 0 && order.status === "filled") {
         const openLegs = this.withLegs(order).slice(1).filter((leg) => !isFinal(leg) && leg.id !== excludeId);
@@ -471,7 +595,7 @@ export class Broker {
   }
 
   private reservationOf(order: Order): number {
-    if (order.parentId !== null || isFinal(order) || !order.positionIntent.endsWith("open")) return 0;
+    if (order.parentId !== null || isFinal(order) || order.awaitingReplace || !order.positionIntent.endsWith("open")) return 0;
     return this.remaining(order) * (order.limitPrice ?? this.market.price(order.symbol));
   }
 
@@ -506,25 +630,43 @@ export class Broker {
     parent.legIds = [takeProfit.id, stopLoss.id];
   }
 
-  private activate(order: Order): void {
+  /**
+   * Routes an order: it becomes `new`. With `matchNow` (the instant shortcut) it meets the current price at
+   * once; otherwise it meets the trades that follow. An ioc or fok order that cannot fill at once is canceled.
+   */
+  private activate(order: Order, matchNow: boolean): void {
     order.status = "new";
     order.updatedAt = this.market.now();
-    this.tryFill(order, this.market.price(order.symbol));
+    const immediate = matchNow || order.timeInForce === "ioc" || order.timeInForce === "fok";
+    if (immediate) this.tryFill(order, this.market.price(order.symbol), Number.POSITIVE_INFINITY);
     if (!isFinal(order) && (order.timeInForce === "ioc" || order.timeInForce === "fok")) {
-      for (const member of this.withLegs(order)) this.cancel(member, this.market.now());
+      for (const member of this.withLegs(order)) if (!isFinal(member)) this.cancel(member, this.market.now());
     }
   }
 
-  /**
-   * Working: an entry order that is "new", or a leg whose entry has filled. The stop-loss leg stays in
-   * status "held" while it works, as on Alpaca, and is therefore not listed among open orders.
-   */
-  private isWorking(order: Order): boolean {
-    if (!order.parentId) return order.status === "new";
-    return this.orders.get(order.parentId)?.status === "filled" && (order.status === "new" || order.status === "held");
+  /** Whether the order may trade in the current phase: the regular session, or extended hours if it says so. */
+  private mayTradeNow(order: Order): boolean {
+    const phase = this.market.phase();
+    return phase === "regular" || (order.extendedHours && (phase === "pre" || phase === "post"));
   }
 
-  private tryFill(order: Order, price: number): void {
+  private schedule(afterMs: number, run: () => void): void {
+    this.scheduled.push({ dueMs: this.market.now().getTime() + afterMs, run });
+  }
+
+  /**
+   * Working: an entry order that was routed and is not done, or a leg whose entry has filled. The stop-loss leg
+   * stays in status "held" while it works, as on Alpaca, and is therefore not listed among open orders. Orders
+   * whose cancel or replace is pending still work until it completes.
+   */
+  private isWorking(order: Order): boolean {
+    if (order.awaitingReplace) return false;
+    const working: ReadonlySet<OrderStatus> = new Set(["new", "partially_filled", "pending_cancel", "pending_replace"]);
+    if (!order.parentId) return working.has(order.status);
+    return this.orders.get(order.parentId)?.status === "filled" && (working.has(order.status) || order.status === "held");
+  }
+
+  private tryFill(order: Order, price: number, volume: number): void {
     const buying = order.side === "buy";
     const limitReached = () => (buying ? price <= order.limitPrice! : price >= order.limitPrice!);
     const stopReached = () => (buying ? price >= order.stopPrice! : price <= order.stopPrice!);
@@ -537,25 +679,47 @@ export class Broker {
         fills = limitReached();
         break;
       case "stop":
-        fills = stopReached();
+        // Alpaca turns a buy stop into a stop-limit 4% above a stop under $50, 2.5% above one at or over $50;
+        // sell stops stay stop orders (alpaca-docs, content/trading/orders.md, "Stop Order").
+        fills = stopReached() && (!buying || price <= order.stopPrice! * (order.stopPrice! < 50 ? 1.04 : 1.025));
         break;
       case "stop_limit":
         if (!order.stopTriggered && stopReached()) order.stopTriggered = true;
         fills = order.stopTriggered && limitReached();
         break;
     }
-    if (fills) this.fill(order, price);
+    if (fills) this.fill(order, price, this.fillQty(order, volume));
   }
 
-  private fill(order: Order, price: number): void {
-    const qty = this.remaining(order);
+  /** How much of the order fills at one trade: all of it, a part by the partial-fill chance, or the volume cap. */
+  private fillQty(order: Order, volume: number): number {
+    const remaining = this.remaining(order);
+    const { instantOrders, partialFillChance, tradeVolumeShare } = this.options.lifecycle;
+    if (instantOrders) return remaining;
+    let qty = remaining;
+    if (tradeVolumeShare !== null && Number.isFinite(volume)) qty = Math.min(qty, Math.floor(volume * tradeVolumeShare));
+    if (qty >= 2 && this.market.random() < partialFillChance) {
+      const part = this.market.random();
+      qty = Number.isInteger(qty) ? 1 + Math.floor(part * (qty - 1)) : Math.max(roundQty(qty * part), 1e-9);
+    }
+    return roundQty(qty);
+  }
+
+  private fill(order: Order, price: number, qty: number): void {
+    if (!(qty > 0)) return;
     const now = this.market.now();
     const realizedPl = this.applyToPosition(order.symbol, order.side, qty, price);
     this.cash = roundMoney(this.cash + (order.side === "buy" ? -qty : qty) * price);
     const previous = order.filledQty * (order.filledAvgPrice ?? 0);
     order.filledQty = roundQty(order.filledQty + qty);
     order.filledAvgPrice = roundMoney((previous + qty * price) / order.filledQty);
-    Object.assign(order, { status: "filled", filledAt: now, updatedAt: now });
+    const leavesQty = this.remaining(order);
+    if (leavesQty > 0) {
+      if (order.status !== "pending_cancel" && order.status !== "pending_replace" && order.status !== "held") order.status = "partially_filled";
+      order.updatedAt = now;
+    } else {
+      Object.assign(order, { status: "filled", filledAt: now, updatedAt: now });
+    }
     this.fills.push({
       id: `${now.toISOString().replace(/\D/g, "")}::${randomUUID()}`,
       orderId: order.id,
@@ -565,9 +729,19 @@ export class Broker {
       price,
       time: now,
       cumQty: order.filledQty,
-      leavesQty: 0,
+      leavesQty,
       realizedPl,
     });
+    if (leavesQty > 0) {
+      // "If the take-profit order is partially filled, the stop-loss order will be adjusted to the remaining
+      // quantity" (alpaca-docs, content/trading/orders.md, "Bracket Orders"); a partly filled stop likewise.
+      if (order.parentId) {
+        for (const sibling of this.withLegs(this.orders.get(order.parentId)!).slice(1)) {
+          if (sibling.id !== order.id && !isFinal(sibling)) sibling.qty = roundQty(sibling.filledQty + leavesQty);
+        }
+      }
+      return;
+    }
     for (const leg of this.withLegs(order).slice(1)) {
       if (leg.legRole === "take_profit" && leg.status === "held") Object.assign(leg, { status: "new", updatedAt: now });
     }
@@ -622,12 +796,14 @@ export class Broker {
       notional: null,
       limitPrice: null,
       stopPrice: null,
+      extendedHours: false,
       createdAt: now,
       updatedAt: now,
       submittedAt: now,
       filledAt: null,
       canceledAt: null,
       failedAt: null,
+      expiredAt: null,
       replacedAt: null,
       replacedBy: null,
       replaces: null,
@@ -635,6 +811,7 @@ export class Broker {
       legIds: [],
       legRole: null,
       stopTriggered: false,
+      awaitingReplace: false,
       seq: 0,
     };
   }

@@ -10,7 +10,7 @@ export const simulatorEnvSchema = commonEnvSchema.pick({ LOG_LEVEL: true, LOG_FO
   SIM_PORT: port().default(8090),
   SIM_HOST: z.string().min(1).default("0.0.0.0"),
   SIM_SEED: z.string().min(1).default("42"),
-  /** Simulated time at start (ISO-8601); the real time when unset. */
+  /** Simulated time at start (ISO-8601); unset: the open of the latest regular session (now, if always open). */
   SIM_START: z.iso.datetime({ offset: true, error: "must be an ISO-8601 time such as 2026-01-05T14:30:00Z" }).optional(),
   /** Real milliseconds per simulated one-minute bar; 0 advances only through POST /_sim/advance. */
   SIM_TICK_MS: z.coerce.number().int().min(0).max(3_600_000).default(1_000),
@@ -31,7 +31,12 @@ export const simulatorEnvSchema = commonEnvSchema.pick({ LOG_LEVEL: true, LOG_FO
     .optional(),
   SIM_INITIAL_CASH: z.coerce.number().positive().default(100_000),
   SIM_MULTIPLIER: z.enum(["1", "2", "4"]).transform(Number).default(2),
-  SIM_MARKET_OPEN: z.enum(["true", "false"]).transform((value) => value === "true").default(true),
+  /** nyse: the NYSE calendar; always_open: a shortcut for tests, every minute a regular-session minute. */
+  SIM_MARKET_HOURS: z.enum(["nyse", "always_open"]).default("nyse"),
+  /** true: a shortcut, orders fill and cancels complete within their request. */
+  SIM_INSTANT_ORDERS: z.enum(["true", "false"]).transform((value) => value === "true").default(false),
+  /** Requests a minute per API key (Alpaca: 200); 0 is a shortcut with no limit. */
+  SIM_REQUESTS_PER_MINUTE: z.coerce.number().int().min(0).default(200),
 });
 export type SimulatorEnv = z.infer<typeof simulatorEnvSchema>;
 
@@ -58,6 +63,8 @@ export function simulatorOptionsFromEnv(env: SimulatorEnv, knownPrices: Readonly
     universe,
     initialCash: env.SIM_INITIAL_CASH,
     multiplier: env.SIM_MULTIPLIER as 1 | 2 | 4,
-    marketOpen: env.SIM_MARKET_OPEN,
+    marketHours: env.SIM_MARKET_HOURS,
+    instantOrders: env.SIM_INSTANT_ORDERS,
+    requestsPerMinute: env.SIM_REQUESTS_PER_MINUTE === 0 ? null : env.SIM_REQUESTS_PER_MINUTE,
   };
 }

@@ -8,6 +8,8 @@ import { flatOrderJson } from "./wire.js";
 export interface SimulatorState {
   now: string;
   marketOpen: boolean;
+  /** The phase of the trading day: pre, regular, post or closed. */
+  phase: string;
   prices: Record<string, number>;
   account: ReturnType<typeof accountView>;
   positions: ReturnType<typeof positionsView>;
@@ -28,8 +30,11 @@ export interface SimulatorControl {
   setPrices(prices: Record<string, number>): void;
   price(symbol: string): number;
   now(): Date;
-  /** Closed: new orders wait as "accepted" and nothing fills; reopening activates and matches them. */
-  setMarketOpen(open: boolean): void;
+  /**
+   * Forces the market open or closed whatever the calendar says (a halt): closed, new orders wait as "accepted"
+   * and nothing fills; reopening routes them. null hands the market back to the calendar.
+   */
+  setMarketOpen(open: boolean | null): void;
   injectFault(fault: FaultSpec): ActiveFault;
   clearFaults(): void;
   faults(): ActiveFault[];
@@ -71,6 +76,7 @@ export function createControl(sim: Simulation, faults: FaultInjector, requestLog
     state: () => ({
       now: sim.model.now().toISOString(),
       marketOpen: sim.clock.isOpen(),
+      phase: sim.clock.phase(),
       prices: sim.prices(),
       account: accountView(sim),
       positions: positionsView(sim),

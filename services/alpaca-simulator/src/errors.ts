@@ -25,7 +25,8 @@ export const invalidRequest = (message: string) => new AlpacaError(422, 40010001
 export const unauthorized = (message: string) => new AlpacaError(401, 40110000, message);
 export const forbidden = (message: string, extra?: Record<string, string>) => new AlpacaError(403, 40310000, message, extra);
 export const notFound = (message: string) => new AlpacaError(404, 40410000, message);
-export const unprocessable = (message: string) => new AlpacaError(422, 42210000, message);
+export const unprocessable = (message: string, extra?: Record<string, string>) => new AlpacaError(422, 42210000, message, extra);
+export const rateLimited = () => new AlpacaError(429, 42910000, "rate limit exceeded");
 
 /** Alpaca's code for an HTTP status the simulator answers without a more specific code. */
 export const codeForStatus = (status: number): number => status * 100_000;

@@ -29,7 +29,15 @@ export interface PriceModelOptions {
   historyBars: number;
   /** Bars kept per symbol; older ones are dropped so a long standalone run has bounded memory. */
   retainBars: number;
+  /**
+   * How much trading the minute starting at `ms` sees, as a share of a regular minute's volume: 0 for a minute
+   * without trading (the market closed), so no bar is made for it, as Alpaca has none.
+   */
+  activity: (ms: number) => number;
 }
+
+/** How far back history may reach to find its bars (the longest run of closed days is far shorter). */
+const HISTORY_SEARCH_LIMIT_MS = 5 * 366 * 86_400_000;
 
 interface Series {
   readonly spec: SymbolSpec;
@@ -47,10 +55,17 @@ export class PriceModel {
   private nowMs: number;
   private readonly series = new Map<string, Series>();
   private readonly retainBars: number;
+  private readonly activity: (ms: number) => number;
 
   constructor(options: PriceModelOptions) {
     this.retainBars = options.retainBars;
-    this.nowMs = Math.floor(options.start.getTime() / BAR_MS) * BAR_MS - options.historyBars * BAR_MS;
+    this.activity = options.activity;
+    const startMs = Math.floor(options.start.getTime() / BAR_MS) * BAR_MS;
+    this.nowMs = startMs;
+    for (let found = 0; found < options.historyBars && startMs - this.nowMs < HISTORY_SEARCH_LIMIT_MS; ) {
+      this.nowMs -= BAR_MS;
+      if (this.activity(this.nowMs) > 0) found++;
+    }
     for (const symbol of Object.keys(options.universe).sort()) {
       const spec = options.universe[symbol]!;
       this.series.set(symbol, {
@@ -60,7 +75,7 @@ export class PriceModel {
         price: roundPrice(spec.price),
       });
     }
-    for (let bar = 0; bar < options.historyBars; bar++) this.advance();
+    while (this.nowMs < startMs) this.advance();
   }
 
   /** The simulated present: the end of the latest bar. */
@@ -85,34 +100,36 @@ export class PriceModel {
     return this.get(symbol).bars.at(-1);
   }
 
-  /** Bars whose start lies in [fromMs, toMs], oldest first. */
+  /** Bars whose start lies in [fromMs, toMs], oldest first (minutes without trading have none). */
   bars(symbol: string, fromMs: number, toMs: number): Bar[] {
     const { bars } = this.get(symbol);
-    const first = bars[0];
-    if (!first || toMs < fromMs) return [];
-    const begin = Math.max(0, Math.ceil((fromMs - first.t) / BAR_MS));
-    const end = Math.min(bars.length - 1, Math.floor((toMs - first.t) / BAR_MS));
-    return begin > end ? [] : bars.slice(begin, end + 1);
+    if (toMs < fromMs) return [];
+    const begin = firstIndexAtOrAfter(bars, fromMs);
+    const end = firstIndexAtOrAfter(bars, toMs + 1);
+    return bars.slice(begin, end);
   }
 
-  /** The close of the last bar before the simulated UTC day began (Alpaca's `lastday_price`). */
-  previousDayClose(symbol: string): number {
+  /** The close of the last bar that started before `beforeMs` (Alpaca's `lastday_price` with the day's start). */
+  closeBefore(symbol: string, beforeMs: number): number {
     const { bars, price } = this.get(symbol);
-    const first = bars[0];
-    if (!first) return price;
-    const dayStart = Math.floor(this.nowMs / 86_400_000) * 86_400_000;
-    const last = Math.floor((dayStart - 1 - first.t) / BAR_MS);
-    return last < 0 ? first.o : bars[Math.min(last, bars.length - 1)]!.c;
+    const index = firstIndexAtOrAfter(bars, beforeMs) - 1;
+    if (index < 0) return bars[0]?.o ?? price;
+    return bars[index]!.c;
   }
 
   /**
-   * Generates the next bar of every symbol and moves the clock one minute on. Returns each symbol's trades
-   * in that bar, in order, for order matching.
+   * Moves the clock one minute on and, if the minute had trading, generates its bar for every symbol. Returns
+   * each symbol's trades in that bar, in order, for order matching (an empty map for a minute without trading).
    */
   advance(): Map<string, number[]> {
     const trades = new Map<string, number[]>();
+    const activity = this.activity(this.nowMs);
+    if (activity <= 0) {
+      this.nowMs += BAR_MS;
+      return trades;
+    }
     for (const [symbol, series] of this.series) {
-      const bar = this.nextBar(series);
+      const bar = this.nextBar(series, activity);
       series.bars.push(bar.bar);
       series.price = bar.bar.c;
       if (series.bars.length > this.retainBars + 1_000) series.bars.splice(0, series.bars.length - this.retainBars);
@@ -139,7 +156,7 @@ export class PriceModel {
     return traded;
   }
 
-  private nextBar(series: Series): { bar: Bar; trades: number[] } {
+  private nextBar(series: Series, activity: number): { bar: Bar; trades: number[] } {
     const { spec, random } = series;
     const open = series.price;
     const stepVolatility = spec.volatility / Math.sqrt(TRADES_PER_BAR);
@@ -149,7 +166,7 @@ export class PriceModel {
       level = roundPrice(level * Math.exp(stepVolatility * random.normal() - (stepVolatility * stepVolatility) / 2));
       trades.push(level);
     }
-    const volume = Math.round(spec.volume * (0.5 + random.next()));
+    const volume = Math.max(1, Math.round(spec.volume * activity * (0.5 + random.next())));
     const count = Math.max(1, Math.round(volume / (80 + 40 * random.next())));
     const path = [open, ...trades];
     return {
@@ -172,4 +189,16 @@ export class PriceModel {
     if (!series) throw new Error(`unknown symbol ${JSON.stringify(symbol)}: the price model has ${this.symbols().join(", ")}`);
     return series;
   }
+}
+
+/** The index of the first bar starting at or after `ms` (bars are in time order); `bars.length` if none. */
+function firstIndexAtOrAfter(bars: readonly Bar[], ms: number): number {
+  let low = 0;
+  let high = bars.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (bars[middle]!.t < ms) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }

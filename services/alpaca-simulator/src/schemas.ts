@@ -9,6 +9,9 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown, what:
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
+    // A parameter the simulator does not implement is refused by name, never ignored: ignoring it would answer
+    // something other than what Alpaca would.
+    if (issue.code === "unrecognized_keys") return issue.keys.map((key) => `${key}: is not supported by the simulator`).join("; ");
     const field = issue.path.length > 0 ? issue.path.join(".") : "(body)";
     const message = issue.message.replace(/^Invalid input: expected \w+, received undefined$/, "is required");
     return `${field}: ${message}`;
@@ -115,6 +118,7 @@ export const orderRequestSchema = z
       stopPrice: order.stop_price,
       clientOrderId: order.client_order_id,
       orderClass: (order.order_class ?? "") as OrderRequest["orderClass"],
+      extendedHours: order.extended_hours ?? false,
       takeProfit: order.take_profit && { limitPrice: order.take_profit.limit_price },
       stopLoss: order.stop_loss && { stopPrice: order.stop_loss.stop_price, limitPrice: order.stop_loss.limit_price },
     }),
@@ -145,7 +149,29 @@ export const orderReplacementSchema = z
     }),
   );
 
-export const listOrdersQuerySchema = z.object({
+/** A calendar date, from "2026-01-05" or an RFC-3339 time (its date as written, as Alpaca reads it). */
+const calendarDate = z.string().transform((value, context) => {
+  const match = /^(\d{4}-\d{2}-\d{2})(T.*)?$/.exec(value);
+  if (!match || Number.isNaN(Date.parse(`${match[1]}T00:00:00Z`))) {
+    context.addIssue({ code: "custom", message: `must be a date such as 2026-01-05 or an RFC-3339 time (got ${JSON.stringify(value)})` });
+    return z.NEVER;
+  }
+  return match[1]!;
+});
+
+export const legacyCalendarQuerySchema = z.strictObject({
+  start: optional(calendarDate),
+  end: optional(calendarDate),
+  date_type: optional(z.enum(["TRADING", "SETTLEMENT"])),
+});
+
+export const calendarQuerySchema = z.strictObject({
+  start: optional(calendarDate),
+  end: optional(calendarDate),
+  timezone: optional(z.enum(["UTC"])),
+});
+
+export const listOrdersQuerySchema = z.strictObject({
   status: z.enum(["open", "closed", "all"]).default("open"),
   limit: limit(500, 50),
   after: optional(timestamp),
@@ -156,20 +182,20 @@ export const listOrdersQuerySchema = z.object({
   side: optional(side),
 });
 
-export const nestedQuerySchema = z.object({ nested: booleanFlag.default(false) });
+export const nestedQuerySchema = z.strictObject({ nested: booleanFlag.default(false) });
 
-export const clientOrderIdQuerySchema = z.object({ client_order_id: z.string().min(1, "must not be empty") });
+export const clientOrderIdQuerySchema = z.strictObject({ client_order_id: z.string().min(1, "must not be empty") });
 
 export const closePositionQuerySchema = z
-  .object({
+  .strictObject({
     qty: optional(positiveDecimal),
     percentage: optional(decimal.pipe(z.number().positive("must be greater than 0").max(100, "must be at most 100"))),
   })
   .refine((part) => part.qty === undefined || part.percentage === undefined, { message: "give qty or percentage, not both", path: ["qty"] });
 
-export const closeAllPositionsQuerySchema = z.object({ cancel_orders: booleanFlag.default(false) });
+export const closeAllPositionsQuerySchema = z.strictObject({ cancel_orders: booleanFlag.default(false) });
 
-export const activitiesQuerySchema = z.object({
+export const activitiesQuerySchema = z.strictObject({
   activity_types: optional(z.string()),
   direction: z.enum(["asc", "desc"]).default("desc"),
   page_size: limit(100, 100),
@@ -190,7 +216,7 @@ const timeframe = z.string().transform((value, context): Timeframe => {
 
 const feed = z.enum(["iex", "sip", "otc", "boats", "delayed_sip", "overnight"]);
 
-export const barsQuerySchema = z.object({
+export const barsQuerySchema = z.strictObject({
   timeframe,
   start: optional(timestamp),
   end: optional(timestamp),
@@ -205,7 +231,7 @@ export const barsQuerySchema = z.object({
 
 export const multiBarsQuerySchema = barsQuerySchema.extend({ symbols: symbolList });
 
-export const latestQuerySchema = z.object({ feed: optional(feed), currency: optional(z.string()) });
+export const latestQuerySchema = z.strictObject({ feed: optional(feed), currency: optional(z.string()) });
 
 export const multiLatestQuerySchema = latestQuerySchema.extend({ symbols: symbolList });
 
@@ -217,9 +243,9 @@ export const pricesBodySchema = z.object({
   prices: z.record(symbol, z.number().positive("must be greater than 0")).refine((prices) => Object.keys(prices).length > 0, "give at least one symbol"),
 });
 
-export const marketBodySchema = z.object({ open: z.boolean() });
+export const marketBodySchema = z.object({ open: z.boolean().nullable() });
 
-export const requestLogQuerySchema = z.object({
+export const requestLogQuerySchema = z.strictObject({
   method: optional(z.string().transform((value) => value.toUpperCase())),
   path: optional(z.string()),
 });

@@ -3,12 +3,15 @@ import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
 import { createControl, type SimulatorControl } from "./control.js";
-import { AlpacaError, codeForStatus, malformedRequest, unauthorized } from "./errors.js";
+import { AlpacaError, codeForStatus, malformedRequest, rateLimited, unauthorized } from "./errors.js";
 import { FaultInjector, type RequestFailure } from "./faults.js";
+import { DEFAULT_REQUESTS_PER_MINUTE, RateLimiter } from "./rate-limit.js";
 import { RequestLog, type RequestRecord } from "./request-log.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerMarketDataRoutes } from "./routes/market-data.js";
 import { registerTradingRoutes } from "./routes/trading.js";
+import { DEFAULT_LIFECYCLE } from "./broker.js";
+import { latestSessionOpen } from "./calendar.js";
 import { Simulation } from "./simulation.js";
 import { DEFAULT_UNIVERSE, SYMBOL_PATTERN, type SymbolSpec } from "./universe.js";
 
@@ -38,7 +41,20 @@ export const simulatorOptionsSchema = z.object({
   universe: z.record(z.string().regex(SYMBOL_PATTERN, "must be an upper-case ticker such as AAPL"), symbolSpecSchema).optional(),
   initialCash: z.number().positive().default(100_000),
   multiplier: z.union([z.literal(1), z.literal(2), z.literal(4)]).default(2),
-  marketOpen: z.boolean().default(true),
+  /** `nyse`: the NYSE calendar (the default). `always_open`: a shortcut, every minute is a regular-session minute. */
+  marketHours: z.enum(["nyse", "always_open"]).default("nyse"),
+  /** Shortcut, off by default: orders route and fill within their request, cancels and replaces complete in theirs. */
+  instantOrders: z.boolean().default(DEFAULT_LIFECYCLE.instantOrders),
+  /** Simulated milliseconds before an order routes, a cancel completes, a replace completes (next clock step after). */
+  routeAfterMs: z.number().int().min(0).default(DEFAULT_LIFECYCLE.routeAfterMs),
+  cancelAfterMs: z.number().int().min(0).default(DEFAULT_LIFECYCLE.cancelAfterMs),
+  replaceAfterMs: z.number().int().min(0).default(DEFAULT_LIFECYCLE.replaceAfterMs),
+  /** Chance that an eligible fill is partial (Alpaca paper: 10%). */
+  partialFillChance: z.number().min(0).max(1).default(DEFAULT_LIFECYCLE.partialFillChance),
+  /** Share of a trade's volume one order may take; null (Alpaca paper) for no limit. */
+  tradeVolumeShare: z.number().positive().max(1).nullable().default(DEFAULT_LIFECYCLE.tradeVolumeShare),
+  /** Requests a minute per API key, as Alpaca's 200 by default; null is a shortcut with no limit. */
+  requestsPerMinute: z.number().int().positive().nullable().default(DEFAULT_REQUESTS_PER_MINUTE),
   /** Real milliseconds between automatic ticks (one simulated minute each); 0 ticks only when told to. */
   tickIntervalMs: z.number().int().min(0).default(0),
 });
@@ -66,7 +82,26 @@ function universeFrom(given: Record<string, z.output<typeof symbolSpecSchema>> |
   );
 }
 
-const isApiPath = (url: string) => url.startsWith("/v2/") || url.startsWith("/v3/");
+/**
+ * Simulated time starts at the open of the latest regular session (so `docker compose up` trades at any real
+ * hour), then follows the calendar; with the market always open it starts now.
+ */
+function defaultStart(hours: "nyse" | "always_open", now: Date): Date {
+  return hours === "nyse" ? new Date(latestSessionOpen(now.getTime())) : now;
+}
+
+const isApiPath = (path: string) => path.startsWith("/v2/") || path.startsWith("/v3/");
+const isMarketDataPath = (path: string) => path.startsWith("/v2/stocks/");
+
+/** The path of a request URL, percent-decoded (as the router matches it); a malformed escape stays as sent. */
+function decodedPath(url: string): string {
+  const raw = url.split("?")[0]!;
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
 const injectedBody = (status: number) => ({ code: codeForStatus(status), message: `simulated failure: HTTP ${status} injected by a simulator fault` });
 
 /**
@@ -80,11 +115,20 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const settings = parsed.data;
   const sim = new Simulation({
     ...settings,
-    start: settings.start ?? new Date(),
+    start: settings.start ?? defaultStart(settings.marketHours, new Date()),
     universe: universeFrom(settings.universe),
+    lifecycle: {
+      instantOrders: settings.instantOrders,
+      routeAfterMs: settings.routeAfterMs,
+      cancelAfterMs: settings.cancelAfterMs,
+      replaceAfterMs: settings.replaceAfterMs,
+      partialFillChance: settings.partialFillChance,
+      tradeVolumeShare: settings.tradeVolumeShare,
+    },
   });
   const faults = new FaultInjector();
   const requestLog = new RequestLog(5_000);
+  const rateLimiter = settings.requestsPerMinute === null ? undefined : new RateLimiter(settings.requestsPerMinute);
   const closing = new AbortController();
 
   const control = createControl(sim, faults, requestLog);
@@ -104,9 +148,12 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   });
 
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
-    if (!isApiPath(request.url)) return;
+    // Whether a request needs keys is decided by the route the router matched (it decodes the path), never by
+    // the raw URL, so "/%762/account" is checked exactly as "/v2/account" is; an unmatched path by its decoded form.
+    const path = request.routeOptions.url ?? decodedPath(request.url);
+    if (!isApiPath(path)) return;
     const record = requestLog.start(request.method, request.url);
-    const { latencyMs, failure } = faults.forRequest(request.method, record.path);
+    const { latencyMs, failure } = faults.forRequest(request.method, decodedPath(request.url));
     inFlight.set(request, { record, after: failure?.when === "after" ? failure : undefined });
     if (latencyMs > 0) await delay(latencyMs, undefined, { signal: closing.signal });
     if (failure?.when === "before") {
@@ -126,6 +173,13 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
         "request is not authorized: send the APCA-API-KEY-ID and APCA-API-SECRET-KEY headers (the simulator accepts any non-empty values)",
       );
       return reply.code(error.status).send(error.body());
+    }
+    if (rateLimiter) {
+      const decision = rateLimiter.take(`${isMarketDataPath(path) ? "data" : "trading"}:${String(keyId)}`);
+      reply.header("x-ratelimit-limit", String(decision.limit));
+      reply.header("x-ratelimit-remaining", String(decision.remaining));
+      reply.header("x-ratelimit-reset", String(decision.resetSeconds));
+      if (!decision.allowed) return reply.code(429).send(rateLimited().body());
     }
   });
 

@@ -1,11 +1,17 @@
+import { newYorkDate, newYorkMidnight } from "./calendar.js";
 import { roundTo } from "./numbers.js";
 import { BAR_MS, type Bar } from "./price-model.js";
 
 /** A bar size accepted by Alpaca's `timeframe` parameter, as a bucket width and alignment. */
 export interface Timeframe {
   ms: number;
-  /** Buckets start at multiples of `ms` after this instant (weeks start on Monday, as Alpaca's do). */
+  /** Buckets start at multiples of `ms` after this instant. */
   alignMs: number;
+  /**
+   * Daily and weekly bars follow New York's calendar: Alpaca stamps a daily bar at midnight America/New_York
+   * (04:00 or 05:00 UTC) and a weekly one at the midnight that starts its Monday.
+   */
+  calendar: "day" | "week" | null;
 }
 
 const UNITS: Record<string, { ms: number; max: number }> = {
@@ -37,11 +43,18 @@ export function parseTimeframe(text: string): Timeframe | { error: string } {
   if (amount < 1 || amount > unit.max) {
     return { error: `the amount of ${match[2]} must be between 1 and ${unit.max} (got ${JSON.stringify(text)})` };
   }
-  return { ms: amount * unit.ms, alignMs: unit.ms === UNITS.Week!.ms ? FIRST_MONDAY_MS : 0 };
+  const calendar = unit.ms === UNITS.Week!.ms ? "week" : unit.ms === UNITS.Day!.ms ? "day" : null;
+  return { ms: amount * unit.ms, alignMs: calendar === "week" ? FIRST_MONDAY_MS : 0, calendar };
 }
 
 /** The start of the bucket of `timeframe` that contains `ms`. */
 export function bucketStart(ms: number, timeframe: Timeframe): number {
+  if (timeframe.calendar !== null) {
+    const date = newYorkDate(ms);
+    if (timeframe.calendar === "day") return newYorkMidnight(date);
+    const mondayOffset = (new Date(`${date}T00:00:00Z`).getUTCDay() + 6) % 7;
+    return newYorkMidnight(new Date(Date.parse(`${date}T00:00:00Z`) - mondayOffset * 86_400_000).toISOString().slice(0, 10));
+  }
   return Math.floor((ms - timeframe.alignMs) / timeframe.ms) * timeframe.ms + timeframe.alignMs;
 }
 

@@ -9,7 +9,7 @@ export const accountView = (sim: Simulation) => accountJson(sim.broker.account()
 export function positionView(sim: Simulation, position: Position) {
   return positionJson(position, {
     currentPrice: sim.model.price(position.symbol),
-    lastdayPrice: sim.model.previousDayClose(position.symbol),
+    lastdayPrice: sim.previousClose(position.symbol),
     qtyAvailable: sim.broker.qtyAvailable(position.symbol),
     exchange: sim.model.spec(position.symbol)!.exchange,
   });

@@ -1,4 +1,5 @@
 import type { AccountFigures, Fill, Order, OrderWithLegs, Position } from "./broker.js";
+import { newYorkOffsetMinutes, settlementDate, type TradingDay } from "./calendar.js";
 import type { ClockReading } from "./market-clock.js";
 import { decimalString } from "./numbers.js";
 import type { Bar } from "./price-model.js";
@@ -24,7 +25,7 @@ export function orderJson(order: Order, legs: Order[] | null): Record<string, un
     updated_at: time(order.updatedAt),
     submitted_at: time(order.submittedAt),
     filled_at: time(order.filledAt),
-    expired_at: null,
+    expired_at: time(order.expiredAt),
     expires_at: null,
     canceled_at: time(order.canceledAt),
     failed_at: time(order.failedAt),
@@ -47,7 +48,7 @@ export function orderJson(order: Order, legs: Order[] | null): Record<string, un
     limit_price: optional(order.limitPrice, price),
     stop_price: optional(order.stopPrice, price),
     status: order.status,
-    extended_hours: false,
+    extended_hours: order.extendedHours,
     legs: legs === null ? null : legs.map((leg) => orderJson(leg, null)),
     trail_percent: null,
     trail_price: null,
@@ -155,15 +156,60 @@ export function clockV3Json(clock: ClockReading) {
   return {
     clocks: [
       {
-        market: { acronym: "NYSE", name: "New York Stock Exchange", mic: "XNYS", bic: "XNYS", timezone: "America/New_York" },
+        market: NYSE_MARKET,
         timestamp: clock.timestamp.toISOString(),
         is_market_day: clock.isMarketDay,
         next_market_open: clock.nextOpen.toISOString(),
         next_market_close: clock.nextClose.toISOString(),
-        phase: clock.isOpen ? "core" : "closed",
-        phase_until: (clock.isOpen ? clock.nextClose : clock.nextOpen).toISOString(),
+        phase: clock.phase === "regular" ? "core" : clock.phase,
+        phase_until: clock.phaseUntil.toISOString(),
       },
     ],
+  };
+}
+
+const hhmm = (ms: number, separator: string) => {
+  const local = new Date(ms - newYorkOffsetMinutes(ms) * 60_000);
+  return `${String(local.getUTCHours()).padStart(2, "0")}${separator}${String(local.getUTCMinutes()).padStart(2, "0")}`;
+};
+
+/** A trading day as `GET /v2/calendar` lists it: New York times, "09:30" for the open, "0400" for the session. */
+export function calendarDayJson(day: TradingDay) {
+  return {
+    date: day.date,
+    open: hhmm(day.open, ":"),
+    close: hhmm(day.close, ":"),
+    session_open: hhmm(day.sessionOpen, ""),
+    session_close: hhmm(day.sessionClose, ""),
+    settlement_date: settlementDate(day.date),
+  };
+}
+
+/** An instant as RFC-3339 in New York time ("2026-01-05T09:30:00-05:00"), or in UTC. */
+function isoIn(ms: number, zone: "America/New_York" | "UTC"): string {
+  if (zone === "UTC") return new Date(ms).toISOString().replace(".000Z", "Z");
+  const offset = newYorkOffsetMinutes(ms);
+  const local = new Date(ms - offset * 60_000).toISOString().slice(0, 19);
+  const hours = Math.floor(Math.abs(offset) / 60);
+  return `${local}${offset > 0 ? "-" : "+"}${String(hours).padStart(2, "0")}:${String(Math.abs(offset) % 60).padStart(2, "0")}`;
+}
+
+export const NYSE_MARKET = { acronym: "NYSE", name: "New York Stock Exchange", mic: "XNYS", bic: "XNYS", timezone: "America/New_York" };
+
+/** `GET /v3/calendar/NYSE`: the market and its days with the phases' bounds. */
+export function calendarV3Json(days: TradingDay[], zone: "America/New_York" | "UTC") {
+  return {
+    market: NYSE_MARKET,
+    calendar: days.map((day) => ({
+      date: day.date,
+      pre_start: isoIn(day.sessionOpen, zone),
+      pre_end: isoIn(day.open, zone),
+      core_start: isoIn(day.open, zone),
+      core_end: isoIn(day.close, zone),
+      post_start: isoIn(day.close, zone),
+      post_end: isoIn(day.sessionClose, zone),
+      settlement_date: settlementDate(day.date),
+    })),
   };
 }
 

@@ -7,7 +7,8 @@ describe("simulator fault injection", () => {
   let sim: RunningSimulator;
 
   beforeEach(async () => {
-    sim = await startTestSimulator();
+    // Instant orders: the faults, not the lifecycle, are under test here.
+    sim = await startTestSimulator({ instantOrders: true });
   });
   afterEach(async () => {
     await sim?.close();

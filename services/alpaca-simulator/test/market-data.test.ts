@@ -79,7 +79,8 @@ describe("simulator market data through the official SDK", () => {
     const barsOf = async (sim: RunningSimulator) =>
       (await sdk(sim.url).stocks.stockBars({ symbols: "AAPL,TSLA", timeframe: "1Min", start: new Date(START.getTime() - 600 * MINUTE), limit: 10_000 })).bars;
     const [a, b, c] = await Promise.all([barsOf(first), barsOf(second), barsOf(other)]);
-    expect(a.AAPL).toHaveLength(720);
+    // From 04:00 New York time (pre-market) to 12:00: no bars before the extended session opens.
+    expect(a.AAPL).toHaveLength(480);
     expect(b).toEqual(a);
     expect(c.AAPL).not.toEqual(a.AAPL);
   });

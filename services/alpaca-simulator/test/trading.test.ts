@@ -5,12 +5,14 @@ import { failureOf, sdk, startTestSimulator, type Sdk } from "./support.js";
 
 const cents = (value: number) => Math.round(value * 100) / 100;
 
-describe("simulator trading API through the official SDK", () => {
+// The books (positions, cash, legs, reservations) with the instantOrders shortcut, so each fill is where the
+// test puts it; lifecycle.test.ts shows the same orders moving through Alpaca's asynchronous lifecycle.
+describe("simulator trading API through the official SDK, with the instantOrders shortcut", () => {
   let sim: RunningSimulator;
   let api: Sdk;
 
   beforeEach(async () => {
-    sim = await startTestSimulator();
+    sim = await startTestSimulator({ instantOrders: true });
     api = sdk(sim.url);
   });
   afterEach(async () => {

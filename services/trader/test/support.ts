@@ -22,8 +22,15 @@ const TRADER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 /** A fixed simulated start (a Monday, an hour into the session), so runs are reproducible. */
 export const START = new Date("2026-01-05T15:30:00.000Z");
 
+/**
+ * The trader still assumes an instant broker in an always-open market (TradingSession.exit cancels a leg and
+ * sells at once), so its tests run the simulator with the shortcuts that give that, named here; the simulator's
+ * defaults are Alpaca's lifecycle, NYSE hours and rate limit.
+ */
+export const INSTANT_BROKER = { instantOrders: true, marketHours: "always_open", requestsPerMinute: null, partialFillChance: 0 } as const;
+
 export function startTestSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
-  return startSimulator({ seed: "trader-tests", start: START, historyBars: 240, ...options });
+  return startSimulator({ seed: "trader-tests", start: START, historyBars: 240, ...INSTANT_BROKER, ...options });
 }
 
 /** The trader binary against `sim`, in the test environment; reads are retried once, quickly. */

@@ -3,7 +3,9 @@ import { AlpacaError, forbidden, invalidRequest, notFound } from "../errors.js";
 import type { FaultInjector } from "../faults.js";
 import {
   activitiesQuerySchema,
+  calendarQuerySchema,
   clientOrderIdQuerySchema,
+  legacyCalendarQuerySchema,
   closeAllPositionsQuerySchema,
   closePositionQuerySchema,
   listOrdersQuerySchema,
@@ -15,7 +17,17 @@ import {
 import type { Simulation } from "../simulation.js";
 import { assetIdFor } from "../universe.js";
 import { accountView, fillActivitiesView, positionView, positionsView } from "../views.js";
-import { assetJson, clockJson, clockV3Json, flatOrderJson, nestedOrderJson, orderJson } from "../wire.js";
+import { FIRST_YEAR, LAST_YEAR, settlementDate, tradingDaysBetween } from "../calendar.js";
+import {
+  assetJson,
+  calendarDayJson,
+  calendarV3Json,
+  clockJson,
+  clockV3Json,
+  flatOrderJson,
+  nestedOrderJson,
+  orderJson,
+} from "../wire.js";
 
 type IdParams = { Params: { id: string } };
 type SymbolParams = { Params: { symbol: string } };
@@ -101,6 +113,24 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
 
   app.get("/v3/clock", async () => clockV3Json(sim.clock.read()));
 
+  app.get("/v2/calendar", async (request) => {
+    const query = parseInput(legacyCalendarQuerySchema, request.query, "calendar query");
+    const from = query.start ?? `${FIRST_YEAR}-01-01`;
+    const to = query.end ?? `${LAST_YEAR}-12-31`;
+    if (query.date_type !== "SETTLEMENT") return tradingDaysBetween(clampDate(from), clampDate(to)).map(calendarDayJson);
+    // date_type=SETTLEMENT selects the days by their settlement date instead of their trading date.
+    const candidates = tradingDaysBetween(clampDate(shiftDate(from, -7)), clampDate(to));
+    return candidates.filter((day) => settlementDate(day.date) >= from && settlementDate(day.date) <= to).map(calendarDayJson);
+  });
+
+  app.get<{ Params: { market: string } }>("/v3/calendar/:market", async (request) => {
+    if (request.params.market !== "NYSE") throw invalidRequest(`market: only NYSE is simulated (got ${JSON.stringify(request.params.market)})`);
+    const query = parseInput(calendarQuerySchema, request.query, "calendar query");
+    const today = sim.clock.tradingDate();
+    const days = tradingDaysBetween(clampDate(query.start ?? today), clampDate(query.end ?? query.start ?? today));
+    return calendarV3Json(days, query.timezone === "UTC" ? "UTC" : "America/New_York");
+  });
+
   app.get("/v2/assets", async () => model.symbols().map((symbol) => assetJson(symbol, model.spec(symbol)!)));
 
   app.get<SymbolParams>("/v2/assets/:symbol", async (request) => {
@@ -128,3 +158,11 @@ function fillPage(sim: Simulation, rawQuery: unknown) {
   }
   return activities.slice(first, first + query.page_size);
 }
+
+/** A date within the years the calendar covers (Alpaca's serves 1970 to 2029; the simulator's is narrower). */
+function clampDate(date: string): string {
+  if (date < `${FIRST_YEAR}-01-01`) return `${FIRST_YEAR}-01-01`;
+  return date > `${LAST_YEAR}-12-31` ? `${LAST_YEAR}-12-31` : date;
+}
+
+const shiftDate = (date: string, days: number) => new Date(Date.parse(`${date}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10);

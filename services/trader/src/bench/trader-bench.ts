@@ -111,6 +111,11 @@ async function main(): Promise<void> {
     historyBars: 30,
     universe: Object.fromEntries(symbols.map((symbol) => [symbol, { price: 50 }])),
     initialCash: 1_000_000,
+    // The trader still assumes an instant broker in an always-open market; these are the simulator's named shortcuts for that.
+    instantOrders: true,
+    marketHours: "always_open",
+    requestsPerMinute: null,
+    partialFillChance: 0,
   });
   try {
     await checkpointer.waitForLog("checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance", 30_000);
