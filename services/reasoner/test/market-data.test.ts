@@ -14,7 +14,8 @@ describe("a live market on every attempt, from the broker through the Alpaca SDK
   let sim: RunningSimulator;
 
   beforeAll(async () => {
-    sim = await startSimulator({ start: START, historyBars: 35 * DAY_BARS, universe: { AAPL: { price: 190 } } });
+    // Orders fill within their request (the simulator's instantOrders shortcut): the broker's lifecycle is not under test here.
+    sim = await startSimulator({ start: START, historyBars: 35 * DAY_BARS, universe: { AAPL: { price: 190 } }, instantOrders: true });
   });
   afterAll(async () => {
     await sim?.close();
