@@ -111,7 +111,22 @@ export type RequestMessage = MessagesRequest["messages"][number];
 export type RequestBlock = RequestMessage["content"][number];
 export type ToolResultBlock = z.infer<typeof toolResultBlock>;
 
-/** What the API would refuse in a structurally valid request, or undefined. */
+/**
+ * The conversation as the model sees it: the API combines consecutive turns of one role into a single turn
+ * (Messages API docs: "Consecutive user or assistant turns in your request will be combined into a single
+ * turn"), so they are accepted, not refused.
+ */
+export function combineTurns(request: MessagesRequest): MessagesRequest {
+  const messages: RequestMessage[] = [];
+  for (const message of request.messages) {
+    const last = messages.at(-1);
+    if (last?.role === message.role) messages[messages.length - 1] = { role: last.role, content: [...last.content, ...message.content] };
+    else messages.push(message);
+  }
+  return { ...request, messages };
+}
+
+/** What the API would refuse in a structurally valid request (its turns combined), or undefined. */
 export function conversationProblem(request: MessagesRequest): string | undefined {
   if (request.messages[0]?.role !== "user") return "messages.0.role: the first message must use the user role";
   const toolNames = new Set((request.tools ?? []).map((tool) => tool.name));
@@ -125,7 +140,6 @@ export function conversationProblem(request: MessagesRequest): string | undefine
   const toolUseIds = new Set<string>();
   for (const [index, message] of request.messages.entries()) {
     const previous = request.messages[index - 1];
-    if (previous?.role === message.role) return `messages.${index}.role: roles must alternate between "user" and "assistant"`;
     for (const [position, block] of message.content.entries()) {
       if (block.type === "tool_use" && message.role !== "assistant") return `messages.${index}.content.${position}: tool_use blocks can only be in assistant messages`;
       if (block.type === "tool_result" && message.role !== "user") return `messages.${index}.content.${position}: tool_result blocks can only be in user messages`;

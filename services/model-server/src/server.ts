@@ -8,6 +8,7 @@ import { FaultQueue, faultSchema, type Fault } from "./faults.js";
 import { generate } from "./generation.js";
 import { KNOWN_MODELS } from "./known-models.js";
 import {
+  combineTurns,
   conversationProblem,
   ERROR_TYPES,
   errorBody,
@@ -99,7 +100,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     if (options.apiKey && key !== options.apiKey) return fail(reply, 401, "invalid x-api-key");
     const parsed = messagesRequestSchema.safeParse(request.body);
     if (!parsed.success) return fail(reply, 400, describeIssues(parsed.error));
-    const body = parsed.data;
+    const body = combineTurns(parsed.data);
     // The API's own wording for both refusals.
     const model = models.get(body.model);
     if (!model) return fail(reply, 404, `model: ${body.model}`);

@@ -117,4 +117,20 @@ describe("local model server, as strict as the Messages API", () => {
     for (const id of ids) expect(id).toMatch(/^toolu_01[0-9A-Za-z]{22}$/);
     expect(new Set(ids).size).toBe(4);
   });
+
+  it("combines consecutive turns of one role into one, as the API does, instead of refusing them", async () => {
+    const first = await sdk.messages.create(body("combined"));
+    const toolUse = first.content.find((block) => block.type === "tool_use")!;
+    const answered = await post({
+      ...body("combined"),
+      messages: [
+        { role: "user", content: "Decide." },
+        { role: "user", content: "Iteration 1 of 4: call exactly one tool." },
+        { role: "assistant", content: first.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: toolUse.id, content: "{}" }] },
+        { role: "user", content: "Iteration 2 of 4: call exactly one tool." },
+      ],
+    });
+    expect(answered.status).toBe(200);
+  });
 });
