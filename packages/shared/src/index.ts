@@ -2,6 +2,7 @@ export * from "./config.js";
 export * from "./redaction.js";
 export * from "./logger.js";
 export * from "./redis.js";
+export * from "./lease.js";
 export * from "./jobs.js";
 export * from "./checkpoint-port.js";
 export * from "./checkpoint-client.js";
