@@ -28,6 +28,11 @@ export const traderEnvSchema = commonEnvSchema
     BROKER_READ_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
     /** How long the reasoner strategy waits for one decision before treating the symbol as HOLD this time. */
     REASONING_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
+    /**
+     * The account lease's time to live: a trader renews it every third of this, and the account of a trader
+     * that died stays locked this long (a --resume of its session takes it at once).
+     */
+    TRADER_ACCOUNT_LEASE_MS: z.coerce.number().int().min(1_000).max(600_000).default(15_000),
   })
   .superRefine((env, context) => {
     const keys = [env.APCA_API_KEY_ID, env.APCA_API_SECRET_KEY].filter((value) => value !== undefined);

@@ -14,13 +14,16 @@ import { AlpacaBroker } from "./broker/alpaca-broker.js";
 import { HelpRequested, parseCommandLine, UsageError, type TraderOptions } from "./cli/options.js";
 import { brokerConnection, traderEnvSchema, type TraderEnv } from "./config.js";
 import { TraderMetrics } from "./metrics.js";
+import { connectRedis, pingRedis, RedisUnavailableError } from "./redis.js";
+import { AccountInUseError } from "./session/account-lease.js";
 import { SessionTakenOverError } from "./session/checkpoints.js";
 import { formatReport } from "./session/report.js";
 import { reconcileOnly, StartupError, Trader, type TraderContext } from "./trader.js";
 
-/** Exit codes: 0 done, 1 failed, 2 bad command line, 3 another trader took the session over. */
+/** Exit codes: 0 done, 1 failed, 2 bad command line, 3 another trader took the session over, 4 the account is in use. */
 const EXIT_USAGE = 2;
 const EXIT_TAKEN_OVER = 3;
+const EXIT_ACCOUNT_IN_USE = 4;
 
 function commandLine(): TraderOptions {
   try {
@@ -61,7 +64,12 @@ function reportFailure(logger: Logger, error: unknown): number {
     logger.error(error.message);
     return EXIT_TAKEN_OVER;
   }
-  if (error instanceof StartupError) logger.fatal(error.message);
+  if (error instanceof AccountInUseError) {
+    logger.error(error.message);
+    console.error(`trader: ${error.message}`);
+    return EXIT_ACCOUNT_IN_USE;
+  }
+  if (error instanceof StartupError || error instanceof RedisUnavailableError) logger.fatal(error.message);
   else logger.fatal({ err: error }, "trader failed");
   return 1;
 }
@@ -83,6 +91,7 @@ const connection = brokerConnection(env);
 const broker = new AlpacaBroker(connection);
 const registry = createMetricsRegistry("trader");
 const metrics = new TraderMetrics(registry);
+let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
 const ops = await startOpsServer({
   port: env.HTTP_PORT,
   service: "trader",
@@ -90,6 +99,10 @@ const ops = await startOpsServer({
   readiness: {
     trading: async () => {
       if (!trader) throw new Error("starting: restoring and reconciling the session");
+    },
+    redis: async () => {
+      if (!redis) throw new Error("starting: connecting to Redis");
+      await pingRedis(redis);
     },
   },
 }).catch(exitOnPortUnavailable("trader"));
@@ -101,20 +114,26 @@ logger.info(
 
 let client: CheckpointClient;
 try {
+  // First on a connection of its own, so a Redis that is down or refuses the password is one clear line.
+  redis = await connectRedis(env.REDIS_URL, "trader-readiness", (error) => logger.debug({ problem: error.message }, "readiness connection: Redis error"));
   client = await CheckpointClient.connect({ redisUrl: env.REDIS_URL, queuePrefix: env.QUEUE_PREFIX });
 } catch (error) {
-  logger.fatal({ problem: (error as Error).message }, "cannot connect to Redis for checkpoints; check REDIS_URL");
+  logger.fatal({ redis: redactUrl(env.REDIS_URL) }, (error as Error).message);
   await shutdown.shutdown("redis unavailable", 1);
   process.exit(1);
 }
+const readinessConnection = redis;
 shutdown.add("checkpoint client", () => client.close());
+shutdown.add("redis", async () => readinessConnection.disconnect());
 
 const context: TraderContext = {
   broker,
   client,
   logger,
   metrics,
-  reasoning: { redisUrl: env.REDIS_URL, queuePrefix: env.QUEUE_PREFIX, timeoutMs: env.REASONING_TIMEOUT_MS },
+  redis: { url: env.REDIS_URL, queuePrefix: env.QUEUE_PREFIX },
+  reasoningTimeoutMs: env.REASONING_TIMEOUT_MS,
+  accountLeaseMs: env.TRADER_ACCOUNT_LEASE_MS,
 };
 
 if (options.reconcileOnly) {

@@ -6,6 +6,8 @@ import { BrokerReadError } from "./broker/errors.js";
 import type { BrokerAccount } from "./broker/types.js";
 import { STRATEGY_FLAG_NAMES, UsageError, type SessionChoice, type SessionFlags, type TraderOptions } from "./cli/options.js";
 import type { TraderMetrics } from "./metrics.js";
+import { connectRedis } from "./redis.js";
+import { AccountLease } from "./session/account-lease.js";
 import { readFullView } from "./session/broker-view.js";
 import { RestoreError, SessionCheckpoints, SessionTakenOverError, TRADER_SERVICE, type RestoredSession } from "./session/checkpoints.js";
 import { MAX_CLIENT_ORDER_ID_LENGTH } from "./session/client-order-ids.js";
@@ -28,13 +30,17 @@ export interface TraderContext {
   client: CheckpointClient;
   logger: Logger;
   metrics?: TraderMetrics;
-  /** Where the reasoner strategy's `reasoning` queue is. */
-  reasoning: { redisUrl: string; queuePrefix: string; timeoutMs: number };
+  /** The Redis of the account lease and of the reasoner strategy's `reasoning` queue. */
+  redis: { url: string; queuePrefix: string };
+  /** How long the reasoner strategy waits for one decision. */
+  reasoningTimeoutMs: number;
+  /** The account lease's time to live: how long after a trader dies its account stays locked. */
+  accountLeaseMs: number;
 }
 
 export interface TraderOutcome {
   end: SessionEnd;
-  /** 0 after a clean stop or completion, 1 when the final checkpoint failed, 3 when taken over. */
+  /** 0 after a clean stop or completion, 1 when the session failed or its final checkpoint did, 3 when taken over. */
   exitCode: number;
 }
 
@@ -43,6 +49,8 @@ const RECONCILE_ATTEMPTS = 3;
 const RECONCILE_BACKOFF_MS = 500;
 /** The final checkpoint gets this long to be confirmed on shutdown. */
 const FINAL_CHECKPOINT_TIMEOUT_MS = 10_000;
+/** At the end of the session (--duration), working entry orders get this long to be canceled or filled. */
+const SETTLE_ENTRIES_TIMEOUT_MS = 5_000;
 
 /** `trader-20260105-150000-1a2b3c`: sortable by start time, unique by its random tail. */
 export function newSessionId(now = new Date()): string {
@@ -61,6 +69,8 @@ export class Trader {
     readonly session: TradingSession,
     readonly checkpoints: SessionCheckpoints,
     private readonly strategy: Strategy,
+    private readonly lease: AccountLease,
+    private readonly redis: Redis,
     private readonly logger: Logger,
   ) {}
 
@@ -101,13 +111,38 @@ export class Trader {
       epoch = await client.claimEpoch(TRADER_SERVICE, sessionId, restored.snapshot.epoch + 1);
     }
 
-    const strategy = await createStrategy(state, sessionId, context);
+    let redis: Redis;
+    try {
+      redis = await connectRedis(context.redis.url, "trader-account-lease", (error) => logger.debug({ problem: error.message }, "account lease connection: Redis error"));
+    } catch (error) {
+      throw new StartupError((error as Error).message);
+    }
+    let lease: AccountLease;
+    try {
+      lease = await AccountLease.acquire({
+        redis,
+        queuePrefix: context.redis.queuePrefix,
+        accountId: account.id,
+        sessionId,
+        epoch,
+        ttlMs: context.accountLeaseMs,
+        takeOver: options.takeOver,
+        logger,
+      });
+    } catch (error) {
+      redis.disconnect();
+      throw error;
+    }
     let session: TradingSession | undefined;
+    // A trader that loses the lease before its session runs finds out at its first order (confirm throws).
+    lease.keepRenewed((error) => session?.takeOver(error));
+    let strategy: Strategy | undefined;
     const checkpoints = new SessionCheckpoints(client, { sessionId, ownerId: account.id, epoch }, logger, (error) => session?.takeOver(error));
     try {
+      strategy = await createStrategy(state, sessionId, context);
       const report = await reconcileOnStart(broker, state, sessionId, logger);
       logReconciliation(logger, report);
-      session = new TradingSession({ broker, strategy, checkpoints, logger, metrics: context.metrics }, state, {
+      session = new TradingSession({ broker, strategy, checkpoints, ownership: lease, logger, metrics: context.metrics }, state, {
         sessionId,
         intervalMs: options.intervalMs,
         checkpointIntervalMs: options.checkpointIntervalMs,
@@ -118,14 +153,16 @@ export class Trader {
       );
       await Promise.all([firstCheckpoint(checkpoints, state, logger), warmUp]);
     } catch (error) {
-      await strategy.close();
+      await strategy?.close();
+      await lease.release();
+      redis.disconnect();
       throw error;
     }
     logger.info(
       { event: "trading_started", sessionId, epoch, symbols: state.identity.symbols, positions: state.positions.size, intervalMs: options.intervalMs },
       `Trading ${state.identity.symbols.length} symbols every ${options.intervalMs / 1000}s (session ${sessionId}, epoch ${epoch})`,
     );
-    return new Trader(session, checkpoints, strategy, logger);
+    return new Trader(session, checkpoints, strategy, lease, redis, logger);
   }
 
   /** Trades until the duration ends, `stop()` is called or the session is taken over; then checkpoints and cleans up. */
@@ -148,9 +185,15 @@ export class Trader {
         return { end, exitCode: 3 };
       }
       const completed = end.reason === "completed";
-      logger.info({ sessionId: this.sessionId, reason: end.reason }, completed ? "✓ Session duration reached; finishing" : "⟳ Shutting down gracefully...");
+      if (end.reason === "failed") {
+        logger.fatal({ sessionId: this.sessionId, err: end.error }, "trading stopped by an unexpected error; writing the final checkpoint so --resume can continue");
+      } else {
+        logger.info({ sessionId: this.sessionId, reason: end.reason }, completed ? "✓ Session duration reached; finishing" : "⟳ Shutting down gracefully...");
+      }
+      // A completed session must not leave an entry that the broker could still fill after its final snapshot.
+      if (completed) await this.session.settleEntries(SETTLE_ENTRIES_TIMEOUT_MS);
       logger.info({ sessionId: this.sessionId }, "Creating final checkpoint...");
-      let exitCode = 0;
+      let exitCode = end.reason === "failed" ? 1 : 0;
       try {
         await checkpoints.createConfirmedCheckpoint(this.state, completed ? "final" : "shutdown", completed ? "completed" : "interrupted", FINAL_CHECKPOINT_TIMEOUT_MS);
       } catch (error) {
@@ -174,9 +217,13 @@ export class Trader {
       return { end, exitCode };
     } finally {
       await this.strategy.close();
+      await this.lease.release();
+      this.redis.disconnect();
     }
   }
 }
+
+type Redis = Awaited<ReturnType<typeof connectRedis>>;
 
 /**
  * --reconcile-only: compares the account's latest active or interrupted session (or the named one) with the
@@ -299,7 +346,9 @@ async function createStrategy(state: TradingState, sessionId: string, context: T
   const { strategy } = state.identity;
   if (strategy.kind === "rule") return new RuleStrategy(strategy);
   return ReasonerStrategy.connect({
-    ...context.reasoning,
+    redisUrl: context.redis.url,
+    queuePrefix: context.redis.queuePrefix,
+    timeoutMs: context.reasoningTimeoutMs,
     agentId: sessionId,
     nextRun: (symbol) => `${symbol}.${state.nextDecisionRun(symbol)}`,
     logger: context.logger,

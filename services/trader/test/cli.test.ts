@@ -25,6 +25,7 @@ describe("trader command line", () => {
       },
       sessionFlags: {},
       reconcileOnly: false,
+      takeOver: false,
       intervalMs: 60_000,
       checkpointIntervalMs: 30_000,
       durationMs: null,

@@ -35,6 +35,8 @@ export interface TraderOptions {
   sessionFlags: SessionFlags;
   /** Only compare the session with the broker and print the report; change nothing. */
   reconcileOnly: boolean;
+  /** Take the broker account from the session that holds it (--take-over), instead of refusing to start. */
+  takeOver: boolean;
   intervalMs: number;
   checkpointIntervalMs: number;
   /** Null: trade until stopped. */
@@ -91,6 +93,7 @@ function program(defaultInterval: string): Command {
     .addOption(new Option("--resume-session <id>", "resume the session with this id"))
     .addOption(new Option("--resume-or-new", "resume the account's latest active or interrupted session if there is one, else start a new one"))
     .addOption(new Option("--reconcile-only", "compare the session with the broker, print the report and exit; changes nothing"))
+    .addOption(new Option("--take-over", "take the broker account from the session trading it (that trader stops before its next order) instead of refusing to start"))
     .addOption(new Option("--strategy <kind>", "rule (momentum on one-minute bars) or reasoner (asks the reasoning queue)").default(DEFAULTS.strategy))
     .addOption(new Option("--stop-loss-pct <percent>", "stop-loss distance from the entry price").default(DEFAULTS.stopLossPct))
     .addOption(new Option("--take-profit-pct <percent>", "take-profit distance from the entry price").default(DEFAULTS.takeProfitPct))
@@ -140,6 +143,7 @@ const flagsSchema = z.object({
     .refine((value) => sessionIdSchema.safeParse(value).success, "--resume-session: must be a session id of 1-128 characters from A-Z, a-z, 0-9, '_', '.', '-'")
     .optional(),
   reconcileOnly: z.boolean().optional(),
+  takeOver: z.boolean().optional(),
   strategy: z.enum(["rule", "reasoner"], "--strategy: must be rule or reasoner"),
   stopLossPct: positive("--stop-loss-pct", "a percentage").refine((value) => value < 100, "--stop-loss-pct: must be below 100"),
   takeProfitPct: positive("--take-profit-pct", "a percentage").refine((value) => value <= 1_000, "--take-profit-pct: must be at most 1000"),
@@ -185,7 +189,7 @@ export function parseCommandLine(args: string[], env: Record<string, string | un
       );
     }
   }
-  const runFlags = Object.entries(RUN_FLAGS).filter(([name]) => given(name)).map(([, flag]) => flag);
+  const runFlags = [...Object.entries(RUN_FLAGS).filter(([name]) => given(name)).map(([, flag]) => flag), ...(raw.takeOver === true ? ["--take-over"] : [])];
   if (reconcileOnly && runFlags.length > 0) {
     problems.push(`${runFlags.join(", ")} cannot be combined with --reconcile-only, which only reads the broker and the session, prints the report and exits`);
   }
@@ -218,6 +222,7 @@ export function parseCommandLine(args: string[], env: Record<string, string | un
       ...(Object.keys(strategyGiven).length > 0 ? { strategy: strategyGiven } : {}),
     },
     reconcileOnly,
+    takeOver: flags.takeOver === true,
     intervalMs: Math.round(flags.interval * 1000),
     checkpointIntervalMs: Math.round(flags.checkpointInterval * 1000),
     durationMs: flags.duration === undefined ? null : Math.round(flags.duration * 60_000),

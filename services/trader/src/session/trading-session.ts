@@ -5,9 +5,11 @@ import type { Broker } from "../broker/broker.js";
 import { BrokerReadError } from "../broker/errors.js";
 import { placeOrder, type Placement } from "../broker/placement.js";
 import type { TraderMetrics } from "../metrics.js";
+import { RedisUnavailableError } from "../redis.js";
 import { BarHistory } from "../strategy/bar-history.js";
 import { planBracket } from "../strategy/bracket-plan.js";
 import type { MarketSnapshot, Signal, Strategy } from "../strategy/strategy.js";
+import { isOrderFinal } from "../broker/types.js";
 import { readLiveView } from "./broker-view.js";
 import { SessionTakenOverError, type SessionCheckpoints } from "./checkpoints.js";
 import { closeClientOrderId, entryClientOrderId } from "./client-order-ids.js";
@@ -23,19 +25,32 @@ export interface SessionSettings {
   durationMs: number | null;
 }
 
+/** What tells the session, before each order, that it still owns its session and account. */
+export interface Ownership {
+  /** Resolves only if this trader still holds them; throws SessionTakenOverError or RedisUnavailableError otherwise. */
+  confirm(): Promise<void>;
+}
+
 export interface SessionParts {
   broker: Broker;
   strategy: Strategy;
   checkpoints: SessionCheckpoints;
+  ownership: Ownership;
   logger: Logger;
   metrics?: TraderMetrics;
 }
 
 /** Why the trading loop ended. */
-export type SessionEnd = { reason: "completed" } | { reason: "stopped"; cause: string } | { reason: "taken_over"; error: SessionTakenOverError };
+export type SessionEnd =
+  | { reason: "completed" }
+  | { reason: "stopped"; cause: string }
+  | { reason: "taken_over"; error: SessionTakenOverError }
+  | { reason: "failed"; error: Error };
 
 /** Bars kept per symbol: the rule strategy's window, or enough recent closes for the reasoner. */
 const MIN_BARS_KEPT = 120;
+/** Between looks at entry orders being settled when the session ends. */
+const SETTLE_POLL_MS = 100;
 
 /**
  * One trading session's loop: every interval a tick (market data, sync with the broker, decisions, orders),
@@ -82,7 +97,8 @@ export class TradingSession {
       await this.sleepUntil(Math.min(nextTick, nextCheckpoint, deadline));
       if (this.ended(deadline)) continue;
       if (Date.now() >= nextTick) {
-        await this.guardedTick();
+        const failure = await this.guardedTick();
+        if (failure) return { reason: "failed", error: failure };
         nextTick = Math.max(nextTick + this.settings.intervalMs, Date.now());
       }
       if (Date.now() >= nextCheckpoint && !this.takenOver) {
@@ -158,19 +174,72 @@ export class TradingSession {
     });
   }
 
-  /** A tick the broker cannot serve is skipped, not fatal: nothing is decided on answers that are missing. */
-  private async guardedTick(): Promise<void> {
+  /**
+   * A tick the broker or Redis cannot serve is skipped, not fatal: nothing is decided on answers that are
+   * missing, and open positions stay protected by their bracket legs at the broker meanwhile. Anything else
+   * ends the session (returned, so the final checkpoint is still written).
+   */
+  private async guardedTick(): Promise<Error | undefined> {
     try {
       await this.tick();
       this.parts.metrics?.ticks.inc({ outcome: "ok" });
     } catch (error) {
       if (error instanceof SessionTakenOverError) {
         this.takeOver(error);
-        return;
+        return undefined;
       }
-      if (!(error instanceof BrokerReadError) && !(error instanceof ReconciliationError)) throw error;
+      if (error instanceof RedisUnavailableError) {
+        this.parts.metrics?.ticks.inc({ outcome: "skipped" });
+        this.parts.logger.warn({ problem: error.message }, "tick skipped: Redis does not answer; open positions keep their stop-loss and take-profit legs at the broker; trying again next tick");
+        return undefined;
+      }
+      if (!(error instanceof BrokerReadError) && !(error instanceof ReconciliationError)) return error as Error;
       this.parts.metrics?.ticks.inc({ outcome: "skipped" });
       this.parts.logger.warn({ problem: error.message }, "tick skipped: the broker could not be read reliably; trying again next tick");
+    }
+    return undefined;
+  }
+
+  /**
+   * At the end of the session (--duration): cancels every entry order still working and waits until the
+   * broker has settled each (canceled, or filled and so booked as a position with its legs), so the final
+   * checkpoint holds no entry the broker could still fill. Gives up after `timeoutMs`, leaving what is
+   * unsettled in the state as pending.
+   */
+  async settleEntries(timeoutMs: number): Promise<void> {
+    const { broker, logger } = this.parts;
+    const deadline = Date.now() + timeoutMs;
+    const canceled = new Set<string>();
+    while (this.state.pendingEntries.size > 0) {
+      for (const entry of this.state.pendingEntries.values()) {
+        if (canceled.has(entry.clientOrderId)) continue;
+        try {
+          const order = entry.orderId ? await broker.order(entry.orderId) : await broker.orderByClientOrderId(entry.clientOrderId);
+          if (order && !isOrderFinal(order)) {
+            await broker.cancelOrder(order.id);
+            logger.info({ symbol: entry.symbol, clientOrderId: entry.clientOrderId, orderId: order.id }, "session ending: canceling its working entry order");
+          }
+          canceled.add(entry.clientOrderId);
+        } catch (error) {
+          // 422: the order became final meanwhile (filled or canceled); the sync below books it.
+          if (error instanceof ApiError && error.status === 422) canceled.add(entry.clientOrderId);
+          else logger.warn({ symbol: entry.symbol, clientOrderId: entry.clientOrderId, problem: (error as Error).message }, "could not cancel a working entry order; trying again");
+        }
+      }
+      try {
+        await this.sync();
+      } catch (error) {
+        logger.warn({ problem: (error as Error).message }, "could not read the broker while settling entry orders; trying again");
+      }
+      if (this.state.pendingEntries.size === 0) return;
+      if (Date.now() >= deadline) {
+        logger.warn(
+          { pending: [...this.state.pendingEntries.keys()], timeoutMs },
+          "entry orders not settled at the end of the session; the final checkpoint keeps them as pending and --reconcile-only shows what became of them",
+        );
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
     }
   }
 
@@ -210,6 +279,7 @@ export class TradingSession {
     }
     const tradeNo = this.state.nextTradeNo(symbol);
     const clientOrderId = entryClientOrderId(this.settings.sessionId, symbol, tradeNo);
+    await this.parts.ownership.confirm();
     const placement = await placeOrder(broker, clientOrderId, () =>
       broker.submitBracket({ clientOrderId, symbol, side: side === "long" ? "buy" : "sell", qty: plan.qty, takeProfit: plan.takeProfit, stopLoss: plan.stopLoss }),
     );
@@ -234,6 +304,7 @@ export class TradingSession {
   private async exit(position: OpenPosition, signal: Signal): Promise<void> {
     const { broker, logger } = this.parts;
     const { symbol } = position;
+    await this.parts.ownership.confirm();
     const leg = position.orders.takeProfitId ?? position.orders.stopLossId;
     if (leg) {
       try {

@@ -1,6 +1,7 @@
 import { Queue, QueueEvents } from "bullmq";
 import {
   createRedisConnection,
+  DecisionRequestError,
   describeIssues,
   requestDecision,
   thinkJobId,
@@ -9,6 +10,7 @@ import {
   type Logger,
   type ThinkResult,
 } from "@savepoint/shared";
+import { RedisUnavailableError } from "../redis.js";
 import { hold, type HeldPosition, type MarketSnapshot, type Signal, type Strategy } from "./strategy.js";
 
 export interface ReasonerStrategyOptions {
@@ -52,6 +54,11 @@ export class ReasonerStrategy implements Strategy {
     const queue = new Queue("reasoning", { connection, prefix: options.queuePrefix });
     const events = new QueueEvents("reasoning", { connection: { url: options.redisUrl, maxRetriesPerRequest: null }, prefix: options.queuePrefix });
     events.setMaxListeners(0);
+    // Connection errors during an outage are reported by the ticks they fail (one line each), not as dumps.
+    const reportError = (error: Error) => options.logger.debug({ problem: error.message }, "reasoning queue: Redis error");
+    connection.on("error", reportError);
+    queue.on("error", reportError);
+    events.on("error", reportError);
     await events.waitUntilReady();
     return new ReasonerStrategy(options, connection, queue, events);
   }
@@ -74,10 +81,20 @@ export class ReasonerStrategy implements Strategy {
     this.connection.disconnect();
   }
 
+  /** Queues the think job; a Redis that does not answer means this tick cannot be served. */
+  private async request(jobId: string, payload: Parameters<typeof requestDecision>[2]) {
+    try {
+      return await requestDecision(this.queue, jobId, payload);
+    } catch (error) {
+      if (error instanceof DecisionRequestError) throw error;
+      throw new RedisUnavailableError(`cannot ask the reasoner (job ${jobId}): Redis does not answer (${(error as Error).message})`);
+    }
+  }
+
   private async startRun(market: MarketSnapshot, position: HeldPosition | null): Promise<void> {
     const jobId = thinkJobId(this.options.agentId, this.options.nextRun(market.symbol));
     const closes = market.bars.map((bar) => bar.c).slice(-MAX_CLOSES);
-    const job = await requestDecision(this.queue, jobId, {
+    const job = await this.request(jobId, {
       agentId: this.options.agentId,
       symbol: market.symbol,
       marketContext: {

@@ -1,0 +1,147 @@
+import { RedisLease, type LeaseClaim, type LeaseHolder, type Logger } from "@savepoint/shared";
+import { RedisUnavailableError } from "../redis.js";
+import { SessionTakenOverError } from "./checkpoints.js";
+
+type Redis = ConstructorParameters<typeof RedisLease>[0];
+
+/** Another live session trades the account: this one must not start (exit 4). */
+export class AccountInUseError extends Error {
+  override name = "AccountInUseError";
+}
+
+export interface AccountLeaseOptions {
+  redis: Redis;
+  queuePrefix: string;
+  accountId: string;
+  sessionId: string;
+  epoch: number;
+  ttlMs: number;
+  /** --take-over: take the account from whichever session holds it. */
+  takeOver: boolean;
+  logger: Logger;
+}
+
+const seconds = (ms: number) => `${Math.ceil(ms / 1000)} s`;
+
+/**
+ * One trading session per broker account: the session holds a fenced lease on its account while it runs, so
+ * a second session on the account refuses to start, and a trader whose lease was taken (a newer process of
+ * the same session resuming it, or an explicit --take-over) learns it before its next order and stops.
+ * The lease is renewed every third of its time to live; a trader that dies loses it when it lapses.
+ */
+export class AccountLease {
+  private renewal: NodeJS.Timeout | undefined;
+  private lost: SessionTakenOverError | undefined;
+  private outage: string | undefined;
+
+  private constructor(
+    private readonly lease: RedisLease,
+    private readonly claim: LeaseClaim,
+    private readonly token: number,
+    private readonly options: AccountLeaseOptions,
+  ) {}
+
+  /**
+   * Takes the account's lease for this session and epoch. Refused (AccountInUseError) when another live
+   * session holds it, unless `takeOver`; refused as taken over (SessionTakenOverError) when a later epoch of
+   * this same session holds it. A resume supersedes the lease of the session's earlier, dead or fenced process.
+   */
+  static async acquire(options: AccountLeaseOptions): Promise<AccountLease> {
+    const { redis, queuePrefix, accountId, sessionId, epoch, ttlMs, takeOver, logger } = options;
+    const lease = new RedisLease(redis, `${queuePrefix}:trader-account-leases:${accountId}`, ttlMs);
+    const claim = { owner: sessionId, generation: epoch };
+    let grant;
+    try {
+      grant = await lease.acquire(claim, { takeOver });
+    } catch (error) {
+      throw new RedisUnavailableError(`cannot take the lease on account ${accountId}: Redis did not answer (${(error as Error).message})`);
+    }
+    if (!grant.granted) {
+      const { holder } = grant;
+      if (holder.owner === sessionId) {
+        throw new SessionTakenOverError(
+          `another trader has taken over session ${sessionId} (this one holds epoch ${epoch}, epoch ${holder.generation} holds account ${accountId}); stopping without placing any order`,
+        );
+      }
+      throw new AccountInUseError(
+        `account ${accountId} is being traded by session ${holder.owner} (epoch ${holder.generation}; its lease lapses in ${seconds(holder.expiresInMs)} unless that trader renews it): ` +
+          `stop that trader, resume that session with --resume-session ${holder.owner}, or start with --take-over to take the account from it`,
+      );
+    }
+    const { previous } = grant;
+    const at = { accountId, sessionId, epoch, token: grant.token };
+    if (previous && previous.owner !== sessionId) {
+      logger.warn(
+        { ...at, event: "account_taken_over", previous },
+        `--take-over: took account ${accountId} from session ${previous.owner} (epoch ${previous.generation}, its lease had ${seconds(previous.expiresInMs)} left); that trader stops before its next order`,
+      );
+    } else if (previous && previous.generation !== epoch) {
+      logger.info({ ...at, previous }, `took account ${accountId}'s lease over from epoch ${previous.generation} of this session`);
+    } else {
+      logger.info(at, `holding account ${accountId} for session ${sessionId}`);
+    }
+    return new AccountLease(lease, claim, grant.token, options);
+  }
+
+  /**
+   * Renews the lease every third of its time to live until released; `onLost` is called once if another
+   * trader holds it. Renewals that fail because Redis is down are logged once per outage and retried.
+   */
+  keepRenewed(onLost: (error: SessionTakenOverError) => void): void {
+    const every = Math.max(1, Math.floor(this.options.ttlMs / 3));
+    this.renewal = setInterval(() => {
+      this.confirm().catch((error: unknown) => {
+        if (error instanceof SessionTakenOverError) onLost(error);
+      });
+    }, every);
+    this.renewal.unref();
+  }
+
+  /**
+   * Before every order: renews the lease and resolves only if this trader still holds it. Throws
+   * SessionTakenOverError when another trader holds it now, RedisUnavailableError when that cannot be known.
+   */
+  async confirm(): Promise<void> {
+    if (this.lost) throw this.lost;
+    const { accountId, logger } = this.options;
+    let standing;
+    try {
+      standing = await this.lease.renew(this.claim, this.token);
+    } catch (error) {
+      const problem = (error as Error).message;
+      if (this.outage === undefined) logger.warn({ accountId, problem }, "cannot renew the account lease: Redis does not answer; no order is placed until it does");
+      this.outage = problem;
+      throw new RedisUnavailableError(`cannot confirm that this trader still holds account ${accountId}: Redis does not answer (${problem})`);
+    }
+    if (this.outage !== undefined) {
+      logger.info({ accountId }, "account lease renewed: Redis answers again");
+      this.outage = undefined;
+    }
+    if (standing.held) return;
+    this.lost = new SessionTakenOverError(this.describeLoss(standing.holder));
+    throw this.lost;
+  }
+
+  /** Stops renewing and gives the lease up if this trader still holds it. */
+  async release(): Promise<void> {
+    clearInterval(this.renewal);
+    if (this.lost) return;
+    try {
+      await this.lease.release(this.token);
+    } catch (error) {
+      this.options.logger.warn(
+        { accountId: this.options.accountId, problem: (error as Error).message },
+        `account lease not released (Redis does not answer); it lapses within ${seconds(this.options.ttlMs)}`,
+      );
+    }
+  }
+
+  private describeLoss(holder: LeaseHolder | null): string {
+    const { sessionId, epoch, accountId } = this.options;
+    if (!holder) return `another trader has taken over session ${sessionId}: account ${accountId}'s lease lapsed and was granted again since (this one holds epoch ${epoch}); stopping without placing further orders`;
+    if (holder.owner === sessionId) {
+      return `another trader has taken over session ${sessionId} (this one holds epoch ${epoch}, epoch ${holder.generation} holds account ${accountId} now); stopping without placing further orders`;
+    }
+    return `session ${holder.owner} has taken account ${accountId} over from session ${sessionId} (--take-over); stopping without placing further orders`;
+  }
+}
