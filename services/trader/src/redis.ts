@@ -57,6 +57,6 @@ export async function pingRedis(connection: Redis): Promise<void> {
   try {
     await connection.ping();
   } catch (error) {
-    throw new Error(`Redis unreachable: ${(error as Error).message}`);
+    throw new Error(`Redis unreachable: ${(error as Error).message}`, { cause: error });
   }
 }

@@ -90,6 +90,26 @@ describe("session checkpoints", () => {
     expect(picked?.snapshot.sessionId).not.toBe(trader.sessionId);
   });
 
+  it("settles the entry orders still working when --duration ends, so the final checkpoint holds none the broker could fill later", async () => {
+    const { trader, messages } = await openTrader(args("--duration", "0.02", "--checkpoint-interval", "60", ...ALWAYS_ENTER));
+    // The first entry reaches the broker only after the market has closed, so both entries stay working.
+    sim.control.injectFault({ kind: "latency", ms: 300, count: 1, method: "POST", path: "/v2/orders" });
+    const running = trader.run();
+    await eventually("the first entry in flight", () => (sim.control.requests({ method: "POST", path: "/v2/orders" }).some((request) => request.status === null) ? true : undefined));
+    sim.control.setMarketOpen(false);
+    await eventually("two working entries", () => (trader.state.pendingEntries.size === 2 ? true : undefined));
+
+    expect(await running).toEqual({ end: { reason: "completed" }, exitCode: 0 });
+    expect(messages().filter((message) => message === "session ending: canceling its working entry order")).toHaveLength(2);
+    const final = await storedSnapshot(stack.env, trader.sessionId);
+    expect(final).toMatchObject({ kind: "final", status: "completed", state: { pendingEntries: [], positions: [] } });
+    const entries = sim.control.state().orders.filter((order) => String(order.client_order_id).startsWith(`${trader.sessionId}:`));
+    expect(entries.map((order) => [order.client_order_id, order.status])).toEqual([
+      [`${trader.sessionId}:AAPL:1`, "canceled"],
+      [`${trader.sessionId}:MSFT:1`, "canceled"],
+    ]);
+  });
+
   it("offers the seed's programmatic API: createCheckpoint, restoreFromLatestCheckpoint, getCheckpointStats, cleanupOldCheckpoints", async () => {
     const { trader } = await openTrader(args("--checkpoint-interval", "60", ...NEVER_ENTER));
     const { checkpoints, state } = trader;

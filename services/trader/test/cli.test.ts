@@ -4,6 +4,15 @@ import { brokerConnection, traderEnvSchema } from "../src/config.js";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { eventually, spawnTrader, startTestSimulator, tradingStarted, useTraderStack } from "./support.js";
 import { parseEnv } from "@savepoint/shared";
+import { RedisServer, type ServiceProcess } from "@savepoint/shared/testing";
+
+/** What a person at the terminal reads: no dumps, no stack frames. */
+function expectNoDumps(trader: ServiceProcess): void {
+  const output = trader.output.join("\n");
+  expect(output).not.toContain("Unhandled error event");
+  expect(output).not.toMatch(/^\s+at /m);
+  expect(output).not.toContain('"stack"');
+}
 
 function usageError(args: string[]): string {
   try {
@@ -142,6 +151,31 @@ describe("trader process start-up errors", () => {
     expect(trader.logs.map((line) => line.msg)).toContainEqual(expect.stringMatching(/^no active or interrupted trader session for account [0-9a-f-]+; start a new session \(without --resume\), or use --resume-or-new$/));
   });
 
+  it("exits 1 in one line naming REDIS_URL when Redis is down at start", async () => {
+    const redis = await RedisServer.start();
+    const { url } = redis;
+    await redis.stop();
+    const trader = spawnTrader(stack.env, sim, ["--symbols", "AAPL"], { REDIS_URL: url });
+    expect(await trader.exited).toEqual({ code: 1, signal: null });
+    const fatal = trader.logs.filter((line) => line.level === 60);
+    expect(fatal.map((line) => line.msg)).toEqual([expect.stringMatching(new RegExp(`^cannot reach Redis at ${url} within 5000 ms \\(.*ECONNREFUSED.*\\); check REDIS_URL and that Redis is running$`))]);
+    expectNoDumps(trader);
+  });
+
+  it("exits 1 in one line when Redis refuses the password, without showing it", async () => {
+    const redis = await RedisServer.start({ args: ["--requirepass", "the-right-one"] });
+    try {
+      const trader = spawnTrader(stack.env, sim, ["--symbols", "AAPL"], { REDIS_URL: `redis://:not-the-password@127.0.0.1:${redis.port}` });
+      expect(await trader.exited).toEqual({ code: 1, signal: null });
+      const fatal = trader.logs.filter((line) => line.level === 60);
+      expect(fatal.map((line) => line.msg)).toEqual([expect.stringMatching(/refused the credentials \(WRONGPASS .*\); check the user and password in REDIS_URL$/)]);
+      expect(trader.output.join("\n")).not.toContain("not-the-password");
+      expectNoDumps(trader);
+    } finally {
+      await redis.stop();
+    }
+  });
+
   it("serves /healthz, /readyz and /metrics while trading", async () => {
     const trader = spawnTrader(stack.env, sim, ["--symbols", "AAPL", "--interval", "0.1", "--entry-threshold-pct", "100"]);
     try {
@@ -149,7 +183,7 @@ describe("trader process start-up errors", () => {
       await trader.waitForLog(tradingStarted);
       const get = (path: string) => fetch(`http://127.0.0.1:${String(port)}${path}`);
       expect(await (await get("/healthz")).json()).toEqual({ status: "ok", service: "trader" });
-      expect(await (await get("/readyz")).json()).toEqual({ status: "ready", checks: { trading: "ok" } });
+      expect(await (await get("/readyz")).json()).toEqual({ status: "ready", checks: { trading: "ok", redis: "ok" } });
       const metrics = await eventually("a counted tick", async () => {
         const text = await (await get("/metrics")).text();
         return /savepoint_trader_ticks_total\{[^}]*outcome="ok"[^}]*\} [1-9]/.test(text) ? text : undefined;

@@ -1,33 +1,12 @@
-import { Worker } from "bullmq";
-import { createJobProcessor, JobRejectedError, type Decision, type ThinkPayload } from "@savepoint/shared";
-import type { TestEnvironment } from "@savepoint/shared/testing";
+import { JobRejectedError, type Decision } from "@savepoint/shared";
 import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
+import { reasoningWorker } from "./reasoning-worker.js";
 import { captureLogger, eventually, sessionOrders, traderContext, useTraderStack } from "./support.js";
 
 const ARGS = ["--strategy", "reasoner", "--symbols", "AAPL", "--interval", "0.05", "--checkpoint-interval", "60", "--position-size", "2000"];
-
-/**
- * A stand-in for the reasoner: a real BullMQ worker on the `reasoning` queue, speaking the job catalog's
- * `think` contract, answering from a script of decisions.
- */
-function reasoningWorker(env: TestEnvironment, decide: (payload: ThinkPayload, run: number) => Decision) {
-  const jobs: Array<{ id: string; payload: ThinkPayload }> = [];
-  const worker = new Worker(
-    "reasoning",
-    createJobProcessor("reasoning", {
-      think: async (payload, job) => {
-        jobs.push({ id: job.id!, payload });
-        const decision = decide(payload, jobs.length);
-        return { ...decision, sessionId: job.id!, iterations: 3, resumed: false, resumedAtIteration: 0, modelCalls: 3, modelCallsSaved: 0, limitReached: false };
-      },
-    }),
-    { connection: { url: env.redisUrl, maxRetriesPerRequest: null }, prefix: env.queuePrefix },
-  );
-  return { worker, jobs };
-}
 
 describe("reasoner strategy", () => {
   const stack = useTraderStack("trader-reasoner", { client: true });

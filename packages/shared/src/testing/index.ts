@@ -5,3 +5,5 @@ export * from "./checkpointer-process.js";
 export * from "./teardown.js";
 export * from "./queue-with-events.js";
 export * from "./in-memory-checkpoints.js";
+export * from "./redis-server.js";
+export * from "./http-tap.js";

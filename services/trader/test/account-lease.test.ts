@@ -1,0 +1,104 @@
+import { HttpTap, type ServiceProcess } from "@savepoint/shared/testing";
+import { describe, expect, it } from "vitest";
+import type { RunningSimulator } from "../src/simulator/server.js";
+import { brokerHoldings, eventually, sessionOrders, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
+
+const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
+const TWO = ["--symbols", "AAPL,MSFT", "--entry-threshold-pct", "0", "--lookback", "3", "--position-size", "3000", "--stop-loss-pct", "5", "--take-profit-pct", "5"];
+/** Short enough that a trader learns of a take-over by its renewals within a second. */
+const LEASE = { TRADER_ACCOUNT_LEASE_MS: "3000" };
+
+const messages = (trader: ServiceProcess) => trader.logs.map((line) => String(line.msg));
+const changeKinds = (trader: ServiceProcess) => trader.logs.flatMap((line) => (line.change ? [(line.change as { kind: string }).kind] : []));
+
+describe("one trading session per broker account", () => {
+  const stack = useTraderStack("trader-account-lease");
+  let sim: RunningSimulator;
+
+  const trader = (args: string[], env: Record<string, string> = {}) => stack.spawnTrader(sim, args, { ...LEASE, ...env });
+
+  /** A broker tap per trader: what each one sent to the broker, told apart. */
+  async function tap(): Promise<HttpTap> {
+    const opened = await HttpTap.start(sim.url);
+    stack.stopAfterTest(() => opened.close());
+    return opened;
+  }
+
+  async function sessionWithTwoPositions() {
+    const first = trader([...TWO, ...RUN]);
+    const started = await first.waitForLog(tradingStarted);
+    const sessionId = String(started.sessionId);
+    await eventually("a checkpoint holding 2 positions", async () => ((await storedSnapshot(stack.env, sessionId)).state.positions.length === 2 ? true : undefined));
+    return { first, sessionId };
+  }
+
+  it("refuses a second session on the account in one line naming the session that holds it; the first trades on undisturbed", async () => {
+    sim = await stack.startSimulator({ seed: "one-owner", tickIntervalMs: 50 });
+    const { first, sessionId } = await sessionWithTwoPositions();
+    const accountId = sim.control.state().account.id;
+
+    const secondTap = await tap();
+    const second = trader([...TWO, ...RUN], { APCA_API_BASE_URL: secondTap.url });
+    expect(await second.exited).toEqual({ code: 4, signal: null });
+    const refusal = `account ${accountId} is being traded by session ${sessionId} (epoch 0; its lease lapses in`;
+    expect(second.output.filter((line) => line.startsWith("trader: "))).toEqual([expect.stringContaining(`trader: ${refusal}`)]);
+    expect(second.output.join("\n")).not.toMatch(/\n\s+at /);
+    expect(messages(second)).toContainEqual(expect.stringMatching(/--take-over to take the account from it$/));
+    // It adopted nothing, placed nothing and wrote nothing.
+    expect(messages(second)).not.toContainEqual(expect.stringMatching(/^Reconciliation:/));
+    expect(secondTap.count("POST", "/v2/orders")).toBe(0);
+    const { rows } = await stack.env.query("SELECT DISTINCT session_id FROM checkpoints");
+    expect(rows).toEqual([{ session_id: sessionId }]);
+
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(await first.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(changeKinds(first)).not.toContain("quantity_corrected");
+    expect(changeKinds(first)).not.toContain("position_adopted");
+    const final = await storedSnapshot(stack.env, sessionId);
+    expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
+  });
+
+  it("--take-over takes the account, saying so; the trader that held it stops without placing another order", async () => {
+    sim = await stack.startSimulator({ seed: "take-over", tickIntervalMs: 50 });
+    const { first, sessionId } = await sessionWithTwoPositions();
+    const ordersBefore = sessionOrders(sim, sessionId).length;
+
+    const second = trader([...TWO, ...RUN, "--take-over"]);
+    const started = await second.waitForLog(tradingStarted);
+    const takeOver = second.logs.find((line) => line.event === "account_taken_over");
+    expect(takeOver?.msg).toMatch(new RegExp(`^--take-over: took account \\S+ from session ${sessionId} \\(epoch 0, its lease had \\d+ s left\\); that trader stops before its next order$`));
+
+    expect(await first.exited).toEqual({ code: 3, signal: null });
+    expect(messages(first)).toContain(`session ${String(started.sessionId)} has taken account ${sim.control.state().account.id} over from session ${sessionId} (--take-over); stopping without placing further orders`);
+    expect(sessionOrders(sim, sessionId)).toHaveLength(ordersBefore);
+    // The positions nobody owns any longer are the new session's now.
+    expect(changeKinds(second).filter((kind) => kind === "position_adopted")).toHaveLength(2);
+    expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+
+  it.each([1, 2, 3])("of two traders resuming one session at once, the one fenced out places no order (trial %i)", async (trial) => {
+    sim = await stack.startSimulator({ seed: `two-resumers-${trial}`, tickIntervalMs: 50, marketOpen: false });
+    const first = trader([...TWO, ...RUN]);
+    const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
+    await first.kill("SIGKILL");
+
+    const taps = [await tap(), await tap()];
+    const resumers = taps.map((brokerTap) => trader(["--resume", ...RUN], { APCA_API_BASE_URL: brokerTap.url }));
+    // Each either stopped at start (exit 3) or is trading; only then can an order be placed at all.
+    await Promise.all(resumers.map((resumer) => Promise.race([resumer.exited, resumer.waitForLog(tradingStarted).catch(() => undefined)])));
+    sim.control.setMarketOpen(true);
+
+    const loser = await Promise.race(resumers.map((resumer, index) => resumer.exited.then(() => index)));
+    const winner = 1 - loser;
+    expect(await resumers[loser]!.exited, resumers[loser]!.output.join("\n")).toEqual({ code: 3, signal: null });
+    expect(messages(resumers[loser]!)).toContainEqual(expect.stringMatching(new RegExp(`^another trader has taken over session ${sessionId} `)));
+    // Exit 3 is an outcome the trader explains, not a crash: no stack.
+    expect(resumers[loser]!.output.join("\n")).not.toMatch(/"stack"|^\s+at /m);
+    expect((await resumers[winner]!.waitForLog(tradingStarted)).epoch).toBe(2);
+    await eventually("the winner's two entries", () => (sessionOrders(sim, sessionId).filter((order) => order.order_class === "bracket").length >= 2 ? true : undefined));
+
+    expect(taps[loser]!.count("POST", "/v2/orders")).toBe(0);
+    expect(taps[winner]!.count("POST", "/v2/orders")).toBeGreaterThanOrEqual(2);
+    expect(await resumers[winner]!.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+});
