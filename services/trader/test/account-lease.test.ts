@@ -1,6 +1,6 @@
 import { HttpTap, type ServiceProcess } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
-import type { RunningSimulator } from "../src/simulator/server.js";
+import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { brokerHoldings, eventually, sessionOrders, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];

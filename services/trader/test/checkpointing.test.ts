@@ -2,7 +2,7 @@ import { CheckpointInputError } from "@savepoint/shared";
 import { describe, expect, it } from "vitest";
 import { parseCommandLine } from "../src/cli/options.js";
 import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
-import { TRADER_STATE_VERSION } from "../src/session/state.js";
+import { TRADER_STATE_VERSION, type TraderState } from "../src/session/state.js";
 import type { RunningSimulator, SimulatorOptions } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
 import { captureLogger, eventually, storedSnapshot, traderContext, useTraderStack } from "./support.js";
@@ -54,9 +54,13 @@ describe("session checkpoints", () => {
 
     const aapl = filled.state.positions[0]!;
     sim.control.setPrice("AAPL", aapl.side === "long" ? aapl.takeProfit! + 0.5 : aapl.takeProfit! - 0.5);
+    // The first snapshot that books the exit: the strategy may enter AAPL again right after it.
     const exited = await eventually("the exit checkpointed", async () => {
-      const stored = await storedSnapshot(stack.env, trader.sessionId);
-      return stored.state.closedTrades === 1 ? stored : undefined;
+      const { rows } = await stack.env.query<{ kind: string; status: string; state: TraderState }>(
+        "SELECT kind, status, state FROM checkpoints WHERE session_id = $1 AND (state::jsonb ->> 'closedTrades')::int = 1 ORDER BY epoch, seq LIMIT 1",
+        [trader.sessionId],
+      );
+      return rows[0];
     });
     expect(exited).toMatchObject({ kind: "event", status: "active", state: { realizedPl: sim.control.state().realizedPl } });
     expect(exited.state.positions.map((position) => position.symbol)).toEqual(["MSFT"]);

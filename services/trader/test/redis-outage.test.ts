@@ -1,6 +1,6 @@
 import { createTestEnvironment, RedisServer, spawnCheckpointer, stopNewestFirst, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningSimulator } from "../src/simulator/server.js";
+import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { reasoningWorker } from "./reasoning-worker.js";
 import { eventually, sessionOrders, spawnTrader, startTestSimulator, storedSnapshot, tradingStarted } from "./support.js";
 
