@@ -33,7 +33,8 @@ export interface ServiceDefinition<S extends z.ZodObject> {
    * the plugin's onClose hooks release what it holds when the ops server closes at shutdown.
    */
   routes?(config: z.infer<S>, host: { logger: Logger; registry: Registry }): FastifyPluginAsync;
-  start(config: z.infer<S>, host: { logger: Logger; registry: Registry }): Promise<RunningService>;
+  /** `host.httpPort` is the port HTTP_PORT opened (the one the OS chose for HTTP_PORT=0), if the service has one. */
+  start(config: z.infer<S>, host: { logger: Logger; registry: Registry; httpPort?: number }): Promise<RunningService>;
 }
 
 /**
@@ -84,7 +85,7 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
   );
 
   try {
-    running = await start(config, { logger, registry });
+    running = await start(config, { logger, registry, ...(ops ? { httpPort: ops.port } : {}) });
   } catch (error) {
     // A service that opens its own port (the simulator's SIM_PORT, the model server's MODEL_SERVER_PORT) meets
     // the same person-made mistake as the ops server's HTTP_PORT: one line, no stack.

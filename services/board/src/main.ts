@@ -6,13 +6,13 @@ await runService({
   name: "bull-board",
   envSchema: boardEnvSchema,
   routes: (config, { logger }) => boardRoutes(config, logger),
-  start: async (config, { logger }) => {
+  start: async (config, { logger, httpPort = config.HTTP_PORT }) => {
     const redis = createRedisConnection(config.REDIS_URL, "producer", "bull-board-readiness");
     // While Redis is down /readyz says so; the error events of reconnecting add nothing to that.
     redis.on("error", () => undefined);
     logger.info(
-      { httpPort: config.HTTP_PORT, queues: QUEUE_NAMES, queuePrefix: config.QUEUE_PREFIX, user: config.BULL_BOARD_USER, readOnly: config.BULL_BOARD_READ_ONLY },
-      `Bull Board on http://127.0.0.1:${config.HTTP_PORT}/ (${config.BULL_BOARD_READ_ONLY ? "read-only" : "read-write"})`,
+      { httpPort, queues: QUEUE_NAMES, queuePrefix: config.QUEUE_PREFIX, user: config.BULL_BOARD_USER, readOnly: config.BULL_BOARD_READ_ONLY },
+      `Bull Board on http://127.0.0.1:${httpPort}/ (${config.BULL_BOARD_READ_ONLY ? "read-only" : "read-write"})`,
     );
     return {
       readiness: {

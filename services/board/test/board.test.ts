@@ -163,6 +163,10 @@ describe("Bull Board", () => {
     expect((await waitingJobs("checkpoint-maintenance")).paused).toBe(false);
   });
 
+  it("says where it serves: the port the OS chose for HTTP_PORT=0", () => {
+    expect(board.process.logs.map((line) => line.msg)).toContain(`Bull Board on ${board.url}/ (read-only)`);
+  });
+
   it("serves /healthz, /readyz (Redis answers) and /metrics without credentials", async () => {
     const [health, ready, metrics] = await Promise.all([
       fetch(`${board.url}/healthz`),
