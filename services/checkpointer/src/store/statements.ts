@@ -278,7 +278,9 @@ export function trimCandidatesStatement(
   keepCount: number,
   options: { service?: string; cutoff?: Date; cursor?: SessionCount; limit: number },
 ): pg.QueryConfig {
-  const cursor = options.cursor ?? { snapshot_count: keepCount, service: "", session_id: "" };
+  // Past every session holding exactly keepCount (no service or session id is empty): a range starting at
+  // (keepCount, '', '') would read all of those only to filter them out.
+  const cursor = options.cursor ?? { snapshot_count: keepCount + 1, service: "", session_id: "" };
   return {
     text: `SELECT s.service, s.session_id, s.snapshot_count::float8 AS snapshot_count FROM checkpoint_sessions s
            WHERE s.status IN ('completed', 'stopped') AND s.snapshot_count > $1
