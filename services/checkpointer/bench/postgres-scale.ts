@@ -199,6 +199,9 @@ export async function measurePostgresScale(settings: PostgresScaleSettings): Pro
   } finally {
     await pool.end();
     await reference.pool.end();
+    // Gigabytes on a shared machine: nothing is left behind.
+    await dropDatabase(databaseUrl);
+    await dropDatabase(withDatabaseSuffix(databaseUrl, "_reference"));
   }
   return figures;
 }
@@ -212,15 +215,22 @@ function withDatabaseSuffix(databaseUrl: string, suffix: string): string {
   return url.toString();
 }
 
-/** The database in `databaseUrl` dropped, created again and migrated, and a store on it. */
-async function freshStore(databaseUrl: string): Promise<{ pool: pg.Pool; store: CheckpointStore }> {
+async function dropDatabase(databaseUrl: string): Promise<void> {
   const admin = new URL(databaseUrl);
   const name = decodeURIComponent(admin.pathname.slice(1));
   admin.pathname = "/postgres";
   const adminClient = new pg.Client({ connectionString: admin.toString() });
   await adminClient.connect();
-  await adminClient.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
-  await adminClient.end();
+  try {
+    await adminClient.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)}`);
+  } finally {
+    await adminClient.end();
+  }
+}
+
+/** The database in `databaseUrl` dropped, created again and migrated, and a store on it. */
+async function freshStore(databaseUrl: string): Promise<{ pool: pg.Pool; store: CheckpointStore }> {
+  await dropDatabase(databaseUrl);
   await migrate({ databaseUrl, direction: "up" });
   const pool = createPool({ databaseUrl, maxConnections: 4, statementTimeoutMs: 3_600_000 });
   return { pool, store: new CheckpointStore(pool) };
