@@ -1,10 +1,11 @@
-import { CheckpointClient, createLogger, createMetricsRegistry, defaultJobOptions, parseEnv, type SnapshotEnvelope } from "@savepoint/shared";
+import { CheckpointClient, createLogger, createMetricsRegistry, defaultJobOptions, parseEnv } from "@savepoint/shared";
 import { createTestEnvironment, openQueueWithEvents, type QueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll } from "vitest";
 import { startCheckpointer, type RunningCheckpointer } from "../src/checkpointer.js";
 import { checkpointerEnvSchema } from "../src/config.js";
 
 export { spawnCheckpointer } from "@savepoint/shared/testing";
+export { snapshot } from "./snapshot-fixture.js";
 
 /** A checkpointer in this process, configured like the real one from env (plus overrides). */
 export async function startTestCheckpointer(
@@ -58,25 +59,6 @@ export function useRunningCheckpointer(
     await env?.dispose();
   });
   return stack;
-}
-
-let counter = 0;
-/** A valid snapshot; override any field. */
-export function snapshot(overrides: Partial<SnapshotEnvelope> = {}): SnapshotEnvelope {
-  counter += 1;
-  return {
-    v: 1,
-    service: "trader",
-    sessionId: "session-1",
-    epoch: 0,
-    seq: counter,
-    kind: "periodic",
-    status: "active",
-    schemaVersion: 1,
-    takenAt: new Date().toISOString(),
-    state: { positions: [], closedTrades: 0 },
-    ...overrides,
-  };
 }
 
 /** Rows stored for a session, ordered, as `epoch:seq` strings. */

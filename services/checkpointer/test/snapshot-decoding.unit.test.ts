@@ -1,7 +1,7 @@
 import { JobRejectedError } from "@savepoint/shared";
 import { describe, expect, it } from "vitest";
 import { decodeSnapshot, splitEnvelopeText } from "../src/domain/snapshot-decoding.js";
-import { snapshot } from "./support.js";
+import { snapshot } from "./snapshot-fixture.js";
 
 const state = { positions: [{ symbol: "AAPL", qty: 3, note: 'a,"state":{ inside' }], nested: { state: { deep: true } } };
 

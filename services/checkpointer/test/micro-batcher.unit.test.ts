@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { MicroBatcher } from "../src/domain/micro-batcher.js";
 import { dedupeBatch } from "../src/domain/snapshot-batch.js";
 import { laneOf } from "../src/store/snapshot-writer.js";
-import { snapshot } from "./support.js";
+import { snapshot } from "./snapshot-fixture.js";
 
 function deferred<T>() {
   let resolve!: (value: T) => void;
