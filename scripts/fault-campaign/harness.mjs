@@ -15,8 +15,24 @@ const START = new Date("2026-01-05T15:30:00.000Z");
 
 export const tradingStarted = (line) => line.event === "trading_started";
 
-export function simulator(seed, options = {}) {
-  return startSimulator({ seed, start: START, historyBars: 240, tickIntervalMs: 50, ...options });
+/**
+ * The simulator with the shortcuts the trader's tests name (an instant broker in an always-open market, no
+ * rate limit): the trader still assumes an instant broker. `closed` starts it with the market closed.
+ */
+export async function simulator(seed, { closed = false, ...options } = {}) {
+  const sim = await startSimulator({
+    seed,
+    start: START,
+    historyBars: 240,
+    tickIntervalMs: 50,
+    instantOrders: true,
+    marketHours: "always_open",
+    requestsPerMinute: null,
+    partialFillChance: 0,
+    ...options,
+  });
+  if (closed) sim.control.setMarketOpen(false);
+  return sim;
 }
 
 /** The trader binary against `brokerUrl`, on `env` (a test environment, possibly on another Redis). */

@@ -86,7 +86,7 @@ export async function twoResumers({ env, trials, stops }) {
   let lost = 0;
   let duplicated = 0;
   for (let trial = 1; trial <= trials; trial++) {
-    const sim = await simulator(`campaign-resumers-${trial}-${Date.now()}`, { marketOpen: false });
+    const sim = await simulator(`campaign-resumers-${trial}-${Date.now()}`, { closed: true });
     stops.push(() => sim.close());
     const first = spawnTrader(env, sim.url, [...TWO, ...RUN], LEASE);
     stops.push(() => first.kill("SIGKILL"));

@@ -77,7 +77,8 @@ describe("one trading session per broker account", () => {
   });
 
   it.each([1, 2, 3])("of two traders resuming one session at once, the one fenced out places no order (trial %i)", async (trial) => {
-    sim = await stack.startSimulator({ seed: `two-resumers-${trial}`, tickIntervalMs: 50, marketOpen: false });
+    sim = await stack.startSimulator({ seed: `two-resumers-${trial}`, tickIntervalMs: 50 });
+    sim.control.setMarketOpen(false);
     const first = trader([...TWO, ...RUN]);
     const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
     await first.kill("SIGKILL");
