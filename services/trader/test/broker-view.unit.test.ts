@@ -1,0 +1,159 @@
+import { describe, expect, it } from "vitest";
+import { BrokerReadError } from "../src/broker/errors.js";
+import { readFullView, readLiveView } from "../src/session/broker-view.js";
+import { entryClientOrderId } from "../src/session/client-order-ids.js";
+import { TradingState, type OpenPosition, type PendingEntry } from "../src/session/state.js";
+import { bracketOrder, brokerOrder, brokerPosition, ScriptedBroker, SUBMITTED_AT } from "./scripted-broker.js";
+
+const SESSION = "trader-1";
+const MINUTE = 60_000;
+
+const newState = (brokerSessionStartedAt = SUBMITTED_AT) =>
+  new TradingState({
+    sessionStartedAt: brokerSessionStartedAt.toISOString(),
+    brokerSessionStartedAt: brokerSessionStartedAt.toISOString(),
+    symbols: ["AAPL", "MSFT"],
+    strategy: { kind: "rule", stopLossPct: 10, takeProfitPct: 10, positionSize: 1_000, lookbackBars: 5, entryThresholdPct: 0 },
+  });
+
+const pending = (symbol: string, orderId: string | null): PendingEntry => ({
+  symbol,
+  side: "long",
+  qty: 10,
+  tradeNo: 1,
+  clientOrderId: entryClientOrderId(SESSION, symbol, 1),
+  orderId,
+  takeProfit: 110,
+  stopLoss: 90,
+  submittedAt: SUBMITTED_AT.toISOString(),
+  confirmed: orderId !== null,
+});
+
+const holding = (symbol: string, entryId: string, openedAt: Date | null = SUBMITTED_AT): OpenPosition => ({
+  symbol,
+  side: "long",
+  qty: 10,
+  entryPrice: 100,
+  stopLoss: 90,
+  takeProfit: 110,
+  tradeNo: 1,
+  origin: "strategy",
+  openedAt: openedAt?.toISOString() ?? null,
+  orders: { entryId, entryClientOrderId: entryClientOrderId(SESSION, symbol, 1), takeProfitId: null, stopLossId: null },
+});
+
+/** Records the arguments of the listing calls, which the call log alone does not show. */
+function listingsOf(broker: ScriptedBroker): { after: Date; symbols?: string[] }[] {
+  const listings: { after: Date; symbols?: string[] }[] = [];
+  const list = broker.ordersSince.bind(broker);
+  broker.ordersSince = (after, symbols) => {
+    listings.push(symbols ? { after, symbols } : { after });
+    return list(after, symbols);
+  };
+  return listings;
+}
+
+describe("the full view (on resume)", () => {
+  it("lists every order since a minute before the session began, then reads positions and the account", async () => {
+    const broker = new ScriptedBroker();
+    const listings = listingsOf(broker);
+    const order = bracketOrder({ clientOrderId: entryClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL" });
+    broker.orders.push(order, brokerOrder({ clientOrderId: "long-ago", symbol: "MSFT", submittedAt: new Date(SUBMITTED_AT.getTime() - 2 * MINUTE) }));
+    broker.heldPositions.set("MSFT", brokerPosition("MSFT", 3, 400));
+
+    const view = await readFullView(broker, newState());
+    expect(broker.calls).toEqual(["ordersSince", "positions", "account"]);
+    expect(listings).toEqual([{ after: new Date(SUBMITTED_AT.getTime() - MINUTE) }]);
+    expect(view).toMatchObject({ complete: true, orders: [order], positions: [brokerPosition("MSFT", 3, 400)], account: { id: "account-1" } });
+    expect(view.examined.size).toBe(0);
+  });
+
+  it("looks up by client_order_id the entries the listing missed, leaving out those the broker does not have", async () => {
+    const state = newState(new Date(SUBMITTED_AT.getTime() + 30 * MINUTE));
+    state.pendingEntries.set("MSFT", pending("MSFT", null));
+    state.open(holding("AAPL", "entry-a"));
+    const broker = new ScriptedBroker();
+    const aapl = bracketOrder({ id: "entry-a", clientOrderId: entryClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", filledAt: 100 });
+    broker.orders.push(aapl);
+
+    const view = await readFullView(broker, state);
+    expect(broker.calls).toEqual(["ordersSince", "orderByClientOrderId", "orderByClientOrderId", "positions", "account"]);
+    expect(view.orders).toEqual([aapl]);
+  });
+
+  it("does not look up what the listing showed, and lists each order once", async () => {
+    const state = newState();
+    state.pendingEntries.set("AAPL", pending("AAPL", "entry-a"));
+    const broker = new ScriptedBroker();
+    broker.orders.push(bracketOrder({ id: "entry-a", clientOrderId: entryClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL" }));
+
+    const view = await readFullView(broker, state);
+    expect(broker.calls).not.toContain("orderByClientOrderId");
+    expect(view.orders.map((order) => order.id)).toEqual(["entry-a"]);
+  });
+
+  it("fails as a whole when any read fails", async () => {
+    const broker = new ScriptedBroker().failNext("positions", new BrokerReadError("GET /v2/positions", "HTTP 503"));
+    await expect(readFullView(broker, newState())).rejects.toThrow("GET /v2/positions failed: HTTP 503");
+    expect(broker.calls).not.toContain("account");
+  });
+});
+
+describe("the live view (every tick)", () => {
+  it("reads only the account and positions when nothing is pending and every position is as the session holds it", async () => {
+    const state = newState();
+    state.open(holding("AAPL", "entry-a"));
+    const broker = new ScriptedBroker();
+    broker.heldPositions.set("AAPL", brokerPosition("AAPL", 10, 100));
+
+    const view = await readLiveView(broker, state);
+    expect(broker.calls).toEqual(["account", "positions"]);
+    expect(view).toMatchObject({ complete: false, orders: [] });
+    expect(view.examined.size).toBe(0);
+  });
+
+  it("reads pending entries by order id, or by client_order_id when the placement got no answer, then positions again", async () => {
+    const state = newState();
+    state.pendingEntries.set("AAPL", pending("AAPL", "entry-a"));
+    state.pendingEntries.set("MSFT", pending("MSFT", null));
+    const broker = new ScriptedBroker();
+    const aapl = bracketOrder({ id: "entry-a", clientOrderId: entryClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL" });
+    const msft = bracketOrder({ id: "entry-m", clientOrderId: entryClientOrderId(SESSION, "MSFT", 1), symbol: "MSFT" });
+    broker.orders.push(aapl, msft);
+
+    const view = await readLiveView(broker, state);
+    expect(broker.calls).toEqual(["account", "positions", "order", "orderByClientOrderId", "positions"]);
+    expect(view.orders).toEqual([aapl, msft]);
+    expect(view.examined.size).toBe(0);
+  });
+
+  it.each([
+    { name: "gone at the broker", broker: null },
+    { name: "of another quantity at the broker", broker: brokerPosition("AAPL", 15, 100) },
+    { name: "of the other side at the broker", broker: brokerPosition("AAPL", -10, 100) },
+  ])("examines a position $name: its entry and every order of its symbol since it opened", async ({ broker: held }) => {
+    const state = newState();
+    state.open(holding("AAPL", "entry-a", new Date(SUBMITTED_AT.getTime() + 5 * MINUTE)));
+    const broker = new ScriptedBroker();
+    const listings = listingsOf(broker);
+    broker.orders.push(bracketOrder({ id: "entry-a", clientOrderId: entryClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", filledAt: 100 }));
+    if (held) broker.heldPositions.set("AAPL", held);
+
+    const view = await readLiveView(broker, state);
+    expect(broker.calls).toEqual(["account", "positions", "order", "ordersSince", "positions"]);
+    expect(listings).toEqual([{ after: new Date(SUBMITTED_AT.getTime() + 4 * MINUTE), symbols: ["AAPL"] }]);
+    expect([...view.examined]).toEqual(["AAPL"]);
+    expect(view.orders.map((order) => order.id)).toEqual(["entry-a"]);
+  });
+
+  it("lists from the session's start for a position whose opening time is unknown", async () => {
+    const state = newState();
+    state.open(holding("AAPL", "entry-a", null));
+    const broker = new ScriptedBroker();
+    const listings = listingsOf(broker);
+    broker.orders.push(bracketOrder({ id: "entry-a", clientOrderId: entryClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", filledAt: 100 }));
+
+    await readLiveView(broker, state);
+    expect(listings).toEqual([{ after: new Date(SUBMITTED_AT.getTime() - MINUTE), symbols: ["AAPL"] }]);
+  });
+});

@@ -1,0 +1,465 @@
+import { describe, expect, it } from "vitest";
+import type { BrokerOrder, BrokerPosition } from "../src/broker/types.js";
+import { closeClientOrderId, entryClientOrderId } from "../src/session/client-order-ids.js";
+import { reconcile, ReconciliationError, type BrokerView, type Change } from "../src/session/reconcile.js";
+import { TradingState, type ClosedTrade, type OpenPosition, type PendingEntry, type TraderState } from "../src/session/state.js";
+import { bracketOrder, brokerAccount, brokerOrder, brokerPosition, SUBMITTED_AT } from "./scripted-broker.js";
+
+/**
+ * Every case of `reconcile(state, view)` as one row: the session's state before, what the broker says, the
+ * changes reported and the state after. The broker's answers are built by hand, so each row states exactly
+ * the picture it reconciles; reconcile.test.ts checks the same logic on answers read from the simulator.
+ */
+
+const SESSION = "trader-1";
+const READ_AT = new Date("2026-01-05T16:00:00.000Z");
+const entryId = (symbol: string, tradeNo = 1) => entryClientOrderId(SESSION, symbol, tradeNo);
+const LATER = new Date(SUBMITTED_AT.getTime() + 10 * 60_000);
+
+const newState = () =>
+  new TradingState({
+    sessionStartedAt: SUBMITTED_AT.toISOString(),
+    brokerSessionStartedAt: SUBMITTED_AT.toISOString(),
+    symbols: ["AAPL", "MSFT"],
+    strategy: { kind: "rule", stopLossPct: 10, takeProfitPct: 10, positionSize: 1_000, lookbackBars: 5, entryThresholdPct: 0 },
+  });
+
+const pending = (symbol: string, fields: Partial<PendingEntry> = {}): PendingEntry => ({
+  symbol,
+  side: "long",
+  qty: 10,
+  tradeNo: 1,
+  clientOrderId: entryId(symbol, fields.tradeNo),
+  orderId: "entry-1",
+  takeProfit: 110,
+  stopLoss: 90,
+  submittedAt: SUBMITTED_AT.toISOString(),
+  confirmed: true,
+  ...fields,
+});
+
+/** A position the session opened from its bracket `entry-1` (legs `tp-1` and `sl-1`). */
+const holding = (symbol: string, fields: Partial<OpenPosition> = {}): OpenPosition => ({
+  symbol,
+  side: "long",
+  qty: 10,
+  entryPrice: 100,
+  stopLoss: 90,
+  takeProfit: 110,
+  tradeNo: 1,
+  origin: "strategy",
+  openedAt: SUBMITTED_AT.toISOString(),
+  orders: { entryId: "entry-1", entryClientOrderId: entryId(symbol), takeProfitId: "tp-1", stopLossId: "sl-1" },
+  ...fields,
+});
+
+/** The session's AAPL bracket `entry-1` with legs `tp-1` (110) and `sl-1` (90). */
+const aaplBracket = (script: Partial<Parameters<typeof bracketOrder>[0]> = {}) =>
+  bracketOrder({
+    id: "entry-1",
+    clientOrderId: entryId("AAPL"),
+    symbol: "AAPL",
+    ...script,
+    takeProfitLeg: { id: "tp-1", ...script.takeProfitLeg },
+    stopLossLeg: { id: "sl-1", ...script.stopLossLeg },
+  });
+
+const canceledLegs = { takeProfitLeg: { status: "canceled" }, stopLossLeg: { status: "canceled" } };
+
+interface Row {
+  name: string;
+  given?: (state: TradingState) => void;
+  orders?: BrokerOrder[];
+  positions?: BrokerPosition[];
+  /** A live sync's view (only the symbols in `examined` had their orders read) instead of a resume's. */
+  examined?: string[];
+  changes: Change[];
+  after: Partial<TraderState>;
+}
+
+/** An AAPL trade #1 of 10 shares entered long at 100, closed as `fields` say. */
+const trade = (fields: Pick<ClosedTrade, "exitPrice" | "realizedPl" | "via"> & Partial<ClosedTrade>): ClosedTrade => ({
+  symbol: "AAPL",
+  side: "long",
+  qty: 10,
+  entryPrice: 100,
+  tradeNo: 1,
+  ...fields,
+});
+
+const rows: Row[] = [
+  // Pending entries.
+  {
+    name: "drops an entry whose placement got no answer and never reached the broker, without using up its trade number",
+    given: (state) => state.pendingEntries.set("MSFT", pending("MSFT", { orderId: null, confirmed: false })),
+    changes: [{ kind: "placement_not_found", symbol: "MSFT", clientOrderId: entryId("MSFT") }],
+    after: { pendingEntries: [], nextTradeNo: {} },
+  },
+  {
+    name: "confirms an entry whose placement got no answer but is working at the broker, with the broker's order id",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL", { orderId: null, confirmed: false })),
+    orders: [aaplBracket()],
+    changes: [],
+    after: { pendingEntries: [pending("AAPL", { orderId: "entry-1", confirmed: true })], nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "drops an entry the broker canceled unfilled, its trade number used",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL")),
+    orders: [aaplBracket({ status: "canceled", ...canceledLegs })],
+    changes: [{ kind: "entry_canceled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), status: "canceled" }],
+    after: { pendingEntries: [], positions: [], nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "drops an entry that expired unfilled",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL")),
+    orders: [aaplBracket({ status: "expired", ...canceledLegs })],
+    changes: [{ kind: "entry_canceled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), status: "expired" }],
+    after: { pendingEntries: [] },
+  },
+  {
+    name: "opens the position of a pending entry that filled, with its bracket's legs and the broker's fill time",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL")),
+    orders: [aaplBracket({ filledAt: 100.5 })],
+    positions: [brokerPosition("AAPL", 10, 100.5)],
+    changes: [{ kind: "entry_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "long", qty: 10, fillPrice: 100.5 }],
+    after: { pendingEntries: [], positions: [holding("AAPL", { entryPrice: 100.5 })], nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "opens a short from a sell entry, its take-profit below and its stop-loss above",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL", { side: "short", takeProfit: 90, stopLoss: 110 })),
+    orders: [aaplBracket({ side: "sell", filledAt: 100, takeProfit: 90, stopLoss: 110 })],
+    positions: [brokerPosition("AAPL", -10, 100)],
+    changes: [{ kind: "entry_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "short", qty: 10, fillPrice: 100 }],
+    after: { positions: [holding("AAPL", { side: "short", takeProfit: 90, stopLoss: 110 })] },
+  },
+  {
+    name: "leaves a broker position behind a still-pending entry to the next sync (it filled after its order was read)",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL")),
+    orders: [aaplBracket()],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [],
+    after: { pendingEntries: [pending("AAPL")], positions: [] },
+  },
+
+  // Orders of this session the state does not know (placed after the last checkpoint).
+  {
+    name: "recovers a working entry placed after the checkpoint as pending",
+    orders: [aaplBracket()],
+    changes: [{ kind: "order_recovered", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), status: "new", filledQty: 0 }],
+    after: { pendingEntries: [pending("AAPL")], nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "recovers a filled entry placed after the checkpoint as an open position",
+    orders: [aaplBracket({ filledAt: 100 })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [{ kind: "order_recovered", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), status: "filled", filledQty: 10 }],
+    after: { positions: [holding("AAPL")], nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "records that an unknown entry canceled unfilled used its trade number, and nothing else",
+    orders: [aaplBracket({ status: "canceled", ...canceledLegs })],
+    changes: [{ kind: "order_recovered", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), status: "canceled", filledQty: 0 }],
+    after: { positions: [], pendingEntries: [], nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "ignores a known entry that was canceled long ago",
+    given: (state) => state.markTradeNoUsed("AAPL", 1),
+    orders: [aaplBracket({ status: "canceled", ...canceledLegs })],
+    changes: [],
+    after: { positions: [], pendingEntries: [], nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "books a whole trade that opened and closed while the session was down",
+    orders: [aaplBracket({ filledAt: 100, stopLossLeg: { filledAt: 90 }, takeProfitLeg: { status: "canceled" } })],
+    changes: [{ kind: "position_closed", openedUnseen: true, trade: trade({ exitPrice: 90, realizedPl: -100, via: "stop_loss" }) }],
+    after: { positions: [], closedTrades: 1, realizedPl: -100, nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "books a pending entry that filled and exited while the session was down, and drops it",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL")),
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { filledAt: 110 }, stopLossLeg: { status: "canceled" } })],
+    changes: [{ kind: "position_closed", openedUnseen: true, trade: trade({ exitPrice: 110, realizedPl: 100, via: "take_profit" }) }],
+    after: { pendingEntries: [], positions: [], closedTrades: 1, realizedPl: 100 },
+  },
+  {
+    name: "does not book again a trade the state already closed",
+    given: (state) => state.markTradeNoUsed("AAPL", 1),
+    orders: [aaplBracket({ filledAt: 100, stopLossLeg: { filledAt: 90 }, takeProfitLeg: { status: "canceled" } })],
+    changes: [],
+    after: { closedTrades: 0, realizedPl: 0 },
+  },
+
+  // Positions the session holds.
+  {
+    name: "closes a position whose take-profit filled, with the P&L of its own fills",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { filledAt: 110.5 }, stopLossLeg: { status: "canceled" } })],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 110.5, realizedPl: 105, via: "take_profit" }) }],
+    after: { positions: [], closedTrades: 1, realizedPl: 105 },
+  },
+  {
+    name: "closes a position whose stop-loss filled, at the entry's fill price rather than the session's",
+    given: (state) => state.open(holding("AAPL", { entryPrice: 99 })),
+    orders: [aaplBracket({ filledAt: 100, stopLossLeg: { filledAt: 89.9 }, takeProfitLeg: { status: "canceled" } })],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 89.9, realizedPl: -101, via: "stop_loss" }) }],
+    after: { positions: [], realizedPl: -101 },
+  },
+  {
+    name: "closes a short whose stop-loss filled, at a loss",
+    given: (state) => state.open(holding("AAPL", { side: "short", takeProfit: 90, stopLoss: 110 })),
+    orders: [aaplBracket({ side: "sell", filledAt: 100, takeProfit: 90, stopLoss: 110, stopLossLeg: { filledAt: 105 }, takeProfitLeg: { status: "canceled" } })],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ side: "short", exitPrice: 105, realizedPl: -50, via: "stop_loss" }) }],
+    after: { positions: [], realizedPl: -50 },
+  },
+  {
+    name: "closes a position by this session's own close order",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [
+      aaplBracket({ filledAt: 100, ...canceledLegs }),
+      brokerOrder({ clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", status: "filled", filledQty: 10, filledAvgPrice: 103, filledAt: LATER }),
+    ],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 103, realizedPl: 30, via: "close_order" }) }],
+    after: { positions: [], closedTrades: 1, realizedPl: 30 },
+  },
+  {
+    name: "closes a position gone at the broker by its close order even when that order is all the broker shows",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [brokerOrder({ clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", status: "filled", filledQty: 10, filledAvgPrice: 97, filledAt: LATER })],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 97, realizedPl: -30, via: "close_order" }) }],
+    after: { positions: [], realizedPl: -30 },
+  },
+  {
+    name: "closes a position closed by someone else's orders at their average fill",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [
+      aaplBracket({ filledAt: 100, ...canceledLegs }),
+      brokerOrder({ clientOrderId: "closed-by-hand-1", symbol: "AAPL", side: "sell", qty: 4, status: "filled", filledQty: 4, filledAvgPrice: 95, filledAt: LATER }),
+      brokerOrder({ clientOrderId: "closed-by-hand-2", symbol: "AAPL", side: "sell", qty: 6, status: "filled", filledQty: 6, filledAvgPrice: 96, filledAt: LATER }),
+      brokerOrder({ clientOrderId: "bought-elsewhere", symbol: "MSFT", side: "sell", status: "filled", filledQty: 10, filledAvgPrice: 400, filledAt: LATER }),
+    ],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 95.6, realizedPl: -44, via: "other_order" }) }],
+    after: { positions: [], realizedPl: -44 },
+  },
+  {
+    name: "does not take a fill from before the position opened as its exit; the exit price is then unknown",
+    given: (state) => state.open(holding("AAPL", { openedAt: LATER.toISOString() })),
+    orders: [brokerOrder({ clientOrderId: "closed-by-hand", symbol: "AAPL", side: "sell", status: "filled", filledQty: 10, filledAvgPrice: 95, filledAt: SUBMITTED_AT })],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: null, realizedPl: 0, via: "unknown" }) }],
+    after: { positions: [], closedTrades: 1, realizedPl: 0 },
+  },
+  {
+    name: "does not take a fill on the entry's side as an exit",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [brokerOrder({ clientOrderId: "bought-by-hand", symbol: "AAPL", side: "buy", status: "filled", filledQty: 10, filledAvgPrice: 95, filledAt: LATER })],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: null, realizedPl: 0, via: "unknown" }) }],
+    after: { positions: [] },
+  },
+  {
+    name: "leaves a position a live sync did not examine to the next sync, even when the broker no longer lists it",
+    given: (state) => state.open(holding("AAPL")),
+    examined: [],
+    changes: [],
+    after: { positions: [holding("AAPL")] },
+  },
+  {
+    name: "closes a position a live sync examined and the broker no longer lists",
+    given: (state) => state.open(holding("AAPL")),
+    examined: ["AAPL"],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: null, realizedPl: 0, via: "unknown" }) }],
+    after: { positions: [] },
+  },
+  {
+    name: "takes the broker's quantity and average price when they differ from the session's",
+    given: (state) => state.open(holding("AAPL")),
+    positions: [brokerPosition("AAPL", 15, 101)],
+    changes: [{ kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "long", qty: 15 } }],
+    after: { positions: [holding("AAPL", { qty: 15, entryPrice: 101 })] },
+  },
+  {
+    name: "takes the broker's side when the position flipped",
+    given: (state) => state.open(holding("AAPL")),
+    positions: [brokerPosition("AAPL", -5, 98)],
+    changes: [{ kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "short", qty: 5 } }],
+    after: { positions: [holding("AAPL", { side: "short", qty: 5, entryPrice: 98 })] },
+  },
+  {
+    name: "changes nothing when the broker holds what the session holds",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [aaplBracket({ filledAt: 100 })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [],
+    after: { positions: [holding("AAPL")] },
+  },
+  {
+    name: "re-attaches legs replaced at the broker, taking their prices",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [aaplBracket({ filledAt: 100, stopLoss: 95, stopLossLeg: { id: "sl-2" } })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [{ kind: "legs_attached", symbol: "AAPL", takeProfitId: "tp-1", stopLossId: "sl-2" }],
+    after: { positions: [holding("AAPL", { stopLoss: 95, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-1", stopLossId: "sl-2" } })] },
+  },
+  {
+    name: "attaches the legs of a position restored without them",
+    given: (state) => state.open(holding("AAPL", { orders: { entryId: null, entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })),
+    orders: [aaplBracket({ filledAt: 100 })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [{ kind: "legs_attached", symbol: "AAPL", takeProfitId: "tp-1", stopLossId: "sl-1" }],
+    after: { positions: [holding("AAPL")] },
+  },
+  {
+    name: "reports a position whose exit legs were canceled without a fill as unprotected",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [aaplBracket({ filledAt: 100, ...canceledLegs })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [
+      {
+        kind: "protection_lost",
+        symbol: "AAPL",
+        detail: "its exit legs are canceled and canceled without a fill, so the broker holds no stop-loss or take-profit for it",
+      },
+    ],
+    after: { positions: [holding("AAPL")] },
+  },
+
+  // Positions only the broker knows.
+  {
+    name: "adopts a position held at the broker without an order of this session, giving it the next trade number",
+    given: (state) => state.markTradeNoUsed("MSFT", 2),
+    positions: [brokerPosition("MSFT", 3, 400)],
+    changes: [{ kind: "position_adopted", symbol: "MSFT", side: "long", qty: 3, avgEntryPrice: 400 }],
+    after: {
+      positions: [
+        holding("MSFT", {
+          qty: 3,
+          entryPrice: 400,
+          stopLoss: null,
+          takeProfit: null,
+          tradeNo: 3,
+          origin: "adopted",
+          openedAt: null,
+          orders: { entryId: null, entryClientOrderId: null, takeProfitId: null, stopLossId: null },
+        }),
+      ],
+      nextTradeNo: { MSFT: 4 },
+    },
+  },
+  {
+    name: "adopts a short by its absolute quantity",
+    positions: [brokerPosition("MSFT", -4, 400)],
+    changes: [{ kind: "position_adopted", symbol: "MSFT", side: "short", qty: 4, avgEntryPrice: 400 }],
+    after: { nextTradeNo: { MSFT: 2 } },
+  },
+  {
+    name: "takes another session's bracket as someone else's order, adopting what it opened",
+    orders: [bracketOrder({ clientOrderId: "trader-2:AAPL:1", symbol: "AAPL", filledAt: 100 })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [{ kind: "position_adopted", symbol: "AAPL", side: "long", qty: 10, avgEntryPrice: 100 }],
+    after: { nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "does not take an order whose client_order_id names another symbol as this session's",
+    orders: [bracketOrder({ clientOrderId: entryId("MSFT"), symbol: "AAPL", filledAt: 100 })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [{ kind: "position_adopted", symbol: "AAPL", side: "long", qty: 10, avgEntryPrice: 100 }],
+    after: { nextTradeNo: { AAPL: 2 } },
+  },
+
+  // Several symbols at once.
+  {
+    name: "settles entries by symbol, then trade number",
+    given: (state) => {
+      state.pendingEntries.set("MSFT", pending("MSFT", { orderId: "entry-2", qty: 2 }));
+      state.pendingEntries.set("AAPL", pending("AAPL", { tradeNo: 2, clientOrderId: entryId("AAPL", 2), orderId: "entry-3" }));
+    },
+    orders: [
+      bracketOrder({ id: "entry-2", clientOrderId: entryId("MSFT"), symbol: "MSFT", qty: 2, status: "canceled", ...canceledLegs }),
+      bracketOrder({ id: "entry-3", clientOrderId: entryId("AAPL", 2), symbol: "AAPL", filledAt: 101 }),
+      aaplBracket({ filledAt: 100, stopLossLeg: { filledAt: 90 }, takeProfitLeg: { status: "canceled" } }),
+    ],
+    positions: [brokerPosition("AAPL", 10, 101)],
+    changes: [
+      { kind: "position_closed", openedUnseen: true, trade: trade({ exitPrice: 90, realizedPl: -100, via: "stop_loss" }) },
+      { kind: "entry_filled", symbol: "AAPL", tradeNo: 2, clientOrderId: entryId("AAPL", 2), side: "long", qty: 10, fillPrice: 101 },
+      { kind: "entry_canceled", symbol: "MSFT", tradeNo: 1, clientOrderId: entryId("MSFT"), status: "canceled" },
+    ],
+    after: { pendingEntries: [], closedTrades: 1, nextTradeNo: { AAPL: 3, MSFT: 2 } },
+  },
+];
+
+function viewOf(row: Pick<Row, "orders" | "positions" | "examined">): BrokerView {
+  return {
+    account: brokerAccount({ buyingPower: 42_000 }),
+    positions: row.positions ?? [],
+    orders: row.orders ?? [],
+    complete: row.examined === undefined,
+    examined: new Set(row.examined ?? []),
+    readAt: READ_AT,
+  };
+}
+
+describe("reconcile", () => {
+  it.each(rows)("$name", (row) => {
+    const state = newState();
+    row.given?.(state);
+    expect(reconcile(state, viewOf(row), SESSION)).toEqual(row.changes);
+    expect(state.toSnapshot(READ_AT)).toMatchObject(row.after);
+  });
+
+  it("keeps the account figures as the broker read them", () => {
+    const state = newState();
+    reconcile(state, viewOf({}), SESSION);
+    expect(state.account).toEqual({ id: "account-1", portfolioValue: 100_000, buyingPower: 42_000, cash: 100_000, asOf: READ_AT.toISOString() });
+  });
+
+  it("gives the same picture whichever order the broker lists orders in", () => {
+    const orders = rows.at(-1)!.orders!;
+    const forward = newState();
+    const backward = newState();
+    rows.at(-1)!.given!(forward);
+    rows.at(-1)!.given!(backward);
+    const positions = [brokerPosition("AAPL", 10, 101)];
+    expect(reconcile(backward, viewOf({ orders: [...orders].reverse(), positions }), SESSION)).toEqual(reconcile(forward, viewOf({ orders, positions }), SESSION));
+    expect(backward.toSnapshot(READ_AT)).toEqual(forward.toSnapshot(READ_AT));
+  });
+});
+
+describe("reconcile refuses answers it cannot keep the books on, changing nothing", () => {
+  const refusals: { name: string; given?: (state: TradingState) => void; orders?: BrokerOrder[]; positions?: BrokerPosition[]; message: string | RegExp }[] = [
+    {
+      name: "an entry the broker accepted earlier that it no longer has",
+      given: (state) => state.pendingEntries.set("AAPL", pending("AAPL")),
+      message: `the broker accepted entry order ${entryId("AAPL")} for AAPL earlier but now has no order under that client_order_id`,
+    },
+    {
+      name: "an entry order without a quantity",
+      orders: [{ ...aaplBracket(), qty: null }],
+      message: `the broker reports entry order ${entryId("AAPL")} (AAPL) without a quantity`,
+    },
+    {
+      name: "a filled entry without a fill price",
+      orders: [{ ...aaplBracket({ filledAt: 100 }), filledAvgPrice: null }],
+      positions: [brokerPosition("AAPL", 10, 100)],
+      message: `the broker reports entry order ${entryId("AAPL")} (AAPL) as filled but gives no fill price`,
+    },
+    {
+      name: "no position while a filled entry's take-profit is still working",
+      given: (state) => state.open(holding("AAPL")),
+      orders: [aaplBracket({ filledAt: 100 })],
+      message: `the broker lists no AAPL position, yet order ${entryId("AAPL")} still has a working take-profit leg (new) protecting one; refusing to treat AAPL as flat on contradictory answers`,
+    },
+    {
+      name: "no position while a filled entry's stop-loss is still working",
+      orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { status: "canceled" } })],
+      message: /^the broker lists no AAPL position, yet order .* still has a working stop-loss leg \(new\)/,
+    },
+  ];
+
+  it.each(refusals)("$name", (row) => {
+    const state = newState();
+    row.given?.(state);
+    const before = state.toSnapshot(READ_AT);
+    expect(() => reconcile(state, viewOf(row), SESSION)).toThrow(ReconciliationError);
+    expect(() => reconcile(state, viewOf(row), SESSION)).toThrow(row.message);
+    expect(state.toSnapshot(READ_AT)).toEqual(before);
+  });
+});

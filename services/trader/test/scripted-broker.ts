@@ -1,0 +1,234 @@
+import type { Broker } from "../src/broker/broker.js";
+import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerLeg, BrokerOrder, BrokerPosition, MarketClock, MarketRequest } from "../src/broker/types.js";
+
+/** When the scripted broker's orders were submitted unless a test says otherwise. */
+export const SUBMITTED_AT = new Date("2026-01-05T15:30:00.000Z");
+
+const ORDER_DEFAULTS: Omit<BrokerOrder, "id" | "clientOrderId" | "symbol"> = {
+  side: "buy",
+  type: "market",
+  orderClass: "",
+  qty: 10,
+  filledQty: 0,
+  filledAvgPrice: null,
+  limitPrice: null,
+  stopPrice: null,
+  status: "new",
+  submittedAt: SUBMITTED_AT,
+  filledAt: null,
+  legs: [],
+};
+
+let orderIds = 0;
+const nextOrderId = () => `order-${++orderIds}`;
+
+/** A broker order as the trader parses it, with the fields a test does not care about filled in. */
+export function brokerOrder(fields: Partial<BrokerOrder> & Pick<BrokerOrder, "clientOrderId" | "symbol">): BrokerOrder {
+  return { ...ORDER_DEFAULTS, id: nextOrderId(), ...fields };
+}
+
+export interface LegScript {
+  status?: string;
+  /** The leg's fill price; the leg is unfilled without one. */
+  filledAt?: number;
+  id?: string;
+}
+
+export interface BracketScript {
+  clientOrderId: string;
+  symbol: string;
+  side?: "buy" | "sell";
+  qty?: number;
+  /** The entry's fill price; the entry is unfilled (and its legs held) without one. */
+  filledAt?: number;
+  status?: string;
+  takeProfit?: number;
+  stopLoss?: number;
+  takeProfitLeg?: LegScript;
+  stopLossLeg?: LegScript;
+  filledTime?: Date;
+  id?: string;
+}
+
+/**
+ * A bracket order as Alpaca nests it: the entry, then its take-profit (limit) and stop-loss (stop) legs on
+ * the exit side. An unfilled entry's legs are "held", as Alpaca reports them until the entry fills.
+ */
+export function bracketOrder(script: BracketScript): BrokerOrder {
+  const side = script.side ?? "buy";
+  const qty = script.qty ?? 10;
+  const entryFilled = script.filledAt !== undefined;
+  const exitSide = side === "buy" ? "sell" : "buy";
+  const leg = (type: "limit" | "stop", price: number, leg: LegScript = {}): BrokerLeg => {
+    const filled = leg.filledAt !== undefined;
+    return {
+      ...ORDER_DEFAULTS,
+      id: leg.id ?? nextOrderId(),
+      clientOrderId: `leg-${nextOrderId()}`,
+      symbol: script.symbol,
+      side: exitSide,
+      type,
+      orderClass: "bracket",
+      qty,
+      limitPrice: type === "limit" ? price : null,
+      stopPrice: type === "stop" ? price : null,
+      status: leg.status ?? (filled ? "filled" : entryFilled ? "new" : "held"),
+      filledQty: filled ? qty : 0,
+      filledAvgPrice: leg.filledAt ?? null,
+      filledAt: filled ? new Date(SUBMITTED_AT.getTime() + 60_000) : null,
+    };
+  };
+  return {
+    ...ORDER_DEFAULTS,
+    id: script.id ?? nextOrderId(),
+    clientOrderId: script.clientOrderId,
+    symbol: script.symbol,
+    side,
+    orderClass: "bracket",
+    qty,
+    status: script.status ?? (entryFilled ? "filled" : "new"),
+    filledQty: entryFilled ? qty : 0,
+    filledAvgPrice: script.filledAt ?? null,
+    filledAt: entryFilled ? (script.filledTime ?? SUBMITTED_AT) : null,
+    legs: [leg("limit", script.takeProfit ?? 110, script.takeProfitLeg), leg("stop", script.stopLoss ?? 90, script.stopLossLeg)],
+  };
+}
+
+export const brokerPosition = (symbol: string, qty: number, avgEntryPrice: number, side: "long" | "short" = qty < 0 ? "short" : "long"): BrokerPosition => ({
+  symbol,
+  qty,
+  side,
+  avgEntryPrice,
+  currentPrice: null,
+});
+
+export const brokerAccount = (fields: Partial<BrokerAccount> = {}): BrokerAccount => ({
+  id: "account-1",
+  status: "ACTIVE",
+  cash: 100_000,
+  buyingPower: 100_000,
+  portfolioValue: 100_000,
+  ...fields,
+});
+
+export type BrokerCall = keyof Broker;
+
+/**
+ * An in-memory double of the trader's `Broker` port: it answers from the account, positions, orders, bars
+ * and clock a test sets, records every call, and fails a call a test scripts to fail (once per scripted
+ * failure, in order). Submissions are accepted as new orders (a bracket with its held legs) and fill only
+ * when the test says so (`fillEntry`), so a test decides exactly what the broker knows at each step.
+ */
+export class ScriptedBroker implements Broker {
+  accountFigures = brokerAccount();
+  marketClock: MarketClock = { timestamp: SUBMITTED_AT, isOpen: true };
+  readonly heldPositions = new Map<string, BrokerPosition>();
+  readonly orders: BrokerOrder[] = [];
+  readonly bars = new Map<string, Bar[]>();
+  readonly assets = new Map<string, BrokerAsset>();
+  readonly calls: BrokerCall[] = [];
+  private readonly failures = new Map<BrokerCall, unknown[]>();
+
+  /** The next call of `call` throws `error` (several scripted failures are thrown one call each). */
+  failNext(call: BrokerCall, error: unknown): this {
+    this.failures.set(call, [...(this.failures.get(call) ?? []), error]);
+    return this;
+  }
+
+  /** Adds a bar for the symbol; the latest bar is the last one added. */
+  addBar(symbol: string, bar: Bar): this {
+    this.bars.set(symbol, [...(this.bars.get(symbol) ?? []), bar]);
+    return this;
+  }
+
+  /** Fills the entry placed under `clientOrderId` at `price`: its legs start working and the position is held. */
+  fillEntry(clientOrderId: string, price: number): BrokerOrder {
+    const order = this.orders.find((candidate) => candidate.clientOrderId === clientOrderId);
+    if (!order) throw new Error(`no order ${clientOrderId} at the scripted broker`);
+    Object.assign(order, { status: "filled", filledQty: order.qty, filledAvgPrice: price, filledAt: this.marketClock.timestamp });
+    for (const leg of order.legs) leg.status = "new";
+    const signed = order.side === "buy" ? order.qty! : -order.qty!;
+    this.heldPositions.set(order.symbol, brokerPosition(order.symbol, signed, price));
+    return order;
+  }
+
+  async account(): Promise<BrokerAccount> {
+    this.enter("account");
+    return { ...this.accountFigures };
+  }
+
+  async clock(): Promise<MarketClock> {
+    this.enter("clock");
+    return { ...this.marketClock };
+  }
+
+  async asset(symbol: string): Promise<BrokerAsset | null> {
+    this.enter("asset");
+    return this.assets.get(symbol) ?? null;
+  }
+
+  async positions(): Promise<BrokerPosition[]> {
+    this.enter("positions");
+    return [...this.heldPositions.values()].map((position) => ({ ...position }));
+  }
+
+  async order(orderId: string): Promise<BrokerOrder> {
+    this.enter("order");
+    const order = this.orders.find((candidate) => candidate.id === orderId);
+    if (!order) throw new Error(`no order ${orderId} at the scripted broker`);
+    return structuredClone(order);
+  }
+
+  async orderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null> {
+    this.enter("orderByClientOrderId");
+    const order = this.orders.find((candidate) => candidate.clientOrderId === clientOrderId);
+    return order ? structuredClone(order) : null;
+  }
+
+  async ordersSince(after: Date, symbols?: string[]): Promise<BrokerOrder[]> {
+    this.enter("ordersSince");
+    return this.orders
+      .filter((order) => (order.submittedAt?.getTime() ?? 0) > after.getTime() && (!symbols || symbols.includes(order.symbol)))
+      .map((order) => structuredClone(order));
+  }
+
+  async latestBars(symbols: string[]): Promise<Map<string, Bar>> {
+    this.enter("latestBars");
+    return new Map(symbols.flatMap((symbol) => (this.bars.get(symbol)?.length ? [[symbol, this.bars.get(symbol)!.at(-1)!] as const] : [])));
+  }
+
+  async barsSince(symbols: string[], start: Date): Promise<Map<string, Bar[]>> {
+    this.enter("barsSince");
+    return new Map(symbols.map((symbol) => [symbol, (this.bars.get(symbol) ?? []).filter((bar) => bar.t.getTime() >= start.getTime())]));
+  }
+
+  async submitBracket(request: BracketRequest): Promise<BrokerOrder> {
+    this.enter("submitBracket");
+    const order = bracketOrder({ ...request, filledAt: undefined, status: "accepted" });
+    order.submittedAt = this.marketClock.timestamp;
+    this.orders.push(order);
+    return structuredClone(order);
+  }
+
+  async submitMarket(request: MarketRequest): Promise<BrokerOrder> {
+    this.enter("submitMarket");
+    const order = brokerOrder({ ...request, status: "accepted", submittedAt: this.marketClock.timestamp });
+    this.orders.push(order);
+    return structuredClone(order);
+  }
+
+  async cancelOrder(orderId: string): Promise<void> {
+    this.enter("cancelOrder");
+    const parent = this.orders.find((order) => order.id === orderId || order.legs.some((leg) => leg.id === orderId));
+    if (!parent) throw new Error(`no order ${orderId} at the scripted broker`);
+    // One leg's cancellation cancels its sibling too (one-cancels-other), as Alpaca does.
+    const targets = parent.id === orderId ? [parent, ...parent.legs] : parent.legs;
+    for (const order of targets) if (order.status !== "filled") order.status = "canceled";
+  }
+
+  private enter(call: BrokerCall): void {
+    this.calls.push(call);
+    const scripted = this.failures.get(call);
+    if (scripted?.length) throw scripted.shift();
+  }
+}
