@@ -1,7 +1,6 @@
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ChainOfThought, RunInterruptedError, type RunOutcome } from "../src/engine/chain-of-thought.js";
-import { decisionFromText, fallbackDecision, parseDecision } from "../src/engine/decision.js";
 import { emptyThinkingState, foldSteps, type ThinkingState } from "../src/engine/thinking-state.js";
 import type { ThoughtStep } from "../src/engine/thought-step.js";
 import { AnthropicModel } from "../src/model/anthropic-model.js";
@@ -13,6 +12,11 @@ import { LessonBook, memoryRecallTool } from "../src/tools/memory-recall.js";
 import { positionLookupTool } from "../src/tools/position-lookup.js";
 import { market, startModelServer } from "./support.js";
 
+/**
+ * The chain of thought on the local model server through the real Anthropic adapter: its analyst's chain,
+ * retries and timeouts over HTTP, an aborted request, a refused key. Every branch of the loop itself is in
+ * chain-of-thought.unit.test.ts, on a scripted model.
+ */
 describe("chain of thought on the local model server", () => {
   let server: ModelServer;
   let url: string;
@@ -163,33 +167,5 @@ describe("chain of thought on the local model server", () => {
   it("makes the last iteration a decision, whatever the plan", async () => {
     const outcome = await run(nextSession(), 3);
     expect(outcome.reported.map((step) => step.type)).toEqual(["tool", "options", "decision"]);
-  });
-});
-
-describe("decisions", () => {
-  it("refuses a decision whose confidence is a percentage, naming the field and the fix", () => {
-    const parsed = parseDecision({ action: "OPEN_LONG", confidence: 82, rationale: "strong trend" });
-    expect(parsed).toEqual({ ok: false, problem: expect.stringMatching(/^confidence: must be between 0 and 1\. Call decide with/) });
-  });
-
-  it("refuses an unknown action", () => {
-    expect(parseDecision({ action: "BUY", confidence: 0.6, rationale: "x" }).ok).toBe(false);
-  });
-
-  it("reads a decision written as JSON in prose", () => {
-    expect(decisionFromText('I would go with {"action": "HOLD", "confidence": 0.55, "rationale": "flat market"} here.')).toEqual({
-      action: "HOLD",
-      confidence: 0.55,
-      rationale: "flat market",
-    });
-    expect(decisionFromText("no decision here")).toBeUndefined();
-  });
-
-  it("falls back to HOLD with no confidence, saying why", () => {
-    expect(fallbackDecision(12, "decide: confidence: must be between 0 and 1")).toEqual({
-      action: "HOLD",
-      confidence: 0,
-      rationale: "No valid decision within 12 iterations (last problem: decide: confidence: must be between 0 and 1); holding is the safe default.",
-    });
   });
 });
