@@ -2,7 +2,7 @@ import {
   CheckpointStaleEpochError,
   CheckpointTimeoutError,
   describeIssues,
-  type CheckpointClient,
+  type CheckpointPort,
   type CheckpointStats,
   type Logger,
   type SessionStatus,
@@ -59,7 +59,7 @@ export class SessionCheckpoints {
   private takenOver: SessionTakenOverError | undefined;
 
   constructor(
-    private readonly client: CheckpointClient,
+    private readonly client: CheckpointPort,
     readonly owner: CheckpointOwner,
     private readonly logger: Logger,
     private readonly onTakenOver: (error: SessionTakenOverError) => void = () => undefined,
@@ -126,7 +126,7 @@ export class SessionCheckpoints {
   }
 
   /** The newest snapshot of the target session, validated; null when there is none. */
-  static async restoreFromLatestCheckpoint(client: CheckpointClient, target: RestoreTarget): Promise<RestoredSession | null> {
+  static async restoreFromLatestCheckpoint(client: CheckpointPort, target: RestoreTarget): Promise<RestoredSession | null> {
     const snapshot =
       "sessionId" in target
         ? await client.latest({ service: TRADER_SERVICE, sessionId: target.sessionId })
