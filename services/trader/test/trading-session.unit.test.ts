@@ -1,0 +1,271 @@
+import { Writable } from "node:stream";
+import { InMemoryCheckpoints } from "@savepoint/shared/testing";
+import { pino } from "pino";
+import { describe, expect, it } from "vitest";
+import { BrokerReadError } from "../src/broker/errors.js";
+import type { Bar } from "../src/broker/types.js";
+import { RedisUnavailableError } from "../src/redis.js";
+import { SessionCheckpoints, SessionTakenOverError, TRADER_SERVICE } from "../src/session/checkpoints.js";
+import { TradingState } from "../src/session/state.js";
+import { TradingSession, type Ownership } from "../src/session/trading-session.js";
+import type { HeldPosition, MarketSnapshot, Signal, Strategy } from "../src/strategy/strategy.js";
+import { ScriptedBroker, SUBMITTED_AT } from "./scripted-broker.js";
+
+/**
+ * The trading loop on a scripted broker, a scripted strategy and in-memory checkpoints: what it orders, when,
+ * what it books and checkpoints, and how each kind of failure ends or skips a tick. recovery.test.ts and
+ * crash-runs.test.ts run the same loop against the simulator, Redis and the checkpointer.
+ */
+
+const SESSION = "trader-1";
+const ENTRY = `${SESSION}:AAPL:1`;
+const bar = (minutesAgo: number, close: number): Bar => ({ t: new Date(SUBMITTED_AT.getTime() - minutesAgo * 60_000), o: close, h: close, l: close, c: close, v: 100 });
+
+/** Answers each decision with `decide`, and keeps what it was shown. */
+class ScriptedStrategy implements Strategy {
+  readonly kind = "rule";
+  readonly decisions: { market: MarketSnapshot; position: HeldPosition | null }[] = [];
+
+  constructor(private readonly decide_: (position: HeldPosition | null, decisions: number) => Signal) {}
+
+  async decide(market: MarketSnapshot, position: HeldPosition | null): Promise<Signal> {
+    this.decisions.push({ market, position });
+    return this.decide_(position, this.decisions.length);
+  }
+
+  async close(): Promise<void> {}
+}
+
+const openLong = (): Signal => ({ action: "OPEN_LONG", reason: "scripted" });
+const closeWhenHeld = (position: HeldPosition | null): Signal => (position ? { action: "CLOSE", reason: "scripted exit" } : { action: "HOLD", reason: "flat" });
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; store?: InMemoryCheckpoints; durationMs?: number | null } = {}) {
+  const broker = new ScriptedBroker().addBar("AAPL", bar(0, 100));
+  const strategy = options.strategy ?? new ScriptedStrategy(openLong);
+  const store = options.store ?? new InMemoryCheckpoints();
+  const lines: LogLine[] = [];
+  const logger = pino(
+    { level: "debug" },
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(JSON.parse(chunk.toString()) as LogLine);
+        done();
+      },
+    }),
+  );
+  const state = new TradingState({
+    sessionStartedAt: SUBMITTED_AT.toISOString(),
+    brokerSessionStartedAt: SUBMITTED_AT.toISOString(),
+    symbols: ["AAPL"],
+    strategy: { kind: "rule", stopLossPct: 2, takeProfitPct: 4, positionSize: 1_000, lookbackBars: 1, entryThresholdPct: 0 },
+  });
+  const confirmations: number[] = [];
+  const ownership = options.ownership ?? { confirm: async () => void confirmations.push(broker.calls.length) };
+  const checkpoints = new SessionCheckpoints(store, { sessionId: SESSION, ownerId: "account-1", epoch: 0 }, logger, (error) => session.takeOver(error));
+  const session: TradingSession = new TradingSession({ broker, strategy, checkpoints, ownership, logger }, state, {
+    sessionId: SESSION,
+    intervalMs: 0,
+    checkpointIntervalMs: 3_600_000,
+    durationMs: options.durationMs === undefined ? null : options.durationMs,
+  });
+  const latest = () => store.latest({ service: TRADER_SERVICE, sessionId: SESSION });
+  return { broker, strategy, store, lines, state, session, checkpoints, confirmations, latest };
+}
+
+describe("one tick", () => {
+  it("places the strategy's entry as a bracket under the trade's client_order_id, after confirming ownership", async () => {
+    const { broker, session, state, confirmations } = setUp();
+    expect(await session.tick()).toEqual([]);
+
+    expect(broker.orders).toHaveLength(1);
+    expect(broker.orders[0]).toMatchObject({ clientOrderId: ENTRY, symbol: "AAPL", side: "buy", qty: 10, legs: [{ limitPrice: 104 }, { stopPrice: 98 }] });
+    expect(confirmations).toEqual([broker.calls.indexOf("submitBracket")]);
+    expect(state.pendingEntries.get("AAPL")).toMatchObject({ clientOrderId: ENTRY, orderId: broker.orders[0]!.id, confirmed: true, takeProfit: 104, stopLoss: 98 });
+    expect(state.nextTradeNo("AAPL")).toBe(2);
+    expect(state.account?.buyingPower).toBe(99_000);
+  });
+
+  it("decides nothing while the market is closed, but still syncs", async () => {
+    const { broker, strategy, session } = setUp();
+    broker.marketClock.isOpen = false;
+    await session.tick();
+    expect(strategy.decisions).toEqual([]);
+    expect(broker.calls).toEqual(["clock", "account", "positions", "latestBars"]);
+  });
+
+  it("does not decide again for a symbol whose entry is on its way", async () => {
+    const { broker, strategy, session } = setUp();
+    await session.tick();
+    await session.tick();
+    expect(strategy.decisions).toHaveLength(1);
+    expect(broker.orders).toHaveLength(1);
+  });
+
+  it("books the fill on the next tick, checkpoints that event and logs it", async () => {
+    const { broker, session, state, lines, latest } = setUp();
+    await session.tick();
+    broker.fillEntry(ENTRY, 100.2);
+
+    expect(await session.tick()).toEqual([{ kind: "entry_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: ENTRY, side: "long", qty: 10, fillPrice: 100.2 }]);
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 10, entryPrice: 100.2, takeProfit: 104, stopLoss: 98 });
+    expect(await latest()).toMatchObject({ kind: "event", epoch: 0, seq: 0, state: { positions: [{ symbol: "AAPL", qty: 10 }], pendingEntries: [] } });
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "Entry filled", symbol: "AAPL", price: 100.2 }));
+  });
+
+  it("skips an entry the buying power cannot pay for", async () => {
+    const { broker, session, state, lines } = setUp();
+    broker.accountFigures.buyingPower = 500;
+    await session.tick();
+    expect(broker.calls).not.toContain("submitBracket");
+    expect(state.pendingEntries.size).toBe(0);
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "entry skipped", problem: "needs $1000 of buying power; $500 left" }));
+  });
+
+  it("tracks an entry whose answer was lost but which reached the broker, without placing it again", async () => {
+    const { broker, session, state } = setUp();
+    const submit = broker.submitBracket.bind(broker);
+    broker.submitBracket = async (request) => {
+      await submit(request);
+      throw new Error("socket hang up");
+    };
+    await session.tick();
+    expect(broker.orders).toHaveLength(1);
+    expect(state.pendingEntries.get("AAPL")).toMatchObject({ clientOrderId: ENTRY, orderId: broker.orders[0]!.id, confirmed: true });
+  });
+
+  it("keeps an entry with no answer and no order as unconfirmed, drops it when it never surfaces, and reuses its id", async () => {
+    const { broker, session, state } = setUp();
+    broker.failNext("submitBracket", new Error("socket hang up"));
+    await session.tick();
+    expect(state.pendingEntries.get("AAPL")).toMatchObject({ clientOrderId: ENTRY, orderId: null, confirmed: false });
+
+    expect(await session.tick()).toEqual([{ kind: "placement_not_found", symbol: "AAPL", clientOrderId: ENTRY }]);
+    expect(broker.orders.map((order) => order.clientOrderId)).toEqual([ENTRY]);
+    expect(state.pendingEntries.get("AAPL")).toMatchObject({ clientOrderId: ENTRY, confirmed: true });
+  });
+
+  it("closes a position on CLOSE: cancels its exit legs, then sells at market under the trade's close id", async () => {
+    const { broker, session, state } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
+    await session.tick();
+    const entry = broker.fillEntry(ENTRY, 100);
+    await session.tick();
+
+    expect(broker.calls.slice(broker.calls.lastIndexOf("latestBars"))).toEqual(["latestBars", "cancelOrder", "submitMarket"]);
+    expect(entry.legs.map((leg) => leg.status)).toEqual(["canceled", "canceled"]);
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close`, side: "sell", qty: 10, type: "market" });
+    // The position stays until the broker shows it closed; the next sync books it.
+    expect(state.positions.has("AAPL")).toBe(true);
+  });
+
+  it("does not close when the legs cannot be canceled, and tries again next tick", async () => {
+    const { broker, session, lines } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
+    await session.tick();
+    broker.fillEntry(ENTRY, 100);
+    broker.failNext("cancelOrder", new Error("HTTP 500"));
+    await session.tick();
+    expect(broker.calls).not.toContain("submitMarket");
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "could not cancel the exit legs before closing; trying again next tick", problem: "HTTP 500" }));
+  });
+});
+
+describe("the loop", () => {
+  it("ends at once, completed, when its duration is over", async () => {
+    const { session, broker } = setUp({ durationMs: 0 });
+    expect(await session.run()).toEqual({ reason: "completed" });
+    expect(broker.calls).toEqual([]);
+  });
+
+  it("ends when stopped, once the step in progress is done", async () => {
+    let session: TradingSession | undefined;
+    const strategy = new ScriptedStrategy(() => {
+      session!.stop("SIGTERM");
+      return openLong();
+    });
+    const parts = setUp({ strategy });
+    session = parts.session;
+    expect(await session.run()).toEqual({ reason: "stopped", cause: "SIGTERM" });
+    expect(strategy.decisions).toHaveLength(1);
+    expect(parts.broker.orders.map((order) => order.clientOrderId)).toEqual([ENTRY]);
+  });
+
+  it.each([
+    { name: "the broker cannot be read", failure: new BrokerReadError("GET /v2/account", "HTTP 503"), problem: "GET /v2/account failed: HTTP 503" },
+    { name: "Redis does not answer the ownership check", failure: new RedisUnavailableError("Redis is down"), problem: "Redis is down" },
+  ])("skips a tick when $name and trades on the next", async ({ failure, problem }) => {
+    let session: TradingSession | undefined;
+    let failOwnership = failure instanceof RedisUnavailableError;
+    // The session is stopped once an order is about to go out, so the loop ends after placing it.
+    const ownership: Ownership = {
+      async confirm() {
+        if (failOwnership) {
+          failOwnership = false;
+          throw failure;
+        }
+        session!.stop("done");
+      },
+    };
+    const parts = setUp({ ownership });
+    session = parts.session;
+    if (failure instanceof BrokerReadError) parts.broker.failNext("account", failure);
+
+    expect(await session.run()).toEqual({ reason: "stopped", cause: "done" });
+    expect(parts.lines).toContainEqual(expect.objectContaining({ level: 40, msg: expect.stringMatching(/^tick skipped: /), problem }));
+    expect(parts.broker.orders.map((order) => order.clientOrderId)).toEqual([ENTRY]);
+  });
+
+  it("ends as taken over, placing nothing, when the ownership check says another trader holds the session", async () => {
+    const taken = new SessionTakenOverError("another trader holds account-1");
+    const { session, broker } = setUp({ ownership: { confirm: async () => Promise.reject(taken) } });
+    expect(await session.run()).toEqual({ reason: "taken_over", error: taken });
+    expect(broker.calls).not.toContain("submitBracket");
+  });
+
+  it("ends as taken over once a checkpoint is refused for a stale epoch", async () => {
+    const store = new InMemoryCheckpoints();
+    const { session, checkpoints, broker } = setUp({ store });
+    const newer = await store.claimEpoch(TRADER_SERVICE, SESSION, 1);
+    await store.saveAndConfirm({ v: 1, service: TRADER_SERVICE, sessionId: SESSION, epoch: newer, seq: 0, kind: "periodic", status: "active", schemaVersion: 1, takenAt: SUBMITTED_AT.toISOString(), state: {} });
+
+    await session.checkpoint("periodic");
+    await checkpoints.settle();
+    const end = await session.run();
+    expect(end).toMatchObject({ reason: "taken_over", error: { name: "SessionTakenOverError", message: expect.stringMatching(/^another trader has taken over session trader-1 \(this one holds epoch 0/) } });
+    expect(broker.calls).toEqual([]);
+  });
+
+  it("ends as failed on an error no tick can be skipped for", async () => {
+    const bug = new Error("strategy bug");
+    const { session } = setUp({
+      strategy: new ScriptedStrategy(() => {
+        throw bug;
+      }),
+    });
+    expect(await session.run()).toEqual({ reason: "failed", error: bug });
+  });
+});
+
+describe("around the loop", () => {
+  it("warms up on the bars since three lookback windows (at least 30 minutes) before the broker's now", async () => {
+    const { broker, session, strategy } = setUp();
+    broker.bars.set("AAPL", [bar(45, 90), bar(29, 95), bar(1, 99)]);
+    await session.warmUp();
+    broker.addBar("AAPL", bar(0, 100));
+    await session.tick();
+    expect(strategy.decisions[0]!.market.bars.map((b) => b.c)).toEqual([95, 99, 100]);
+  });
+
+  it("settles working entries at the end: cancels them and books what the broker did", async () => {
+    const { broker, session, state } = setUp();
+    await session.tick();
+    await session.settleEntries(5_000);
+    expect(broker.orders[0]!.status).toBe("canceled");
+    expect(state.pendingEntries.size).toBe(0);
+    expect(state.nextTradeNo("AAPL")).toBe(2);
+  });
+});
