@@ -128,13 +128,18 @@ class Bench {
     return job.waitUntilFinished(this.events, 600_000) as Promise<ThinkResult>;
   }
 
-  /** Distinct iterations checkpointed for the session. */
-  async iterationsStored(sessionId: string): Promise<number> {
+  /** Distinct iterations checkpointed for the session (by attempts up to `throughEpoch`, when given). */
+  async iterationsStored(sessionId: string, throughEpoch = Number.MAX_SAFE_INTEGER): Promise<number> {
     const { rows } = await this.env.query<{ n: number }>(
-      "SELECT count(DISTINCT seq)::int AS n FROM checkpoints WHERE session_id = $1 AND kind = 'iteration'",
-      [sessionId],
+      "SELECT count(DISTINCT seq)::int AS n FROM checkpoints WHERE session_id = $1 AND kind = 'iteration' AND epoch <= $2",
+      [sessionId, throughEpoch],
     );
     return rows[0]!.n;
+  }
+
+  /** The highest iteration the model server has answered for the session (0 before any answer). */
+  highestAnswered(sessionId: string): number {
+    return Math.max(0, ...Object.keys(this.model.ledger.session(sessionId).answeredByIteration).map(Number));
   }
 
   /** The newest epoch of the session: the attempt that claimed it last. */
@@ -284,17 +289,17 @@ async function interruptions(bench: Bench, signal: "SIGTERM" | "SIGKILL"): Promi
   let interrupted = 0;
   /** Per signal: iterations checkpointed while the worker shut down (answers on their way, kept by SIGTERM's grace). */
   const kept: number[] = [];
-  /** Each run's repeated calls when each worker took over: the growth from one to the next is one interruption's cost. */
-  const repeatedAtTakeover: number[][] = [];
+  /** Per signal, per run: the highest iteration the model server had answered when the worker was gone. */
+  const answeredAtSignal: number[][] = [];
   for (let round = 0; round < SIGNALS; round++) {
     const worker = await bench.spawnReasoner(settings);
     // Every run taken over by this worker (a new epoch) and under way in it, then the signal at a random moment.
     const epoch = round + 1;
     await Promise.all(jobs.map((job) => pollUntil(() => bench.latestEpoch(job.id!), (latest) => latest >= epoch, 60_000, `${job.id} in epoch ${epoch}`)));
-    repeatedAtTakeover.push(bench.wasted(jobs).repeated);
     await jitter(0, 2 * INTERRUPTION_LATENCY_MS);
     const before = await Promise.all(jobs.map((job) => bench.iterationsStored(job.id!)));
     await worker.kill(signal);
+    answeredAtSignal.push(jobs.map((job) => bench.highestAnswered(job.id!)));
     const after = await Promise.all(jobs.map((job) => bench.iterationsStored(job.id!)));
     interrupted += jobs.length;
     kept.push(after.reduce((sum, count, index) => sum + count - before[index]!, 0));
@@ -308,12 +313,20 @@ async function interruptions(bench: Bench, signal: "SIGTERM" | "SIGKILL"): Promi
   }
   const { repeated, aborted } = bench.wasted(jobs);
   const totalRepeated = repeated.reduce((sum, value) => sum + value, 0);
-  // Answers asked for again during one worker's turn were lost by the interruption just before it.
-  const snapshots = [...repeatedAtTakeover.slice(1), repeated];
-  const perInterruption = snapshots.flatMap((counts, round) => counts.map((count, run) => count - repeatedAtTakeover[round]![run]!));
+  // What one interruption cost a run: the iterations answered by then that the worker taking over did not find
+  // stored. Exact after the fact, since the next epoch's claim fenced off any later write of the interrupted one.
+  const perInterruption = (
+    await Promise.all(
+      answeredAtSignal.map((answered, round) =>
+        Promise.all(jobs.map(async (job, run) => answered[run]! - (await bench.iterationsStored(job.id!, round + 1)))),
+      ),
+    )
+  ).flat();
+  const lost = perInterruption.reduce((sum, value) => sum + value, 0);
   return [
     `  ${signal}: ${interrupted} interruptions (${SIGNALS} signals x ${RUNS_PER_SIGNAL} runs in flight, model latency ${INTERRUPTION_LATENCY_MS} ms): ` +
-      `repeated model calls ${totalRepeated} = ${(totalRepeated / interrupted).toFixed(2)} per interruption (max ${Math.max(...perInterruption)} for one interruption of one run); ` +
+      `repeated model calls ${totalRepeated} = ${(totalRepeated / interrupted).toFixed(2)} per interruption; ` +
+      `answers lost per interruption: max ${Math.max(...perInterruption)}, total ${lost}; ` +
       `calls cut off in flight ${aborted.reduce((sum, value) => sum + value, 0)}; ` +
       (signal === "SIGTERM" ? `iterations checkpointed while shutting down (answers kept, not paid again): ${kept.reduce((sum, value) => sum + value, 0)}; ` : "") +
       `all ${results.filter((result) => result.iterations === INTERRUPTED_RUN_ITERATIONS).length}/${jobs.length} runs finished`,
