@@ -137,10 +137,6 @@ class Bench {
     return rows[0]!.n;
   }
 
-  /** The highest iteration the model server has answered for the session (0 before any answer). */
-  highestAnswered(sessionId: string): number {
-    return Math.max(0, ...Object.keys(this.model.ledger.session(sessionId).answeredByIteration).map(Number));
-  }
 
   /** The newest epoch of the session: the attempt that claimed it last. */
   async latestEpoch(sessionId: string): Promise<number> {
@@ -289,7 +285,7 @@ async function interruptions(bench: Bench, signal: "SIGTERM" | "SIGKILL"): Promi
   let interrupted = 0;
   /** Per signal: iterations checkpointed while the worker shut down (answers on their way, kept by SIGTERM's grace). */
   const kept: number[] = [];
-  /** Per signal, per run: the highest iteration the model server had answered when the worker was gone. */
+  /** Per signal, per run: the answers the model server had given when the worker was gone. */
   const answeredAtSignal: number[][] = [];
   for (let round = 0; round < SIGNALS; round++) {
     const worker = await bench.spawnReasoner(settings);
@@ -299,7 +295,7 @@ async function interruptions(bench: Bench, signal: "SIGTERM" | "SIGKILL"): Promi
     await jitter(0, 2 * INTERRUPTION_LATENCY_MS);
     const before = await Promise.all(jobs.map((job) => bench.iterationsStored(job.id!)));
     await worker.kill(signal);
-    answeredAtSignal.push(jobs.map((job) => bench.highestAnswered(job.id!)));
+    answeredAtSignal.push(jobs.map((job) => bench.model.ledger.session(job.id!).answered));
     const after = await Promise.all(jobs.map((job) => bench.iterationsStored(job.id!)));
     interrupted += jobs.length;
     kept.push(after.reduce((sum, count, index) => sum + count - before[index]!, 0));
@@ -313,15 +309,18 @@ async function interruptions(bench: Bench, signal: "SIGTERM" | "SIGKILL"): Promi
   }
   const { repeated, aborted } = bench.wasted(jobs);
   const totalRepeated = repeated.reduce((sum, value) => sum + value, 0);
-  // What one interruption cost a run: the iterations answered by then that the worker taking over did not find
-  // stored. Exact after the fact, since the next epoch's claim fenced off any later write of the interrupted one.
-  const perInterruption = (
-    await Promise.all(
-      answeredAtSignal.map((answered, round) =>
-        Promise.all(jobs.map(async (job, run) => answered[run]! - (await bench.iterationsStored(job.id!, round + 1)))),
-      ),
-    )
-  ).flat();
+  // What one interruption cost a run: the answers its worker got that were not checkpointed (by that worker's
+  // epoch, round + 1; exact after the fact, since the next epoch's claim fenced off any later write of it).
+  const storedThrough = await Promise.all(
+    answeredAtSignal.map((_answered, round) => Promise.all(jobs.map((job) => bench.iterationsStored(job.id!, round + 1)))),
+  );
+  const perInterruption = answeredAtSignal.flatMap((answered, round) =>
+    jobs.map((_job, run) => {
+      const answeredInTurn = answered[run]! - (answeredAtSignal[round - 1]?.[run] ?? 0);
+      const storedInTurn = storedThrough[round]![run]! - (storedThrough[round - 1]?.[run] ?? 0);
+      return answeredInTurn - storedInTurn;
+    }),
+  );
   const lost = perInterruption.reduce((sum, value) => sum + value, 0);
   return [
     `  ${signal}: ${interrupted} interruptions (${SIGNALS} signals x ${RUNS_PER_SIGNAL} runs in flight, model latency ${INTERRUPTION_LATENCY_MS} ms): ` +
