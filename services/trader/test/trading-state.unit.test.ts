@@ -1,0 +1,121 @@
+import { describe, expect, it } from "vitest";
+import { profitOf, traderStateSchema, TradingState, type OpenPosition } from "../src/session/state.js";
+
+const identity = {
+  sessionStartedAt: "2026-01-05T15:30:00.000Z",
+  brokerSessionStartedAt: "2026-01-05T15:29:58.000Z",
+  symbols: ["AAPL", "MSFT"],
+  strategy: { kind: "rule" as const, stopLossPct: 2, takeProfitPct: 4, positionSize: 1_000, lookbackBars: 5, entryThresholdPct: 0 },
+};
+const position = (symbol: string, fields: Partial<OpenPosition> = {}): OpenPosition => ({
+  symbol,
+  side: "long",
+  qty: 10,
+  entryPrice: 100,
+  stopLoss: 98,
+  takeProfit: 104,
+  tradeNo: 1,
+  origin: "strategy",
+  openedAt: "2026-01-05T15:31:00.000Z",
+  orders: { entryId: "o-1", entryClientOrderId: `s:${symbol}:1`, takeProfitId: "tp-1", stopLossId: "sl-1" },
+  ...fields,
+});
+
+describe("profit of a trade", () => {
+  it.each([
+    { side: "long", qty: 10, entry: 100, exit: 104, pl: 40 },
+    { side: "long", qty: 10, entry: 100, exit: 98, pl: -20 },
+    { side: "short", qty: 10, entry: 100, exit: 96, pl: 40 },
+    { side: "short", qty: 10, entry: 100, exit: 102, pl: -20 },
+    { side: "long", qty: 3, entry: 10.001, exit: 10.01, pl: 0.03 },
+    { side: "long", qty: 7, entry: 33.33, exit: 33.33, pl: 0 },
+  ] as const)("$side $qty from $entry to $exit is $pl", ({ side, qty, entry, exit, pl }) => {
+    expect(profitOf(side, qty, entry, exit)).toBe(pl);
+  });
+});
+
+describe("trading state", () => {
+  it("numbers each symbol's trades from 1, never reusing a number the broker has seen", () => {
+    const state = new TradingState(identity);
+    expect(state.nextTradeNo("AAPL")).toBe(1);
+    state.markTradeNoUsed("AAPL", 3);
+    state.markTradeNoUsed("AAPL", 2);
+    expect(state.nextTradeNo("AAPL")).toBe(4);
+    expect(state.takeTradeNo("AAPL")).toBe(4);
+    expect(state.nextTradeNo("AAPL")).toBe(5);
+    expect(state.nextTradeNo("MSFT")).toBe(1);
+  });
+
+  it("opens a position in place of its pending entry, and books its close", () => {
+    const state = new TradingState(identity);
+    state.pendingEntries.set("AAPL", { symbol: "AAPL", side: "long", qty: 10, tradeNo: 2, clientOrderId: "s:AAPL:2", orderId: "o-2", takeProfit: 104, stopLoss: 98, submittedAt: "2026-01-05T15:31:00.000Z", confirmed: true });
+    expect(state.isEngaged("AAPL")).toBe(true);
+    state.open(position("AAPL", { tradeNo: 2 }));
+    expect([state.pendingEntries.size, state.positions.size, state.nextTradeNo("AAPL")]).toEqual([0, 1, 3]);
+
+    expect(state.close("AAPL", { exitPrice: 104, via: "take_profit" })).toEqual({ symbol: "AAPL", side: "long", qty: 10, entryPrice: 100, exitPrice: 104, realizedPl: 40, via: "take_profit", tradeNo: 2 });
+    expect([state.isEngaged("AAPL"), state.closedTrades, state.realizedPl]).toEqual([false, 1, 40]);
+  });
+
+  it("books a close at an unknown price without P&L, and a partial one for its quantity", () => {
+    const state = new TradingState(identity);
+    state.open(position("AAPL"));
+    state.open(position("MSFT"));
+    expect(state.close("AAPL", { exitPrice: null, via: "unknown" }).realizedPl).toBe(0);
+    expect(state.close("MSFT", { exitPrice: 90, qty: 4, via: "other_order" })).toMatchObject({ qty: 4, realizedPl: -40 });
+    expect([state.closedTrades, state.realizedPl]).toEqual([2, -40]);
+  });
+
+  it("refuses to close what it does not hold, naming the symbol", () => {
+    expect(() => new TradingState(identity).close("AAPL", { exitPrice: 1, via: "unknown" })).toThrow("cannot close AAPL: the session holds no position in it");
+  });
+
+  it("keeps realised P&L in cents however many trades add to it", () => {
+    const state = new TradingState(identity);
+    for (let tradeNo = 1; tradeNo <= 10; tradeNo += 1) state.book({ symbol: "AAPL", side: "long", qty: 1, entryPrice: 1, exitPrice: 1.1, realizedPl: 0.1, via: "take_profit", tradeNo });
+    expect(state.realizedPl).toBe(1);
+    expect(state.nextTradeNo("AAPL")).toBe(11);
+  });
+
+  it("counts reasoning runs per symbol", () => {
+    const state = new TradingState(identity);
+    expect([state.nextDecisionRun("AAPL"), state.nextDecisionRun("AAPL"), state.nextDecisionRun("MSFT")]).toEqual([1, 2, 1]);
+  });
+
+  it("round-trips through a snapshot that its schema accepts, in a stable order", () => {
+    const state = new TradingState(identity);
+    state.open(position("MSFT"));
+    state.open(position("AAPL", { side: "short", tradeNo: 3 }));
+    state.nextDecisionRun("MSFT");
+    state.account = { id: "acct", portfolioValue: 100_000, buyingPower: 90_000, cash: 95_000, asOf: "2026-01-05T15:32:00.000Z" };
+    state.book({ symbol: "MSFT", side: "long", qty: 1, entryPrice: 400, exitPrice: 401, realizedPl: 1, via: "close_order", tradeNo: 2 });
+
+    const snapshot = state.toSnapshot(new Date("2026-01-05T15:33:00.000Z"));
+    expect(traderStateSchema.parse(snapshot)).toEqual(snapshot);
+    expect(snapshot.positions.map((held) => held.symbol)).toEqual(["AAPL", "MSFT"]);
+    expect(snapshot.nextTradeNo).toEqual({ AAPL: 4, MSFT: 3 });
+    expect(TradingState.fromSnapshot(snapshot).toSnapshot(new Date(snapshot.takenAt))).toEqual(snapshot);
+  });
+
+  it("clones deeply, so a dry run cannot change the session", () => {
+    const state = new TradingState(identity);
+    state.open(position("AAPL"));
+    const copy = state.clone();
+    copy.positions.get("AAPL")!.qty = 1;
+    copy.close("AAPL", { exitPrice: 1, via: "unknown" });
+    expect(state.positions.get("AAPL")?.qty).toBe(10);
+    expect(state.closedTrades).toBe(0);
+  });
+
+  it.each([
+    { name: "a zero quantity", change: { positions: [position("AAPL", { qty: 0 })] }, path: "positions" },
+    { name: "a trade number 0", change: { nextTradeNo: { AAPL: 0 } }, path: "nextTradeNo" },
+    { name: "an unknown field", change: { extra: true }, path: "" },
+    { name: "no symbols", change: { symbols: [] }, path: "symbols" },
+  ])("refuses a stored state with $name", ({ change, path }) => {
+    const stored = { ...new TradingState(identity).toSnapshot(new Date(0)), ...change };
+    const parsed = traderStateSchema.safeParse(stored);
+    expect(parsed.success).toBe(false);
+    expect(parsed.error!.issues[0]!.path.join(".")).toContain(path);
+  });
+});
