@@ -112,9 +112,10 @@ export function stackServices(where) {
         HTTP_PORT: String(port(8083)),
         SHUTDOWN_TIMEOUT_MS: "8000",
         ANTHROPIC_BASE_URL: { default: url("model-server", 8091) },
-        // Each attempt reads the market where the trader trades.
+        // Each attempt reads the market where the trader trades, on the minute bars the trader decides on.
         APCA_API_BASE_URL: { default: url("alpaca-simulator", 8090) },
         APCA_DATA_BASE_URL: { default: url("alpaca-simulator", 8090) },
+        MARKET_BARS_TIMEFRAME: { default: "1Min" },
       },
       port: port(8083),
       health: "/readyz",

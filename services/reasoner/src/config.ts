@@ -73,6 +73,14 @@ export const reasonerEnvSchema = commonEnvSchema.extend({
   APCA_DATA_BASE_URL: alpacaBaseUrl.optional(),
   /** Per market-data request, each attempt. */
   MARKET_DATA_TIMEOUT_MS: positiveInt(120_000).default(10_000),
+  /**
+   * The bars whose closes a run reasons on (Alpaca's timeframe: 1Min … 59Min, 1Hour … 23Hour, 1Day, 1Week);
+   * the previous close and the volume against its average always come from daily bars.
+   */
+  MARKET_BARS_TIMEFRAME: z
+    .string()
+    .regex(/^([1-9]|[1-5]\d)(Min|Hour|Day|Week)$/, "must be an Alpaca timeframe such as 1Min, 15Min, 1Hour or 1Day")
+    .default("1Day"),
 }).superRefine((env, context) => {
   if ((env.APCA_API_KEY_ID === undefined) !== (env.APCA_API_SECRET_KEY === undefined)) {
     const missing = env.APCA_API_KEY_ID === undefined ? "APCA_API_KEY_ID" : "APCA_API_SECRET_KEY";
@@ -104,11 +112,14 @@ export function callGraceMs(config: Pick<ReasonerConfig, "REASONER_CALL_GRACE_MS
   return config.REASONER_CALL_GRACE_MS ?? Math.floor(config.SHUTDOWN_TIMEOUT_MS * 0.4);
 }
 
-type MarketSettings = Pick<ReasonerConfig, "APCA_API_KEY_ID" | "APCA_API_SECRET_KEY" | "APCA_API_BASE_URL" | "APCA_DATA_BASE_URL" | "MARKET_DATA_TIMEOUT_MS">;
+type MarketSettings = Pick<
+  ReasonerConfig,
+  "APCA_API_KEY_ID" | "APCA_API_SECRET_KEY" | "APCA_API_BASE_URL" | "APCA_DATA_BASE_URL" | "MARKET_DATA_TIMEOUT_MS" | "MARKET_BARS_TIMEFRAME"
+>;
 
 /** The broker to read the market from, or undefined when none is configured (then the job's marketContext). */
 export function marketEndpoint(config: MarketSettings): BrokerEndpoint | undefined {
-  const common = { timeoutMs: config.MARKET_DATA_TIMEOUT_MS, readRetries: 2 };
+  const common = { timeoutMs: config.MARKET_DATA_TIMEOUT_MS, readRetries: 2, barsTimeframe: config.MARKET_BARS_TIMEFRAME };
   if (config.APCA_API_KEY_ID && config.APCA_API_SECRET_KEY) {
     return {
       ...common,

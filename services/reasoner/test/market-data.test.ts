@@ -78,6 +78,21 @@ describe("a live market on every attempt, from the broker through the Alpaca SDK
     expect(rows[0]?.result.price).toBe(firstPrice);
   });
 
+  it("with MARKET_BARS_TIMEFRAME=1Min, a run reasons on the last 30 minute closes, the previous close still daily", async () => {
+    await stack.startInProcessReasoner({ APCA_API_BASE_URL: sim.url, MARKET_BARS_TIMEFRAME: "1Min" });
+    const job = await think(stack.producer.queue, "agent-minutes", 4);
+    await decisionOf(job, stack.producer.events);
+
+    const { logs } = await stack.producer.queue.getJobLogs(job.id!);
+    expect(logs).toContainEqual(expect.stringMatching(/^market from the broker's market data .*, 30 recent closes, /));
+    const { rows } = await stack.env.query<{ result: { closesUsed: number; changePct: number | null } }>(
+      `SELECT call -> 'result' AS result FROM checkpoints, json_array_elements(state -> 'step' -> 'toolCalls') AS call
+       WHERE session_id = $1 AND kind = 'iteration' AND call ->> 'name' = 'analyze_market'`,
+      [job.id],
+    );
+    expect(rows[0]?.result).toMatchObject({ closesUsed: 20, changePct: expect.any(Number) });
+  });
+
   it("without market data configured, the job's marketContext is used, and the snapshot says so", async () => {
     await stack.startInProcessReasoner();
     const job = await think(stack.producer.queue, "agent-fallback", 4, market({ price: 150 }));

@@ -12,10 +12,13 @@ export interface BrokerEndpoint {
   timeoutMs: number;
   /** Retries of each read on 408/425/429/5xx and network errors (the SDK's own retry, safe verbs only). */
   readRetries: number;
+  /** The bars whose closes the run reasons on, e.g. 1Min (as the trader decides) or 1Day. */
+  barsTimeframe: string;
 }
 
-/** Daily bars asked for: enough sessions for the analysis tool's default 20-close lookback after holidays. */
-const DAILY_BARS = 30;
+/** Bars asked for: enough for the analysis tool's default 20-close lookback, after holidays for daily bars. */
+const RECENT_BARS = 30;
+const DAILY = "1Day";
 const CALENDAR_DAYS_BACK = 45;
 const DAY_MS = 86_400_000;
 /** Alpaca's free market-data plan serves the IEX feed only; the simulator accepts any. */
@@ -26,7 +29,7 @@ const decimal = z.union([z.string(), z.number()]).transform(Number).refine(Numbe
 const time = z.union([z.date(), z.iso.datetime({ offset: true })]).transform((value) => new Date(value));
 const barSchema = z.object({ t: time, c: z.number().positive(), v: z.number().min(0) });
 const latestBarSchema = z.object({ bar: barSchema });
-const dailyBarsSchema = z.object({ bars: z.array(barSchema).nullable().transform((bars) => bars ?? []) });
+const barsSchema = z.object({ bars: z.array(barSchema).nullable().transform((bars) => bars ?? []) });
 const positionSchema = z.object({ qty: decimal, side: z.enum(["long", "short"]), avgEntryPrice: decimal });
 
 /** A market read failed: the attempt fails (and is retried) rather than reason on prices it did not get. */
@@ -67,17 +70,21 @@ const sameUtcDay = (a: Date, b: Date) => a.toISOString().slice(0, 10) === b.toIS
 
 /**
  * The market as the broker sees it now, through the official Alpaca SDK: the latest bar's close as the price,
- * the last daily bars for closes and volume, and the agent's position in the symbol as the broker holds it.
+ * the closes of the last bars of the configured timeframe, the previous close and volume from daily bars, and
+ * the agent's position in the symbol as the broker holds it.
  * The job's marketContext is ignored: it is what the producer saw when it queued the job, maybe long ago.
  */
 export class BrokerMarketData implements MarketDataSource {
   private readonly stocks: marketData.StockApi;
   private readonly positions: trading.PositionsApi;
 
+  private readonly barsTimeframe: string;
+
   constructor(
     endpoint: BrokerEndpoint,
     private readonly now: () => Date = () => new Date(),
   ) {
+    this.barsTimeframe = endpoint.barsTimeframe;
     const common = {
       keyId: endpoint.keyId,
       secret: endpoint.secret,
@@ -90,24 +97,15 @@ export class BrokerMarketData implements MarketDataSource {
 
   async refresh(symbol: string, _context: MarketContext): Promise<MarketSnapshot> {
     const asOf = this.now();
-    const [latest, daily, position] = await Promise.all([
+    const [latest, daily, recent, position] = await Promise.all([
       read(`GET /v2/stocks/${symbol}/bars/latest`, latestBarSchema, () => this.stocks.stockLatestBarSingle({ symbol, feed: DATA_FEED })),
-      read(`GET /v2/stocks/${symbol}/bars?timeframe=1Day`, dailyBarsSchema, () =>
-        this.stocks.stockBarSingle({
-          symbol,
-          timeframe: "1Day",
-          start: new Date(asOf.getTime() - CALENDAR_DAYS_BACK * DAY_MS),
-          limit: DAILY_BARS,
-          sort: "desc",
-          feed: DATA_FEED,
-        }),
-      ),
+      this.bars(symbol, DAILY, asOf),
+      this.barsTimeframe === DAILY ? undefined : this.bars(symbol, this.barsTimeframe, asOf),
       this.position(symbol),
     ]);
-    const bars = [...daily.bars].sort((a, b) => a.t.getTime() - b.t.getTime()).slice(-DAILY_BARS);
     // Today's bar, while the session runs, is the day so far: its volume is today's, its close the latest price.
-    const today = bars.at(-1) && sameUtcDay(bars.at(-1)!.t, latest.bar.t) ? bars.at(-1) : undefined;
-    const completed = today ? bars.slice(0, -1) : bars;
+    const today = daily.at(-1) && sameUtcDay(daily.at(-1)!.t, latest.bar.t) ? daily.at(-1) : undefined;
+    const completed = today ? daily.slice(0, -1) : daily;
     const averageVolume = completed.length ? completed.reduce((sum, bar) => sum + bar.v, 0) / completed.length : undefined;
     return {
       source: "broker",
@@ -116,11 +114,26 @@ export class BrokerMarketData implements MarketDataSource {
       ...(completed.length ? { previousClose: completed.at(-1)!.c } : {}),
       ...(today ? { volume: today.v } : {}),
       ...(averageVolume ? { averageVolume: Math.round(averageVolume) } : {}),
-      recentCloses: completed.map((bar) => bar.c),
+      recentCloses: (recent ?? completed).map((bar) => bar.c),
       position,
       quotedAt: latest.bar.t.toISOString(),
       asOf: asOf.toISOString(),
     };
+  }
+
+  /** The last RECENT_BARS bars of `timeframe`, oldest first. */
+  private async bars(symbol: string, timeframe: string, asOf: Date) {
+    const page = await read(`GET /v2/stocks/${symbol}/bars?timeframe=${timeframe}`, barsSchema, () =>
+      this.stocks.stockBarSingle({
+        symbol,
+        timeframe,
+        start: new Date(asOf.getTime() - CALENDAR_DAYS_BACK * DAY_MS),
+        limit: RECENT_BARS,
+        sort: "desc",
+        feed: DATA_FEED,
+      }),
+    );
+    return [...page.bars].sort((a, b) => a.t.getTime() - b.t.getTime()).slice(-RECENT_BARS);
   }
 
   /** The broker's position in the symbol; its 404 ("position does not exist") is an answer: flat. */
