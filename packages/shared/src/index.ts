@@ -1,5 +1,6 @@
 export * from "./config.js";
 export * from "./redaction.js";
+export * from "./credentials.js";
 export * from "./logger.js";
 export * from "./redis.js";
 export * from "./lease.js";

@@ -1,11 +1,10 @@
 import { createBullBoard } from "@bull-board/api";
 import { FastifyAdapter } from "@bull-board/fastify";
 import basicAuth from "@fastify/basic-auth";
-import { createRedisConnection, QUEUE_NAMES, type Logger } from "@savepoint/shared";
+import { createRedisConnection, credentialsChecker, QUEUE_NAMES, type Logger } from "@savepoint/shared";
 import { Queue } from "bullmq";
 import type { FastifyPluginAsync } from "fastify";
 import type { BoardConfig } from "./config.js";
-import { credentialsChecker } from "./credentials.js";
 import { TolerantBullMQAdapter } from "./tolerant-adapter.js";
 
 export const BOARD_REALM = "Savepoint Bull Board";
