@@ -1,0 +1,139 @@
+import basicAuth from "@fastify/basic-auth";
+import { credentialsChecker, type Logger } from "@savepoint/shared";
+import type { FastifyPluginAsync, FastifyReply } from "fastify";
+import type { z } from "zod";
+import {
+  describeProblems,
+  sessionIdParamsSchema,
+  sessionParamsSchema,
+  sessionsQuerySchema,
+  timelineQuerySchema,
+  viewQuerySchema,
+  type ApiError,
+} from "./api-schemas.js";
+import type { ConsoleConfig } from "./config.js";
+import type { SafeHtml } from "./pages/html.js";
+import { layout, type PageSettings } from "./pages/layout.js";
+import { LIVE_SCRIPT } from "./pages/live-script.js";
+import { reasoningPage, sessionPage, tradingPage } from "./pages/session-pages.js";
+import { sessionsPage } from "./pages/sessions-page.js";
+import type { ConsoleStore } from "./store.js";
+import { reasoningView } from "./views/reasoning.js";
+import { tradingView } from "./views/trading.js";
+
+export const CONSOLE_REALM = "Savepoint console";
+
+class RequestProblem extends Error {
+  constructor(
+    readonly status: 400 | 403 | 404,
+    readonly body: ApiError,
+  ) {
+    super(body.error.message);
+  }
+}
+
+function parsed<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(input ?? {});
+  if (!result.success) throw new RequestProblem(400, { error: { code: "invalid_request", message: `${what}: ${describeProblems(result.error)}` } });
+  return result.data;
+}
+
+const notFound = (service: string, sessionId: string) =>
+  new RequestProblem(404, { error: { code: "not_found", message: `no ${service} session ${sessionId} is stored` } });
+
+/**
+ * The console: its JSON API under /api and the pages built from the same reads, all behind basic auth.
+ * Registered as its own Fastify scope, so /healthz, /readyz and /metrics beside it stay open.
+ */
+export function consoleRoutes(config: ConsoleConfig, store: ConsoleStore, logger: Logger): FastifyPluginAsync {
+  const settings: PageSettings = { actionsEnabled: config.CONSOLE_ACTIONS_ENABLED, refreshSeconds: config.CONSOLE_REFRESH_SECONDS };
+  return async (app) => {
+    app.addHook("onClose", () => store.close());
+
+    const matches = credentialsChecker({ user: config.CONSOLE_USER, password: config.CONSOLE_PASSWORD });
+    await app.register(basicAuth, {
+      authenticate: { realm: CONSOLE_REALM },
+      validate: async (user, password, request) => {
+        if (matches({ user, password })) return;
+        logger.warn({ user, ip: request.ip, url: request.url }, "console login refused: wrong user name or password");
+        throw new Error("wrong user name or password");
+      },
+    });
+    app.addHook("onRequest", app.basicAuth);
+
+    app.setErrorHandler(async (error, request, reply) => {
+      if (error instanceof RequestProblem) return reply.code(error.status).send(error.body);
+      if ((error as { statusCode?: number }).statusCode === 401) return reply.send(error);
+      logger.error({ err: error, url: request.url }, "console request failed");
+      return reply.code(500).send({ error: { code: "internal", message: "the console could not read the checkpoints; see its log" } });
+    });
+
+    const page = (reply: FastifyReply, title: string, body: SafeHtml) => reply.type("text/html; charset=utf-8").send(layout(title, settings, body).text);
+
+    // --- JSON API (services/console/README.md documents it) ---
+    const listSessions = async (input: unknown) => {
+      const query = parsed(sessionsQuerySchema, input, "query");
+      const sessions = await store.listSessions(query);
+      return { query, sessions, next: sessions.length === query.limit ? sessions.at(-1)!.cursor : null };
+    };
+    const sessionWithTimeline = async (params: unknown, input: unknown) => {
+      const { service, sessionId } = parsed(sessionParamsSchema, params, "path");
+      const query = parsed(timelineQuerySchema, input, "query");
+      const session = await store.session(service, sessionId);
+      if (!session) throw notFound(service, sessionId);
+      const timeline = await store.timeline(service, sessionId, query);
+      const last = timeline.at(-1);
+      return { session, timeline, next: timeline.length === query.limit && last ? `${last.epoch}.${last.seq}` : null };
+    };
+    const trading = async (params: unknown, input: unknown) => {
+      const { sessionId } = parsed(sessionIdParamsSchema, params, "path");
+      const { limit } = parsed(viewQuerySchema, input, "query");
+      const session = await store.session("trader", sessionId);
+      if (!session) throw notFound("trader", sessionId);
+      const snapshots = await store.snapshots("trader", sessionId, limit);
+      return { session, truncated: snapshots.length === limit, ...tradingView(snapshots) };
+    };
+    const reasoning = async (params: unknown, input: unknown) => {
+      const { sessionId } = parsed(sessionIdParamsSchema, params, "path");
+      const { limit } = parsed(viewQuerySchema, input, "query");
+      const session = await store.session("reasoner", sessionId);
+      if (!session) throw notFound("reasoner", sessionId);
+      const snapshots = await store.snapshots("reasoner", sessionId, limit);
+      return { session, truncated: snapshots.length === limit, ...reasoningView(snapshots) };
+    };
+
+    app.get("/api/sessions", (request) => listSessions(request.query));
+    app.get("/api/sessions/:service/:sessionId", (request) => sessionWithTimeline(request.params, request.query));
+    app.get("/api/trading/:sessionId", (request) => trading(request.params, request.query));
+    app.get("/api/reasoning/:sessionId", (request) => reasoning(request.params, request.query));
+    app.post("/api/actions/:action", async (request, reply) => {
+      if (!config.CONSOLE_ACTIONS_ENABLED) {
+        return reply.code(403).send({ error: { code: "read_only", message: "the console is read-only; set CONSOLE_ACTIONS_ENABLED=true to allow actions" } } satisfies ApiError);
+      }
+      const { action } = request.params as { action: string };
+      return reply.code(404).send({ error: { code: "unknown_action", message: `no action "${action}": this console has none yet` } } satisfies ApiError);
+    });
+
+    // --- pages ---
+    app.get("/", (_request, reply) => reply.redirect("/sessions"));
+    app.get("/assets/live.js", (_request, reply) => reply.type("text/javascript; charset=utf-8").header("cache-control", "no-cache").send(LIVE_SCRIPT));
+    app.get("/sessions", async (request, reply) => {
+      const { query, sessions, next } = await listSessions(request.query);
+      return page(reply, "Sessions", sessionsPage(sessions, query, next));
+    });
+    app.get("/sessions/:service/:sessionId", async (request, reply) => {
+      const { service, sessionId } = parsed(sessionParamsSchema, request.params, "path");
+      if (service === "trader") {
+        const view = await trading(request.params, {});
+        const { timeline } = await sessionWithTimeline(request.params, {});
+        return page(reply, `Trading ${sessionId}`, tradingPage(view.session, view, timeline));
+      }
+      if (service === "reasoner") {
+        const view = await reasoning(request.params, {});
+        return page(reply, `Reasoning ${sessionId}`, reasoningPage(view.session, view));
+      }
+      const { session, timeline } = await sessionWithTimeline(request.params, {});
+      return page(reply, `${service} ${sessionId}`, sessionPage(session, timeline));
+    });
+  };
+}

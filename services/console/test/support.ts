@@ -1,0 +1,151 @@
+import { CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
+import { ServiceProcess, spawnCheckpointer, type TestEnvironment } from "@savepoint/shared/testing";
+import { fileURLToPath } from "node:url";
+
+const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+
+export const USER = "operator";
+export const PASSWORD = "correct horse battery staple";
+
+export interface RunningConsole {
+  url: string;
+  process: ServiceProcess;
+}
+
+/** Starts the built console as a real process on a free port, reading the test database, and resolves once it serves. */
+export async function startConsole(env: TestEnvironment, settings: Record<string, string> = {}): Promise<RunningConsole> {
+  const service = ServiceProcess.start(MAIN, {
+    ...env.env,
+    HTTP_PORT: "0",
+    CONSOLE_USER: USER,
+    CONSOLE_PASSWORD: PASSWORD,
+    CONSOLE_DATABASE_URL: env.databaseUrl,
+    ...settings,
+  });
+  try {
+    const started = await service.waitForLog("console starting");
+    await service.waitForLog((line) => typeof line.msg === "string" && line.msg.startsWith("Savepoint console on"));
+    return { url: `http://127.0.0.1:${String(started.httpPort)}`, process: service };
+  } catch (error) {
+    await service.kill("SIGKILL");
+    throw error;
+  }
+}
+
+export function basicAuth(user: string, password: string): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
+}
+
+const at = (minute: number) => new Date(Date.UTC(2026, 0, 5, 14, 30 + minute)).toISOString();
+
+export const TRADING_SESSION = "trading-session-1";
+export const TRADING_ACCOUNT = "PA-TEST-ACCOUNT";
+export const REASONING_SESSION = "think-agent-7-AAPL-1";
+export const REASONING_AGENT = "agent-7";
+
+function traderState(minute: number, figures: { value: number; positions: object[]; closedTrades: number; realizedPl: number }) {
+  return {
+    sessionStartedAt: at(0),
+    brokerSessionStartedAt: at(0),
+    symbols: ["AAPL", "MSFT"],
+    strategy: { kind: "rule", stopLossPct: 2, takeProfitPct: 4, positionSize: 10_000, lookbackBars: 20, entryThresholdPct: 0.5 },
+    account: { id: TRADING_ACCOUNT, portfolioValue: figures.value, buyingPower: 200_000, cash: 100_000, asOf: at(minute) },
+    positions: figures.positions,
+    pendingEntries: [],
+    nextTradeNo: { AAPL: 2 },
+    decisionRuns: {},
+    closedTrades: figures.closedTrades,
+    realizedPl: figures.realizedPl,
+    takenAt: at(minute),
+  };
+}
+
+const position = (symbol: string, tradeNo: number, entryPrice: number, origin: "strategy" | "adopted") => ({
+  symbol, side: "long", qty: 50, entryPrice, stopLoss: entryPrice * 0.98, takeProfit: entryPrice * 1.04, tradeNo, origin,
+  openedAt: at(1), orders: { entryId: `order-${symbol}-${tradeNo}`, entryClientOrderId: null, takeProfitId: null, stopLossId: null },
+});
+
+/**
+ * A trading session with one restart: epoch 1 opens AAPL, closes it at a profit and is stopped (shutdown);
+ * ten minutes later epoch 2 resumes, and its reconciliation adopts an MSFT position and books a trade that
+ * happened while it was down.
+ */
+export function tradingSnapshots(): SnapshotEnvelope[] {
+  const aapl = position("AAPL", 1, 180, "strategy");
+  const msft = position("MSFT", 1, 400, "adopted");
+  const steps: Array<[number, number, number, SnapshotEnvelope["kind"], SnapshotEnvelope["status"], Parameters<typeof traderState>[1]]> = [
+    [1, 0, 0, "event", "active", { value: 100_000, positions: [], closedTrades: 0, realizedPl: 0 }],
+    [1, 1, 1, "event", "active", { value: 100_010, positions: [aapl], closedTrades: 0, realizedPl: 0 }],
+    [1, 2, 2, "periodic", "active", { value: 100_060, positions: [aapl], closedTrades: 0, realizedPl: 0 }],
+    [1, 3, 3, "periodic", "active", { value: 100_100, positions: [aapl], closedTrades: 0, realizedPl: 0 }],
+    [1, 4, 4, "event", "active", { value: 100_120, positions: [], closedTrades: 1, realizedPl: 120 }],
+    [1, 5, 5, "shutdown", "interrupted", { value: 100_120, positions: [], closedTrades: 1, realizedPl: 120 }],
+    [2, 0, 15, "event", "active", { value: 100_150, positions: [msft], closedTrades: 2, realizedPl: 150 }],
+    [2, 1, 16, "periodic", "active", { value: 100_180, positions: [msft], closedTrades: 2, realizedPl: 150 }],
+    [2, 2, 17, "periodic", "active", { value: 100_140, positions: [msft], closedTrades: 2, realizedPl: 150 }],
+  ];
+  return steps.map(([epoch, seq, minute, kind, status, figures]) => ({
+    v: 1, service: "trader", sessionId: TRADING_SESSION, ownerId: TRADING_ACCOUNT, epoch, seq, kind, status,
+    schemaVersion: 1, takenAt: at(minute), state: traderState(minute, figures),
+  }));
+}
+
+const run = (attempt: number, worker: string, price: number) => ({
+  agentId: REASONING_AGENT, symbol: "AAPL", maxIterations: 4, attempt, worker, marketAsOf: at(attempt * 10),
+  market: { source: "broker", price, position: null },
+});
+
+const step = (iteration: number, type: string, extra: object, minute: number) => ({
+  iteration, type, toolCalls: [], ...extra,
+  model: { model: "claude-test", stopReason: "tool_use", calls: 1, retries: [], inputTokens: 1_000, outputTokens: 100, ms: 1_500 },
+  finishedAt: at(minute),
+});
+
+/**
+ * A reasoning run interrupted at iteration 3 on worker A (attempt 1) and finished by worker B (attempt 2),
+ * which took iterations 1-2 from the checkpoints.
+ */
+export function reasoningSnapshots(): SnapshotEnvelope[] {
+  const a = run(1, "host-a:101", 187.2);
+  const b = run(2, "host-b:202", 188.1);
+  const question = { question: "Is the trend intact?", answer: "Yes, higher lows for three sessions." };
+  const options = [
+    { id: "A", action: "OPEN_LONG", thesis: "Momentum continues." },
+    { id: "B", action: "HOLD", thesis: "Wait for a pullback." },
+  ];
+  const states: Array<[number, number, SnapshotEnvelope["kind"], SnapshotEnvelope["status"], number, object]> = [
+    [1, 0, "event", "active", 10, { event: "claimed", run: a }],
+    [1, 1, "iteration", "active", 11, { chain: 1, run: a, step: step(1, "question", { question }, 11) }],
+    [1, 2, "iteration", "active", 12, { chain: 1, run: a, step: step(2, "options", { options }, 12) }],
+    [1, 3, "interrupt", "interrupted", 13, { event: "interrupted", chain: 1, run: a, atIteration: 3, reason: "SIGTERM" }],
+    [2, 0, "event", "active", 20, { event: "claimed", run: b }],
+    [2, 3, "iteration", "active", 21, { chain: 1, run: b, step: step(3, "evaluation", { evaluation: { optionId: "A", score: 0.8, pros: ["trend"], cons: [] } }, 21) }],
+    [2, 4, "iteration", "active", 22, { chain: 1, run: b, step: step(4, "decision", { decision: { action: "OPEN_LONG", confidence: 0.8, rationale: "Trend and volume agree." } }, 22) }],
+    [2, 5, "final", "completed", 23, { event: "completed", chain: 1, run: b, result: { action: "OPEN_LONG", confidence: 0.8, rationale: "Trend and volume agree." } }],
+  ];
+  return states.map(([epoch, seq, kind, status, minute, state]) => ({
+    v: 1, service: "reasoner", sessionId: REASONING_SESSION, ownerId: REASONING_AGENT, epoch, seq, kind, status,
+    schemaVersion: 1, takenAt: at(minute), state: state as Record<string, unknown>,
+  }));
+}
+
+/** Sessions of another service, to list and page through: `other-0` … with alternating status and owner. */
+export function otherSnapshots(count: number): SnapshotEnvelope[] {
+  return Array.from({ length: count }, (_, index) => ({
+    v: 1 as const, service: "batch", sessionId: `other-${index}`, ownerId: `owner-${index % 2}`, epoch: 0, seq: 0,
+    kind: "periodic" as const, status: index % 2 === 0 ? ("active" as const) : ("completed" as const),
+    schemaVersion: 1, takenAt: at(30 + index), state: { index },
+  }));
+}
+
+/** Writes the snapshots through the real client and checkpointer, each confirmed in order, then stops the checkpointer. */
+export async function seedSnapshots(env: TestEnvironment, snapshots: readonly SnapshotEnvelope[]): Promise<void> {
+  const checkpointer = await spawnCheckpointer(env);
+  const client = await CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix });
+  try {
+    for (const snapshot of snapshots) await client.saveAndConfirm(snapshot);
+  } finally {
+    await client.close();
+    await checkpointer.kill("SIGTERM");
+  }
+}
