@@ -124,12 +124,12 @@ export function consoleRoutes(config: ConsoleConfig, store: ConsoleStore, logger
     app.get("/sessions/:service/:sessionId", async (request, reply) => {
       const { service, sessionId } = parsed(sessionParamsSchema, request.params, "path");
       if (service === "trader") {
-        const view = await trading(request.params, {});
+        const view = await trading({ sessionId }, {});
         const { timeline } = await sessionWithTimeline(request.params, {});
         return page(reply, `Trading ${sessionId}`, tradingPage(view.session, view, timeline));
       }
       if (service === "reasoner") {
-        const view = await reasoning(request.params, {});
+        const view = await reasoning({ sessionId }, {});
         return page(reply, `Reasoning ${sessionId}`, reasoningPage(view.session, view));
       }
       const { session, timeline } = await sessionWithTimeline(request.params, {});
