@@ -13,6 +13,7 @@ COPY packages/shared/package.json packages/shared/
 COPY services/alpaca-simulator/package.json services/alpaca-simulator/
 COPY services/board/package.json services/board/
 COPY services/checkpointer/package.json services/checkpointer/
+COPY services/console/package.json services/console/
 COPY services/model-server/package.json services/model-server/
 COPY services/reasoner/package.json services/reasoner/
 COPY services/trader/package.json services/trader/
@@ -33,6 +34,7 @@ COPY packages/shared/package.json packages/shared/
 COPY services/alpaca-simulator/package.json services/alpaca-simulator/
 COPY services/board/package.json services/board/
 COPY services/checkpointer/package.json services/checkpointer/
+COPY services/console/package.json services/console/
 COPY services/model-server/package.json services/model-server/
 COPY services/reasoner/package.json services/reasoner/
 COPY services/trader/package.json services/trader/
@@ -41,6 +43,7 @@ COPY --from=build /app/packages/shared/dist packages/shared/dist
 COPY --from=build /app/services/alpaca-simulator/dist services/alpaca-simulator/dist
 COPY --from=build /app/services/board/dist services/board/dist
 COPY --from=build /app/services/checkpointer/dist services/checkpointer/dist
+COPY --from=build /app/services/console/dist services/console/dist
 COPY --from=build /app/services/model-server/dist services/model-server/dist
 COPY --from=build /app/services/reasoner/dist services/reasoner/dist
 COPY --from=build /app/services/trader/dist services/trader/dist

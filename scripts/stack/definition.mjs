@@ -53,6 +53,9 @@ export function nativePlacement(portOffset = 0) {
 /** Used when BULL_BOARD_PASSWORD is not set; the board's port is published on 127.0.0.1 only (README, "The stack"). */
 export const DEVELOPMENT_BOARD_PASSWORD = "development-only-change-me";
 
+/** Used when CONSOLE_PASSWORD is not set; the console's port is published on 127.0.0.1 only, as the board's. */
+export const DEVELOPMENT_CONSOLE_PASSWORD = "development-only-change-me";
+
 /**
  * @param {Placement} where
  * @returns {StackService[]}
@@ -154,6 +157,23 @@ export function stackServices(where) {
       health: "/readyz",
       stopGraceMs: 10_000,
       dependsOn: { redis: "healthy" },
+    },
+    {
+      name: "console",
+      kind: "service",
+      command: ["node", "services/console/dist/main.js"],
+      env: {
+        ...logging,
+        // Read-only connections (services/console/src/store.ts): the checkpointer stays the only writer.
+        CONSOLE_DATABASE_URL: where.databaseUrl,
+        HTTP_PORT: String(port(8084)),
+        SHUTDOWN_TIMEOUT_MS: "5000",
+        CONSOLE_PASSWORD: { default: DEVELOPMENT_CONSOLE_PASSWORD },
+      },
+      port: port(8084),
+      health: "/readyz",
+      stopGraceMs: 10_000,
+      dependsOn: { postgres: "healthy", migrate: "completed" },
     },
   ];
 }

@@ -152,5 +152,8 @@ try {
 if (!stopping) {
   const board = byName.get("bull-board");
   const password = userEnv.BULL_BOARD_PASSWORD ? "BULL_BOARD_PASSWORD" : `"${board.env.BULL_BOARD_PASSWORD.default}" (development default; set BULL_BOARD_PASSWORD)`;
-  say(`stack is up. Bull Board: http://127.0.0.1:${board.port}/ (user ${userEnv.BULL_BOARD_USER || "admin"}, password ${password}). Ctrl+C stops everything.`);
+  const consoleService = byName.get("console");
+  const consolePassword = userEnv.CONSOLE_PASSWORD ? "CONSOLE_PASSWORD" : `"${consoleService.env.CONSOLE_PASSWORD.default}" (development default; set CONSOLE_PASSWORD)`;
+  say(`stack is up. Bull Board: http://127.0.0.1:${board.port}/ (user ${userEnv.BULL_BOARD_USER || "admin"}, password ${password}).`);
+  say(`Console: http://127.0.0.1:${consoleService.port}/ (user ${userEnv.CONSOLE_USER || "admin"}, password ${consolePassword}). Ctrl+C stops everything.`);
 }

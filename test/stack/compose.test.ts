@@ -7,6 +7,7 @@ import type { z } from "zod";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { boardEnvSchema } from "../../services/board/src/config.js";
 import { checkpointerEnvSchema } from "../../services/checkpointer/src/config.js";
+import { consoleEnvSchema } from "../../services/console/src/config.js";
 import { reasonerEnvSchema } from "../../services/reasoner/src/config.js";
 import { modelServerEnvSchema } from "../../services/model-server/src/config.js";
 import { traderEnvSchema } from "../../services/trader/src/config.js";
@@ -70,6 +71,7 @@ const READS: Record<string, string[]> = {
   "model-server": variables(modelServerEnvSchema),
   "alpaca-simulator": variables(simulatorEnvSchema),
   "bull-board": variables(boardEnvSchema),
+  console: variables(consoleEnvSchema),
 };
 
 describe("docker-compose.yml", () => {
@@ -94,7 +96,7 @@ describe("docker-compose.yml", () => {
 
   it("parses and names every service of the stack", () => {
     expect(Object.keys(compose.services).sort()).toEqual(
-      ["alpaca-simulator", "bull-board", "checkpointer", "migrate", "model-server", "postgres", "reasoner", "redis", "trader"].sort(),
+      ["alpaca-simulator", "bull-board", "checkpointer", "console", "migrate", "model-server", "postgres", "reasoner", "redis", "trader"].sort(),
     );
     expect(Object.keys(compose.services).sort()).toEqual(definition.map((service) => service.name).sort());
   });
