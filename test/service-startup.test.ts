@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // Start-up mistakes a person at a terminal makes, met through the real entry points as separate processes.
 const BOARD_MAIN = createRequire(import.meta.url).resolve("@savepoint/board");
 const TRADER_MAIN = createRequire(import.meta.url).resolve("@savepoint/trader");
+const CONSOLE_MAIN = createRequire(import.meta.url).resolve("@savepoint/console");
 
 async function listening(): Promise<{ server: Server; port: number }> {
   const server = createServer();
@@ -43,6 +44,7 @@ describe("service start-up", () => {
     ["bull-board", BOARD_MAIN, { BULL_BOARD_PASSWORD: "correct horse battery staple" }],
     ["checkpointer", CHECKPOINTER_MAIN, {}],
     ["trader", TRADER_MAIN, {}],
+    ["console", CONSOLE_MAIN, { CONSOLE_PASSWORD: "correct horse battery staple" }],
   ])("%s on an HTTP_PORT in use exits 1 with one line naming the setting, no stack trace", async (name, main, settings) => {
     const service = ServiceProcess.start(main, { ...env.env, ...settings, HTTP_PORT: String(taken.port) });
     started.push(service);
