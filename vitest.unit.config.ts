@@ -19,5 +19,8 @@ export default defineConfig({
     setupFiles: ["./test/unit-setup.ts"],
     pool: "threads",
     maxWorkers: 2,
+    // Unit files keep no state that outlives them, so a worker loads the shared modules (zod, the SDKs, the
+    // sources of @savepoint/shared) once rather than once per file: the run takes seconds instead of a minute.
+    isolate: false,
   },
 });
