@@ -203,6 +203,10 @@ export async function redisOutage({ env: base, trials, stops }) {
     if (back) resumedDeciding += 1;
     const stopped = await trader.kill("SIGTERM");
     if (alive && stopped.code === 0) survived += 1;
+    else {
+      const fatal = trader.logs.filter((line) => line.level >= 60).map((line) => `${line.msg}${line.err ? `: ${line.err.type} ${line.err.message}` : ""}`);
+      tally.expect(`trial ${trial}: the trader ended (${JSON.stringify(stopped)}) with ${fatal.join("; ") || "no fatal line"}`, false);
+    }
     skipped += count(trader, "tick skipped: Redis does not answer");
     stacks += stackLines(trader);
     const final = await storedSnapshot(env, sessionId);

@@ -1,4 +1,4 @@
-import { Queue, QueueEvents } from "bullmq";
+import { Job, Queue, QueueEvents } from "bullmq";
 import {
   createRedisConnection,
   DecisionRequestError,
@@ -107,7 +107,7 @@ export class ReasonerStrategy implements Strategy {
     });
     const run: Run = { jobId };
     this.runs.set(market.symbol, run);
-    job.waitUntilFinished(this.events, this.options.timeoutMs).then(
+    this.finished(job, this.options.timeoutMs).then(
       (value: unknown) => {
         const parsed = thinkResultSchema.safeParse(value);
         run.outcome = parsed.success ? { result: parsed.data } : { error: `unexpected result: ${describeIssues(parsed.error)}` };
@@ -117,5 +117,44 @@ export class ReasonerStrategy implements Strategy {
         this.options.logger.warn({ jobId, symbol: market.symbol, problem: error.message }, "reasoning run failed; holding");
       },
     );
+  }
+
+  /**
+   * The job's return value, or its failure. Not BullMQ's `job.waitUntilFinished`: that reads the job's state
+   * inside a promise executor, so Redis failing at that moment is an unhandled rejection, which ends the
+   * process. Here that read is handled, and the job's events or the timeout settle the wait instead.
+   */
+  private finished(job: Job, timeoutMs: number): Promise<unknown> {
+    const { queue } = this;
+    // QueueEvents also emits each job's own events ("completed:<id>"), which its typings do not list.
+    const events = this.events as unknown as NodeJS.EventEmitter;
+    const id = job.id!;
+    return new Promise((resolve, reject) => {
+      const completed = `completed:${id}`;
+      const failed = `failed:${id}`;
+      let settled = false;
+      const settle = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        events.off(completed, onCompleted);
+        events.off(failed, onFailed);
+        outcome();
+      };
+      const onCompleted = ({ returnvalue }: { returnvalue: unknown }) => settle(() => resolve(returnvalue));
+      const onFailed = ({ failedReason }: { failedReason: string }) => settle(() => reject(new Error(failedReason)));
+      const timer = setTimeout(() => settle(() => reject(new Error(`no decision within ${timeoutMs} ms (job ${id})`))), timeoutMs);
+      events.on(completed, onCompleted);
+      events.on(failed, onFailed);
+      // The job may have finished before the listeners were attached.
+      Job.fromId(queue, id).then(
+        async (stored) => {
+          const state = await stored?.getState();
+          if (state === "completed") onCompleted({ returnvalue: stored!.returnvalue });
+          else if (state === "failed") onFailed({ failedReason: stored!.failedReason });
+        },
+        () => undefined,
+      ).catch(() => undefined);
+    });
   }
 }
