@@ -1,8 +1,8 @@
-import { requestDecision, type SnapshotEnvelope } from "@savepoint/shared";
+import { requestDecision, SessionTakenOverError, type SnapshotEnvelope } from "@savepoint/shared";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { REASONER_SERVICE, STATE_SCHEMA_VERSION } from "../src/session/checkpoint-state.js";
-import { SessionCheckpoints, SessionLostError } from "../src/session/session-checkpoints.js";
+import { SessionCheckpoints } from "../src/session/session-checkpoints.js";
 import { decisionOf, iterationsStored, market, storedIterations, think, useReasonerStack } from "./support.js";
 
 const ITERATIONS = 8;
@@ -89,7 +89,7 @@ describe("checkpoints that must not be resumed", () => {
     expect((await stack.producer.queue.getJob(job.id!))?.attemptsMade).toBe(1);
   });
 
-  it("an attempt fenced off by a newer one gets SessionLostError on its next save", async () => {
+  it("an attempt fenced off by a newer one gets SessionTakenOverError on its next save", async () => {
     const run = { agentId: "agent-fenced", symbol: "AAPL", maxIterations: 5, worker: "test", marketAsOf: new Date().toISOString() };
     const options = { sessionId: "think.agent-fenced.1", confirmTimeoutMs: 10_000, logger: pino({ level: "silent" }) };
     const older = new SessionCheckpoints(stack.client, { ...options, run: { ...run, attempt: 1 } });
@@ -97,7 +97,7 @@ describe("checkpoints that must not be resumed", () => {
     expect(await older.claim()).toBe("stored");
     expect(await newer.claim()).toBe("stored");
 
-    await expect(older.saveInterrupt(1, 1, "shutdown", 10_000)).rejects.toBeInstanceOf(SessionLostError);
+    await expect(older.saveInterrupt(1, 1, "shutdown", 10_000)).rejects.toBeInstanceOf(SessionTakenOverError);
     const latest = await stack.client.latest({ service: REASONER_SERVICE, sessionId: "think.agent-fenced.1" });
     expect(latest).toMatchObject({ epoch: 2, seq: 0, kind: "event" });
   });

@@ -7,6 +7,7 @@ import {
   GracefulShutdown,
   parseEnv,
   redactUrl,
+  SessionTakenOverError,
   startOpsServer,
   type Logger,
 } from "@savepoint/shared";
@@ -16,7 +17,6 @@ import { brokerConnection, traderEnvSchema, type TraderEnv } from "./config.js";
 import { TraderMetrics } from "./metrics.js";
 import { connectRedis, pingRedis, RedisUnavailableError } from "./redis.js";
 import { AccountInUseError } from "./session/account-lease.js";
-import { SessionTakenOverError } from "./session/checkpoints.js";
 import { formatReport } from "./session/report.js";
 import { reconcileOnly, StartupError, Trader, type TraderContext } from "./trader.js";
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
-import { CheckpointTimeoutError, type CheckpointClient, type Logger } from "@savepoint/shared";
+import { CheckpointTimeoutError, SessionTakenOverError, type CheckpointClient, type Logger } from "@savepoint/shared";
 import type { Broker } from "./broker/broker.js";
 import { BrokerReadError } from "./broker/errors.js";
 import type { BrokerAccount } from "./broker/types.js";
@@ -9,7 +9,7 @@ import type { TraderMetrics } from "./metrics.js";
 import { connectRedis } from "./redis.js";
 import { AccountLease } from "./session/account-lease.js";
 import { readFullView } from "./session/broker-view.js";
-import { RestoreError, SessionCheckpoints, SessionTakenOverError, TRADER_SERVICE, type RestoredSession } from "./session/checkpoints.js";
+import { RestoreError, SessionCheckpoints, TRADER_SERVICE, type RestoredSession } from "./session/checkpoints.js";
 import { MAX_CLIENT_ORDER_ID_LENGTH } from "./session/client-order-ids.js";
 import { reconcile, ReconciliationError } from "./session/reconcile.js";
 import type { ReconciliationReport } from "./session/report.js";

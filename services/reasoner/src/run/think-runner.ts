@@ -1,6 +1,7 @@
 import { WaitingError, type Job } from "bullmq";
 import {
   JobRejectedError,
+  SessionTakenOverError,
   thinkJobIdProblem,
   thinkPayloadSchema,
   type CheckpointClient,
@@ -14,7 +15,7 @@ import type { ReasonerMetrics } from "../metrics.js";
 import { ModelRequestError } from "../model/reasoning-model.js";
 import type { DeadLetterCause, RunInfo } from "../session/checkpoint-state.js";
 import { planResume, type ResumePlan } from "../session/resume-plan.js";
-import { saveUnclaimedDeadLetter, SessionCheckpoints, SessionLostError } from "../session/session-checkpoints.js";
+import { saveUnclaimedDeadLetter, SessionCheckpoints } from "../session/session-checkpoints.js";
 import type { MarketDataSource, MarketSnapshot } from "../tools/market-data.js";
 import { describeMarket, RunReport } from "./run-report.js";
 
@@ -128,6 +129,7 @@ export class ThinkRunner {
         cause,
         reason,
         timeoutMs: this.options.checkpointTimeoutMs,
+        logger: log,
       });
     } catch (error) {
       log.warn({ err: error }, "could not record the dead-lettered run");
@@ -180,7 +182,7 @@ export class ThinkRunner {
     try {
       if ((await session.claim()) === "duplicate") throw new JobRejectedError("reused_job_id", reused);
     } catch (error) {
-      if (error instanceof SessionLostError) throw new JobRejectedError("reused_job_id", `${reused}; ${error.message}`);
+      if (error instanceof SessionTakenOverError) throw new JobRejectedError("reused_job_id", `${reused}; ${error.message}`);
       throw error;
     }
     const history = await session.history();
@@ -272,8 +274,8 @@ export class ThinkRunner {
         await report.write([`interrupted by a shutdown before iteration ${error.atIteration}; checkpointed and requeued`], { phase: "interrupted" });
         return this.requeue(job);
       }
-      if (error instanceof RunInterruptedError || error instanceof SessionLostError) {
-        metrics.interruptions.inc({ cause: error instanceof SessionLostError ? "fenced" : "lock_lost" });
+      if (error instanceof RunInterruptedError || error instanceof SessionTakenOverError) {
+        metrics.interruptions.inc({ cause: error instanceof SessionTakenOverError ? "fenced" : "lock_lost" });
         log.warn({ err: error }, "lost the run to another worker; stopping without writing");
         throw error;
       }

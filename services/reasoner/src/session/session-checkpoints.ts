@@ -1,12 +1,11 @@
 import { isDeepStrictEqual } from "node:util";
 import {
-  CheckpointStaleEpochError,
   CheckpointTimeoutError,
   MAX_HISTORY_PAGE,
-  type CheckpointClient,
+  SessionWriter,
+  type CheckpointPort,
   type Logger,
   type SessionStatus,
-  type SnapshotKind,
   type StoredSnapshot,
   type ThinkResult,
 } from "@savepoint/shared";
@@ -19,11 +18,6 @@ import {
   type ReasonerKind,
   type RunInfo,
 } from "./checkpoint-state.js";
-
-/** A newer attempt of the same run owns the session now; this one must stop without writing anything. */
-export class SessionLostError extends Error {
-  override name = "SessionLostError";
-}
 
 /** Stored now, already stored (the same epoch and seq), or queued without a confirmation in time. */
 export type SaveOutcome = "stored" | "duplicate" | "unconfirmed";
@@ -45,12 +39,14 @@ export interface SessionCheckpointsOptions {
  */
 export class SessionCheckpoints {
   private readonly epoch: number;
+  private readonly writer: SessionWriter;
 
   constructor(
-    private readonly client: CheckpointClient,
+    private readonly client: CheckpointPort,
     private readonly options: SessionCheckpointsOptions,
   ) {
     this.epoch = options.run.attempt;
+    this.writer = sessionWriter(client, { sessionId: options.sessionId, agentId: options.run.agentId, epoch: this.epoch, logger: options.logger });
   }
 
   /**
@@ -113,7 +109,7 @@ export class SessionCheckpoints {
   }
 
   /**
-   * A confirmed save. A stale-epoch refusal means a newer attempt took over: SessionLostError. No
+   * A confirmed save. A stale-epoch refusal means a newer attempt took over: SessionTakenOverError. No
    * confirmation in time is logged and tolerated: the snapshot stays queued and is persisted when the
    * checkpointer catches up; a later save (or the fencing of a later attempt) settles ownership.
    */
@@ -126,16 +122,10 @@ export class SessionCheckpoints {
   ): Promise<SaveOutcome> {
     const started = process.hrtime.bigint();
     try {
-      const receipt = await this.client.saveAndConfirm(
-        envelope({ sessionId: this.options.sessionId, agentId: this.options.run.agentId, epoch: this.epoch, seq, kind, status, state }),
-        { timeoutMs },
-      );
+      const receipt = await this.writer.saveConfirmed({ kind, seq, status, state: state as Record<string, unknown> }, { timeoutMs });
       this.options.onSaved?.(kind, Number(process.hrtime.bigint() - started) / 1e9);
       return receipt.outcome;
     } catch (error) {
-      if (error instanceof CheckpointStaleEpochError) {
-        throw new SessionLostError(`session ${this.options.sessionId} was taken over by a newer attempt than ${this.epoch}: ${error.message}`);
-      }
       if (error instanceof CheckpointTimeoutError) {
         this.options.logger.warn({ sessionId: this.options.sessionId, kind, seq, err: error }, "checkpoint not confirmed in time; going on");
         return "unconfirmed";
@@ -149,28 +139,17 @@ function deadLetterState(cause: DeadLetterCause, reason: string, run: Pick<RunIn
   return { event: "dead_lettered", cause, reason, attempt: run.attempt, worker: run.worker };
 }
 
-function envelope<K extends ReasonerKind>(snapshot: {
-  sessionId: string;
-  agentId: string;
-  epoch: number;
-  seq: number;
-  kind: K;
-  status: SessionStatus;
-  state: CheckpointState<K>;
-}) {
-  return {
-    v: 1 as const,
+/** A writer for one attempt of a session: the attempt is the epoch, the agent the owner. */
+function sessionWriter(client: CheckpointPort, attempt: { sessionId: string; agentId: string; epoch: number; logger: Logger }): SessionWriter {
+  return new SessionWriter(client, {
     service: REASONER_SERVICE,
-    sessionId: snapshot.sessionId,
-    ownerId: snapshot.agentId,
-    epoch: snapshot.epoch,
-    seq: snapshot.seq,
-    kind: snapshot.kind as SnapshotKind,
-    status: snapshot.status,
+    sessionId: attempt.sessionId,
+    ownerId: attempt.agentId,
+    epoch: attempt.epoch,
     schemaVersion: STATE_SCHEMA_VERSION,
-    takenAt: new Date().toISOString(),
-    state: snapshot.state as Record<string, unknown>,
-  };
+    logger: attempt.logger,
+    describeTakeOver: ({ sessionId, epoch }) => `session ${sessionId} was taken over by a newer attempt than ${epoch}:`,
+  });
 }
 
 /**
@@ -180,19 +159,12 @@ function envelope<K extends ReasonerKind>(snapshot: {
  * one wake up), at the seq its claim would have taken.
  */
 export async function saveUnclaimedDeadLetter(
-  client: CheckpointClient,
-  run: { sessionId: string; agentId: string; attempt: number; worker: string; cause: DeadLetterCause; reason: string; timeoutMs: number },
+  client: CheckpointPort,
+  run: { sessionId: string; agentId: string; attempt: number; worker: string; cause: DeadLetterCause; reason: string; timeoutMs: number; logger: Logger },
 ): Promise<void> {
-  await client.saveAndConfirm(
-    envelope({
-      sessionId: run.sessionId,
-      agentId: run.agentId,
-      epoch: run.attempt,
-      seq: 0,
-      kind: "event",
-      status: "interrupted",
-      state: deadLetterState(run.cause, run.reason, run),
-    }),
+  const writer = sessionWriter(client, { sessionId: run.sessionId, agentId: run.agentId, epoch: run.attempt, logger: run.logger });
+  await writer.saveConfirmed(
+    { kind: "event", seq: 0, status: "interrupted", state: deadLetterState(run.cause, run.reason, run) as Record<string, unknown> },
     { timeoutMs: run.timeoutMs },
   );
 }

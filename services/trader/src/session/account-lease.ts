@@ -1,6 +1,5 @@
-import { RedisLease, type LeaseClaim, type LeaseHolder, type Logger } from "@savepoint/shared";
+import { RedisLease, SessionTakenOverError, type LeaseClaim, type LeaseHolder, type Logger } from "@savepoint/shared";
 import { RedisUnavailableError } from "../redis.js";
-import { SessionTakenOverError } from "./checkpoints.js";
 
 type Redis = ConstructorParameters<typeof RedisLease>[0];
 

@@ -1,12 +1,11 @@
 import {
-  CheckpointStaleEpochError,
-  CheckpointTimeoutError,
   describeIssues,
+  SessionWriter,
   type CheckpointPort,
   type CheckpointStats,
   type Logger,
   type SessionStatus,
-  type SnapshotEnvelope,
+  type SessionTakenOverError,
   type SnapshotKind,
   type StoredSnapshot,
 } from "@savepoint/shared";
@@ -17,11 +16,6 @@ export const TRADER_SERVICE = "trader";
 export const DEFAULT_KEEP_COUNT = 100;
 /** Every Nth checkpoint is logged, to show checkpointing is alive without flooding the log. */
 const LOG_EVERY = 10;
-
-/** Another trader claimed a higher epoch for this session and wrote with it: this one must stop. */
-export class SessionTakenOverError extends Error {
-  override name = "SessionTakenOverError";
-}
 
 /** A stored checkpoint this trader cannot resume from. */
 export class RestoreError extends Error {
@@ -45,7 +39,7 @@ export interface RestoredSession {
 export type RestoreTarget = { sessionId: string } | { ownerId: string };
 
 /**
- * The session's checkpoints through the shared client, in the seed's terms: createCheckpoint,
+ * The session's checkpoints through the shared session writer, in the seed's terms: createCheckpoint,
  * restoreFromLatestCheckpoint, getCheckpointStats, cleanupOldCheckpoints.
  *
  * Routine checkpoints (periodic, on fills) are durable in Redis before `createCheckpoint` returns and are
@@ -53,17 +47,25 @@ export type RestoreTarget = { sessionId: string } | { ownerId: string };
  * epoch means another trader has taken the session over: `onTakenOver` is called once.
  */
 export class SessionCheckpoints {
-  private seq = 0;
   private createdCount = 0;
-  private readonly confirmations = new Set<Promise<void>>();
-  private takenOver: SessionTakenOverError | undefined;
+  private readonly writer: SessionWriter;
 
   constructor(
     private readonly client: CheckpointPort,
     readonly owner: CheckpointOwner,
     private readonly logger: Logger,
-    private readonly onTakenOver: (error: SessionTakenOverError) => void = () => undefined,
-  ) {}
+    onTakenOver: (error: SessionTakenOverError) => void = () => undefined,
+  ) {
+    this.writer = new SessionWriter(client, {
+      service: TRADER_SERVICE,
+      ...owner,
+      schemaVersion: TRADER_STATE_VERSION,
+      logger,
+      describeTakeOver: ({ sessionId, epoch }) =>
+        `another trader has taken over session ${sessionId} (this one holds epoch ${epoch}, and the checkpointer has stored a higher one); stopping without placing further orders.`,
+      onTakenOver,
+    });
+  }
 
   /** Checkpoints created by this process. */
   get created(): number {
@@ -72,42 +74,19 @@ export class SessionCheckpoints {
 
   /** Queues a snapshot of `state` (durable in Redis on return) and confirms it in the background. */
   async createCheckpoint(state: TradingState, kind: SnapshotKind = "periodic", status: SessionStatus = "active"): Promise<void> {
-    this.throwIfTakenOver();
-    const envelope = this.envelope(state, kind, status);
-    await new Promise<void>((queued, failed) => {
-      let inRedis = false;
-      const confirmation = this.client
-        .saveAndConfirm(envelope, {
-          onQueued: () => {
-            inRedis = true;
-            queued();
-          },
-        })
-        .then(
-          () => undefined,
-          (error: unknown) => (inRedis ? this.confirmationFailed(error, envelope) : failed(error)),
-        );
-      this.confirmations.add(confirmation);
-      void confirmation.finally(() => this.confirmations.delete(confirmation));
-    });
+    await this.writer.save({ kind, status, state: (takenAt) => state.toSnapshot(takenAt) });
     this.counted();
   }
 
   /** Saves a snapshot and resolves only once the checkpointer has committed it (shutdown, resume). */
   async createConfirmedCheckpoint(state: TradingState, kind: SnapshotKind, status: SessionStatus, timeoutMs?: number): Promise<void> {
-    this.throwIfTakenOver();
-    const envelope = this.envelope(state, kind, status);
-    try {
-      await this.client.saveAndConfirm(envelope, { timeoutMs });
-    } catch (error) {
-      throw this.asTakeOver(error) ?? error;
-    }
+    await this.writer.saveConfirmed({ kind, status, state: (takenAt) => state.toSnapshot(takenAt) }, { timeoutMs });
     this.counted();
   }
 
   /** Waits for the background confirmations in flight. */
-  async settle(): Promise<void> {
-    await Promise.all([...this.confirmations]);
+  settle(): Promise<void> {
+    return this.writer.settle();
   }
 
   getCheckpointStats(): Promise<CheckpointStats> {
@@ -145,54 +124,10 @@ export class SessionCheckpoints {
     return { snapshot, state: TradingState.fromSnapshot(parsed.data) };
   }
 
-  private envelope(state: TradingState, kind: SnapshotKind, status: SessionStatus): SnapshotEnvelope {
-    const takenAt = new Date();
-    return {
-      v: 1,
-      service: TRADER_SERVICE,
-      sessionId: this.owner.sessionId,
-      ownerId: this.owner.ownerId,
-      epoch: this.owner.epoch,
-      seq: this.seq++,
-      kind,
-      status,
-      schemaVersion: TRADER_STATE_VERSION,
-      takenAt: takenAt.toISOString(),
-      state: state.toSnapshot(takenAt),
-    };
-  }
-
   private counted(): void {
     this.createdCount += 1;
     if (this.createdCount % LOG_EVERY === 0) {
       this.logger.info({ sessionId: this.owner.sessionId, checkpoints: this.createdCount }, `💾 Checkpoint #${this.createdCount} created`);
     }
-  }
-
-  private confirmationFailed(error: unknown, envelope: SnapshotEnvelope): void {
-    const first = this.takenOver === undefined;
-    const takeOver = this.asTakeOver(error);
-    if (takeOver) {
-      if (first) this.onTakenOver(takeOver);
-      return;
-    }
-    const at = { sessionId: envelope.sessionId, epoch: envelope.epoch, seq: envelope.seq, kind: envelope.kind };
-    if (error instanceof CheckpointTimeoutError) {
-      this.logger.warn({ ...at, problem: error.message }, "checkpoint not confirmed yet; it stays queued in Redis and is stored once the checkpointer catches up");
-    } else {
-      this.logger.error({ ...at, err: error }, "checkpoint refused by the checkpointer");
-    }
-  }
-
-  private asTakeOver(error: unknown): SessionTakenOverError | undefined {
-    if (!(error instanceof CheckpointStaleEpochError)) return undefined;
-    this.takenOver ??= new SessionTakenOverError(
-      `another trader has taken over session ${this.owner.sessionId} (this one holds epoch ${this.owner.epoch}, and the checkpointer has stored a higher one); stopping without placing further orders. ${error.message}`,
-    );
-    return this.takenOver;
-  }
-
-  private throwIfTakenOver(): void {
-    if (this.takenOver) throw this.takenOver;
   }
 }

@@ -1,5 +1,5 @@
 import { ApiError } from "@alpacahq/alpaca-trade-api";
-import type { Logger, SnapshotKind } from "@savepoint/shared";
+import { SessionTakenOverError, type Logger, type SnapshotKind } from "@savepoint/shared";
 import { performance } from "node:perf_hooks";
 import type { Broker } from "../broker/broker.js";
 import { BrokerReadError } from "../broker/errors.js";
@@ -11,7 +11,7 @@ import { planBracket } from "../strategy/bracket-plan.js";
 import type { MarketSnapshot, Signal, Strategy } from "../strategy/strategy.js";
 import { isOrderFinal } from "../broker/types.js";
 import { readLiveView } from "./broker-view.js";
-import { SessionTakenOverError, type SessionCheckpoints } from "./checkpoints.js";
+import type { SessionCheckpoints } from "./checkpoints.js";
 import { closeClientOrderId, entryClientOrderId } from "./client-order-ids.js";
 import { pendingFrom, reconcile, ReconciliationError, type Change } from "./reconcile.js";
 import { describeChange, formatPl } from "./report.js";
