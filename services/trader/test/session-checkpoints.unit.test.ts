@@ -1,8 +1,9 @@
 import { Writable } from "node:stream";
+import { SessionTakenOverError } from "@savepoint/shared";
 import { InMemoryCheckpoints } from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { RestoreError, SessionCheckpoints, SessionTakenOverError, TRADER_SERVICE } from "../src/session/checkpoints.js";
+import { RestoreError, SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
 import { TRADER_STATE_VERSION, TradingState } from "../src/session/state.js";
 
 /** The trader's checkpoints on the in-memory CheckpointPort; checkpointing.test.ts runs them on the real checkpointer. */

@@ -1,11 +1,12 @@
 import { Writable } from "node:stream";
+import { SessionTakenOverError } from "@savepoint/shared";
 import { InMemoryCheckpoints } from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { BrokerReadError } from "../src/broker/errors.js";
 import type { Bar } from "../src/broker/types.js";
 import { RedisUnavailableError } from "../src/redis.js";
-import { SessionCheckpoints, SessionTakenOverError, TRADER_SERVICE } from "../src/session/checkpoints.js";
+import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
 import { TradingState } from "../src/session/state.js";
 import { TradingSession, type Ownership } from "../src/session/trading-session.js";
 import type { HeldPosition, MarketSnapshot, Signal, Strategy } from "../src/strategy/strategy.js";
