@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { forbidden, invalidRequest, notFound, unprocessable, AlpacaError } from "./errors.js";
-import { roundMoney, roundQty } from "./numbers.js";
+import { decimalString, roundMoney, roundQty } from "./numbers.js";
 import type { SessionPhase } from "./calendar.js";
 import type { SymbolSpec } from "./universe.js";
 
@@ -238,6 +238,8 @@ export class Broker {
     }
     const price = this.market.price(request.symbol);
     const qty = request.qty ?? roundQty(request.notional! / price);
+    checkPriceIncrements(request);
+    checkOrderRules(request, qty);
     if (request.orderClass === "bracket") this.checkBracketPrices(request, price);
 
     const held = this.positions.get(request.symbol)?.qty ?? 0;
@@ -247,7 +249,7 @@ export class Broker {
     } else {
       if (request.side === "sell" && !spec.shortable) throw forbidden(`asset ${request.symbol} is not shortable`);
       if (request.side === "sell" && !Number.isInteger(qty)) throw forbidden("fractional orders cannot be sold short");
-      this.checkBuyingPower(qty * (request.limitPrice ?? request.stopPrice ?? price));
+      this.checkBuyingPower(qty * openingPrice(request, price));
     }
 
     const now = this.market.now();
@@ -540,16 +542,21 @@ export class Broker {
     };
   }
 
+  /**
+   * Alpaca's bracket price rule against the base price (the entry's limit, or the last trade for a market entry):
+   * 422, code 42210000, the rule as the message and `base_price` beside it.
+   */
   private checkBracketPrices(request: OrderRequest, price: number): void {
     const base = request.type === "limit" ? request.limitPrice! : price;
     const takeProfit = request.takeProfit!.limitPrice;
     const stop = request.stopLoss!.stopPrice;
     const buying = request.side === "buy";
-    if (buying ? takeProfit < base + 0.01 : takeProfit > base - 0.01) {
-      throw invalidRequest(`take_profit.limit_price must be ${buying ? ">= base_price + 0.01" : "<= base_price - 0.01"} (base_price: ${base})`);
+    const extra = { base_price: decimalString(base, 4) };
+    if (buying ? takeProfit < base + 0.01 - 1e-9 : takeProfit > base - 0.01 + 1e-9) {
+      throw unprocessable(`take_profit.limit_price must be ${buying ? ">= base_price + 0.01" : "<= base_price - 0.01"}`, extra);
     }
-    if (buying ? stop > base - 0.01 : stop < base + 0.01) {
-      throw invalidRequest(`stop_loss.stop_price must be ${buying ? "<= base_price - 0.01" : ">= base_price + 0.01"} (base_price: ${base})`);
+    if (buying ? stop > base - 0.01 + 1e-9 : stop < base + 0.01 - 1e-9) {
+      throw unprocessable(`stop_loss.stop_price must be ${buying ? "<= base_price - 0.01" : ">= base_price + 0.01"}`, extra);
     }
   }
 
@@ -841,4 +848,56 @@ export class Broker {
     const [copy, ...legs] = this.withLegs(order).map((member) => ({ ...member, legIds: [...member.legIds] }));
     return { order: copy!, legs };
   }
+}
+
+/**
+ * Alpaca's minimum price variance: prices of $1.00 or more in whole cents, under $1.00 to four decimals; anything
+ * finer is refused with 422, code 42210000 ("invalid limit_price 290.123. sub-penny increment does not fulfill
+ * minimum pricing criteria", alpaca-docs, content/trading/orders.md).
+ */
+function checkPriceIncrements(request: OrderRequest): void {
+  const prices: Array<[string, number | undefined]> = [
+    ["limit_price", request.limitPrice],
+    ["stop_price", request.stopPrice],
+    ["take_profit.limit_price", request.takeProfit?.limitPrice],
+    ["stop_loss.stop_price", request.stopLoss?.stopPrice],
+    ["stop_loss.limit_price", request.stopLoss?.limitPrice],
+  ];
+  for (const [field, value] of prices) {
+    if (value === undefined) continue;
+    const steps = value * (value >= 1 ? 100 : 10_000);
+    if (Math.abs(steps - Math.round(steps)) > 1e-6) {
+      throw unprocessable(`invalid ${field} ${value}. sub-penny increment does not fulfill minimum pricing criteria`);
+    }
+  }
+}
+
+/**
+ * Alpaca's rules on what an order may combine (alpaca-docs, content/trading/orders.md and fractional-trading.md):
+ * `extended_hours` only on limit orders with time_in_force day, never on a bracket; fractional quantities only on
+ * market day orders, and not in extended hours.
+ */
+function checkOrderRules(request: OrderRequest, qty: number): void {
+  if (request.extendedHours) {
+    if (request.type !== "limit" || request.timeInForce !== "day") throw unprocessable("extended hours order must be DAY limit orders");
+    if (request.orderClass === "bracket") throw unprocessable("extended hours are not supported for bracket orders");
+  }
+  if (!Number.isInteger(qty)) {
+    if (request.type !== "market" || request.timeInForce !== "day") throw unprocessable("fractional orders must be DAY market orders");
+    if (request.orderClass === "bracket") throw unprocessable("fractional orders are not supported for bracket orders");
+    if (request.extendedHours) throw unprocessable("fractional orders are not supported in extended hours");
+  }
+}
+
+/**
+ * The price an opening order is charged against buying power at. A market buy: the last trade plus Alpaca's
+ * collar, 4% under $50 and 2.5% from $50 ("the limit price is 2.5% to 4% above the current market price"); a
+ * short sale: the greater of its limit and 3% above the market ("MAX(order's limit price, 3% above the current ask
+ * price)"), both from alpaca-docs, content/trading/orders.md, "Buying Power"; a limit buy: its limit.
+ */
+function openingPrice(request: OrderRequest, price: number): number {
+  if (request.side === "sell") return Math.max(request.limitPrice ?? 0, price * 1.03);
+  if (request.limitPrice !== undefined) return request.limitPrice;
+  const market = request.stopPrice ?? price;
+  return market * (market < 50 ? 1.04 : 1.025);
 }

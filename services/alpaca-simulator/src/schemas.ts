@@ -87,6 +87,9 @@ export const orderRequestSchema = z
     const orderClass = order.order_class ?? "";
     if ((order.qty === undefined) === (order.notional === undefined)) problem("qty", "exactly one of qty and notional is required");
     if (type === "trailing_stop") problem("type", "trailing_stop orders are not simulated; use market, limit, stop or stop_limit");
+    if (order.time_in_force === "opg" || order.time_in_force === "cls") {
+      problem("time_in_force", `${order.time_in_force} (auction) orders are not simulated; use day, gtc, ioc or fok`);
+    }
     const hasLimit = type === "limit" || type === "stop_limit";
     const hasStop = type === "stop" || type === "stop_limit";
     if (hasLimit && order.limit_price === undefined) problem("limit_price", `is required for ${type} orders`);
@@ -180,6 +183,22 @@ export const listOrdersQuerySchema = z.strictObject({
   nested: booleanFlag.default(false),
   symbols: optional(symbolList),
   side: optional(side),
+});
+
+/** For endpoints that take no query parameters: any parameter is refused by name, as none is supported. */
+export function noQuery(query: unknown): void {
+  parseInput(z.strictObject({}), query, "query");
+}
+
+/** Every asset simulated is an active us_equity; filtering by those or by exchange works, other filters are refused. */
+export const assetsQuerySchema = z.strictObject({
+  status: optional(z.enum(["active", "inactive"])),
+  asset_class: optional(z.enum(["us_equity", "us_option", "crypto"])),
+  exchange: optional(z.enum(["AMEX", "ARCA", "BATS", "NYSE", "NASDAQ", "NYSEARCA", "OTC"])),
+});
+
+export const clockQuerySchema = z.strictObject({
+  markets: optional(z.string().transform((value) => value.split(",").map((market) => market.trim()))),
 });
 
 export const nestedQuerySchema = z.strictObject({ nested: booleanFlag.default(false) });

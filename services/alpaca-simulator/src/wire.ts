@@ -49,12 +49,11 @@ export function orderJson(order: Order, legs: Order[] | null): Record<string, un
     stop_price: optional(order.stopPrice, price),
     status: order.status,
     extended_hours: order.extendedHours,
-    legs: legs === null ? null : legs.map((leg) => orderJson(leg, null)),
+    // A leg is the SDK's OrderLeg, which has no expires_at.
+    legs: legs === null ? null : legs.map((leg) => { const { expires_at: _expiresAt, ...json } = orderJson(leg, null); return json; }),
     trail_percent: null,
     trail_price: null,
     hwm: null,
-    subtag: null,
-    source: null,
   };
 }
 
@@ -112,14 +111,12 @@ export function accountJson(figures: AccountFigures, identity: { id: string; num
     regt_buying_power: buyingPower,
     daytrading_buying_power: figures.multiplier === 4 ? buyingPower : "0",
     non_marginable_buying_power: money(Math.max(0, Math.min(figures.cash, figures.buyingPower))),
-    effective_buying_power: buyingPower,
     options_buying_power: "0",
     portfolio_value: money(figures.equity),
     equity: money(figures.equity),
     last_equity: money(figures.lastEquity),
     long_market_value: money(figures.longMarketValue),
     short_market_value: money(figures.shortMarketValue),
-    position_market_value: money(figures.longMarketValue - figures.shortMarketValue),
     initial_margin: money(figures.initialMargin),
     maintenance_margin: money(figures.maintenanceMargin),
     last_maintenance_margin: money(figures.maintenanceMargin),

@@ -61,8 +61,9 @@ describe("simulator fault injection", () => {
     const error = await failureOf(sdk(sim.url, { retry: false, timeoutMs: 100 }).clock.legacyClock());
     expect(error).toBeInstanceOf(FetchError);
     expect((error.cause as Error).name).toBe("TimeoutError");
-    expect(sim.control.faults()).toEqual([]);
+    // The next request is answered (after the delay, if the timed-out one never arrived), and the fault is spent.
     expect((await sdk(sim.url).clock.legacyClock()).isOpen).toBe(true);
+    expect(sim.control.faults()).toEqual([]);
   });
 
   it("rejects placements outright (403, no order) or accepts and then rejects them", async () => {

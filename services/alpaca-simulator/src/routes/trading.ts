@@ -3,7 +3,9 @@ import { AlpacaError, forbidden, invalidRequest, notFound } from "../errors.js";
 import type { FaultInjector } from "../faults.js";
 import {
   activitiesQuerySchema,
+  assetsQuerySchema,
   calendarQuerySchema,
+  clockQuerySchema,
   clientOrderIdQuerySchema,
   legacyCalendarQuerySchema,
   closeAllPositionsQuerySchema,
@@ -12,6 +14,7 @@ import {
   nestedQuerySchema,
   orderReplacementSchema,
   orderRequestSchema,
+  noQuery,
   parseInput,
 } from "../schemas.js";
 import type { Simulation } from "../simulation.js";
@@ -38,11 +41,20 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
   /** Alpaca accepts a symbol or an asset id wherever a path names an asset. */
   const symbolOf = (symbolOrAssetId: string) => model.symbols().find((symbol) => assetIdFor(symbol) === symbolOrAssetId) ?? symbolOrAssetId;
 
-  app.get("/v2/account", async () => accountView(sim));
+  app.get("/v2/account", async (request) => {
+    noQuery(request.query);
+    return accountView(sim);
+  });
 
-  app.get("/v2/positions", async () => positionsView(sim));
+  app.get("/v2/positions", async (request) => {
+    noQuery(request.query);
+    return positionsView(sim);
+  });
 
-  app.get<SymbolParams>("/v2/positions/:symbol", async (request) => positionView(sim, broker.position(symbolOf(request.params.symbol))));
+  app.get<SymbolParams>("/v2/positions/:symbol", async (request) => {
+    noQuery(request.query);
+    return positionView(sim, broker.position(symbolOf(request.params.symbol)));
+  });
 
   app.delete<SymbolParams>("/v2/positions/:symbol", async (request) => {
     const part = parseInput(closePositionQuerySchema, request.query, "close-position query");
@@ -60,6 +72,7 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
   });
 
   app.post("/v2/orders", async (request) => {
+    noQuery(request.query);
     const order = parseInput(orderRequestSchema, request.body, "order");
     const rejection = faults.takeOrderRejection();
     if (rejection?.mode === "http") throw forbidden(rejection.message);
@@ -71,7 +84,8 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
     return broker.listOrders(query).map(query.nested ? nestedOrderJson : flatOrderJson);
   });
 
-  app.delete("/v2/orders", async (_request, reply) => {
+  app.delete("/v2/orders", async (request, reply) => {
+    noQuery(request.query);
     const canceled = broker.cancelAllOrders();
     return reply.code(207).send(canceled.map((order) => ({ id: order.id, status: 200 })));
   });
@@ -89,11 +103,13 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
   });
 
   app.patch<IdParams>("/v2/orders/:id", async (request) => {
+    noQuery(request.query);
     const changes = parseInput(orderReplacementSchema, request.body, "order replacement");
     return orderJson(broker.replaceOrder(request.params.id, changes), null);
   });
 
   app.delete<IdParams>("/v2/orders/:id", async (request, reply) => {
+    noQuery(request.query);
     broker.cancelOrder(request.params.id);
     return reply.code(204).send();
   });
@@ -109,9 +125,16 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
     return !types || types.includes("FILL") ? fillPage(sim, request.query) : [];
   });
 
-  app.get("/v2/clock", async () => clockJson(sim.clock.read()));
+  app.get("/v2/clock", async (request) => {
+    noQuery(request.query);
+    return clockJson(sim.clock.read());
+  });
 
-  app.get("/v3/clock", async () => clockV3Json(sim.clock.read()));
+  app.get("/v3/clock", async (request) => {
+    const { markets } = parseInput(clockQuerySchema, request.query, "clock query");
+    if (markets !== undefined && markets.some((market) => market !== "NYSE")) throw invalidRequest(`markets: only NYSE is simulated (got ${markets.join(",")})`);
+    return clockV3Json(sim.clock.read());
+  });
 
   app.get("/v2/calendar", async (request) => {
     const query = parseInput(legacyCalendarQuerySchema, request.query, "calendar query");
@@ -131,9 +154,17 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
     return calendarV3Json(days, query.timezone === "UTC" ? "UTC" : "America/New_York");
   });
 
-  app.get("/v2/assets", async () => model.symbols().map((symbol) => assetJson(symbol, model.spec(symbol)!)));
+  app.get("/v2/assets", async (request) => {
+    const query = parseInput(assetsQuerySchema, request.query, "assets query");
+    if ((query.status ?? "active") !== "active" || (query.asset_class ?? "us_equity") !== "us_equity") return [];
+    return model
+      .symbols()
+      .filter((symbol) => query.exchange === undefined || model.spec(symbol)!.exchange === query.exchange)
+      .map((symbol) => assetJson(symbol, model.spec(symbol)!));
+  });
 
   app.get<SymbolParams>("/v2/assets/:symbol", async (request) => {
+    noQuery(request.query);
     const symbol = symbolOf(request.params.symbol);
     const spec = model.spec(symbol);
     if (!spec) throw notFound(`asset not found for ${request.params.symbol}`);
