@@ -42,6 +42,11 @@ describe("npm run stack (native, no Docker)", () => {
       // short enough that its first trades come within seconds.
       TRADER_INTERVAL_SECONDS: "0.5",
       SIM_TICK_MS: "100",
+      // The trader still assumes an instant broker in an always-open market, and ticking twice a second it would
+      // pass Alpaca's 200 requests a minute: the simulator's named shortcuts, as the trader's own tests use them.
+      SIM_INSTANT_ORDERS: "true",
+      SIM_MARKET_HOURS: "always_open",
+      SIM_REQUESTS_PER_MINUTE: "0",
       REASONER_MAX_ITERATIONS: "5",
     });
     await stack.waitForLine((line) => line.source === "stack" && line.text.startsWith("stack is up"), 60_000, "the stack coming up");

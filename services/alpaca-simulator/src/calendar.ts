@@ -130,10 +130,27 @@ const newYorkParts = new Intl.DateTimeFormat("en-US", {
   minute: "2-digit",
 });
 
+const HOUR_MS = 3_600_000;
+/** New York's offset from UTC by UTC hour: daylight saving changes on the hour, so an hour has one offset. */
+const offsetCache = new Map<number, number>();
+
+/** Milliseconds New York's wall clock is behind UTC at an instant (Intl once per hour, then cached). */
+function newYorkOffsetMs(ms: number): number {
+  const hour = Math.floor(ms / HOUR_MS);
+  let offset = offsetCache.get(hour);
+  if (offset === undefined) {
+    const at = hour * HOUR_MS;
+    const parts = Object.fromEntries(newYorkParts.formatToParts(new Date(at)).map((part) => [part.type, part.value]));
+    offset = at - Date.UTC(Number(parts.year), Number(parts.month) - 1, Number(parts.day), Number(parts.hour), Number(parts.minute));
+    offsetCache.set(hour, offset);
+  }
+  return offset;
+}
+
 /** New York's wall clock at an instant: [year, month, day, hour, minute]. */
 function newYorkWallClock(ms: number): [number, number, number, number, number] {
-  const parts = Object.fromEntries(newYorkParts.formatToParts(new Date(ms)).map((part) => [part.type, part.value]));
-  return [Number(parts.year), Number(parts.month), Number(parts.day), Number(parts.hour), Number(parts.minute)];
+  const local = new Date(ms - newYorkOffsetMs(ms));
+  return [local.getUTCFullYear(), local.getUTCMonth() + 1, local.getUTCDate(), local.getUTCHours(), local.getUTCMinutes()];
 }
 
 /** The instant at which New York's wall clock shows `date` `hour`:`minute` (never inside a DST gap here). */
@@ -149,10 +166,7 @@ export function newYorkTime(date: string, hour: number, minute: number): number 
 }
 
 /** Minutes New York is behind UTC at an instant: 300 in winter (EST), 240 in summer (EDT). */
-export function newYorkOffsetMinutes(ms: number): number {
-  const [year, month, day, hour, minute] = newYorkWallClock(ms);
-  return Math.round((Math.floor(ms / 60_000) * 60_000 - Date.UTC(year, month - 1, day, hour, minute)) / 60_000);
-}
+export const newYorkOffsetMinutes = (ms: number): number => newYorkOffsetMs(ms) / 60_000;
 
 /** The New York calendar date (YYYY-MM-DD) of an instant. */
 export function newYorkDate(ms: number): string {
