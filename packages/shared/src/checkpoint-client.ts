@@ -1,9 +1,9 @@
-import { Queue, QueueEvents, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import { Queue, type JobsOptions } from "bullmq";
 import type { z } from "zod";
 import type { CheckpointPort } from "./checkpoint-port.js";
-import { defaultJobOptions, describeIssues, jobCatalog, type JobInput, type JobName, type JobResult } from "./jobs.js";
-import { createRedisConnection, waitForRedis } from "./redis.js";
+import { defaultJobOptions, describeIssues, jobCatalog, sessionShard, snapshotQueues, type JobInput, type JobName, type JobResult, type QueueAddress, type RefusalCode } from "./jobs.js";
+import { createRedisConnection, isCluster, waitForRedis, type RedisConnection, type RedisTarget } from "./redis.js";
+import { ReplyInbox, type Answer } from "./replies.js";
 import type { CheckpointStats, CleanupResult, HistoryRequest, LatestRequest, StatsRequest, CleanupRequest } from "./schemas/requests.js";
 import {
   DEFAULT_MAX_STATE_BYTES,
@@ -21,9 +21,15 @@ import {
 export class CheckpointInputError extends Error {
   override name = "CheckpointInputError";
 }
-/** The checkpointer refused or failed the job; `message` is its reason (invalid field, stale epoch, …). */
+/** The checkpointer refused or failed the job: `code` says why, `message` says what to fix. */
 export class CheckpointRejectedError extends Error {
   override name = "CheckpointRejectedError";
+  constructor(
+    readonly code: RefusalCode,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 /**
  * The checkpointer refused a snapshot from an epoch below the highest it has stored for the session:
@@ -32,13 +38,24 @@ export class CheckpointRejectedError extends Error {
 export class CheckpointStaleEpochError extends CheckpointRejectedError {
   override name = "CheckpointStaleEpochError";
 }
-/** No answer in time: the checkpointer may be down, busy, or waiting for Postgres. */
+/** No answer in time: the checkpointer may be down, busy, or waiting for Postgres, or Redis unreachable. */
 export class CheckpointTimeoutError extends Error {
   override name = "CheckpointTimeoutError";
 }
+/** Redis could not be reached to send the job; it may or may not have been queued. */
+export class CheckpointUnavailableError extends Error {
+  override name = "CheckpointUnavailableError";
+}
+/** The client was closed while the call waited for its answer. */
+export class CheckpointClientClosedError extends Error {
+  override name = "CheckpointClientClosedError";
+}
 
 export interface CheckpointClientOptions {
-  redisUrl: string;
+  /** The Redis the checkpointer consumes from: a URL, or a cluster (see `redisTargetOf`). */
+  redis?: RedisTarget;
+  /** Shorthand for `redis: { url }`. */
+  redisUrl?: string;
   queuePrefix: string;
   /** How long `latest`, `history`, `stats` and `cleanup` wait for an answer. */
   requestTimeoutMs?: number;
@@ -49,6 +66,7 @@ export interface CheckpointClientOptions {
 }
 
 type RequestJob = JobName<"checkpoint-requests">;
+type Settings = Required<Pick<CheckpointClientOptions, "requestTimeoutMs" | "confirmTimeoutMs" | "maxStateBytes">>;
 
 /**
  * KEYS[1] the session's epoch counter; ARGV[1] the lowest acceptable epoch; ARGV[2] the counter's TTL in seconds.
@@ -62,23 +80,30 @@ return claimed`;
 /** The counter only has to outlive concurrent claims; the checkpointer's stored epoch is the lasting fence. */
 const EPOCH_COUNTER_TTL_SECONDS = 30 * 24 * 3600;
 
+/** Jobs answered on the reply path leave Redis once completed; refusals stay listed as failed jobs. */
+const ANSWERED_JOB: JobsOptions = { removeOnComplete: true };
+
 /**
  * The one way services talk to the checkpointer: save snapshots (fire-and-forget or confirmed after commit)
  * and ask for state. Inputs are checked here first, so a mistake surfaces in the caller with the field named.
+ * Answers come back on this client's own reply path (replies.ts), never through QueueEvents.
  */
 export class CheckpointClient implements CheckpointPort {
   private constructor(
-    private readonly connection: Redis,
-    private readonly snapshots: Queue,
-    private readonly snapshotEvents: QueueEvents,
+    private readonly connection: RedisConnection,
+    private readonly inbox: ReplyInbox,
+    private readonly fireAndForget: Queue[],
+    private readonly confirmed: Queue[],
     private readonly requests: Queue,
-    private readonly requestEvents: QueueEvents,
-    private readonly settings: Required<Omit<CheckpointClientOptions, "redisUrl" | "queuePrefix">>,
+    private readonly settings: Settings,
     private readonly queuePrefix: string,
   ) {}
 
   static async connect(options: CheckpointClientOptions): Promise<CheckpointClient> {
-    const connection = createRedisConnection(options.redisUrl, "producer", "checkpoint-client");
+    const target = options.redis ?? { url: options.redisUrl ?? "redis://127.0.0.1:6379" };
+    const connection = createRedisConnection(target, "producer", "checkpoint-client");
+    // Outages surface as typed errors of the calls they affect; the connection reconnects by itself.
+    connection.on("error", () => undefined);
     try {
       await waitForRedis(connection);
     } catch (error) {
@@ -86,36 +111,47 @@ export class CheckpointClient implements CheckpointPort {
       throw error;
     }
     const prefix = options.queuePrefix;
-    const eventsConnection = { url: options.redisUrl, maxRetriesPerRequest: null };
-    const snapshots = new Queue("checkpoints", { connection, prefix, defaultJobOptions: defaultJobOptions.checkpoints });
-    const requests = new Queue("checkpoint-requests", { connection, prefix, defaultJobOptions: defaultJobOptions["checkpoint-requests"] });
-    const snapshotEvents = new QueueEvents("checkpoints", { connection: eventsConnection, prefix });
-    const requestEvents = new QueueEvents("checkpoint-requests", { connection: eventsConnection, prefix });
-    // Every pending confirmation or request listens on these; many at once is normal use, not a leak.
-    for (const emitter of [snapshots, requests, snapshotEvents, requestEvents]) emitter.setMaxListeners(0);
-    await Promise.all([snapshotEvents.waitUntilReady(), requestEvents.waitUntilReady()]);
+    const open = ({ name, prefix: keyPrefix }: QueueAddress, defaults: JobsOptions) => {
+      const queue = new Queue(name, { connection, prefix: keyPrefix, defaultJobOptions: defaults });
+      queue.on("error", () => undefined);
+      return queue;
+    };
+    const layout = snapshotQueues(prefix, isCluster(target));
     const settings = {
       requestTimeoutMs: options.requestTimeoutMs ?? 5_000,
       confirmTimeoutMs: options.confirmTimeoutMs ?? 10_000,
       maxStateBytes: options.maxStateBytes ?? DEFAULT_MAX_STATE_BYTES,
     };
-    return new CheckpointClient(connection, snapshots, snapshotEvents, requests, requestEvents, settings, prefix);
+    return new CheckpointClient(
+      connection,
+      new ReplyInbox(target, prefix),
+      layout.fireAndForget.map((address) => open(address, defaultJobOptions.checkpoints)),
+      layout.confirmed.map((address) => open(address, { ...defaultJobOptions.checkpoints, ...ANSWERED_JOB })),
+      open({ name: "checkpoint-requests", prefix }, { ...defaultJobOptions["checkpoint-requests"], ...ANSWERED_JOB }),
+      settings,
+      prefix,
+    );
   }
 
   /** Queues a snapshot; resolves once Redis has it. The checkpointer persists it shortly after. */
   async save(envelope: SnapshotEnvelope): Promise<void> {
-    await this.enqueueSnapshot(envelope);
+    const snapshot = this.checkSnapshot(envelope);
+    await this.send("save snapshot", () => this.shardOf(this.fireAndForget, snapshot).add("snapshot", snapshot, { jobId: snapshotJobId(snapshot) }));
   }
 
   /**
    * Queues a snapshot and resolves only after the checkpointer has committed it to Postgres; `onQueued` is
-   * called as soon as Redis has it.
+   * called as soon as Redis has it. Confirmed saves have queues of their own, so they never wait behind
+   * fire-and-forget traffic. Each call is its own job; the checkpointer stores a snapshot once however often
+   * it arrives, and answers `duplicate` for the copies.
    */
   async saveAndConfirm(envelope: SnapshotEnvelope, options: { timeoutMs?: number; onQueued?: () => void } = {}): Promise<SnapshotReceipt> {
-    const job = await this.enqueueSnapshot(envelope);
-    options.onQueued?.();
-    const timeoutMs = options.timeoutMs ?? this.settings.confirmTimeoutMs;
-    return (await awaitResult(job, this.snapshotEvents, timeoutMs, "confirm snapshot")) as SnapshotReceipt;
+    const snapshot = this.checkSnapshot(envelope);
+    const queue = this.shardOf(this.confirmed, snapshot);
+    const result = await this.call("confirm snapshot", options.timeoutMs ?? this.settings.confirmTimeoutMs, snapshotJobId(snapshot), queue.name, (jobId) =>
+      queue.add("snapshot", snapshot, { jobId }),
+    options.onQueued);
+    return result as SnapshotReceipt;
   }
 
   /** The newest stored snapshot of a session (or of an owner's most recent session), or null. */
@@ -156,16 +192,21 @@ export class CheckpointClient implements CheckpointPort {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([this.snapshotEvents.close(), this.requestEvents.close(), this.snapshots.close(), this.requests.close()]);
+    await this.inbox.close(() => new CheckpointClientClosedError("the checkpoint client was closed before the checkpointer answered"));
+    await Promise.allSettled([...this.fireAndForget, ...this.confirmed, this.requests].map((queue) => queue.close()));
     this.connection.disconnect();
   }
 
-  private async enqueueSnapshot(envelope: SnapshotEnvelope): Promise<Job> {
+  private checkSnapshot(envelope: SnapshotEnvelope): SnapshotEnvelope {
     const parsed = snapshotEnvelopeSchema.safeParse(envelope);
     if (!parsed.success) throw new CheckpointInputError(`invalid snapshot: ${describeIssues(parsed.error)}`);
     const serialized = serializeState(parsed.data.state, this.settings.maxStateBytes);
     if ("message" in serialized) throw new CheckpointInputError(`invalid snapshot: ${serialized.field}: ${serialized.message}`);
-    return this.snapshots.add("snapshot", parsed.data, { jobId: snapshotJobId(parsed.data) });
+    return parsed.data;
+  }
+
+  private shardOf(queues: Queue[], snapshot: SnapshotEnvelope): Queue {
+    return queues[sessionShard(snapshot.service, snapshot.sessionId, queues.length)]!;
   }
 
   private async request<J extends RequestJob>(
@@ -177,37 +218,42 @@ export class CheckpointClient implements CheckpointPort {
     const parsed = (contract.payload as z.ZodType).safeParse(input);
     if (!parsed.success) throw new CheckpointInputError(`invalid ${name} request: ${describeIssues(parsed.error)}`);
     // The checkpointer parses the payload again; it is sent as given, since parsing may change its shape.
-    const job = await this.requests.add(name, input);
     const timeoutMs = options.timeoutMs ?? this.settings.requestTimeoutMs;
-    return (await awaitResult(job, this.requestEvents, timeoutMs, name)) as JobResult<"checkpoint-requests", J>;
+    const result = await this.call(name, timeoutMs, name, this.requests.name, (jobId) => this.requests.add(name, input, { jobId }));
+    return result as JobResult<"checkpoint-requests", J>;
+  }
+
+  /** Adds a job named for this client's inbox and waits for its answer: the result, or a typed refusal. */
+  private async call(what: string, timeoutMs: number, label: string, queueName: string, add: (jobId: string) => Promise<unknown>, onQueued?: () => void): Promise<unknown> {
+    const jobId = this.inbox.nextJobId(label);
+    const wait = this.inbox.expect(jobId, timeoutMs, (redisReachable) =>
+      new CheckpointTimeoutError(
+        `${what}: no answer from the checkpointer within ${timeoutMs} ms (job ${jobId} on "${queueName}"); ` +
+          (redisReachable ? "is the checkpointer running and Postgres reachable?" : "Redis is unreachable; check REDIS_URL or REDIS_CLUSTER_NODES"),
+      ),
+    );
+    try {
+      await this.send(what, () => add(jobId));
+    } catch (error) {
+      wait.cancel();
+      throw error;
+    }
+    onQueued?.();
+    return resultOf(what, await wait.answer);
+  }
+
+  private async send<T>(what: string, add: () => Promise<T>): Promise<T> {
+    try {
+      return await add();
+    } catch (error) {
+      throw new CheckpointUnavailableError(`${what}: could not queue the job in Redis (${(error as Error).message}); it may or may not have been queued, so retry it`);
+    }
   }
 }
 
-async function awaitResult(job: Job, events: QueueEvents, timeoutMs: number, what: string): Promise<unknown> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new CheckpointTimeoutError(
-            `${what}: no answer from the checkpointer within ${timeoutMs} ms (job ${job.id} on "${job.queueName}"); is the checkpointer running and Postgres reachable?`,
-          ),
-        ),
-      timeoutMs,
-    );
-  });
-  // BullMQ's own wait gets a longer deadline so it never fires first; its late rejection is ignored.
-  const finished = job.waitUntilFinished(events, timeoutMs + 60_000);
-  finished.catch(() => undefined);
-  try {
-    return await Promise.race([finished, timedOut]);
-  } catch (error) {
-    if (error instanceof CheckpointTimeoutError) throw error;
-    const reason = (error as Error).message;
-    // The checkpointer's fencing refusal (see its snapshot worker) starts with these words.
-    const Refusal = reason.startsWith("stale epoch:") ? CheckpointStaleEpochError : CheckpointRejectedError;
-    throw new Refusal(`${what} refused by the checkpointer: ${reason}`);
-  } finally {
-    clearTimeout(timer);
-  }
+function resultOf(what: string, answer: Answer): unknown {
+  if (answer.ok) return answer.result;
+  // The checkpointer's fencing refusal: another owner has taken the session over.
+  const Refusal = answer.code === "stale_epoch" ? CheckpointStaleEpochError : CheckpointRejectedError;
+  throw new Refusal(answer.code, `${what} refused by the checkpointer: ${answer.message}`);
 }

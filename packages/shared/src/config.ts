@@ -42,15 +42,31 @@ export const databaseEnvSchema = z.object({
   ),
 });
 
+/** `host:port,host:port,…`: nodes of a Redis Cluster to discover it from. */
+const clusterNodes = z
+  .string()
+  .transform((value, context) => {
+    const nodes = value.split(",").map((entry) => entry.trim()).filter((entry) => entry !== "");
+    const parsed = nodes.map((entry) => /^(?<host>[^\s:]+|\[[0-9a-fA-F:]+\]):(?<port>\d{1,5})$/.exec(entry)?.groups);
+    if (nodes.length === 0 || parsed.some((node) => !node || Number(node.port) > 65535)) {
+      context.addIssue({ code: "custom", message: "must be host:port pairs separated by commas, such as 10.0.0.1:6379,10.0.0.2:6379" });
+      return z.NEVER;
+    }
+    return parsed.map((node) => ({ host: node!.host!.replace(/^\[|\]$/g, ""), port: Number(node!.port) }));
+  });
+
 /** Variables every service reads. Defaults point at 127.0.0.1 so a local Redis and Postgres need no setup. */
 export const commonEnvSchema = z.object({
   REDIS_URL: url(["redis", "rediss"], "redis://127.0.0.1:6379").default("redis://127.0.0.1:6379"),
+  /** When set, every connection is a cluster connection to these nodes and REDIS_URL is unused. */
+  REDIS_CLUSTER_NODES: clusterNodes.optional(),
   LOG_LEVEL: z.enum(LOG_LEVELS).default("info"),
   /** Unset: human-readable when stdout is a terminal, JSON otherwise (see resolveLogFormat). */
   LOG_FORMAT: z.enum(["json", "pretty"]).optional(),
   QUEUE_PREFIX: z
     .string()
-    .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be 1-64 letters, digits, '_' or '-'")
+    // A hash tag ({savepoint}) keeps each queue's keys in one slot, as BullMQ needs on a Redis Cluster.
+    .regex(/^(?:[A-Za-z0-9_-]{1,64}|\{[A-Za-z0-9_-]{1,62}\})$/, "must be 1-64 letters, digits, '_' or '-', or such a name in braces as a cluster hash tag ({savepoint})")
     .default("savepoint"),
   /** SIGTERM/SIGINT: in-flight work gets this long to finish (final checkpoints included), then the process exits. */
   SHUTDOWN_TIMEOUT_MS: envInt(1, 600_000).default(20_000),

@@ -8,6 +8,7 @@ export * from "./jobs.js";
 export * from "./checkpoint-port.js";
 export * from "./checkpoint-client.js";
 export * from "./session-writer.js";
+export * from "./replies.js";
 export * from "./shutdown.js";
 export * from "./ops-server.js";
 export * from "./service-runner.js";

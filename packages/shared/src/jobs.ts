@@ -54,8 +54,10 @@ export type JobResult<Q extends QueueName, J extends JobName<Q>> = z.output<Cont
 export const QUEUE_NAMES = Object.keys(jobCatalog) as QueueName[];
 
 /**
- * How long finished jobs stay in Redis. Completed ones stay briefly so `waitUntilFinished` can still read
- * them (removing them at once races it); failed ones stay for a week so people can see what was refused.
+ * How long finished jobs stay in Redis. Completed ones stay briefly so a hand-built producer's
+ * `waitUntilFinished` can still read them (removing them at once races it); failed ones stay for a week so
+ * people can see what was refused. The checkpoint client's own jobs are answered on its reply path
+ * (replies.ts) and removed once completed.
  */
 const KEEP_COMPLETED = { age: 300, count: 5_000 };
 const KEEP_FAILED = { age: 7 * 24 * 3600, count: 10_000 };
@@ -83,17 +85,90 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
 };
 
 /**
- * A job refused for what it is, not for a passing fault: it fails at once, without retries. `reason` is a
- * short machine-readable label (for metrics); `message` tells the producer what to fix.
+ * Why a worker refused a job, as it crosses the wire (DESIGN.md, "Queues"): clients decide on these,
+ * never on a message's wording.
+ * - `invalid`: the payload does not parse (a field named in the message).
+ * - `too_large`: the state is over the size limit.
+ * - `unstorable`: Postgres cannot store the state (NUL characters, lone surrogates, …).
+ * - `stale_epoch`: the snapshot's epoch is below the session's highest; another owner has taken over.
+ * - `unknown_job`: no such job name on that queue.
+ * - `reused_job_id`: a `think` job's id belongs to an earlier run (the reasoner).
+ * - `model_refused`: the model refused the request, which no retry changes (the reasoner).
+ * - `failed`: not refused for what it is, but failed on its last attempt (a fault that outlasted its retries).
+ */
+export const REFUSAL_CODES = [
+  "invalid",
+  "too_large",
+  "unstorable",
+  "stale_epoch",
+  "unknown_job",
+  "reused_job_id",
+  "model_refused",
+  "failed",
+] as const;
+export type RefusalCode = (typeof REFUSAL_CODES)[number];
+
+/**
+ * A job refused for what it is, not for a passing fault: it fails at once, without retries. `code` says why
+ * (for clients and metrics); `message` tells the producer what to fix.
  */
 export class JobRejectedError extends UnrecoverableError {
   override name = "JobRejectedError";
   constructor(
-    readonly reason: string,
+    readonly code: Exclude<RefusalCode, "failed">,
     message: string,
   ) {
     super(message);
   }
+}
+
+/** Where a queue lives in Redis: BullMQ's queue name and key prefix. */
+export interface QueueAddress {
+  name: string;
+  prefix: string;
+}
+
+/**
+ * How many queues snapshot traffic is spread over on a Redis Cluster, per kind of save. Fixed, so that every
+ * producer and every checkpointer agree without configuration.
+ */
+export const SNAPSHOT_QUEUE_SHARDS = 8;
+
+/** Which shard of `count` a session's snapshots go to (FNV-1a of service and session, so all agree). */
+export function sessionShard(service: string, sessionId: string, count: number): number {
+  let hash = 0x811c9dc5;
+  for (const text of [service, sessionId]) {
+    for (let index = 0; index < text.length; index++) hash = Math.imul(hash ^ text.charCodeAt(index), 0x01000193);
+    hash = Math.imul(hash ^ 0, 0x01000193);
+  }
+  return (hash >>> 0) % count;
+}
+
+/**
+ * The queues snapshots travel on. Fire-and-forget saves and confirmed saves have queues of their own, so a
+ * confirmation never waits behind a backlog. On one Redis that is `checkpoints` and `checkpoints-confirmed`;
+ * on a cluster one prefix is one slot, so each kind is sharded by session over SNAPSHOT_QUEUE_SHARDS queues
+ * (`checkpoints-0` … `checkpoints-7`, `checkpoints-confirmed-0` …), shard i under its own hash tag `{prefix-i}`
+ * so the shards spread over the masters. A session always maps to the same shard, so every per-session
+ * guarantee holds as on one queue. `legacy` is plain `checkpoints`, consumed whatever the layout, for
+ * producers that add `snapshot` jobs by hand.
+ */
+export function snapshotQueues(queuePrefix: string, sharded: boolean): { fireAndForget: QueueAddress[]; confirmed: QueueAddress[]; legacy: QueueAddress } {
+  const legacy = { name: "checkpoints", prefix: queuePrefix };
+  if (!sharded) return { fireAndForget: [legacy], confirmed: [{ name: "checkpoints-confirmed", prefix: queuePrefix }], legacy };
+  const tag = queuePrefix.replace(/^\{|\}$/g, "");
+  const shards = Array.from({ length: SNAPSHOT_QUEUE_SHARDS }, (_, shard) => ({ shard, prefix: `{${tag}-${shard}}` }));
+  return {
+    fireAndForget: shards.map(({ shard, prefix }) => ({ name: `checkpoints-${shard}`, prefix })),
+    confirmed: shards.map(({ shard, prefix }) => ({ name: `checkpoints-confirmed-${shard}`, prefix })),
+    legacy,
+  };
+}
+
+/** Every queue a checkpointer consumes snapshots from: both kinds of save, and plain `checkpoints`. */
+export function allSnapshotQueues(queuePrefix: string, sharded: boolean): QueueAddress[] {
+  const { fireAndForget, confirmed, legacy } = snapshotQueues(queuePrefix, sharded);
+  return [...new Set([legacy, ...fireAndForget, ...confirmed])];
 }
 
 /** `epoch: must be ≥ 0; state: must be a JSON object` */

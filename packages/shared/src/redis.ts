@@ -1,28 +1,65 @@
-import { Redis } from "ioredis";
+import { Cluster, Redis, type ClusterNode } from "ioredis";
+import { ConfigError } from "./config.js";
+import type { Logger } from "./logger.js";
 
 /**
  * How a connection is used decides how it must behave (BullMQ's rules):
- * - "worker": workers and QueueEvents block on Redis and must retry forever (`maxRetriesPerRequest: null`).
+ * - "worker": workers, QueueEvents and blocking reads block on Redis and must retry forever
+ *   (`maxRetriesPerRequest: null`).
  * - "producer": adds jobs and reads; fails fast while Redis is down instead of queueing commands in memory.
  */
 export type RedisRole = "worker" | "producer";
 
-export function createRedisConnection(redisUrl: string, role: RedisRole, connectionName?: string): Redis {
-  return new Redis(redisUrl, {
+/** One Redis, or a Redis Cluster reached through any of its nodes. */
+export type RedisTarget = { url: string } | { clusterNodes: Array<{ host: string; port: number }> };
+
+/** A connection to either; BullMQ and every helper here take both. */
+export type RedisConnection = Redis | Cluster;
+
+/** `{savepoint}`: a prefix whose keys all hash to one cluster slot, as BullMQ requires on a cluster. */
+export const isHashTag = (prefix: string): boolean => /^\{[^{}]+\}$/.test(prefix);
+
+/**
+ * Where the environment says Redis is: the cluster in REDIS_CLUSTER_NODES when set (REDIS_URL is then unused),
+ * else REDIS_URL. On a cluster every queue's keys must share a slot, so QUEUE_PREFIX must be a hash tag.
+ */
+export function redisTargetOf(env: { REDIS_URL: string; REDIS_CLUSTER_NODES?: Array<{ host: string; port: number }>; QUEUE_PREFIX: string }): RedisTarget {
+  if (!env.REDIS_CLUSTER_NODES) return { url: env.REDIS_URL };
+  if (!isHashTag(env.QUEUE_PREFIX)) {
+    throw new ConfigError(
+      `QUEUE_PREFIX ${JSON.stringify(env.QUEUE_PREFIX)} must be a hash tag such as {savepoint} when REDIS_CLUSTER_NODES is set; set QUEUE_PREFIX={${env.QUEUE_PREFIX}}`,
+    );
+  }
+  return { clusterNodes: env.REDIS_CLUSTER_NODES };
+}
+
+export const isCluster = (target: RedisTarget): target is { clusterNodes: Array<{ host: string; port: number }> } => "clusterNodes" in target;
+
+export function createRedisConnection(target: RedisTarget | string, role: RedisRole, connectionName?: string): RedisConnection {
+  const where = typeof target === "string" ? { url: target } : target;
+  const behaviour = {
     connectionName,
     maxRetriesPerRequest: role === "worker" ? null : 1,
     enableOfflineQueue: role === "worker",
-    retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
-  });
+  };
+  const backoff = (attempt: number) => Math.min(attempt * 200, 5_000);
+  if (isCluster(where)) {
+    return new Cluster(where.clusterNodes as ClusterNode[], {
+      enableOfflineQueue: behaviour.enableOfflineQueue,
+      clusterRetryStrategy: backoff,
+      redisOptions: { connectionName, maxRetriesPerRequest: behaviour.maxRetriesPerRequest },
+    });
+  }
+  return new Redis(where.url, { ...behaviour, retryStrategy: backoff });
 }
 
 /** Resolves once the connection is ready; a producer cannot send anything before then. */
-export async function waitForRedis(connection: Redis, timeoutMs = 10_000): Promise<void> {
+export async function waitForRedis(connection: RedisConnection, timeoutMs = 10_000): Promise<void> {
   if (connection.status === "ready") return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`Redis did not become ready within ${timeoutMs} ms (status ${connection.status}); check REDIS_URL`));
+      reject(new Error(`Redis did not become ready within ${timeoutMs} ms (status ${connection.status}); check REDIS_URL or REDIS_CLUSTER_NODES`));
     }, timeoutMs);
     const onReady = () => {
       cleanup();
@@ -33,5 +70,23 @@ export async function waitForRedis(connection: Redis, timeoutMs = 10_000): Promi
       connection.off("ready", onReady);
     };
     connection.on("ready", onReady);
+  });
+}
+
+/**
+ * Logs a connection's outage once when it starts and once when it ends, instead of ioredis' "Unhandled error
+ * event" dump on every reconnect attempt. The connection reconnects by itself; readiness checks report it.
+ */
+export function reportRedisOutages(connection: RedisConnection, logger: Logger, connectionName: string): void {
+  let down = false;
+  connection.on("error", (error: Error) => {
+    if (down) return;
+    down = true;
+    logger.warn({ connection: connectionName, problem: error.message }, "Redis unreachable; reconnecting");
+  });
+  connection.on("ready", () => {
+    if (!down) return;
+    down = false;
+    logger.info({ connection: connectionName }, "Redis reachable again");
   });
 }

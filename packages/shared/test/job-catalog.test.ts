@@ -65,6 +65,6 @@ describe("createJobProcessor", () => {
 
   it("marks refusals as unrecoverable so BullMQ never retries them", () => {
     expect(new JobRejectedError("invalid", "x")).toBeInstanceOf(Error);
-    expect(new JobRejectedError("invalid", "x").reason).toBe("invalid");
+    expect(new JobRejectedError("invalid", "x").code).toBe("invalid");
   });
 });

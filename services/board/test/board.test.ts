@@ -1,7 +1,6 @@
-import { QUEUE_NAMES, createRedisConnection, waitForRedis } from "@savepoint/shared";
+import { QUEUE_NAMES, createRedisConnection, waitForRedis, type RedisConnection } from "@savepoint/shared";
 import { createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { basicAuth, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, startBoard, USER, type RunningBoard } from "./support.js";
@@ -19,7 +18,7 @@ interface QueuesResponse {
 describe("Bull Board", () => {
   let env: TestEnvironment;
   let board: RunningBoard;
-  let connection: Redis;
+  let connection: RedisConnection;
   const started: ServiceProcess[] = [];
 
   const waitingJobs = async (queue: string) => {

@@ -1,10 +1,16 @@
 import { Queue, type Worker } from "bullmq";
 import {
+  AnswerSender,
   createRedisConnection,
+  isCluster,
   QUEUE_NAMES,
   redactUrl,
+  redisTargetOf,
+  reportRedisOutages,
+  snapshotQueues,
   waitForRedis,
   type Logger,
+  type QueueAddress,
   type QueueName,
   type RunningService,
 } from "@savepoint/shared";
@@ -35,50 +41,80 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   pool.on("error", (error) => logger.warn({ problem: error.message, code: (error as { code?: string }).code }, "idle Postgres connection lost"));
   const store = new CheckpointStore(pool);
 
-  const producerConnection = createRedisConnection(config.REDIS_URL, "producer", "checkpointer");
-  const workerConnection = createRedisConnection(config.REDIS_URL, "worker", "checkpointer-worker");
+  const target = redisTargetOf(config);
+  const producerConnection = createRedisConnection(target, "producer", "checkpointer");
+  const workerConnection = createRedisConnection(target, "worker", "checkpointer-worker");
+  // Answers wait through a Redis outage rather than fail: a job is finished only once its answer is pushed.
+  const answerConnection = createRedisConnection(target, "worker", "checkpointer-answers");
+  reportRedisOutages(producerConnection, logger, "checkpointer");
+  reportRedisOutages(workerConnection, logger, "checkpointer-worker");
+  reportRedisOutages(answerConnection, logger, "checkpointer-answers");
   await waitForRedis(producerConnection);
   const prefix = config.QUEUE_PREFIX;
   const queues = Object.fromEntries(
     QUEUE_NAMES.map((name) => [name, new Queue(name, { connection: producerConnection, prefix })]),
   ) as Record<QueueName, Queue>;
-  const metrics = new CheckpointerMetrics(registry, Object.values(queues));
+  const layout = snapshotQueues(prefix, isCluster(target));
+  const snapshotLanes = [
+    // Plain `checkpoints` is consumed whatever the layout; on one Redis it is also the fire-and-forget queue.
+    ...(layout.fireAndForget.includes(layout.legacy) ? [] : [{ queue: layout.legacy, confirmed: false }]),
+    ...layout.fireAndForget.map((queue) => ({ queue, confirmed: false })),
+    ...layout.confirmed.map((queue) => ({ queue, confirmed: true })),
+  ];
+  const snapshotQueueDepths = snapshotLanes
+    .filter(({ queue }) => queue !== layout.legacy)
+    .map(({ queue }: { queue: QueueAddress }) => new Queue(queue.name, { connection: producerConnection, prefix: queue.prefix }));
+  // Their connection's outages are reported above; BullMQ would print each one again for every queue.
+  for (const queue of [...Object.values(queues), ...snapshotQueueDepths]) queue.on("error", () => undefined);
+  const metrics = new CheckpointerMetrics(registry, [...Object.values(queues), ...snapshotQueueDepths]);
 
-  let snapshotWorker: Worker | undefined;
+  const snapshotWorkers: Worker[] = [];
   const outage = new DatabaseOutage(
     () => store.ping(),
     {
       onDown: async () => {
         metrics.databaseUp.set(0);
         // Stop fetching; the snapshots already in hand stay locked to us and are written once Postgres returns.
-        await snapshotWorker?.pause(true);
+        await Promise.all(snapshotWorkers.map((worker) => worker.pause(true)));
       },
       onUp: async () => {
         metrics.databaseUp.set(1);
-        await snapshotWorker?.resume();
+        for (const worker of snapshotWorkers) worker.resume();
       },
     },
     logger,
   );
   await untilPostgresAnswers(logger, config.DATABASE_URL, () => outage.retryThroughOutage(() => store.checkSchema()));
 
-  const writer = new SnapshotWriter(store, outage, metrics, logger, {
-    maxBatchSize: config.BATCH_MAX_SIZE,
-    maxConcurrentFlushes: config.BATCH_MAX_CONCURRENCY,
-  });
-  snapshotWorker = createSnapshotWorker({
-    connection: workerConnection,
-    prefix,
-    concurrency: config.SNAPSHOT_CONCURRENCY,
-    lockDurationMs: config.JOB_LOCK_DURATION_MS,
-    maxStateBytes: config.MAX_STATE_BYTES,
-    writer,
-    metrics,
-    logger,
-  });
+  const writerOptions = { maxBatchSize: config.BATCH_MAX_SIZE, maxConcurrentFlushes: config.BATCH_MAX_CONCURRENCY };
+  // Confirmed saves have a writer of their own: their small batches commit beside the backlog's large ones
+  // instead of after them. Both lock session rows in the same order, so they can wait on each other but not deadlock.
+  const writers = {
+    fireAndForget: new SnapshotWriter(store, outage, metrics, logger, writerOptions),
+    confirmed: new SnapshotWriter(store, outage, metrics, logger, writerOptions),
+  };
+  const answers = new AnswerSender(answerConnection, prefix);
+  // SNAPSHOT_CONCURRENCY is shared among the queues of each kind.
+  const perQueue = (confirmed: boolean) =>
+    Math.max(1, Math.ceil(config.SNAPSHOT_CONCURRENCY / snapshotLanes.filter((lane) => lane.confirmed === confirmed).length));
+  for (const { queue, confirmed } of snapshotLanes) {
+    snapshotWorkers.push(
+      createSnapshotWorker({
+        connection: workerConnection,
+        queue,
+        concurrency: perQueue(confirmed),
+        lockDurationMs: config.JOB_LOCK_DURATION_MS,
+        maxStateBytes: config.MAX_STATE_BYTES,
+        writer: confirmed ? writers.confirmed : writers.fireAndForget,
+        answers,
+        metrics,
+        logger,
+      }),
+    );
+  }
   const workers = [
-    snapshotWorker,
-    createRequestWorker({ connection: workerConnection, prefix, concurrency: config.REQUEST_CONCURRENCY, store, metrics, logger }),
+    ...snapshotWorkers,
+    createRequestWorker({ connection: workerConnection, prefix, concurrency: config.REQUEST_CONCURRENCY, store, answers, metrics, logger }),
     createMaintenanceWorker({ connection: workerConnection, prefix, store, logger }),
   ];
   await scheduleRetention(queues["checkpoint-maintenance"], config.CLEANUP_INTERVAL_MINUTES * 60_000, {
@@ -88,7 +124,12 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   });
   await Promise.all(workers.map((worker) => worker.waitUntilReady()));
   logger.info(
-    { queuePrefix: prefix, snapshotConcurrency: config.SNAPSHOT_CONCURRENCY, batchMaxSize: config.BATCH_MAX_SIZE },
+    {
+      queuePrefix: prefix,
+      snapshotQueues: snapshotLanes.map(({ queue }) => `${queue.prefix}:${queue.name}`),
+      snapshotConcurrency: config.SNAPSHOT_CONCURRENCY,
+      batchMaxSize: config.BATCH_MAX_SIZE,
+    },
     "checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance",
   );
 
@@ -107,10 +148,11 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       const abandonActive = outage.isDown;
       outage.close();
       await Promise.all(workers.map((worker) => worker.close(abandonActive)));
-      await Promise.all(Object.values(queues).map((queue) => queue.close()));
+      await Promise.all([...Object.values(queues), ...snapshotQueueDepths].map((queue) => queue.close()));
       await pool.end();
       producerConnection.disconnect();
       workerConnection.disconnect();
+      answerConnection.disconnect();
     },
   };
 }

@@ -19,7 +19,7 @@ export class CheckpointerMetrics {
     });
     this.rejected = new Counter({
       name: "savepoint_checkpoints_rejected_total",
-      help: "Snapshot jobs refused without retry, by reason (invalid, too_large, unstorable, stale, ...)",
+      help: "Snapshot jobs refused without retry, by refusal code (invalid, too_large, unstorable, stale_epoch, ...)",
       labelNames: ["reason"],
       registers: [registry],
     });

@@ -104,8 +104,8 @@ describe("checkpointer guarantees", () => {
       await stack.client.saveAndConfirm(first);
       await stack.client.saveAndConfirm(snapshot({ sessionId: "retry-confirm", seq: 2 }));
 
-      // Same envelope, same job id: the retry is answered by the job that already ran.
-      expect(await stack.client.saveAndConfirm(first)).toEqual({ outcome: "stored" });
+      // Each confirmed save is its own job: the retry is written again and found already stored.
+      expect(await stack.client.saveAndConfirm(first)).toEqual({ outcome: "duplicate" });
       expect(await storedPositions(stack.env, "trader", "retry-confirm")).toEqual(["0:1", "0:2"]);
       expect(await stack.client.latest({ service: "trader", sessionId: "retry-confirm" })).toMatchObject({ seq: 2 });
     });

@@ -50,7 +50,7 @@ describe("reasoner strategy", () => {
   it("holds when a reasoning run fails, and asks again with a new run", async () => {
     sim = await stack.startSimulator({ seed: "reasoner-failing" });
     const reasoner = reasoningWorker(stack.env, (_payload, run) => {
-      if (run === 1) throw new JobRejectedError("model_unavailable", "no model answered");
+      if (run === 1) throw new JobRejectedError("model_refused", "no model answered");
       return { action: "HOLD", confidence: 0.5, rationale: "nothing to do" };
     });
     stack.stopAfterTest(() => reasoner.worker.close());

@@ -6,4 +6,5 @@ export * from "./teardown.js";
 export * from "./queue-with-events.js";
 export * from "./in-memory-checkpoints.js";
 export * from "./redis-server.js";
+export * from "./redis-cluster.js";
 export * from "./http-tap.js";

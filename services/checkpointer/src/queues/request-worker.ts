@@ -1,19 +1,24 @@
 import { Worker, type ConnectionOptions } from "bullmq";
-import { createJobProcessor, type Logger } from "@savepoint/shared";
+import { createJobProcessor, type AnswerSender, type Logger } from "@savepoint/shared";
 import type { CheckpointerMetrics } from "../metrics.js";
 import type { CheckpointStore } from "../store/checkpoint-store.js";
+import { answering } from "./answering.js";
 
 export interface RequestWorkerOptions {
   connection: ConnectionOptions;
   prefix: string;
   concurrency: number;
   store: CheckpointStore;
+  answers: AnswerSender;
   metrics: CheckpointerMetrics;
   logger: Logger;
 }
 
-/** Consumes `checkpoint-requests`: each job's return value is the answer its producer waits for. */
-export function createRequestWorker({ connection, prefix, concurrency, store, metrics, logger }: RequestWorkerOptions): Worker {
+/**
+ * Consumes `checkpoint-requests`: each job's answer goes to the inbox its id names, or is its return value for
+ * a job built by hand.
+ */
+export function createRequestWorker({ connection, prefix, concurrency, store, answers, metrics, logger }: RequestWorkerOptions): Worker {
   const processor = createJobProcessor("checkpoint-requests", {
     latest: (query) =>
       "sessionId" in query
@@ -27,7 +32,7 @@ export function createRequestWorker({ connection, prefix, concurrency, store, me
       return { deleted };
     },
   });
-  const worker = new Worker("checkpoint-requests", processor, { connection, prefix, concurrency });
+  const worker = new Worker("checkpoint-requests", answering(answers, processor), { connection, prefix, concurrency });
   worker.on("completed", (job) => metrics.requests.inc({ type: job.name, outcome: "answered" }));
   worker.on("failed", (job, error) => {
     metrics.requests.inc({ type: job?.name ?? "unknown", outcome: "failed" });

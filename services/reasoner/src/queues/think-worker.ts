@@ -79,7 +79,7 @@ export class ThinkWorker {
         return;
       }
       if (error instanceof JobRejectedError) {
-        logger.warn({ sessionId: job?.id, reason: error.reason, problem: error.message }, "think job refused");
+        logger.warn({ sessionId: job?.id, reason: error.code, problem: error.message }, "think job refused");
       } else {
         logger.error({ sessionId: job?.id, err: error, attempt: job?.attemptsMade }, "think job failed");
       }
