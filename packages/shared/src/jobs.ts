@@ -90,6 +90,7 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
  * - `invalid`: the payload does not parse (a field named in the message).
  * - `too_large`: the state is over the size limit.
  * - `unstorable`: Postgres cannot store the state (NUL characters, lone surrogates, …).
+ * - `too_deep`: the state nests deeper than the depth limit.
  * - `stale_epoch`: the snapshot's epoch is below the session's highest; another owner has taken over.
  * - `unknown_job`: no such job name on that queue.
  * - `reused_job_id`: a `think` job's id belongs to an earlier run (the reasoner).
@@ -100,6 +101,7 @@ export const REFUSAL_CODES = [
   "invalid",
   "too_large",
   "unstorable",
+  "too_deep",
   "stale_epoch",
   "unknown_job",
   "reused_job_id",
