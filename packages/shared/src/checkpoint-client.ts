@@ -232,6 +232,8 @@ export class CheckpointClient implements CheckpointPort {
           (redisReachable ? "is the checkpointer running and Postgres reachable?" : "Redis is unreachable; check REDIS_URL or REDIS_CLUSTER_NODES"),
       ),
     );
+    // The wait may end (time out) while the job is still being sent; it is awaited below either way.
+    wait.answer.catch(() => undefined);
     try {
       await this.send(what, () => add(jobId));
     } catch (error) {
