@@ -35,6 +35,9 @@ export function redisTargetOf(env: { REDIS_URL: string; REDIS_CLUSTER_NODES?: Ar
 
 export const isCluster = (target: RedisTarget): target is { clusterNodes: Array<{ host: string; port: number }> } => "clusterNodes" in target;
 
+/** A connection to `target`: to one Redis for a URL, a Cluster connection for cluster nodes. */
+export function createRedisConnection(target: RedisTarget, role: RedisRole, connectionName?: string): RedisConnection;
+export function createRedisConnection(target: string, role: RedisRole, connectionName?: string): Redis;
 export function createRedisConnection(target: RedisTarget | string, role: RedisRole, connectionName?: string): RedisConnection {
   const where = typeof target === "string" ? { url: target } : target;
   const behaviour = {

@@ -82,7 +82,7 @@ describe("on a 3-master Redis Cluster", () => {
     await waitForStored(env, "trader/restart-0/0/5");
 
     const victim = cluster.nodes[1]!;
-    await victim.kill("SIGKILL");
+    await victim.kill();
     await victim.restart();
     await cluster.waitUntilHealthy();
     await stream.stop().catch(() => undefined);
