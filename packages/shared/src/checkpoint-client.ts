@@ -37,6 +37,9 @@ export class CheckpointRejectedError extends Error {
  */
 export class CheckpointStaleEpochError extends CheckpointRejectedError {
   override name = "CheckpointStaleEpochError";
+  constructor(message: string) {
+    super("stale_epoch", message);
+  }
 }
 /** No answer in time: the checkpointer may be down, busy, or waiting for Postgres, or Redis unreachable. */
 export class CheckpointTimeoutError extends Error {
@@ -256,6 +259,6 @@ export class CheckpointClient implements CheckpointPort {
 function resultOf(what: string, answer: Answer): unknown {
   if (answer.ok) return answer.result;
   // The checkpointer's fencing refusal: another owner has taken the session over.
-  const Refusal = answer.code === "stale_epoch" ? CheckpointStaleEpochError : CheckpointRejectedError;
-  throw new Refusal(answer.code, `${what} refused by the checkpointer: ${answer.message}`);
+  const message = `${what} refused by the checkpointer: ${answer.message}`;
+  throw answer.code === "stale_epoch" ? new CheckpointStaleEpochError(message) : new CheckpointRejectedError(answer.code, message);
 }

@@ -82,7 +82,6 @@ export class InMemoryCheckpoints implements CheckpointPort {
     if (outcome.outcome === "stale") {
       const { service, sessionId, epoch, seq } = envelope;
       throw new CheckpointStaleEpochError(
-        "stale_epoch",
         `confirm snapshot refused by the checkpointer: stale epoch: ${service}/${sessionId} snapshot epoch ${epoch} seq ${seq} ` +
           `is below epoch ${outcome.highestEpoch}, already stored; another owner has taken over this session`,
       );
