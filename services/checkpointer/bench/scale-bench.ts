@@ -1,6 +1,7 @@
 import { parseEnv } from "@savepoint/shared";
 import { z } from "zod";
 import { describeTargets, measurePostgresScale } from "./postgres-scale.js";
+import { measureRedisScale } from "./redis-scale.js";
 
 const settingsSchema = z.object({
   DATABASE_URL: z.string().default("postgres://postgres@127.0.0.1:5432/savepoint"),
@@ -13,20 +14,29 @@ const settingsSchema = z.object({
     .transform((text) => text.split(",").map(Number))
     .pipe(z.array(z.number().int().min(1_000)).min(1)),
   BENCH_SCALE_SAMPLES: z.coerce.number().int().min(100).default(2_000),
+  /** Which halves to run: `redis`, `postgres`, or both. */
+  BENCH_SCALE_PARTS: z.string().default("redis,postgres").transform((text) => text.split(",")),
+  BENCH_SCALE_CLIENTS: z.string().default("1,10,50,200").transform((text) => text.split(",").map(Number)),
+  BENCH_SCALE_BACKLOG: z.coerce.number().int().min(0).default(100_000),
 });
 
-// `npm run bench:scale`: the Postgres half of the fleet-scale figures (issue 11, item 5).
+// `npm run bench:scale`: the fleet-scale figures (issue 11, item 5), the Redis half then the Postgres half.
 const settings = parseEnv(settingsSchema, process.env);
 const url = new URL(settings.DATABASE_URL);
 url.pathname = `/${settings.BENCH_SCALE_DATABASE}`;
 const log = (line: string) => console.log(line);
-log(`Postgres at scale: the checkpointer's store on ${url.host}/${settings.BENCH_SCALE_DATABASE}, ${settings.BENCH_SCALE_SAMPLES} timed calls per figure`);
-const figures = await measurePostgresScale({
-  databaseUrl: url.toString(),
-  sizes: settings.BENCH_SCALE_SIZES,
-  samples: settings.BENCH_SCALE_SAMPLES,
-  keepCount: 100,
-  log,
-});
-log("targets:");
-for (const line of describeTargets(figures)) log(`  ${line}`);
+if (settings.BENCH_SCALE_PARTS.includes("redis")) {
+  await measureRedisScale({ clientCounts: settings.BENCH_SCALE_CLIENTS, saves: 300, backlog: settings.BENCH_SCALE_BACKLOG, log });
+}
+if (settings.BENCH_SCALE_PARTS.includes("postgres")) {
+  log(`Postgres at scale: the checkpointer's store on ${url.host}/${settings.BENCH_SCALE_DATABASE}, ${settings.BENCH_SCALE_SAMPLES} timed calls per figure`);
+  const figures = await measurePostgresScale({
+    databaseUrl: url.toString(),
+    sizes: settings.BENCH_SCALE_SIZES,
+    samples: settings.BENCH_SCALE_SAMPLES,
+    keepCount: 100,
+    log,
+  });
+  log("targets:");
+  for (const line of describeTargets(figures)) log(`  ${line}`);
+}
