@@ -17,3 +17,4 @@ export * from "./schemas/snapshot.js";
 export * from "./schemas/requests.js";
 export * from "./schemas/reasoning.js";
 export * from "./decisions.js";
+export * from "./reasoning-client.js";

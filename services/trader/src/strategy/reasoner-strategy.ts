@@ -1,13 +1,11 @@
-import { Job, Queue, QueueEvents } from "bullmq";
 import {
-  createRedisConnection,
-  DecisionRequestError,
-  describeIssues,
-  requestDecision,
+  ReasoningClient,
+  ReasoningFailedError,
+  ReasoningUnavailableError,
   thinkJobId,
-  thinkResultSchema,
-  waitForRedis,
+  type JobInput,
   type Logger,
+  type PendingDecision,
   type ThinkResult,
 } from "@savepoint/shared";
 import { RedisUnavailableError } from "../redis.js";
@@ -34,8 +32,9 @@ interface Run {
 }
 
 /**
- * Asks the `reasoning` queue for decisions. A run takes longer than a tick, so each symbol has at most one
- * run in flight: the tick that starts it holds, and the first tick after it finishes acts on its decision.
+ * Asks the reasoner for decisions through the shared ReasoningClient. A run takes longer than a tick, so each
+ * symbol has at most one run in flight: the tick that starts it holds, and the first tick after it finishes
+ * acts on its decision.
  */
 export class ReasonerStrategy implements Strategy {
   readonly kind = "reasoner";
@@ -43,24 +42,18 @@ export class ReasonerStrategy implements Strategy {
 
   private constructor(
     private readonly options: ReasonerStrategyOptions,
-    private readonly connection: ReturnType<typeof createRedisConnection>,
-    private readonly queue: Queue,
-    private readonly events: QueueEvents,
+    private readonly client: ReasoningClient,
   ) {}
 
   static async connect(options: ReasonerStrategyOptions): Promise<ReasonerStrategy> {
-    const connection = createRedisConnection(options.redisUrl, "producer", "trader-reasoning");
-    await waitForRedis(connection);
-    const queue = new Queue("reasoning", { connection, prefix: options.queuePrefix });
-    const events = new QueueEvents("reasoning", { connection: { url: options.redisUrl, maxRetriesPerRequest: null }, prefix: options.queuePrefix });
-    events.setMaxListeners(0);
-    // Connection errors during an outage are reported by the ticks they fail (one line each), not as dumps.
-    const reportError = (error: Error) => options.logger.debug({ problem: error.message }, "reasoning queue: Redis error");
-    connection.on("error", reportError);
-    queue.on("error", reportError);
-    events.on("error", reportError);
-    await events.waitUntilReady();
-    return new ReasonerStrategy(options, connection, queue, events);
+    const client = await ReasoningClient.connect({
+      redisUrl: options.redisUrl,
+      queuePrefix: options.queuePrefix,
+      connectionName: "trader-reasoning",
+      // Connection errors during an outage are reported by the ticks they fail (one line each), not as dumps.
+      onRedisError: (error) => options.logger.debug({ problem: error.message }, "reasoning queue: Redis error"),
+    });
+    return new ReasonerStrategy(options, client);
   }
 
   async decide(market: MarketSnapshot, position: HeldPosition | null): Promise<Signal> {
@@ -76,25 +69,24 @@ export class ReasonerStrategy implements Strategy {
     return hold(`asked the reasoner about ${market.symbol}`);
   }
 
-  async close(): Promise<void> {
-    await Promise.allSettled([this.events.close(), this.queue.close()]);
-    this.connection.disconnect();
+  close(): Promise<void> {
+    return this.client.close();
   }
 
   /** Queues the think job; a Redis that does not answer means this tick cannot be served. */
-  private async request(jobId: string, payload: Parameters<typeof requestDecision>[2]) {
+  private async request(jobId: string, payload: JobInput<"reasoning", "think">): Promise<PendingDecision> {
     try {
-      return await requestDecision(this.queue, jobId, payload);
+      return await this.client.request(jobId, payload);
     } catch (error) {
-      if (error instanceof DecisionRequestError) throw error;
-      throw new RedisUnavailableError(`cannot ask the reasoner (job ${jobId}): Redis does not answer (${(error as Error).message})`);
+      if (error instanceof ReasoningUnavailableError) throw new RedisUnavailableError(`cannot ask the reasoner: ${error.message}`);
+      throw error;
     }
   }
 
   private async startRun(market: MarketSnapshot, position: HeldPosition | null): Promise<void> {
     const jobId = thinkJobId(this.options.agentId, this.options.nextRun(market.symbol));
     const closes = market.bars.map((bar) => bar.c).slice(-MAX_CLOSES);
-    const job = await this.request(jobId, {
+    const pending = await this.request(jobId, {
       agentId: this.options.agentId,
       symbol: market.symbol,
       marketContext: {
@@ -107,54 +99,15 @@ export class ReasonerStrategy implements Strategy {
     });
     const run: Run = { jobId };
     this.runs.set(market.symbol, run);
-    this.finished(job, this.options.timeoutMs).then(
-      (value: unknown) => {
-        const parsed = thinkResultSchema.safeParse(value);
-        run.outcome = parsed.success ? { result: parsed.data } : { error: `unexpected result: ${describeIssues(parsed.error)}` };
+    pending.decision(this.options.timeoutMs).then(
+      (result) => {
+        run.outcome = { result };
       },
       (error: Error) => {
-        run.outcome = { error: error.message };
-        this.options.logger.warn({ jobId, symbol: market.symbol, problem: error.message }, "reasoning run failed; holding");
+        const problem = error instanceof ReasoningFailedError ? error.reason : error.message;
+        run.outcome = { error: problem };
+        this.options.logger.warn({ jobId, symbol: market.symbol, problem }, "reasoning run failed; holding");
       },
     );
-  }
-
-  /**
-   * The job's return value, or its failure. Not BullMQ's `job.waitUntilFinished`: that reads the job's state
-   * inside a promise executor, so Redis failing at that moment is an unhandled rejection, which ends the
-   * process. Here that read is handled, and the job's events or the timeout settle the wait instead.
-   */
-  private finished(job: Job, timeoutMs: number): Promise<unknown> {
-    const { queue } = this;
-    // QueueEvents also emits each job's own events ("completed:<id>"), which its typings do not list.
-    const events = this.events as unknown as NodeJS.EventEmitter;
-    const id = job.id!;
-    return new Promise((resolve, reject) => {
-      const completed = `completed:${id}`;
-      const failed = `failed:${id}`;
-      let settled = false;
-      const settle = (outcome: () => void) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        events.off(completed, onCompleted);
-        events.off(failed, onFailed);
-        outcome();
-      };
-      const onCompleted = ({ returnvalue }: { returnvalue: unknown }) => settle(() => resolve(returnvalue));
-      const onFailed = ({ failedReason }: { failedReason: string }) => settle(() => reject(new Error(failedReason)));
-      const timer = setTimeout(() => settle(() => reject(new Error(`no decision within ${timeoutMs} ms (job ${id})`))), timeoutMs);
-      events.on(completed, onCompleted);
-      events.on(failed, onFailed);
-      // The job may have finished before the listeners were attached.
-      Job.fromId(queue, id).then(
-        async (stored) => {
-          const state = await stored?.getState();
-          if (state === "completed") onCompleted({ returnvalue: stored!.returnvalue });
-          else if (state === "failed") onFailed({ failedReason: stored!.failedReason });
-        },
-        () => undefined,
-      ).catch(() => undefined);
-    });
   }
 }
