@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 const BOARD_MAIN = createRequire(import.meta.url).resolve("@savepoint/board");
 const TRADER_MAIN = createRequire(import.meta.url).resolve("@savepoint/trader");
 const CONSOLE_MAIN = createRequire(import.meta.url).resolve("@savepoint/console");
+const REASONER_MAIN = createRequire(import.meta.url).resolve("@savepoint/reasoner");
 
 async function listening(): Promise<{ server: Server; port: number }> {
   const server = createServer();
@@ -54,6 +55,20 @@ describe("service start-up", () => {
     expect(exit.code).toBe(1);
     expect(service.output).toEqual([
       `${name}: HTTP_PORT=${taken.port} is in use: another process listens on it; stop that process or set HTTP_PORT to a free port`,
+    ]);
+  });
+
+  it("reasoner with an unreachable REDIS_URL logs the outage once, then exits 1 with one line naming the setting, no stack trace", async () => {
+    const redisUrl = `redis://127.0.0.1:${await closedPort()}`;
+    const service = ServiceProcess.start(REASONER_MAIN, { ...env.env, HTTP_PORT: "0", REDIS_URL: redisUrl });
+    started.push(service);
+
+    const exit = await service.exited;
+
+    expect(exit.code).toBe(1);
+    expect(service.logs.filter((line) => line.msg === "Redis unreachable; reconnecting")).toHaveLength(1);
+    expect(service.output.filter((line) => !line.startsWith("{"))).toEqual([
+      "reasoner: Redis did not become ready within 10000 ms (status reconnecting); check REDIS_URL or REDIS_CLUSTER_NODES",
     ]);
   });
 

@@ -56,13 +56,18 @@ export function createRedisConnection(target: RedisTarget | string, role: RedisR
   return new Redis(where.url, { ...behaviour, retryStrategy: backoff });
 }
 
+/** Redis could not be reached at start (down, wrong address or password): a person's fix, told in one line. */
+export class RedisUnavailableError extends Error {
+  override name = "RedisUnavailableError";
+}
+
 /** Resolves once the connection is ready; a producer cannot send anything before then. */
 export async function waitForRedis(connection: RedisConnection, timeoutMs = 10_000): Promise<void> {
   if (connection.status === "ready") return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`Redis did not become ready within ${timeoutMs} ms (status ${connection.status}); check REDIS_URL or REDIS_CLUSTER_NODES`));
+      reject(new RedisUnavailableError(`Redis did not become ready within ${timeoutMs} ms (status ${connection.status}); check REDIS_URL or REDIS_CLUSTER_NODES`));
     }, timeoutMs);
     const onReady = () => {
       cleanup();

@@ -5,6 +5,7 @@ import { ConfigError, parseEnv } from "./config.js";
 import { createLogger, type LogFormat, type Logger } from "./logger.js";
 import { createMetricsRegistry, exitOnPortUnavailable, PortUnavailableError, startOpsServer, type ReadinessCheck } from "./ops-server.js";
 import { redactUrl } from "./redaction.js";
+import { RedisUnavailableError } from "./redis.js";
 import { GracefulShutdown } from "./shutdown.js";
 
 /** What a service's `start` hands back: how to tell it is ready, and how to stop it. */
@@ -88,8 +89,8 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
     running = await start(config, { logger, registry, ...(ops ? { httpPort: ops.port } : {}) });
   } catch (error) {
     // A service that opens its own port (the simulator's SIM_PORT, the model server's MODEL_SERVER_PORT) meets
-    // the same person-made mistake as the ops server's HTTP_PORT: one line, no stack.
-    if (error instanceof PortUnavailableError) console.error(`${name}: ${error.message}`);
+    // the same person-made mistake as the ops server's HTTP_PORT, and an unreachable Redis is another: one line, no stack.
+    if (error instanceof PortUnavailableError || error instanceof RedisUnavailableError) console.error(`${name}: ${error.message}`);
     else logger.fatal({ err: error }, `${name} failed to start`);
     await ops?.server.close();
     process.exit(1);

@@ -2,6 +2,8 @@ import os from "node:os";
 import {
   CheckpointClient,
   createRedisConnection,
+  redisTargetOf,
+  reportRedisOutages,
   waitForRedis,
   type Logger,
   type ReadinessCheck,
@@ -59,10 +61,12 @@ export async function startReasoner(
     });
   const engine = new ChainOfThought(model, [marketAnalysisTool, positionLookupTool, memoryRecallTool(sources.memory ?? new LessonBook())]);
 
-  const producerConnection = createRedisConnection(config.REDIS_URL, "producer", "reasoner");
+  const redis = redisTargetOf(config);
+  const producerConnection = createRedisConnection(redis, "producer", "reasoner");
+  reportRedisOutages(producerConnection, logger, "reasoner");
   await waitForRedis(producerConnection);
   const checkpoints = await CheckpointClient.connect({
-    redisUrl: config.REDIS_URL,
+    redis,
     queuePrefix: config.QUEUE_PREFIX,
     requestTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
     confirmTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
@@ -81,7 +85,8 @@ export async function startReasoner(
     interruptTimeoutMs: Math.min(config.CHECKPOINT_TIMEOUT_MS, Math.floor((config.SHUTDOWN_TIMEOUT_MS - callGraceMs(config)) / 2.5)),
     worker: `${os.hostname()}:${process.pid}`,
   });
-  const workerConnection = createRedisConnection(config.REDIS_URL, "worker", "reasoner-worker");
+  const workerConnection = createRedisConnection(redis, "worker", "reasoner-worker");
+  reportRedisOutages(workerConnection, logger, "reasoner-worker");
   const worker = new ThinkWorker({
     connection: workerConnection,
     prefix: config.QUEUE_PREFIX,
