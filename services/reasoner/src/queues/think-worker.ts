@@ -3,7 +3,14 @@ import { createJobProcessor, JobRejectedError, type Logger } from "@savepoint/sh
 import type { ReasonerMetrics } from "../metrics.js";
 import { LockLost, ShutdownRequested, type ThinkRunner } from "../run/think-runner.js";
 
-const LOCK_RENEWAL_FAILURE = /^could not renew lock for job /;
+/**
+ * Whether a worker "error" is BullMQ's report of a lock it could not renew. BullMQ (6.x, its LockManager)
+ * emits that as a plain Error with no type or code, so its wording is all there is to tell it by; the same
+ * event also reaches the lockRenewalFailed handler, with the job ids, which is where it is handled.
+ */
+function isLockRenewalFailure(error: Error): boolean {
+  return error.message.startsWith("could not renew lock for job ");
+}
 
 export interface ThinkWorkerOptions {
   connection: ConnectionOptions;
@@ -86,7 +93,7 @@ export class ThinkWorker {
     });
     this.worker.on("error", (error) => {
       // Already reported, with the run it stops, by the lockRenewalFailed handler.
-      if (LOCK_RENEWAL_FAILURE.test(error.message)) return;
+      if (isLockRenewalFailure(error)) return;
       logger.error({ err: error }, "reasoning worker error");
     });
   }
