@@ -4,10 +4,10 @@ import { fileURLToPath } from "node:url";
 import { CheckpointClient, createLogger, serializeState } from "@savepoint/shared";
 import { createTestEnvironment, ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
 import { z } from "zod";
-import { AlpacaBroker } from "../broker/alpaca-broker.js";
-import { parseCommandLine } from "../cli/options.js";
+import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
+import { parseCommandLine } from "../src/cli/options.js";
 import { startSimulator, type RunningSimulator } from "@savepoint/alpaca-simulator";
-import { Trader } from "../trader.js";
+import { Trader } from "../src/trader.js";
 
 /*
  * What checkpointing costs the trader, measured against the real checkpointer, Redis and Postgres with the
@@ -24,7 +24,7 @@ const settingsSchema = z.object({
   BENCH_RESUMES: z.coerce.number().int().min(1).max(50).default(5),
 });
 
-const TRADER_MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
+const TRADER_MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
 const CHECKPOINTER_MAIN = fileURLToPath(new URL("../../../checkpointer/dist/main.js", import.meta.url));
 
 interface Summary {
