@@ -11,13 +11,13 @@ import {
   type ThinkResult,
 } from "@savepoint/shared";
 import { createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { reasonerEnvSchema, type ReasonerConfig } from "../config.js";
-import type { ThoughtStep } from "../engine/thought-step.js";
-import { AnthropicModel } from "../model/anthropic-model.js";
-import type { ModelTurnRequest, ReasoningModel } from "../model/reasoning-model.js";
+import { reasonerEnvSchema, type ReasonerConfig } from "../src/config.js";
+import type { ThoughtStep } from "../src/engine/thought-step.js";
+import { AnthropicModel } from "../src/model/anthropic-model.js";
+import type { ModelTurnRequest, ReasoningModel } from "../src/model/reasoning-model.js";
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
-import { startReasoner, type RunningReasoner } from "../reasoner.js";
-import { REASONER_SERVICE } from "../session/checkpoint-state.js";
+import { startReasoner, type RunningReasoner } from "../src/reasoner.js";
+import { REASONER_SERVICE } from "../src/session/checkpoint-state.js";
 import { percentile, pollUntil } from "./measure.js";
 
 /*
@@ -31,7 +31,7 @@ import { percentile, pollUntil } from "./measure.js";
  */
 
 const CHECKPOINTER_MAIN = fileURLToPath(new URL("../../../checkpointer/dist/main.js", import.meta.url));
-const REASONER_MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
+const REASONER_MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
 const CONCURRENT_RUNS = 10;
 /** Model latency while measuring per-iteration overhead: runs interleave as they would on a real model. */
 const OVERHEAD_LATENCY_MS = 200;
