@@ -44,10 +44,14 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   const target = redisTargetOf(config);
   const producerConnection = createRedisConnection(target, "producer", "checkpointer");
   const workerConnection = createRedisConnection(target, "worker", "checkpointer-worker");
+  // The confirmed queues' workers send their commands on a socket of their own: on the shared one they would
+  // wait behind every command the backlog's workers pipelined before them.
+  const confirmedWorkerConnection = createRedisConnection(target, "worker", "checkpointer-confirmed");
   // Answers wait through a Redis outage rather than fail: a job is finished only once its answer is pushed.
   const answerConnection = createRedisConnection(target, "worker", "checkpointer-answers");
   reportRedisOutages(producerConnection, logger, "checkpointer");
   reportRedisOutages(workerConnection, logger, "checkpointer-worker");
+  reportRedisOutages(confirmedWorkerConnection, logger, "checkpointer-confirmed");
   reportRedisOutages(answerConnection, logger, "checkpointer-answers");
   await waitForRedis(producerConnection);
   const prefix = config.QUEUE_PREFIX;
@@ -89,9 +93,16 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   const writerOptions = { maxBatchSize: config.BATCH_MAX_SIZE, maxConcurrentFlushes: config.BATCH_MAX_CONCURRENCY };
   // Confirmed saves have a writer of their own: their small batches commit beside the backlog's large ones
   // instead of after them. Both lock session rows in the same order, so they can wait on each other but not deadlock.
+  // Their writer has a Postgres connection per lane of its own, so a backlog holding the shared pool never makes them wait for one.
+  const confirmedPool = createPool({
+    databaseUrl: config.DATABASE_URL,
+    maxConnections: config.BATCH_MAX_CONCURRENCY,
+    statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+  });
+  confirmedPool.on("error", (error) => logger.warn({ problem: error.message, code: (error as { code?: string }).code }, "idle Postgres connection lost"));
   const writers = {
     fireAndForget: new SnapshotWriter(store, outage, metrics, logger, writerOptions),
-    confirmed: new SnapshotWriter(store, outage, metrics, logger, writerOptions),
+    confirmed: new SnapshotWriter(new CheckpointStore(confirmedPool), outage, metrics, logger, writerOptions),
   };
   const answers = new AnswerSender(answerConnection, prefix);
   // SNAPSHOT_CONCURRENCY is shared among the queues of each kind.
@@ -100,7 +111,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   for (const { queue, confirmed } of snapshotLanes) {
     snapshotWorkers.push(
       createSnapshotWorker({
-        connection: workerConnection,
+        connection: confirmed ? confirmedWorkerConnection : workerConnection,
         queue,
         concurrency: perQueue(confirmed),
         lockDurationMs: config.JOB_LOCK_DURATION_MS,
@@ -149,9 +160,10 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       outage.close();
       await Promise.all(workers.map((worker) => worker.close(abandonActive)));
       await Promise.all([...Object.values(queues), ...snapshotQueueDepths].map((queue) => queue.close()));
-      await pool.end();
+      await Promise.all([pool.end(), confirmedPool.end()]);
       producerConnection.disconnect();
       workerConnection.disconnect();
+      confirmedWorkerConnection.disconnect();
       answerConnection.disconnect();
     },
   };
