@@ -1,0 +1,154 @@
+/**
+ * Issue 12, items 4 and 8, as a producer of checkpoints meets them: saveAndConfirm calls in flight while Redis
+ * is SIGKILLed, and confirmed saves while a fire-and-forget backlog drains. The checkpointer is the built one,
+ * in a process of its own.
+ */
+import { performance } from "node:perf_hooks";
+import { setTimeout as delay } from "node:timers/promises";
+import { CheckpointClient } from "@savepoint/shared";
+import { RedisServer } from "@savepoint/shared/testing";
+import { spawnCheckpointer, Tally } from "./harness.mjs";
+
+const CONFIRMING_LOOPS = 16;
+const BACKLOG = 100_000;
+const TARGET_P99_MS = 50;
+
+let takenAt = 0;
+const envelope = (sessionId, seq, state = { positions: [], note: "fault campaign" }) => ({
+  v: 1, service: "campaign", sessionId, epoch: 0, seq, kind: "periodic", status: "active", schemaVersion: 1,
+  takenAt: new Date(Date.now() + ++takenAt).toISOString(), state,
+});
+const percentile = (samples, q) => [...samples].sort((a, b) => a - b)[Math.max(0, Math.ceil(q * samples.length) - 1)] ?? 0;
+
+/** Confirmed seqs that Postgres does not hold, and rows stored more than once, for sessions starting with `like`. */
+async function lostAndDuplicated(env, like, confirmed) {
+  const { rows } = await env.query("SELECT session_id, seq, count(*)::int AS n FROM checkpoints WHERE service = 'campaign' AND session_id LIKE $1 GROUP BY 1, 2", [`${like}%`]);
+  const stored = new Set(rows.map((row) => `${row.session_id}/${row.seq}`));
+  return {
+    lost: [...confirmed].filter((key) => !stored.has(key)).length,
+    duplicated: rows.reduce((sum, row) => sum + row.n - 1, 0),
+  };
+}
+
+/** Item 4: saveAndConfirm calls in flight when Redis is SIGKILLed, then restarted. */
+export async function confirmDuringRedisCrash({ env: base, trials, stops }) {
+  const tally = new Tally(4, "saveAndConfirm in flight during a Redis crash");
+  const redis = await RedisServer.start();
+  stops.push(() => redis.stop());
+  const env = { ...base, redisUrl: redis.url, env: { ...base.env, REDIS_URL: redis.url } };
+  const checkpointer = await spawnCheckpointer(env);
+  stops.push(() => checkpointer.kill("SIGTERM"));
+  const client = await CheckpointClient.connect({ redisUrl: redis.url, queuePrefix: env.queuePrefix, confirmTimeoutMs: 5_000 });
+  stops.push(() => client.close());
+  let unhandled = 0;
+  const onUnhandled = () => (unhandled += 1);
+  process.on("unhandledRejection", onUnhandled);
+  stops.push(() => process.off("unhandledRejection", onUnhandled));
+
+  const confirmed = new Set();
+  const untyped = new Set();
+  let typed = 0;
+  let retried = 0;
+  let repeated = 0;
+  for (let trial = 1; trial <= trials; trial++) {
+    let running = true;
+    const loop = async (index) => {
+      const sessionId = `crash-${trial}-${index}`;
+      let retrying = false;
+      for (let seq = 1; running; ) {
+        try {
+          const receipt = await client.saveAndConfirm(envelope(sessionId, seq));
+          confirmed.add(`${sessionId}/${seq}`);
+          if (retrying && receipt.outcome === "duplicate") repeated += 1;
+          retrying = false;
+          seq += 1;
+        } catch (error) {
+          if (String(error?.name).startsWith("Checkpoint")) typed += 1;
+          else untyped.add(`${error?.name}: ${error?.message}`);
+          // A producer keeps a snapshot it could not confirm and sends it again.
+          retrying = true;
+          retried += 1;
+          await delay(100);
+        }
+      }
+    };
+    const loops = Array.from({ length: CONFIRMING_LOOPS }, (_, index) => loop(index));
+    await delay(300 + Math.random() * 700);
+    await redis.kill();
+    await delay(1_000 + Math.random() * 1_000);
+    await redis.restart();
+    await delay(2_000);
+    running = false;
+    await Promise.all(loops);
+  }
+  const { lost, duplicated } = await lostAndDuplicated(env, "crash-", confirmed);
+  tally.figure("confirmed", confirmed.size);
+  tally.figure("typed errors", typed);
+  tally.figure("untyped errors", untyped.size);
+  tally.figure("unhandled rejections", unhandled);
+  tally.figure("lost", lost);
+  tally.figure("duplicated", duplicated);
+  tally.figure(`sent again (repeated; ${repeated} answered duplicate)`, retried);
+  tally.expect(`no unhandled rejection (got ${unhandled})`, unhandled === 0);
+  tally.expect(`every error typed (got ${[...untyped].join("; ")})`, untyped.size === 0);
+  tally.expect(`no confirmed save lost (lost ${lost})`, lost === 0);
+  tally.expect(`no snapshot stored twice (${duplicated})`, duplicated === 0);
+  return tally;
+}
+
+/** Item 8: two confirming producers while a backlog of BACKLOG fire-and-forget snapshots drains. */
+export async function confirmedUnderBacklog({ env, trials }) {
+  const tally = new Tally(8, `confirmed saves behind a ${BACKLOG / 1000}k fire-and-forget backlog`);
+  const backlogClient = await CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix });
+  const producers = await Promise.all([1, 2].map(() => CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, confirmTimeoutMs: 10_000 })));
+  const confirmed = new Set();
+  const latencies = [];
+  let timedOut = 0;
+  let stillWaiting = 0;
+  try {
+    for (let trial = 1; trial <= trials; trial++) {
+      const state = { blob: "x".repeat(1024) };
+      for (let sent = 0; sent < BACKLOG; sent += 1000) {
+        await Promise.all(Array.from({ length: 1000 }, (_, index) => backlogClient.save(envelope(`backlog-${trial}-${index % 1000}`, sent + index + 1, state))));
+      }
+      // Each producer keeps 8 confirmations in flight, as the issue's campaign did.
+      await Promise.all(
+        producers.flatMap((producer, which) =>
+          Array.from({ length: 8 }, async (_, index) => {
+            const sessionId = `confirmed-${trial}-${which}-${index}`;
+            for (let seq = 1; seq <= 25; seq++) {
+              const started = performance.now();
+              try {
+                await producer.saveAndConfirm(envelope(sessionId, seq));
+                latencies.push(performance.now() - started);
+                confirmed.add(`${sessionId}/${seq}`);
+              } catch (error) {
+                if (error?.name !== "CheckpointTimeoutError") throw error;
+                timedOut += 1;
+              }
+            }
+          }),
+        ),
+      );
+      const { rows } = await env.query("SELECT count(*)::int AS n FROM checkpoints WHERE session_id LIKE $1", [`backlog-${trial}-%`]);
+      stillWaiting += BACKLOG - rows[0].n;
+    }
+  } finally {
+    await Promise.all([backlogClient, ...producers].map((client) => client.close()));
+  }
+  const { lost, duplicated } = await lostAndDuplicated(env, "confirmed-", confirmed);
+  const p99 = percentile(latencies, 0.99);
+  tally.figure("confirmed", confirmed.size);
+  tally.figure("timed out", timedOut);
+  tally.figure("p50 ms", percentile(latencies, 0.5).toFixed(1));
+  tally.figure("p99 ms", p99.toFixed(1));
+  tally.figure("backlog still waiting at the last confirmation", stillWaiting);
+  tally.figure("lost", lost);
+  tally.figure("duplicated", duplicated);
+  tally.figure("repeated", 0);
+  tally.expect(`no confirmation timed out (${timedOut})`, timedOut === 0);
+  tally.expect(`confirmed p99 under ${TARGET_P99_MS} ms (${p99.toFixed(1)} ms)`, p99 < TARGET_P99_MS);
+  tally.expect(`no confirmed save lost (lost ${lost})`, lost === 0);
+  tally.expect(`no snapshot stored twice (${duplicated})`, duplicated === 0);
+  return tally;
+}
