@@ -7,6 +7,7 @@ import { answer } from "./deterministic-analyst.js";
 import { FaultQueue, faultSchema, type Fault } from "./faults.js";
 import { generate } from "./generation.js";
 import { KNOWN_MODELS } from "./known-models.js";
+import { modelInfo, modelListQuerySchema, modelPage } from "./models-api.js";
 import {
   combineTurns,
   conversationProblem,
@@ -92,12 +93,33 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     const status = error.statusCode === 413 ? 413 : (error.statusCode ?? 500) < 500 ? 400 : 500;
     return fail(reply, status, error.message);
   });
-  app.setNotFoundHandler((request, reply) => fail(reply, 404, `${request.method} ${request.url} does not exist; the local model server serves POST /v1/messages`));
+  app.setNotFoundHandler((request, reply) =>
+    fail(reply, 404, `${request.method} ${request.url} does not exist; the local model server serves POST /v1/messages, GET /v1/models and GET /v1/models/{model_id}`),
+  );
+  /** The API's key check, the same on every /v1 route; sends the 401 and answers true when the key is refused. */
+  const refusedKey = (request: FastifyRequest, reply: FastifyReply): boolean => {
+    const key = presentedKey(request);
+    if (!key) void fail(reply, 401, "missing API key: send x-api-key or Authorization: Bearer");
+    else if (options.apiKey && key !== options.apiKey) void fail(reply, 401, "invalid x-api-key");
+    return reply.sent;
+  };
+
+  app.get("/v1/models", async (request, reply) => {
+    if (refusedKey(request, reply)) return reply;
+    const query = modelListQuerySchema.safeParse(request.query);
+    if (!query.success) return fail(reply, 400, describeIssues(query.error));
+    return modelPage(models, query.data);
+  });
+  app.get<{ Params: { modelId: string } }>("/v1/models/:modelId", async (request, reply) => {
+    if (refusedKey(request, reply)) return reply;
+    const model = models.get(request.params.modelId);
+    // The API's wording for an unknown id, as for an unknown `model` in POST /v1/messages.
+    if (!model) return fail(reply, 404, `model: ${request.params.modelId}`);
+    return modelInfo(request.params.modelId, model);
+  });
 
   app.post("/v1/messages", async (request, reply) => {
-    const key = presentedKey(request);
-    if (!key) return fail(reply, 401, "missing API key: send x-api-key or Authorization: Bearer");
-    if (options.apiKey && key !== options.apiKey) return fail(reply, 401, "invalid x-api-key");
+    if (refusedKey(request, reply)) return reply;
     const parsed = messagesRequestSchema.safeParse(request.body);
     if (!parsed.success) return fail(reply, 400, describeIssues(parsed.error));
     const body = combineTurns(parsed.data);
