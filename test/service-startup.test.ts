@@ -1,7 +1,9 @@
 import { createTestEnvironment, CHECKPOINTER_MAIN, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { once } from "node:events";
 import { createRequire } from "node:module";
 import { createServer, type Server } from "node:net";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // Start-up mistakes a person at a terminal makes, met through the real entry points as separate processes.
@@ -9,6 +11,8 @@ const BOARD_MAIN = createRequire(import.meta.url).resolve("@savepoint/board");
 const TRADER_MAIN = createRequire(import.meta.url).resolve("@savepoint/trader");
 const CONSOLE_MAIN = createRequire(import.meta.url).resolve("@savepoint/console");
 const REASONER_MAIN = createRequire(import.meta.url).resolve("@savepoint/reasoner");
+// The simulator's package exports its library; its entry point sits beside it.
+const SIMULATOR_MAIN = join(dirname(createRequire(import.meta.url).resolve("@savepoint/alpaca-simulator")), "main.js");
 
 async function listening(): Promise<{ server: Server; port: number }> {
   const server = createServer();
@@ -28,16 +32,21 @@ async function closedPort(): Promise<number> {
 describe("service start-up", () => {
   let env: TestEnvironment;
   let taken: { server: Server; port: number };
+  let model: ModelServer;
+  let modelUrl: string;
   const started: ServiceProcess[] = [];
 
   beforeAll(async () => {
     env = await createTestEnvironment("startup");
     taken = await listening();
+    model = createModelServer({ latencyMs: 0, apiKey: "the-model-server-key" });
+    modelUrl = `http://127.0.0.1:${await model.listen(0)}`;
   });
 
   afterAll(async () => {
     await Promise.all(started.map((service) => service.kill("SIGKILL")));
     taken?.server.close();
+    await model?.close();
     await env?.dispose();
   });
 
@@ -69,6 +78,52 @@ describe("service start-up", () => {
     expect(service.logs.filter((line) => line.msg === "Redis unreachable; reconnecting")).toHaveLength(1);
     expect(service.output.filter((line) => !line.startsWith("{"))).toEqual([
       "reasoner: Redis did not become ready within 10000 ms (status reconnecting); check REDIS_URL or REDIS_CLUSTER_NODES",
+    ]);
+  });
+
+  it("alpaca-simulator on a SIM_PORT in use exits 1 with one line naming the setting, no stack trace", async () => {
+    const service = ServiceProcess.start(SIMULATOR_MAIN, { ...env.env, SIM_PORT: String(taken.port) });
+    started.push(service);
+
+    const exit = await service.exited;
+
+    expect(exit.code).toBe(1);
+    expect(service.output.filter((line) => !line.startsWith("{"))).toEqual([
+      `alpaca-simulator: SIM_PORT=${taken.port} is in use: another process listens on it; stop that process or set SIM_PORT to a free port`,
+    ]);
+  });
+
+  it.each([
+    [
+      "a key the model API refuses",
+      () => ({ ANTHROPIC_API_KEY: "not-the-key" }),
+      () => `reasoner: the model API at ${modelUrl} refused ANTHROPIC_API_KEY (status 401: invalid x-api-key); set ANTHROPIC_API_KEY to a key it accepts`,
+    ],
+    [
+      "an ANTHROPIC_MODEL the model API does not know",
+      () => ({ ANTHROPIC_API_KEY: "the-model-server-key", ANTHROPIC_MODEL: "claude-sonet-5-5" }),
+      () => `reasoner: ANTHROPIC_MODEL=claude-sonet-5-5 is not a model the API at ${modelUrl} knows (status 404); set ANTHROPIC_MODEL to one it lists at GET /v1/models`,
+    ],
+  ])("reasoner with %s exits 1 with one line naming the setting, no stack trace", async (_case, settings, line) => {
+    const service = ServiceProcess.start(REASONER_MAIN, { ...env.env, HTTP_PORT: "0", ANTHROPIC_BASE_URL: modelUrl, ...settings() });
+    started.push(service);
+
+    const exit = await service.exited;
+
+    expect(exit.code).toBe(1);
+    expect(service.output.filter((line) => !line.startsWith("{"))).toEqual([line()]);
+  });
+
+  it("reasoner with an ANTHROPIC_BASE_URL nobody answers at exits 1 with one line naming the setting, no stack trace", async () => {
+    const baseUrl = `http://127.0.0.1:${await closedPort()}`;
+    const service = ServiceProcess.start(REASONER_MAIN, { ...env.env, HTTP_PORT: "0", ANTHROPIC_BASE_URL: baseUrl, ANTHROPIC_API_KEY: "any-key" });
+    started.push(service);
+
+    const exit = await service.exited;
+
+    expect(exit.code).toBe(1);
+    expect(service.output.filter((line) => !line.startsWith("{"))).toEqual([
+      `reasoner: the model API at ${baseUrl} is unreachable (Connection error.); check ANTHROPIC_BASE_URL, or start the local model server (npm run model-server)`,
     ]);
   });
 

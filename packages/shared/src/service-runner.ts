@@ -8,6 +8,15 @@ import { redactUrl } from "./redaction.js";
 import { RedisUnavailableError } from "./redis.js";
 import { GracefulShutdown } from "./shutdown.js";
 
+/**
+ * A setting the service found wrong while starting (a key the API refuses, a model it does not know, an
+ * endpoint nobody answers at): the message names the setting and what to do, and runService prints it as one
+ * line and exits 1, as it does for a port in use or an unreachable Redis.
+ */
+export class StartupSettingError extends Error {
+  override name = "StartupSettingError";
+}
+
 /** What a service's `start` hands back: how to tell it is ready, and how to stop it. */
 export interface RunningService {
   readiness: Record<string, ReadinessCheck>;
@@ -89,8 +98,10 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
     running = await start(config, { logger, registry, ...(ops ? { httpPort: ops.port } : {}) });
   } catch (error) {
     // A service that opens its own port (the simulator's SIM_PORT, the model server's MODEL_SERVER_PORT) meets
-    // the same person-made mistake as the ops server's HTTP_PORT, and an unreachable Redis is another: one line, no stack.
-    if (error instanceof PortUnavailableError || error instanceof RedisUnavailableError) console.error(`${name}: ${error.message}`);
+    // the same person-made mistake as the ops server's HTTP_PORT; an unreachable Redis and a setting the service
+    // found wrong while starting are others: one line, no stack.
+    const personMade = error instanceof PortUnavailableError || error instanceof RedisUnavailableError || error instanceof StartupSettingError;
+    if (personMade) console.error(`${name}: ${error.message}`);
     else logger.fatal({ err: error }, `${name} failed to start`);
     await ops?.server.close();
     process.exit(1);

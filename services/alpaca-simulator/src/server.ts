@@ -1,4 +1,4 @@
-import type { Logger } from "@savepoint/shared";
+import { listenOn, type Logger } from "@savepoint/shared";
 import Fastify, { type FastifyReply, type FastifyRequest } from "fastify";
 import { setTimeout as delay } from "node:timers/promises";
 import { z } from "zod";
@@ -220,9 +220,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   registerMarketDataRoutes(app, sim);
   registerAdminRoutes(app, control);
 
-  await app.listen({ host: settings.host, port: settings.port });
-  const address = app.server.address();
-  const port = typeof address === "object" && address ? address.port : settings.port;
+  // A port in use or privileged is a PortUnavailableError naming SIM_PORT, which runService prints as one line.
+  const port = await listenOn(app, { host: settings.host, port: settings.port, setting: "SIM_PORT" });
   const ticker = settings.tickIntervalMs > 0 ? setInterval(() => sim.advance(1), settings.tickIntervalMs) : undefined;
   const urlHost = settings.host === "0.0.0.0" || settings.host === "::" ? "127.0.0.1" : settings.host;
 

@@ -36,6 +36,9 @@ export interface ReasonerSources {
   memory?: MemoryStore;
 }
 
+/** The start-up check of the model endpoint waits no longer than this for its one answer. */
+const MODEL_CHECK_TIMEOUT_MS = 10_000;
+
 /** Wires the model, the tools, the engine and the checkpoint client into a worker on `reasoning`, and starts it. */
 export async function startReasoner(
   config: ReasonerConfig,
@@ -65,6 +68,13 @@ export async function startReasoner(
   const producerConnection = createRedisConnection(redis, "producer", "reasoner");
   reportRedisOutages(producerConnection, logger, "reasoner");
   await waitForRedis(producerConnection);
+  // After Redis, whose line names REDIS_URL; before the worker, so no job is taken by a reasoner that cannot think.
+  if (model instanceof AnthropicModel) {
+    await model.checkEndpoint(Math.min(config.MODEL_TIMEOUT_MS, MODEL_CHECK_TIMEOUT_MS)).catch((error: unknown) => {
+      producerConnection.disconnect();
+      throw error;
+    });
+  }
   const checkpoints = await CheckpointClient.connect({
     redis,
     queuePrefix: config.QUEUE_PREFIX,

@@ -1,7 +1,14 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import Anthropic, { APIConnectionTimeoutError, APIUserAbortError } from "@anthropic-ai/sdk";
+import Anthropic, {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIUserAbortError,
+  AuthenticationError,
+  NotFoundError,
+  PermissionDeniedError,
+} from "@anthropic-ai/sdk";
 import type { Message, MessageCreateParamsNonStreaming } from "@anthropic-ai/sdk/resources/messages";
-import { describeIssues, type Logger } from "@savepoint/shared";
+import { describeIssues, StartupSettingError, type Logger } from "@savepoint/shared";
 import { z } from "zod";
 import type { RetryRecord } from "../engine/thought-step.js";
 import { classifyFailure, retryDelayMs } from "./retry-policy.js";
@@ -42,6 +49,10 @@ const messageSchema = z.object({
 const textBlockSchema = z.object({ type: z.literal("text"), text: z.string() });
 const toolUseBlockSchema = z.object({ type: z.literal("tool_use"), id: z.string().min(1), name: z.string().min(1), input: z.json() });
 
+// The API's error body: `{ type: "error", error: { type, message }, request_id }`.
+const apiErrorBodySchema = z.object({ error: z.object({ message: z.string() }) });
+const apiErrorMessage = (body: unknown): string | undefined => apiErrorBodySchema.safeParse(body).data?.error.message;
+
 function sdkLogger(logger: Logger) {
   const log = (level: "error" | "warn" | "info" | "debug") => (message: string, ...details: unknown[]) =>
     logger[level]({ component: "anthropic-sdk", details }, message);
@@ -64,6 +75,33 @@ export class AnthropicModel implements ReasoningModel {
       logger: sdkLogger(options.logger),
       logLevel: "warn",
     });
+  }
+
+  /**
+   * One `GET /v1/models/{ANTHROPIC_MODEL}` at start, so a key the API refuses, a model it does not know or an
+   * endpoint nobody answers at stops the service with one line naming the setting, instead of failing every
+   * run later. Any other answer (an overloaded API, a 5xx) is left to the calls' own retries.
+   */
+  async checkEndpoint(timeoutMs: number): Promise<void> {
+    const { baseURL, model } = this.options;
+    try {
+      await this.client.models.retrieve(model, {}, { timeout: timeoutMs, maxRetries: 0 });
+    } catch (error) {
+      if (error instanceof AuthenticationError || error instanceof PermissionDeniedError) {
+        throw new StartupSettingError(
+          `the model API at ${baseURL} refused ANTHROPIC_API_KEY (status ${error.status}: ${apiErrorMessage(error.error) ?? error.message}); set ANTHROPIC_API_KEY to a key it accepts`,
+        );
+      }
+      if (error instanceof NotFoundError) {
+        throw new StartupSettingError(`ANTHROPIC_MODEL=${model} is not a model the API at ${baseURL} knows (status 404); set ANTHROPIC_MODEL to one it lists at GET /v1/models`);
+      }
+      if (error instanceof APIConnectionError) {
+        throw new StartupSettingError(
+          `the model API at ${baseURL} is unreachable (${error instanceof APIConnectionTimeoutError ? `no answer within ${timeoutMs} ms` : error.message}); check ANTHROPIC_BASE_URL, or start the local model server (npm run model-server)`,
+        );
+      }
+      this.options.logger.warn({ err: error }, "the model API did not confirm ANTHROPIC_MODEL at start; the calls will retry");
+    }
   }
 
   async next(request: ModelTurnRequest, signal: AbortSignal): Promise<ModelTurn> {
