@@ -14,7 +14,7 @@ await runService({
     const boundPort = await server.listen(config.MODEL_SERVER_PORT, config.MODEL_SERVER_HOST);
     logger.info(
       { port: boundPort, host: config.MODEL_SERVER_HOST, latencyMs: config.MODEL_SERVER_LATENCY_MS, keyRequired: Boolean(config.MODEL_SERVER_API_KEY) },
-      "model server listening: POST /v1/messages",
+      "model server listening: POST /v1/messages, GET /v1/models",
     );
     return { readiness: {}, close: () => server.close() };
   },
