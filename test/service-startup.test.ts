@@ -127,6 +127,16 @@ describe("service start-up", () => {
     ]);
   });
 
+  it("trader with REDIS_CLUSTER_NODES set refuses to start with one line naming it, since it runs on one Redis only", async () => {
+    const service = ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", REDIS_CLUSTER_NODES: "127.0.0.1:7000", QUEUE_PREFIX: "{savepoint}" });
+    started.push(service);
+
+    const exit = await service.exited;
+
+    expect(exit.code).toBe(1);
+    expect(service.output).toEqual(["trader: REDIS_CLUSTER_NODES: the trader does not run on a Redis Cluster yet; unset it and set REDIS_URL"]);
+  });
+
   it("logs JSON when stdout is no terminal and LOG_FORMAT is unset, lines for people with LOG_FORMAT=pretty", async () => {
     const board = (format: string) =>
       ServiceProcess.start(BOARD_MAIN, { ...env.env, HTTP_PORT: "0", BULL_BOARD_PASSWORD: "correct horse battery staple", LOG_FORMAT: format });

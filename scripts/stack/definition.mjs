@@ -64,7 +64,7 @@ export function stackServices(where) {
   const port = (base) => base + where.portOffset;
   const url = (service, base) => `http://${where.host(service)}:${port(base)}`;
   const logging = { LOG_LEVEL: { default: "info" }, LOG_FORMAT: { default: "json" } };
-  const queues = { REDIS_URL: where.redisUrl, QUEUE_PREFIX: { default: "savepoint" }, ...logging };
+  const queues = { REDIS_URL: where.redisUrl, REDIS_CLUSTER_NODES: { default: "" }, QUEUE_PREFIX: { default: "savepoint" }, ...logging };
 
   return [
     { name: "redis", kind: "infrastructure", variable: "REDIS_URL", url: where.redisUrl },

@@ -1,7 +1,7 @@
 import { createBullBoard } from "@bull-board/api";
 import { FastifyAdapter } from "@bull-board/fastify";
 import basicAuth from "@fastify/basic-auth";
-import { createRedisConnection, credentialsChecker, QUEUE_NAMES, type Logger } from "@savepoint/shared";
+import { createRedisConnection, redisTargetOf, credentialsChecker, QUEUE_NAMES, type Logger } from "@savepoint/shared";
 import { Queue } from "bullmq";
 import type { FastifyPluginAsync } from "fastify";
 import type { BoardConfig } from "./config.js";
@@ -15,7 +15,7 @@ export const BOARD_REALM = "Savepoint Bull Board";
  */
 export function boardRoutes(config: BoardConfig, logger: Logger): FastifyPluginAsync {
   return async (app) => {
-    const connection = createRedisConnection(config.REDIS_URL, "producer", "bull-board");
+    const connection = createRedisConnection(redisTargetOf(config), "producer", "bull-board");
     connection.on("error", (error) => logger.warn({ problem: error.message }, "Redis connection error; the board shows errors until it answers"));
     const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: config.QUEUE_PREFIX }));
     // The connection's own listener reports the problem once; the queues repeat it for each of them.

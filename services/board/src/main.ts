@@ -1,4 +1,4 @@
-import { createRedisConnection, QUEUE_NAMES, runService } from "@savepoint/shared";
+import { createRedisConnection, redisTargetOf, QUEUE_NAMES, runService } from "@savepoint/shared";
 import { boardRoutes } from "./board-routes.js";
 import { boardEnvSchema } from "./config.js";
 
@@ -7,7 +7,7 @@ await runService({
   envSchema: boardEnvSchema,
   routes: (config, { logger }) => boardRoutes(config, logger),
   start: async (config, { logger, httpPort = config.HTTP_PORT }) => {
-    const redis = createRedisConnection(config.REDIS_URL, "producer", "bull-board-readiness");
+    const redis = createRedisConnection(redisTargetOf(config), "producer", "bull-board-readiness");
     // While Redis is down /readyz says so; the error events of reconnecting add nothing to that.
     redis.on("error", () => undefined);
     logger.info(

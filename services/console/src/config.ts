@@ -6,7 +6,7 @@ import { z } from "zod";
  * (docker compose and `npm run stack` supply a development-only one, and publish the port on 127.0.0.1 only).
  * It reads Postgres alone, so it has no Redis settings.
  */
-export const consoleEnvSchema = commonEnvSchema.omit({ REDIS_URL: true, QUEUE_PREFIX: true }).extend({
+export const consoleEnvSchema = commonEnvSchema.omit({ REDIS_URL: true, REDIS_CLUSTER_NODES: true, QUEUE_PREFIX: true }).extend({
   HTTP_PORT: port().default(8084),
   CONSOLE_USER: basicAuthUserSchema.default("admin"),
   CONSOLE_PASSWORD: basicAuthPasswordSchema("the console", "the console's basic auth is all that guards every session's state"),

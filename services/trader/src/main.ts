@@ -43,7 +43,10 @@ function commandLine(): TraderOptions {
 
 function environment(): TraderEnv {
   try {
-    return parseEnv(traderEnvSchema);
+    const env = parseEnv(traderEnvSchema);
+    // Its lease, readiness and reasoning connections are single-node ones; better refused than pointed elsewhere.
+    if (env.REDIS_CLUSTER_NODES) throw new ConfigError("REDIS_CLUSTER_NODES: the trader does not run on a Redis Cluster yet; unset it and set REDIS_URL");
+    return env;
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`trader: ${error.message}`);
