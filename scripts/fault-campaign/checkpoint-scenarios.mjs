@@ -108,15 +108,20 @@ export async function confirmedUnderBacklog({ env, trials }) {
   try {
     for (let trial = 1; trial <= trials; trial++) {
       const state = { blob: "x".repeat(1024) };
-      for (let sent = 0; sent < BACKLOG; sent += 1000) {
-        await Promise.all(Array.from({ length: 1000 }, (_, index) => backlogClient.save(envelope(`backlog-${trial}-${index % 1000}`, sent + index + 1, state))));
-      }
-      // Each producer keeps 8 confirmations in flight, as the issue's campaign did.
-      await Promise.all(
-        producers.flatMap((producer, which) =>
+      let backlogQueued = false;
+      const queueBacklog = async () => {
+        for (let sent = 0; sent < BACKLOG; sent += 1000) {
+          await Promise.all(Array.from({ length: 1000 }, (_, index) => backlogClient.save(envelope(`backlog-${trial}-${index % 1000}`, sent + index + 1, state))));
+        }
+        backlogQueued = true;
+      };
+      // While the backlog is queued and drains, each producer keeps 8 confirmations in flight, as the issue's campaign did.
+      await Promise.all([
+        queueBacklog(),
+        ...producers.flatMap((producer, which) =>
           Array.from({ length: 8 }, async (_, index) => {
             const sessionId = `confirmed-${trial}-${which}-${index}`;
-            for (let seq = 1; seq <= 25; seq++) {
+            for (let seq = 1; !backlogQueued || seq <= 25; seq++) {
               const started = performance.now();
               try {
                 await producer.saveAndConfirm(envelope(sessionId, seq));
@@ -129,7 +134,7 @@ export async function confirmedUnderBacklog({ env, trials }) {
             }
           }),
         ),
-      );
+      ]);
       const { rows } = await env.query("SELECT count(*)::int AS n FROM checkpoints WHERE session_id LIKE $1", [`backlog-${trial}-%`]);
       stillWaiting += BACKLOG - rows[0].n;
     }
