@@ -1,13 +1,13 @@
 import { performance } from "node:perf_hooks";
-import { CheckpointClient, createLogger, createMetricsRegistry, createRedisConnection, parseEnv, type SnapshotEnvelope } from "@savepoint/shared";
-import { createTestEnvironment, RedisServer } from "@savepoint/shared/testing";
-import { startCheckpointer } from "../src/checkpointer.js";
-import { checkpointerEnvSchema } from "../src/config.js";
+import { CheckpointClient, createRedisConnection, type SnapshotEnvelope } from "@savepoint/shared";
+import { createTestEnvironment, RedisServer, spawnCheckpointer } from "@savepoint/shared/testing";
 
 /*
  * The Redis half of `npm run bench:scale` (issue 11, item 5; issue 12, item 8), on a redis-server of its own so
  * other work on the machine's Redis does not count: Redis CPU and bytes sent per confirmed save with 1-200
  * connected clients (one saving, the rest idle), and confirmed-save latency while a fire-and-forget backlog drains.
+ * The checkpointer is the built one in a process of its own, as deployed: in this process its backlog work
+ * would share one event loop with the producer being timed.
  */
 
 const STATE = { blob: "x".repeat(8 * 1024) };
@@ -22,8 +22,7 @@ export async function measureRedisScale(options: { clientCounts: number[]; saves
   const { log } = options;
   const redis = await RedisServer.start({ args: ["--appendonly", "no"] });
   const env = await createTestEnvironment("bench-redis-scale");
-  const config = parseEnv(checkpointerEnvSchema, { ...env.env, REDIS_URL: redis.url, HTTP_PORT: "0" });
-  const checkpointer = await startCheckpointer(config, createLogger({ service: "checkpointer", level: "silent" }), createMetricsRegistry("checkpointer"));
+  let checkpointer = await spawnCheckpointer(env, { REDIS_URL: redis.url });
   const info = createRedisConnection(redis.url, "producer", "bench-info");
   const stats = async () => {
     const text = (await info.info("cpu")) + (await info.info("stats"));
@@ -50,9 +49,13 @@ export async function measureRedisScale(options: { clientCounts: number[]; saves
     }
     log(`Confirmed saves while a backlog of ${options.backlog} fire-and-forget snapshots drains:`);
     const producer = clients[0]!;
+    // Queued with no checkpointer running, so that all of it is waiting when the timed confirmations start:
+    // a running one drains a backlog faster than one producer can queue it.
+    await checkpointer.kill("SIGTERM");
     for (let sent = 0; sent < options.backlog; sent += 500) {
       await Promise.all(Array.from({ length: Math.min(500, options.backlog - sent) }, (_, index) => producer.save(envelope(`backlog-${index % 1000}`))));
     }
+    checkpointer = await spawnCheckpointer(env, { REDIS_URL: redis.url });
     const latencies: number[] = [];
     for (let index = 0; index < options.saves; index++) {
       const started = performance.now();
@@ -64,7 +67,7 @@ export async function measureRedisScale(options: { clientCounts: number[]; saves
     await Promise.all(clients.map((client) => client.close()));
   } finally {
     info.disconnect();
-    await checkpointer.close();
+    await checkpointer.kill("SIGTERM");
     await redis.stop();
     await env.dispose();
   }
