@@ -10,7 +10,7 @@
  */
 
 /**
- * @typedef {string | { default: string }} EnvValue
+ * @typedef {string | { default: string, follows?: string }} EnvValue
  * @typedef {"healthy" | "completed"} Condition  compose's service_healthy / service_completed_successfully
  * @typedef {{
  *   name: string,
@@ -44,7 +44,7 @@ export const COMPOSE_PLACEMENT = {
 export function nativePlacement(portOffset = 0) {
   return {
     redisUrl: { default: "redis://127.0.0.1:6379" },
-    databaseUrl: { default: "postgres://postgres@127.0.0.1:5432/savepoint" },
+    databaseUrl: { default: "postgres://postgres@127.0.0.1:5432/savepoint", follows: "DATABASE_URL" },
     host: () => "127.0.0.1",
     portOffset,
   };

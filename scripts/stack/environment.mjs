@@ -6,11 +6,15 @@ export function readEnvFile(path) {
   return existsSync(path) ? parseEnv(readFileSync(path, "utf8")) : {};
 }
 
-/** A definition value (`"fixed"` or `{ default }`) as it applies given the user's environment; empty counts as unset. */
+/**
+ * A definition value (`"fixed"` or `{ default, follows? }`) as it applies given the user's environment: the
+ * user's own setting of `name`, else of the variable it `follows` (the console's CONSOLE_DATABASE_URL follows
+ * DATABASE_URL, so both point at the user's database), else the default; empty counts as unset.
+ */
 export function resolveValue(value, userEnv, name) {
   if (typeof value === "string") return value;
-  const given = userEnv[name];
-  return given === undefined || given === "" ? value.default : given;
+  const given = [name, value.follows].map((variable) => variable && userEnv[variable]).find((setting) => setting !== undefined && setting !== "");
+  return given ?? value.default;
 }
 
 /**

@@ -51,9 +51,9 @@ describe("decodeSnapshot", () => {
 
   it("refuses a state over the size limit or holding what Postgres cannot store, without parsing it", () => {
     const big = JSON.stringify(snapshot({ state: { blob: "x".repeat(200) } }));
-    expect(() => decodeSnapshot(big, 100)).toThrow(expect.objectContaining({ reason: "too_large" }) as JobRejectedError);
+    expect(() => decodeSnapshot(big, 100)).toThrow(expect.objectContaining({ code: "too_large" }) as JobRejectedError);
     const nul = JSON.stringify(snapshot({ state: { note: "a\u0000b" } }));
-    expect(() => decodeSnapshot(nul, 1_000)).toThrow(expect.objectContaining({ reason: "unstorable" }) as JobRejectedError);
+    expect(() => decodeSnapshot(nul, 1_000)).toThrow(expect.objectContaining({ code: "unstorable" }) as JobRejectedError);
   });
 
   it("refuses data that is not JSON", () => {
