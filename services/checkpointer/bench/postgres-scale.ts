@@ -1,6 +1,6 @@
 import { migrate } from "@savepoint/shared";
 import pg from "pg";
-import { summarize, timeEach, type LatencySummary } from "../src/bench/timing.js";
+import { summarize, timeEach, type LatencySummary } from "./timing.js";
 import { CheckpointStore, createPool } from "../src/store/checkpoint-store.js";
 import { ROWS_PER_CHUNK } from "../src/store/retention.js";
 

@@ -13,8 +13,8 @@ import {
   snapshotJobId,
   type SnapshotEnvelope,
 } from "@savepoint/shared";
-import { createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { checkpointerEnvSchema } from "../config.js";
+import { CHECKPOINTER_MAIN, createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { checkpointerEnvSchema } from "../src/config.js";
 import { addBatchCounters, batchCountersBetween, readBatchCounters, type BatchCounters } from "./batch-counters.js";
 import { addSpend, CpuMeter, type CpuSpend } from "./cpu-meter.js";
 import { formatReport, type BenchResults, type DrainFigures, type DrainName, type LatencyName } from "./report.js";
@@ -30,7 +30,6 @@ import { pollUntil, runConcurrently, summarize, timeEach } from "./timing.js";
  * The checkpointer and the no-op worker run as their own processes, so this process only produces and measures.
  */
 
-const CHECKPOINTER_MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
 const NOOP_WORKER_MAIN = fileURLToPath(new URL("./noop-worker.js", import.meta.url));
 const NOOP_QUEUE = "bench-noop";
 const DIRECT_TABLE = "bench_direct_checkpoints";
