@@ -54,6 +54,17 @@ export class CheckpointClientClosedError extends Error {
   override name = "CheckpointClientClosedError";
 }
 
+/** Refuses an epoch claim the checkpointer could never fence on, naming each bad argument; shared by every CheckpointPort. */
+export function checkEpochClaim(service: string, sessionId: string, atLeast: number): void {
+  const problems: string[] = [];
+  const serviceIssue = serviceNameSchema.safeParse(service).error?.issues[0];
+  if (serviceIssue) problems.push(`service ${JSON.stringify(service)}: ${serviceIssue.message}`);
+  const sessionIssue = sessionIdSchema.safeParse(sessionId).error?.issues[0];
+  if (sessionIssue) problems.push(`sessionId ${JSON.stringify(sessionId)}: ${sessionIssue.message}`);
+  if (!Number.isSafeInteger(atLeast) || atLeast < 0) problems.push(`atLeast: must be an integer ≥ 0 (got ${atLeast})`);
+  if (problems.length > 0) throw new CheckpointInputError(`invalid epoch claim: ${problems.join("; ")}`);
+}
+
 export interface CheckpointClientOptions {
   /** The Redis the checkpointer consumes from: a URL, or a cluster (see `redisTargetOf`). */
   redis?: RedisTarget;
@@ -182,13 +193,7 @@ export class CheckpointClient implements CheckpointPort {
    * latest stored epoch + 1 so the claim also outranks owners whose claims have expired.
    */
   async claimEpoch(service: string, sessionId: string, atLeast = 0): Promise<number> {
-    const problems: string[] = [];
-    const serviceIssue = serviceNameSchema.safeParse(service).error?.issues[0];
-    if (serviceIssue) problems.push(`service ${JSON.stringify(service)}: ${serviceIssue.message}`);
-    const sessionIssue = sessionIdSchema.safeParse(sessionId).error?.issues[0];
-    if (sessionIssue) problems.push(`sessionId ${JSON.stringify(sessionId)}: ${sessionIssue.message}`);
-    if (!Number.isSafeInteger(atLeast) || atLeast < 0) problems.push(`atLeast: must be an integer ≥ 0 (got ${atLeast})`);
-    if (problems.length > 0) throw new CheckpointInputError(`invalid epoch claim: ${problems.join("; ")}`);
+    checkEpochClaim(service, sessionId, atLeast);
     const key = `${this.queuePrefix}:checkpoint-epochs:${service}:${sessionId}`;
     const claimed = await this.connection.eval(CLAIM_EPOCH_SCRIPT, 1, key, atLeast, EPOCH_COUNTER_TTL_SECONDS);
     return Number(claimed);

@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { CheckpointInputError, CheckpointStaleEpochError } from "../checkpoint-client.js";
+import { checkEpochClaim, CheckpointInputError, CheckpointStaleEpochError } from "../checkpoint-client.js";
 import type { CheckpointPort, SaveAndConfirmOptions } from "../checkpoint-port.js";
 import { describeIssues } from "../jobs.js";
 import {
@@ -17,8 +17,6 @@ import {
 import {
   DEFAULT_MAX_STATE_BYTES,
   serializeState,
-  serviceNameSchema,
-  sessionIdSchema,
   snapshotEnvelopeSchema,
   type SessionStatus,
   type SnapshotEnvelope,
@@ -144,13 +142,7 @@ export class InMemoryCheckpoints implements CheckpointPort {
   }
 
   async claimEpoch(service: string, sessionId: string, atLeast = 0): Promise<number> {
-    const problems: string[] = [];
-    const serviceIssue = serviceNameSchema.safeParse(service).error?.issues[0];
-    if (serviceIssue) problems.push(`service ${JSON.stringify(service)}: ${serviceIssue.message}`);
-    const sessionIssue = sessionIdSchema.safeParse(sessionId).error?.issues[0];
-    if (sessionIssue) problems.push(`sessionId ${JSON.stringify(sessionId)}: ${sessionIssue.message}`);
-    if (!Number.isSafeInteger(atLeast) || atLeast < 0) problems.push(`atLeast: must be an integer ≥ 0 (got ${atLeast})`);
-    if (problems.length > 0) throw new CheckpointInputError(`invalid epoch claim: ${problems.join("; ")}`);
+    checkEpochClaim(service, sessionId, atLeast);
     const key = sessionKey(service, sessionId);
     const epoch = Math.max((this.claimed.get(key) ?? -1) + 1, atLeast);
     this.claimed.set(key, epoch);
