@@ -136,7 +136,10 @@ export interface QueueAddress {
  */
 export const SNAPSHOT_QUEUE_SHARDS = 8;
 
-/** Which shard of `count` a session's snapshots go to (FNV-1a of service and session, so all agree). */
+/**
+ * Which of `count` shards a session belongs to (FNV-1a of service and session, so all agree): its snapshot
+ * queue on a cluster, and the checkpointer's writer lane.
+ */
 export function sessionShard(service: string, sessionId: string, count: number): number {
   let hash = 0x811c9dc5;
   for (const text of [service, sessionId]) {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MicroBatcher } from "../src/domain/micro-batcher.js";
 import { dedupeBatch } from "../src/domain/snapshot-batch.js";
-import { laneOf } from "../src/store/snapshot-writer.js";
 import { snapshot } from "./snapshot-fixture.js";
 
 function deferred<T>() {
@@ -89,14 +88,5 @@ describe("dedupeBatch", () => {
     const { unique, indexOf } = dedupeBatch([a, b, c, again]);
     expect(unique.map((s) => `${s.head.sessionId}:${s.head.epoch}:${s.head.seq}`)).toEqual(["a:1:0", "b:0:1", "b:0:2"]);
     expect(indexOf).toEqual([2, 0, 1, 2]);
-  });
-});
-
-describe("laneOf", () => {
-  it("always gives a session the same lane, and spreads sessions over every lane", () => {
-    expect(laneOf("trader", "session-7", 4)).toBe(laneOf("trader", "session-7", 4));
-    const used = new Set(Array.from({ length: 100 }, (_, index) => laneOf("trader", `session-${index}`, 4)));
-    expect([...used].sort()).toEqual([0, 1, 2, 3]);
-    expect(laneOf("a", "bc", 1000)).not.toBe(laneOf("ab", "c", 1000));
   });
 });

@@ -1,4 +1,4 @@
-import { JobRejectedError, type Logger } from "@savepoint/shared";
+import { JobRejectedError, sessionShard, type Logger } from "@savepoint/shared";
 import { MicroBatcher } from "../domain/micro-batcher.js";
 import { dedupeBatch, type PendingSnapshot, type PersistOutcome } from "../domain/snapshot-batch.js";
 import type { CheckpointerMetrics } from "../metrics.js";
@@ -8,22 +8,8 @@ import { isDataError, isRetryableConflict } from "./pg-errors.js";
 
 export interface SnapshotWriterOptions {
   maxBatchSize: number;
-  /** Batches written at once, each by its own lane (see `laneOf`). */
+  /** Batches written at once, each by its own lane (see `write`). */
   maxConcurrentFlushes: number;
-}
-
-/**
- * Which lane writes a session's snapshots. Two batches holding the same session lock its row in turn, so
- * batches flushed side by side only run in parallel if their sessions differ: each session belongs to one
- * lane, and each lane writes one batch at a time.
- */
-export function laneOf(service: string, sessionId: string, lanes: number): number {
-  let hash = 0x811c9dc5; // FNV-1a
-  for (const text of [service, sessionId]) {
-    for (let index = 0; index < text.length; index++) hash = Math.imul(hash ^ text.charCodeAt(index), 0x01000193);
-    hash = Math.imul(hash ^ 0, 0x01000193);
-  }
-  return (hash >>> 0) % lanes;
 }
 
 const MAX_CONFLICT_RETRIES = 5;
@@ -49,9 +35,14 @@ export class SnapshotWriter {
     );
   }
 
+  /**
+   * Two batches holding the same session lock its row in turn, so batches flushed side by side only run in
+   * parallel if their sessions differ: each session belongs to one lane (by the same hash that picks its
+   * queue shard), and each lane writes one batch at a time.
+   */
   write(snapshot: PendingSnapshot): Promise<PersistOutcome> {
     const { service, sessionId } = snapshot.head;
-    return this.lanes[laneOf(service, sessionId, this.lanes.length)]!.submit(snapshot);
+    return this.lanes[sessionShard(service, sessionId, this.lanes.length)]!.submit(snapshot);
   }
 
   private async flush(batch: PendingSnapshot[]): Promise<Array<PersistOutcome | Error>> {
