@@ -19,14 +19,16 @@ import { addBatchCounters, batchCountersBetween, readBatchCounters, type BatchCo
 import { addSpend, CpuMeter, type CpuSpend } from "./cpu-meter.js";
 import { formatReport, type BenchResults, type DrainFigures, type DrainName, type LatencyName } from "./report.js";
 import { loadBenchSettings, type BenchSettings } from "./settings.js";
+import { LangGraphPeer } from "./langgraph-peer.js";
 import { SnapshotFactory } from "./snapshots.js";
-import { pollUntil, runConcurrently, summarize, timeEach } from "./timing.js";
+import { pollUntil, runConcurrently, summarize, timeEach, type LatencySummary } from "./timing.js";
 
 /*
  * Measures the checkpointer against two naive designs, in one run, with the scenarios taking turns so that
  * whatever else runs on the machine weighs on all of them alike:
  * - a direct autocommit INSERT per snapshot from a small connection pool;
- * - a BullMQ worker that does nothing, configured and fed like the checkpointer.
+ * - a BullMQ worker that does nothing, configured and fed like the checkpointer;
+ * - a peer: LangGraph's PostgresSaver, putting and reading back the same states (langgraph-peer.ts).
  * The checkpointer and the no-op worker run as their own processes, so this process only produces and measures.
  */
 
@@ -36,7 +38,7 @@ const DIRECT_TABLE = "bench_direct_checkpoints";
 const DIRECT_INSERT_SQL = `INSERT INTO ${DIRECT_TABLE}
   (service, session_id, epoch, seq, owner_id, kind, status, schema_version, taken_at, state)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
-const LATENCY_NAMES: LatencyName[] = ["confirmedSave", "restore", "noopRoundTrip", "directInsert"];
+const LATENCY_NAMES: LatencyName[] = ["confirmedSave", "restore", "noopRoundTrip", "directInsert", "langgraphPut", "langgraphGetTuple"];
 const DRAIN_NAMES: DrainName[] = ["checkpointer", "noop", "directSerial", "direct"];
 
 /** Undo steps, run newest first, each whatever happened to the others; once, also on Ctrl-C. */
@@ -116,6 +118,8 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
   await noopEvents.waitUntilReady();
   const pool = new pg.Pool({ connectionString: environment.databaseUrl, max: settings.BENCH_DIRECT_CONNECTIONS });
   teardown.add(() => pool.end());
+  const langgraph = await LangGraphPeer.open(environment.databaseUrl);
+  teardown.add(() => langgraph.close());
 
   const meter = new CpuMeter({
     redisInfo: () => connection.info("cpu"),
@@ -149,6 +153,14 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
     directInsert: (index) => {
       const params = directInsertParams(snapshots.next(session("direct", index)));
       return () => pool.query(DIRECT_INSERT_SQL, params);
+    },
+    langgraphPut: (index) => {
+      const { sessionId, state } = snapshots.next(session("langgraph", index));
+      return () => langgraph.put(sessionId, state);
+    },
+    langgraphGetTuple: (index) => {
+      const threadId = session("langgraph-restore", index);
+      return () => langgraph.getTuple(threadId);
     },
   };
 
@@ -217,6 +229,8 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
   // Every restore reads a session that already has a snapshot, whichever scenario runs first.
   await runConcurrently(settings.BENCH_SESSIONS, 8, async (index) => {
     await client.saveAndConfirm(snapshots.next(session("restore", index)));
+    const { sessionId, state } = snapshots.next(session("langgraph-restore", index));
+    await langgraph.put(sessionId, state);
   });
 
   for (const name of LATENCY_NAMES) await timeEach(settings.BENCH_WARMUP_OPS, latencyScenarios[name]);
@@ -225,7 +239,7 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
   }
 
   // One operation of each scenario after another, so whatever else the machine does weighs on each alike.
-  const latencySamples: Record<LatencyName, number[]> = { confirmedSave: [], restore: [], noopRoundTrip: [], directInsert: [] };
+  const latencySamples = Object.fromEntries(LATENCY_NAMES.map((name) => [name, [] as number[]])) as Record<LatencyName, number[]>;
   const countersBefore = await readBatchCounters(metricsUrl);
   for (let index = 0; index < settings.BENCH_LATENCY_SAMPLES; index++) {
     for (const name of inTurn(LATENCY_NAMES, index)) {
@@ -264,12 +278,7 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
       batchMaxConcurrency: config.BATCH_MAX_CONCURRENCY,
       pgPoolSize: config.PG_POOL_SIZE,
     },
-    latency: {
-      confirmedSave: summarize(latencySamples.confirmedSave),
-      restore: summarize(latencySamples.restore),
-      noopRoundTrip: summarize(latencySamples.noopRoundTrip),
-      directInsert: summarize(latencySamples.directInsert),
-    },
+    latency: Object.fromEntries(LATENCY_NAMES.map((name) => [name, summarize(latencySamples[name])])) as Record<LatencyName, LatencySummary>,
     throughput: {
       checkpointer: figures(drains.checkpointer),
       noop: figures(drains.noop),

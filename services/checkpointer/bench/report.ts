@@ -2,7 +2,7 @@ import type { BatchCounters } from "./batch-counters.js";
 import type { CpuSpend } from "./cpu-meter.js";
 import type { LatencySummary } from "./timing.js";
 
-export type LatencyName = "confirmedSave" | "restore" | "noopRoundTrip" | "directInsert";
+export type LatencyName = "confirmedSave" | "restore" | "noopRoundTrip" | "directInsert" | "langgraphPut" | "langgraphGetTuple";
 /** `directSerial`: one connection, one INSERT after another; `direct`: a pool of BENCH_DIRECT_CONNECTIONS. */
 export type DrainName = "checkpointer" | "noop" | "directSerial" | "direct";
 
@@ -63,6 +63,31 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
   ];
 }
 
+/** Beside LangGraph's PostgresSaver, measured in the same run on the same states (issue 11's peer targets). */
+export function checkPeerTargets(results: BenchResults): TargetCheck[] {
+  const { latency, throughput } = results;
+  const confirm = latency.confirmedSave.p99Ms / latency.langgraphPut.p99Ms;
+  const restore = latency.restore.p99Ms / (2 * latency.langgraphGetTuple.p99Ms);
+  const drain = rate(throughput.checkpointer) / rate(throughput.direct);
+  return [
+    {
+      target: "confirmed-save p99 / PostgresSaver put p99 ≤ 1",
+      figures: `${ms(latency.confirmedSave.p99Ms)} vs ${ms(latency.langgraphPut.p99Ms)} ms = ${times(confirm)}`,
+      met: confirm <= 1,
+    },
+    {
+      target: "restore p99 / (2 × PostgresSaver getTuple p99) ≤ 1",
+      figures: `${ms(latency.restore.p99Ms)} vs 2 × ${ms(latency.langgraphGetTuple.p99Ms)} ms = ${times(restore)}`,
+      met: restore <= 1,
+    },
+    {
+      target: `fire-and-forget throughput / direct INSERT, ${results.directConnections} connections ≥ 1`,
+      figures: `${Math.round(rate(throughput.checkpointer))} vs ${Math.round(rate(throughput.direct))} /s = ${times(drain)}`,
+      met: drain >= 1,
+    },
+  ];
+}
+
 /**
  * The targets' INSERT baseline is one INSERT per snapshot, one after another, as a producer writing its own
  * snapshots would. A pool of writers is shown beside it, with the ceiling any BullMQ consumer has here.
@@ -70,7 +95,7 @@ export function checkTargets(results: BenchResults): TargetCheck[] {
 function poolContext(results: BenchResults): string {
   const { checkpointer, noop, direct } = results.throughput;
   return (
-    `  for context, no target: ${results.directConnections} connections inserting side by side reach ${Math.round(rate(direct))}/s; ` +
+    `  for context (the peer targets below judge this one): ${results.directConnections} connections inserting side by side reach ${Math.round(rate(direct))}/s; ` +
     `the checkpointer ${times(rate(checkpointer) / rate(direct))} that, the no-op drain ${times(rate(noop) / rate(direct))}`
   );
 }
@@ -114,6 +139,8 @@ export function formatReport(results: BenchResults, cpuCount: number): string {
           ["restore (latest by sessionId)", latency.restore],
           ["BullMQ no-op round trip", latency.noopRoundTrip],
           ["direct INSERT, autocommit", latency.directInsert],
+          ["LangGraph PostgresSaver put", latency.langgraphPut],
+          ["LangGraph PostgresSaver getTuple", latency.langgraphGetTuple],
         ] as const
       ).map(([label, summary]) => [label, String(summary.samples), ms(summary.p50Ms), ms(summary.p99Ms)]),
     ]),
@@ -175,6 +202,9 @@ export function formatReport(results: BenchResults, cpuCount: number): string {
     "targets",
     ...table(checkTargets(results).map((check) => [check.target, check.figures, check.met ? "met" : "NOT met"]), 3),
     poolContext(results),
+    "",
+    "peer: LangGraph's PostgresSaver (@langchain/langgraph-checkpoint-postgres), same states, same run",
+    ...table(checkPeerTargets(results).map((check) => [check.target, check.figures, check.met ? "met" : "NOT met"]), 3),
     "",
     `finished in ${results.elapsedSeconds.toFixed(0)} s`,
   ];
