@@ -1,27 +1,54 @@
 import { ApiError, FetchError } from "@alpacahq/alpaca-trade-api";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { classifyPlacementFailure, describeBrokerFailure } from "../src/broker/errors.js";
+import { classifySdkError, describeSdkFailure } from "../src/broker/alpaca-broker.js";
+import { BrokerRefusedError, BrokerUnavailableError, classifyPlacementFailure } from "../src/broker/errors.js";
 
-const apiError = (status: number, message: string, code?: number) => new ApiError(new Response(null, { status }), status, code, message);
+const apiError = (status: number, message: string, code?: number, retryAfterMs?: number) =>
+  new ApiError(new Response(null, { status }), status, code, message, undefined, retryAfterMs);
 const timeout = Object.assign(new Error("The operation was aborted due to timeout"), { name: "TimeoutError" });
 const notANumber = z.object({ qty: z.number() }).safeParse({ qty: "x" }).error!;
+const OPERATION = "POST /v2/orders";
 
-describe("broker failures", () => {
+describe("the Alpaca adapter's reading of the SDK's errors", () => {
   it.each([
-    { name: "a duplicate client_order_id", error: apiError(422, "client_order_id must be unique", 40010001), failure: "duplicate" },
-    { name: "another 422 (invalid prices)", error: apiError(422, "take_profit.limit_price must be > base_price + 0.01"), failure: "rejected" },
-    { name: "insufficient buying power (403)", error: apiError(403, "insufficient buying power"), failure: "rejected" },
-    { name: "a bad request (400)", error: apiError(400, "invalid qty"), failure: "rejected" },
-    { name: "a request timeout (408)", error: apiError(408, "timeout"), failure: "ambiguous" },
-    { name: "too early (425)", error: apiError(425, "too early"), failure: "ambiguous" },
-    { name: "rate limited (429)", error: apiError(429, "rate limit exceeded"), failure: "ambiguous" },
-    { name: "a server error (500)", error: apiError(500, "internal error"), failure: "ambiguous" },
-    { name: "unavailable (503)", error: apiError(503, "unavailable"), failure: "ambiguous" },
-    { name: "a network error", error: new FetchError(new Error("socket hang up")), failure: "ambiguous" },
-    { name: "anything else", error: new Error("boom"), failure: "ambiguous" },
-  ])("classifies $name as $failure", ({ error, failure }) => {
-    expect(classifyPlacementFailure(error)).toBe(failure);
+    { name: "a duplicate client_order_id", error: apiError(422, "client_order_id must be unique", 40010001), refusal: "duplicate_client_order_id" },
+    { name: "a cancel of a filled order", error: apiError(422, 'order is already in "filled" state', 42210000), refusal: "not_open" },
+    { name: "a replace while one is pending", error: apiError(422, 'order is in "pending_replace" state and cannot be replaced until that completes'), refusal: "not_open" },
+    { name: "another 422 (invalid prices)", error: apiError(422, "take_profit.limit_price must be >= base_price + 0.01", 42210000), refusal: "invalid" },
+    { name: "quantity held by other orders (403)", error: apiError(403, "insufficient qty available for order (requested: 10, available: 0)", 40310000), refusal: "held_for_orders" },
+    { name: "insufficient buying power (403)", error: apiError(403, "insufficient buying power", 40310000), refusal: "insufficient_buying_power" },
+    { name: "an unknown order (404)", error: apiError(404, "order not found", 40410000), refusal: "not_found" },
+    { name: "a bad request (400)", error: apiError(400, "invalid qty"), refusal: "invalid" },
+  ])("makes $name a BrokerRefusedError ($refusal) with status and code", ({ error, refusal }) => {
+    const refused = classifySdkError(OPERATION, error);
+    expect(refused).toBeInstanceOf(BrokerRefusedError);
+    expect(refused).toMatchObject({ refusal, status: error.status, code: error.code, operation: OPERATION });
+    expect(classifyPlacementFailure(refused)).toBe(refusal === "duplicate_client_order_id" ? "duplicate" : "rejected");
+  });
+
+  it.each([
+    { name: "a request timeout (408)", error: apiError(408, "timeout") },
+    { name: "too early (425)", error: apiError(425, "too early") },
+    { name: "rate limited (429)", error: apiError(429, "rate limit exceeded", 42910000, 1_500) },
+    { name: "a server error (500)", error: apiError(500, "internal error") },
+    { name: "unavailable (503)", error: apiError(503, "unavailable") },
+    { name: "a network error", error: new FetchError(new Error("socket hang up")) },
+    { name: "anything else", error: new Error("boom") },
+  ])("makes $name a BrokerUnavailableError: the outcome is unknown", ({ error }) => {
+    const unavailable = classifySdkError(OPERATION, error);
+    expect(unavailable).toBeInstanceOf(BrokerUnavailableError);
+    expect(classifyPlacementFailure(unavailable)).toBe("ambiguous");
+  });
+
+  it("keeps the broker's suggested wait of a 429", () => {
+    expect(classifySdkError(OPERATION, apiError(429, "rate limit exceeded", 42910000, 1_500))).toMatchObject({ status: 429, retryAfterMs: 1_500 });
+  });
+
+  it("names the operation, status, code and Alpaca's message in one line", () => {
+    expect(classifySdkError(OPERATION, apiError(403, "insufficient buying power", 40310000)).message).toBe(
+      "POST /v2/orders refused: HTTP 403 (code 40310000): insufficient buying power",
+    );
   });
 
   it.each([
@@ -33,6 +60,6 @@ describe("broker failures", () => {
     { name: "an error", error: new Error("boom"), detail: { detail: "boom" } },
     { name: "a thrown string", error: "boom", detail: { detail: "boom" } },
   ])("describes $name in one line", ({ error, detail }) => {
-    expect(describeBrokerFailure(error)).toEqual(detail);
+    expect(describeSdkFailure(error)).toEqual(detail);
   });
 });

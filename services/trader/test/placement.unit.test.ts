@@ -1,10 +1,12 @@
-import { ApiError } from "@alpacahq/alpaca-trade-api";
 import { describe, expect, it } from "vitest";
+import { BrokerRefusedError, BrokerUnavailableError } from "../src/broker/errors.js";
 import { placeOrder } from "../src/broker/placement.js";
 import { ScriptedBroker } from "./scripted-broker.js";
 
 const ID = "trader-1:AAPL:1";
-const apiError = (status: number, message: string) => new ApiError(new Response(null, { status }), status, undefined, message);
+const OPERATION = "POST /v2/orders";
+const buyingPower = new BrokerRefusedError(OPERATION, "insufficient_buying_power", 403, 40310000, "insufficient buying power");
+const duplicate = new BrokerRefusedError(OPERATION, "duplicate_client_order_id", 422, 40010001, "client_order_id must be unique");
 const request = { clientOrderId: ID, symbol: "AAPL", side: "buy" as const, qty: 10, takeProfit: 110, stopLoss: 90 };
 
 /** The broker after a submission: whether the order reached it, and what the submission answered. */
@@ -27,21 +29,21 @@ describe("placing an order", () => {
   });
 
   it.each([
-    { name: "refused (buying power)", reached: false, failure: apiError(403, "insufficient buying power"), outcome: { outcome: "rejected", reason: "HTTP 403: insufficient buying power" }, lookups: 0 },
-    { name: "ambiguous, and the order is at the broker", reached: true, failure: new Error("socket hang up"), outcome: { outcome: "found", cause: "ambiguous" }, lookups: 1 },
-    { name: "a duplicate of an order placed before a restart", reached: true, failure: apiError(422, "client_order_id must be unique"), outcome: { outcome: "found", cause: "duplicate" }, lookups: 1 },
+    { name: "refused (buying power)", reached: false, failure: buyingPower, outcome: { outcome: "rejected", reason: buyingPower.message }, lookups: 0 },
+    { name: "ambiguous, and the order is at the broker", reached: true, failure: new BrokerUnavailableError(OPERATION, "network error: socket hang up"), outcome: { outcome: "found", cause: "ambiguous" }, lookups: 1 },
+    { name: "a duplicate of an order placed before a restart", reached: true, failure: duplicate, outcome: { outcome: "found", cause: "duplicate" }, lookups: 1 },
     {
       name: "ambiguous, and the order is not visible",
       reached: false,
-      failure: apiError(503, "unavailable"),
-      outcome: { outcome: "unknown", reason: `HTTP 503: unavailable; no order with client_order_id ${ID} is visible yet` },
+      failure: new BrokerUnavailableError(OPERATION, "HTTP 503: unavailable", 503),
+      outcome: { outcome: "unknown", reason: `POST /v2/orders failed: HTTP 503: unavailable; no order with client_order_id ${ID} is visible yet` },
       lookups: 1,
     },
     {
       name: "a duplicate the broker cannot show",
       reached: false,
-      failure: apiError(422, "client_order_id must be unique"),
-      outcome: { outcome: "unknown", reason: `HTTP 422: client_order_id must be unique, yet no order with client_order_id ${ID} can be found` },
+      failure: duplicate,
+      outcome: { outcome: "unknown", reason: `${duplicate.message}, yet no order with client_order_id ${ID} can be found` },
       lookups: 1,
     },
   ])("is $outcome.outcome when the submission is $name", async ({ reached, failure, outcome, lookups }) => {

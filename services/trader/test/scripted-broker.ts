@@ -1,5 +1,6 @@
 import type { Broker } from "../src/broker/broker.js";
-import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerLeg, BrokerOrder, BrokerPosition, MarketClock, MarketRequest } from "../src/broker/types.js";
+import { BrokerRefusedError } from "../src/broker/errors.js";
+import { isOrderFinal, type Bar, type BracketRequest, type BrokerAccount, type BrokerAsset, type BrokerLeg, type BrokerOrder, type BrokerPosition, type MarketClock, type MarketRequest } from "../src/broker/types.js";
 
 /** When the scripted broker's orders were submitted unless a test says otherwise. */
 export const SUBMITTED_AT = new Date("2026-01-05T15:30:00.000Z");
@@ -204,6 +205,7 @@ export class ScriptedBroker implements Broker {
 
   async submitBracket(request: BracketRequest): Promise<BrokerOrder> {
     this.enter("submitBracket");
+    this.refuseDuplicate("POST /v2/orders", request.clientOrderId);
     const order = bracketOrder({ ...request, filledAt: undefined, status: "accepted" });
     order.submittedAt = this.marketClock.timestamp;
     this.orders.push(order);
@@ -212,6 +214,7 @@ export class ScriptedBroker implements Broker {
 
   async submitMarket(request: MarketRequest): Promise<BrokerOrder> {
     this.enter("submitMarket");
+    this.refuseDuplicate("POST /v2/orders", request.clientOrderId);
     const order = brokerOrder({ ...request, status: "accepted", submittedAt: this.marketClock.timestamp });
     this.orders.push(order);
     return structuredClone(order);
@@ -220,10 +223,21 @@ export class ScriptedBroker implements Broker {
   async cancelOrder(orderId: string): Promise<void> {
     this.enter("cancelOrder");
     const parent = this.orders.find((order) => order.id === orderId || order.legs.some((leg) => leg.id === orderId));
-    if (!parent) throw new Error(`no order ${orderId} at the scripted broker`);
+    if (!parent) throw new BrokerRefusedError(`DELETE /v2/orders/${orderId}`, "not_found", 404, 40410000, "order not found");
+    const target = parent.id === orderId ? parent : parent.legs.find((leg) => leg.id === orderId)!;
+    if (isOrderFinal(target)) {
+      throw new BrokerRefusedError(`DELETE /v2/orders/${orderId}`, "not_open", 422, 42210000, `order is already in "${target.status}" state`);
+    }
     // One leg's cancellation cancels its sibling too (one-cancels-other), as Alpaca does.
     const targets = parent.id === orderId ? [parent, ...parent.legs] : parent.legs;
     for (const order of targets) if (order.status !== "filled") order.status = "canceled";
+  }
+
+  /** Alpaca refuses a second order under a client_order_id with 422. */
+  private refuseDuplicate(operation: string, clientOrderId: string): void {
+    if (this.orders.some((order) => order.clientOrderId === clientOrderId)) {
+      throw new BrokerRefusedError(operation, "duplicate_client_order_id", 422, 40010001, "client_order_id must be unique");
+    }
   }
 
   private enter(call: BrokerCall): void {

@@ -1,8 +1,9 @@
-import { DEFAULT_RATE_LIMIT, marketData, OrdersApi, trading } from "@alpacahq/alpaca-trade-api";
-import type { z } from "zod";
+import { ApiError, DEFAULT_RATE_LIMIT, FetchError, marketData, OrdersApi, trading } from "@alpacahq/alpaca-trade-api";
+import { describeIssues } from "@savepoint/shared";
+import { ZodError, type z } from "zod";
 import type { BrokerConnection } from "../config.js";
 import type { Broker } from "./broker.js";
-import { BrokerReadError, describeBrokerFailure } from "./errors.js";
+import { BrokerReadError, BrokerRefusedError, BrokerUnavailableError, type BrokerRefusal } from "./errors.js";
 import {
   accountSchema,
   assetSchema,
@@ -45,7 +46,9 @@ export class AlpacaBroker implements Broker {
       secret: connection.secret,
       timeoutMs: connection.timeoutMs,
       retry: { maxRetries: connection.readRetries, retryDelayMs: 200, maxDelayMs: 2_000 },
-      // Alpaca allows 200 requests a minute; the simulator has no limit and fast tests would only be slowed.
+      // Alpaca allows 200 requests a minute per key, and the SDK's limiter keeps under it. Against the simulator
+      // it is off: the simulator enforces a limit of its own (Alpaca's 200 by default, SIM_REQUESTS_PER_MINUTE)
+      // and answers 429 past it, as Alpaca does.
       ...(connection.simulated ? {} : { rateLimit: DEFAULT_RATE_LIMIT }),
     };
     const tradingConfig = new trading.Configuration({ ...common, basePath: connection.tradingUrl });
@@ -139,8 +142,8 @@ export class AlpacaBroker implements Broker {
     return result;
   }
 
-  async submitBracket(request: BracketRequest): Promise<BrokerOrder> {
-    const order = await this.ordersApi.bracket({
+  submitBracket(request: BracketRequest): Promise<BrokerOrder> {
+    return write(`POST /v2/orders (bracket ${request.clientOrderId})`, orderSchema, () => this.ordersApi.bracket({
       symbol: request.symbol,
       qty: request.qty,
       side: request.side,
@@ -149,23 +152,23 @@ export class AlpacaBroker implements Broker {
       takeProfit: { limitPrice: money(request.takeProfit) },
       stopLoss: { stopPrice: money(request.stopLoss) },
       clientOrderId: request.clientOrderId,
-    });
-    return orderSchema.parse(order);
+    }));
   }
 
-  async submitMarket(request: MarketRequest): Promise<BrokerOrder> {
-    const order = await this.ordersApi.market({
-      symbol: request.symbol,
-      qty: request.qty,
-      side: request.side,
-      timeInForce: "day",
-      clientOrderId: request.clientOrderId,
-    });
-    return orderSchema.parse(order);
+  submitMarket(request: MarketRequest): Promise<BrokerOrder> {
+    return write(`POST /v2/orders (market ${request.clientOrderId})`, orderSchema, () =>
+      this.ordersApi.market({
+        symbol: request.symbol,
+        qty: request.qty,
+        side: request.side,
+        timeInForce: "day",
+        clientOrderId: request.clientOrderId,
+      }),
+    );
   }
 
   async cancelOrder(orderId: string): Promise<void> {
-    await this.ordersApi.deleteOrderByOrderID({ orderId });
+    await write(`DELETE /v2/orders/${orderId}`, null, () => this.ordersApi.deleteOrderByOrderID({ orderId }));
   }
 }
 
@@ -175,10 +178,73 @@ async function read<S extends z.ZodType>(operation: string, schema: S, call: () 
   try {
     answer = await call();
   } catch (error) {
-    const { detail, status } = describeBrokerFailure(error);
+    const { detail, status } = describeSdkFailure(error);
     throw new BrokerReadError(operation, detail, status);
   }
   const parsed = schema.safeParse(answer);
-  if (!parsed.success) throw new BrokerReadError(operation, describeBrokerFailure(parsed.error).detail);
+  if (!parsed.success) throw new BrokerReadError(operation, describeSdkFailure(parsed.error).detail);
   return parsed.data;
+}
+
+/**
+ * One request that changes something: the SDK call, then the parse of its answer (none for `schema` null). A
+ * refusal is a BrokerRefusedError; anything else, an unparseable answer included, is a BrokerUnavailableError,
+ * since the broker may have acted on it.
+ */
+async function write<S extends z.ZodType>(operation: string, schema: S | null, call: () => Promise<unknown>): Promise<z.output<S>> {
+  let answer: unknown;
+  try {
+    answer = await call();
+  } catch (error) {
+    throw classifySdkError(operation, error);
+  }
+  if (schema === null) return undefined as z.output<S>;
+  const parsed = schema.safeParse(answer);
+  if (!parsed.success) throw new BrokerUnavailableError(operation, describeSdkFailure(parsed.error).detail);
+  return parsed.data;
+}
+
+/** Statuses that say nothing about whether the request was carried out: retry-style answers, not refusals. */
+const TRANSIENT_STATUSES = new Set([408, 425, 429]);
+
+/**
+ * The SDK's error as the port's: an answered 4xx (other than 408/425/429) is a refusal, told apart by what the
+ * trader acts on; everything else leaves the outcome unknown.
+ */
+export function classifySdkError(operation: string, error: unknown): BrokerRefusedError | BrokerUnavailableError {
+  if (error instanceof ApiError && error.status >= 400 && error.status < 500 && !TRANSIENT_STATUSES.has(error.status)) {
+    return new BrokerRefusedError(operation, refusalOf(error.status, error.message), error.status, error.code, error.message);
+  }
+  const { detail, status } = describeSdkFailure(error);
+  return new BrokerUnavailableError(operation, detail, status, error instanceof ApiError ? error.retryAfterMs : undefined);
+}
+
+/**
+ * Alpaca gives one code to most refusals of a status (40010001 for any invalid request, 42210000 for any
+ * unprocessable one, 40310000 for any forbidden one), so the kinds the trader acts on are told by the message,
+ * here and nowhere else: "client_order_id must be unique"; `order is already in "filled" state` (cancel or
+ * replace of a final order); "insufficient qty available for order" (the 403 with held_for_orders);
+ * "insufficient buying power".
+ */
+function refusalOf(status: number, message: string): BrokerRefusal {
+  if (status === 404) return "not_found";
+  if (/client_order_id must be unique/i.test(message)) return "duplicate_client_order_id";
+  if (status === 403 && /insufficient qty/i.test(message)) return "held_for_orders";
+  if (status === 403 && /insufficient buying power/i.test(message)) return "insufficient_buying_power";
+  if (status === 422 && /already in "\w+" state|cannot be replaced until|not (cancelable|replaceable)/i.test(message)) return "not_open";
+  return "invalid";
+}
+
+/** What went wrong in an SDK call, in one line, with Alpaca's status, code and message when it answered. */
+export function describeSdkFailure(error: unknown): { detail: string; status?: number } {
+  if (error instanceof ApiError) {
+    const code = error.code === undefined ? "" : ` (code ${error.code})`;
+    return { detail: `HTTP ${error.status}${code}: ${error.message}`, status: error.status };
+  }
+  if (error instanceof FetchError) {
+    const cause = error.cause;
+    return { detail: cause?.name === "TimeoutError" ? "timed out" : `network error: ${cause?.message ?? error.message}` };
+  }
+  if (error instanceof ZodError) return { detail: `unexpected response: ${describeIssues(error)}` };
+  return { detail: error instanceof Error ? error.message : String(error) };
 }

@@ -1,8 +1,10 @@
 import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerOrder, BrokerPosition, MarketClock, MarketRequest } from "./types.js";
 
 /**
- * What the trader needs from a broker. Reads throw BrokerReadError when they cannot give a trustworthy
- * answer; order submissions throw the SDK's own error, for `placeOrder` to classify.
+ * What the trader needs from a broker, in the port's own errors (errors.ts), never a broker SDK's: reads throw
+ * BrokerReadError when they cannot give a trustworthy answer; submissions and cancels throw BrokerRefusedError
+ * when the broker answered no (with its status, code and the refusal's kind) and BrokerUnavailableError when
+ * the outcome is unknown.
  */
 export interface Broker {
   account(): Promise<BrokerAccount>;

@@ -1,9 +1,10 @@
-import { ApiError, FetchError } from "@alpacahq/alpaca-trade-api";
-import { describeIssues } from "@savepoint/shared";
-import { ZodError } from "zod";
+/**
+ * The broker port's own errors: what the session layer and any Broker implementation speak, with no broker
+ * SDK behind them. The Alpaca adapter (alpaca-broker.ts) turns the SDK's errors into these.
+ */
 
 /**
- * A broker read failed after the SDK's retries, or answered something that does not parse. Callers must
+ * A broker read failed after the adapter's retries, or answered something that does not parse. Callers must
  * treat the thing read as unknown: never as empty, flat or unchanged.
  */
 export class BrokerReadError extends Error {
@@ -17,18 +18,47 @@ export class BrokerReadError extends Error {
   }
 }
 
-/** What went wrong in a broker call, in one line, with Alpaca's status, code and message when it answered. */
-export function describeBrokerFailure(error: unknown): { detail: string; status?: number } {
-  if (error instanceof ApiError) {
-    const code = error.code === undefined ? "" : ` (code ${error.code})`;
-    return { detail: `HTTP ${error.status}${code}: ${error.message}`, status: error.status };
+/**
+ * Why the broker refused a request, as far as the trader acts on it:
+ * - duplicate_client_order_id: an order under this client_order_id exists already (an earlier attempt got through);
+ * - not_open: the order is final (filled, canceled …) or has a cancel or replace in progress, so it cannot be
+ *   canceled or replaced now;
+ * - held_for_orders: the quantity is held by other open orders (Alpaca's 403 with `held_for_orders`);
+ * - insufficient_buying_power: the account cannot pay for it;
+ * - not_found: no such order or position;
+ * - invalid: anything else the broker refused (prices, quantities, the asset …).
+ */
+export type BrokerRefusal = "duplicate_client_order_id" | "not_open" | "held_for_orders" | "insufficient_buying_power" | "not_found" | "invalid";
+
+/** The broker answered and refused the request: nothing was done. */
+export class BrokerRefusedError extends Error {
+  override name = "BrokerRefusedError";
+  constructor(
+    readonly operation: string,
+    readonly refusal: BrokerRefusal,
+    readonly status: number,
+    readonly code: number | string | undefined,
+    readonly brokerMessage: string,
+  ) {
+    super(`${operation} refused: HTTP ${status}${code === undefined ? "" : ` (code ${code})`}: ${brokerMessage}`);
   }
-  if (error instanceof FetchError) {
-    const cause = error.cause;
-    return { detail: cause?.name === "TimeoutError" ? "timed out" : `network error: ${cause?.message ?? error.message}` };
+}
+
+/**
+ * The broker gave no usable answer to a request that changes something (no answer, a timeout, 408/425/429, a
+ * 5xx, or an answer that does not parse): it may or may not have done it, so look before doing anything else.
+ * `retryAfterMs` is the broker's suggested wait, when it gave one (429).
+ */
+export class BrokerUnavailableError extends Error {
+  override name = "BrokerUnavailableError";
+  constructor(
+    readonly operation: string,
+    readonly detail: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
+    super(`${operation} failed: ${detail}`);
   }
-  if (error instanceof ZodError) return { detail: `unexpected response: ${describeIssues(error)}` };
-  return { detail: error instanceof Error ? error.message : String(error) };
 }
 
 /**
@@ -39,11 +69,10 @@ export function describeBrokerFailure(error: unknown): { detail: string; status?
  */
 export type PlacementFailure = "duplicate" | "rejected" | "ambiguous";
 
-const TRANSIENT_STATUSES = new Set([408, 425, 429]);
-
 export function classifyPlacementFailure(error: unknown): PlacementFailure {
-  if (!(error instanceof ApiError)) return "ambiguous";
-  if (error.status === 422 && /client_order_id must be unique/i.test(error.message)) return "duplicate";
-  if (error.status >= 400 && error.status < 500 && !TRANSIENT_STATUSES.has(error.status)) return "rejected";
-  return "ambiguous";
+  if (!(error instanceof BrokerRefusedError)) return "ambiguous";
+  return error.refusal === "duplicate_client_order_id" ? "duplicate" : "rejected";
 }
+
+/** What went wrong in a broker call, in one line. */
+export const describeBrokerFailure = (error: unknown): string => (error instanceof Error ? error.message : String(error));

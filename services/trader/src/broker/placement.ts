@@ -26,7 +26,7 @@ export async function placeOrder(broker: Broker, clientOrderId: string, submit: 
     return { outcome: "placed", order: await submit() };
   } catch (error) {
     const failure = classifyPlacementFailure(error);
-    const { detail } = describeBrokerFailure(error);
+    const detail = describeBrokerFailure(error);
     if (failure === "rejected") return { outcome: "rejected", reason: detail };
     let existing: BrokerOrder | null;
     try {

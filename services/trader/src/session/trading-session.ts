@@ -1,8 +1,7 @@
-import { ApiError } from "@alpacahq/alpaca-trade-api";
 import { SessionTakenOverError, type Logger, type SnapshotKind } from "@savepoint/shared";
 import { performance } from "node:perf_hooks";
 import type { Broker } from "../broker/broker.js";
-import { BrokerReadError } from "../broker/errors.js";
+import { BrokerReadError, BrokerRefusedError } from "../broker/errors.js";
 import { placeOrder, type Placement } from "../broker/placement.js";
 import type { TraderMetrics } from "../metrics.js";
 import { RedisUnavailableError } from "../redis.js";
@@ -221,8 +220,8 @@ export class TradingSession {
           }
           canceled.add(entry.clientOrderId);
         } catch (error) {
-          // 422: the order became final meanwhile (filled or canceled); the sync below books it.
-          if (error instanceof ApiError && error.status === 422) canceled.add(entry.clientOrderId);
+          // The order became final meanwhile (filled or canceled); the sync below books it.
+          if (error instanceof BrokerRefusedError && error.refusal === "not_open") canceled.add(entry.clientOrderId);
           else logger.warn({ symbol: entry.symbol, clientOrderId: entry.clientOrderId, problem: (error as Error).message }, "could not cancel a working entry order; trying again");
         }
       }
@@ -311,8 +310,8 @@ export class TradingSession {
         // One leg's cancellation cancels its sibling too (one-cancels-other).
         await broker.cancelOrder(leg);
       } catch (error) {
-        // 422: the legs are already final (canceled by an earlier attempt, or filled, which the next sync books).
-        if (!(error instanceof ApiError && error.status === 422)) {
+        // The legs are already final (canceled by an earlier attempt, or filled, which the next sync books).
+        if (!(error instanceof BrokerRefusedError && error.refusal === "not_open")) {
           logger.warn({ symbol, problem: (error as Error).message }, "could not cancel the exit legs before closing; trying again next tick");
           return;
         }
