@@ -159,7 +159,8 @@ describe("npm run stack (native, no Docker)", () => {
     expect(code).toBe(0);
     expect(pids.filter(isRunning)).toEqual([]);
     for (const service of services) {
-      expect(shutDown(service.name), `${service.name} shut down gracefully`).toBeLessThan(Number.POSITIVE_INFINITY);
+      const said = stack.lines.slice(signalledAt).filter((line) => line.source === service.name || line.text.includes(service.name)).map((line) => line.text);
+      expect(shutDown(service.name), `${service.name} shut down gracefully; after the signal it said:\n${said.join("\n")}`).toBeLessThan(Number.POSITIVE_INFINITY);
       for (const dependency of Object.keys(service.dependsOn ?? {})) {
         if (!services.some((candidate) => candidate.name === dependency)) continue; // redis, postgres: not the runner's to stop
         expect(shutDown(service.name), `${service.name} stopped before ${dependency}`).toBeLessThan(shuttingDown(dependency));
