@@ -1,4 +1,4 @@
-import { Queue, type Worker } from "bullmq";
+import { Queue } from "bullmq";
 import {
   AnswerSender,
   createRedisConnection,
@@ -19,7 +19,7 @@ import type { CheckpointerConfig } from "./config.js";
 import { CheckpointerMetrics } from "./metrics.js";
 import { createMaintenanceWorker, scheduleRetention } from "./queues/maintenance.js";
 import { createRequestWorker } from "./queues/request-worker.js";
-import { createSnapshotWorker } from "./queues/snapshot-worker.js";
+import { createSnapshotWorker, type SnapshotJobWorker } from "./queues/snapshot-worker.js";
 import { CheckpointStore, createPool } from "./store/checkpoint-store.js";
 import { DatabaseOutage } from "./store/database-outage.js";
 import { SnapshotWriter } from "./store/snapshot-writer.js";
@@ -72,18 +72,18 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   for (const queue of [...Object.values(queues), ...snapshotQueueDepths]) queue.on("error", () => undefined);
   const metrics = new CheckpointerMetrics(registry, [...Object.values(queues), ...snapshotQueueDepths]);
 
-  const snapshotWorkers: Worker[] = [];
+  const snapshotWorkers: SnapshotJobWorker[] = [];
   const outage = new DatabaseOutage(
     () => store.ping(),
     {
       onDown: async () => {
         metrics.databaseUp.set(0);
         // Stop fetching; the snapshots already in hand stay locked to us and are written once Postgres returns.
-        await Promise.all(snapshotWorkers.map((worker) => worker.pause(true)));
+        await Promise.all(snapshotWorkers.map((worker) => worker.pauseIntake()));
       },
       onUp: async () => {
         metrics.databaseUp.set(1);
-        for (const worker of snapshotWorkers) worker.resume();
+        for (const worker of snapshotWorkers) worker.resumeIntake();
       },
     },
     logger,

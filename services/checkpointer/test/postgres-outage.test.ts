@@ -8,6 +8,10 @@ import { connectClient, spawnCheckpointer } from "./support.js";
 /** How long Postgres stays cut off while snapshots keep arriving. */
 const OUTAGE_MS = 3_000;
 
+/** The ids of the queue's active jobs (the ones some worker holds), sorted. */
+const activeJobIds = async (queue: Queue): Promise<string[]> =>
+  (await queue.getJobs(["active"])).map((job) => job.id ?? "").sort();
+
 describe("Postgres unreachable mid-stream", () => {
   let env: TestEnvironment;
   let proxy: TcpProxy;
@@ -43,11 +47,14 @@ describe("Postgres unreachable mid-stream", () => {
     expect(duringCut.status).toBe(503);
     expect(duringCut.body.checks.checkpointer).toMatch(/unreachable/);
     expect(await metricValue(ops, "savepoint_database_up")).toBe(0);
-    // Intake is paused: the jobs in hand wait for Postgres, and everything sent meanwhile stays queued.
-    const { active: activeWhenCut = 0, wait: waitingWhenCut = 0 } = await snapshots.getJobCounts("active", "wait");
+    // Intake is paused: the jobs in hand wait for Postgres, and everything sent meanwhile stays queued. Paused
+    // means no fetch or completion that could still take a job is in flight, so from here no job becomes active.
+    await checkpointer.waitForLog("snapshot intake paused: no job is taken until Postgres answers");
+    const activeWhenCut = await activeJobIds(snapshots);
+    const { wait: waitingWhenCut = 0 } = await snapshots.getJobCounts("wait");
     await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
-    const { active: activeAfterOutage, wait: waitingAfterOutage } = await snapshots.getJobCounts("active", "wait");
-    expect(activeAfterOutage).toBe(activeWhenCut);
+    const { wait: waitingAfterOutage = 0 } = await snapshots.getJobCounts("wait");
+    expect(await activeJobIds(snapshots)).toEqual(activeWhenCut);
     expect(waitingAfterOutage).toBeGreaterThan(waitingWhenCut + 100);
     expect(checkpointer.logs.filter((line) => line.msg === "Postgres unreachable; pausing snapshot intake until it answers again")).toHaveLength(1);
 

@@ -26,12 +26,71 @@ if (JOB_NAMES.join() !== "snapshot") {
 /**
  * A Worker whose jobs keep their data as the JSON text Redis held (BullMQ would parse it into objects), for
  * `decodeSnapshot` to read: the state goes to Postgres as the producer wrote it, never parsed here.
+ *
+ * Its intake can be paused for certain (`pauseIntake`). BullMQ's `pause` only stops starting new fetches: a
+ * fetch blocked waiting for a job when it is called still moves the next job to active when one arrives, and
+ * a completion already on its way to Redis still takes the next job with it. Here every command that can make
+ * a job active is counted while it runs and held back while paused, so once `pauseIntake` resolves the jobs in
+ * hand are all the jobs this worker holds until `resumeIntake`.
  */
-class SnapshotJobWorker extends Worker<string> {
+export class SnapshotJobWorker extends Worker<string> {
+  /** Commands on their way to Redis that may answer with a job made active for us. */
+  private readonly taking = new Set<Promise<unknown>>();
+  /** Set while intake is paused; resolved by `resumeIntake` or `close`. */
+  private held: { released: Promise<void>; release: () => void } | undefined;
+
   protected override createJob(data: JobJson, jobId: string): Job<string> {
     const job = super.createJob({ ...data, data: "null" }, jobId);
     job.data = data.data;
     return job;
+  }
+
+  /** Stops taking jobs; resolves once no command that could still hand this worker a job is in flight. */
+  async pauseIntake(): Promise<void> {
+    if (!this.held) {
+      let release = () => undefined as void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      this.held = { released, release };
+    }
+    await this.pause(true);
+    while (this.taking.size > 0) await Promise.allSettled([...this.taking]);
+  }
+
+  resumeIntake(): void {
+    this.releaseHeld();
+    void this.resume();
+  }
+
+  override close(force?: boolean): Promise<void> {
+    this.releaseHeld();
+    return super.close(force);
+  }
+
+  // A fetch that was blocked waiting for a job when intake paused wakes here; it takes a job only once resumed.
+  protected override async moveToActive(token: string, name?: string): Promise<Job<string>> {
+    while (this.held) await this.held.released;
+    if (this.closing) return undefined as unknown as Job<string>; // what BullMQ's own fetch answers when closing
+    return this.whileTaking(super.moveToActive(token, name));
+  }
+
+  // A completion or failure sent before the pause may fetch the next job in the same command.
+  protected override handleCompleted(...args: Parameters<Worker<string>["handleCompleted"]>): Promise<Job<string>> {
+    return this.whileTaking(super.handleCompleted(...args));
+  }
+
+  protected override handleFailed(...args: Parameters<Worker<string>["handleFailed"]>): Promise<Job<string>> {
+    return this.whileTaking(super.handleFailed(...args));
+  }
+
+  private whileTaking<T>(command: Promise<T>): Promise<T> {
+    this.taking.add(command);
+    void command.finally(() => this.taking.delete(command)).catch(() => undefined);
+    return command;
+  }
+
+  private releaseHeld(): void {
+    this.held?.release();
+    this.held = undefined;
   }
 }
 
@@ -40,7 +99,7 @@ class SnapshotJobWorker extends Worker<string> {
  * hands it to the batched writer, and answers once committed (on the reply path when the job names an inbox). This queue's one job is decoded here rather than
  * by createJobProcessor, which would parse every state.
  */
-export function createSnapshotWorker(options: SnapshotWorkerOptions): Worker {
+export function createSnapshotWorker(options: SnapshotWorkerOptions): SnapshotJobWorker {
   const { writer, metrics, logger, maxStateBytes } = options;
 
   async function write(snapshot: PendingSnapshot & { stateCut: boolean }, text: string): Promise<PersistOutcome> {

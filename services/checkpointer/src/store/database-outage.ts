@@ -2,7 +2,7 @@ import type { Logger } from "@savepoint/shared";
 import { isConnectionError } from "./pg-errors.js";
 
 export interface OutageHooks {
-  /** Postgres just became unreachable: stop taking work. */
+  /** Postgres just became unreachable: stop taking work; resolves once no more work can arrive. */
   onDown(error: Error): void | Promise<void>;
   /** Postgres answers again after `downMs`: take work again. */
   onUp(downMs: number): void | Promise<void>;
@@ -56,7 +56,9 @@ export class DatabaseOutage {
   private async probeUntilUp(error: Error): Promise<void> {
     const started = Date.now();
     this.logger.error({ err: error }, "Postgres unreachable; pausing snapshot intake until it answers again");
-    await this.hooks.onDown(error);
+    // Probing starts at once: pausing waits for commands already on their way to Redis, which must not delay noticing Postgres back.
+    const paused = Promise.resolve(this.hooks.onDown(error)).then(() => this.logger.info("snapshot intake paused: no job is taken until Postgres answers"));
+    paused.catch(() => undefined); // awaited below, unless the checkpointer closes first
     let delay = FIRST_PROBE_DELAY_MS;
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, delay));
@@ -69,6 +71,7 @@ export class DatabaseOutage {
         delay = Math.min(delay * 2, MAX_PROBE_DELAY_MS);
       }
     }
+    await paused;
     const downMs = Date.now() - started;
     this.logger.info({ downMs }, "Postgres reachable again; resuming snapshot intake");
     await this.hooks.onUp(downMs);
