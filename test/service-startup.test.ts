@@ -127,14 +127,27 @@ describe("service start-up", () => {
     ]);
   });
 
-  it("trader with REDIS_CLUSTER_NODES set refuses to start with one line naming it, since it runs on one Redis only", async () => {
-    const service = ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", REDIS_CLUSTER_NODES: "127.0.0.1:7000", QUEUE_PREFIX: "{savepoint}" });
+  it("trader with REDIS_CLUSTER_NODES set and a QUEUE_PREFIX that is no hash tag exits 1 with one line naming the fix", async () => {
+    const service = ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", REDIS_CLUSTER_NODES: "127.0.0.1:7000", QUEUE_PREFIX: "savepoint" });
     started.push(service);
 
     const exit = await service.exited;
 
     expect(exit.code).toBe(1);
-    expect(service.output).toEqual(["trader: REDIS_CLUSTER_NODES: the trader does not run on a Redis Cluster yet; unset it and set REDIS_URL"]);
+    expect(service.output).toEqual(['trader: QUEUE_PREFIX "savepoint" must be a hash tag such as {savepoint} when REDIS_CLUSTER_NODES is set; set QUEUE_PREFIX={savepoint}']);
+  });
+
+  it("trader with REDIS_CLUSTER_NODES nobody answers at exits 1 with one line naming the setting, no stack trace", async () => {
+    const port = await closedPort();
+    const service = ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", REDIS_CLUSTER_NODES: `127.0.0.1:${port}`, QUEUE_PREFIX: "{savepoint}" });
+    started.push(service);
+
+    const exit = await service.exited;
+
+    expect(exit.code).toBe(1);
+    const fatal = service.logs.filter((line) => line.level === 60).map((line) => line.msg);
+    expect(fatal).toEqual([expect.stringMatching(new RegExp(`^cannot reach the Redis Cluster at 127\\.0\\.0\\.1:${port} within 5000 ms \\(.*\\); check REDIS_CLUSTER_NODES and that Redis is running$`))]);
+    expect(service.output.join("\n")).not.toMatch(/\n\s+at /);
   });
 
   it("logs JSON when stdout is no terminal and LOG_FORMAT is unset, lines for people with LOG_FORMAT=pretty", async () => {

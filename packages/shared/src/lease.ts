@@ -1,4 +1,5 @@
-import type { Redis } from "ioredis";
+import { Cluster } from "ioredis";
+import { hashTagOf, type RedisConnection } from "./redis.js";
 
 /**
  * Who asks for a lease: an owner (a session, say) in one of its generations (a fencing epoch). A later
@@ -106,12 +107,18 @@ export class RedisLease {
   private readonly fenceKey: string;
 
   constructor(
-    private readonly redis: Redis,
-    /** The lease's key; on a Redis Cluster it must carry a hash tag (the queue prefix's). */
+    private readonly redis: RedisConnection,
+    /**
+     * The lease's key, and with `:fence` its fencing counter's. Every script touches both, so on a Redis Cluster
+     * they must share a slot: the key must carry a hash tag (the queue prefix's, `{savepoint}:…`).
+     */
     readonly key: string,
     readonly ttlMs: number,
   ) {
     if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw new RangeError(`lease ttlMs must be a whole number of milliseconds ≥ 1 (got ${ttlMs})`);
+    if (redis instanceof Cluster && hashTagOf(key) === undefined) {
+      throw new RangeError(`lease key ${JSON.stringify(key)} has no hash tag, so on a Redis Cluster it and its fence would be in different slots; put one in it, e.g. {savepoint}:…`);
+    }
     this.fenceKey = `${key}:fence`;
   }
 

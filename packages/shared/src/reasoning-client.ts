@@ -1,8 +1,7 @@
 import { Queue, QueueEvents, type Job } from "bullmq";
-import type { Redis } from "ioredis";
 import { DecisionRequestError, requestDecision } from "./decisions.js";
 import { describeIssues, type JobInput } from "./jobs.js";
-import { createRedisConnection, waitForRedis } from "./redis.js";
+import { createRedisConnection, waitForRedis, type RedisConnection, type RedisTarget } from "./redis.js";
 import { thinkResultSchema, type ThinkResult } from "./schemas/reasoning.js";
 
 /** Redis did not answer: the think job was not queued, or its decision cannot be awaited. Try again later. */
@@ -26,7 +25,10 @@ export class ReasoningFailedError extends Error {
 }
 
 export interface ReasoningClientOptions {
-  redisUrl: string;
+  /** The Redis the reasoner consumes from: a URL, or a cluster (see `redisTargetOf`). */
+  redis?: RedisTarget;
+  /** Shorthand for `redis: { url }`. */
+  redisUrl?: string;
   queuePrefix: string;
   /** How long `decision` waits when not told otherwise. */
   decisionTimeoutMs?: number;
@@ -55,7 +57,8 @@ export interface PendingDecision {
  */
 export class ReasoningClient {
   private constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisConnection,
+    private readonly eventsConnection: RedisConnection,
     private readonly queue: Queue,
     private readonly events: QueueEvents,
     private readonly decisionTimeoutMs: number,
@@ -64,7 +67,9 @@ export class ReasoningClient {
 
   /** Connects to Redis (throws if it does not answer in time) and listens for the queue's events. */
   static async connect(options: ReasoningClientOptions): Promise<ReasoningClient> {
-    const connection = createRedisConnection(options.redisUrl, "producer", options.connectionName ?? "reasoning-client");
+    const target = options.redis ?? { url: options.redisUrl ?? "redis://127.0.0.1:6379" };
+    const name = options.connectionName ?? "reasoning-client";
+    const connection = createRedisConnection(target, "producer", name);
     const onError = options.onRedisError ?? (() => undefined);
     connection.on("error", onError);
     try {
@@ -73,15 +78,19 @@ export class ReasoningClient {
       connection.disconnect();
       throw error;
     }
+    // QueueEvents blocks on its reads, so BullMQ runs it on a duplicate of the connection it is given; a worker's
+    // (retrying forever) is what it needs, and on a cluster only an instance can say "cluster".
+    const eventsConnection = createRedisConnection(target, "worker", `${name}-events`);
+    eventsConnection.on("error", onError);
     const queue = new Queue("reasoning", { connection, prefix: options.queuePrefix });
-    const events = new QueueEvents("reasoning", { connection: { url: options.redisUrl, maxRetriesPerRequest: null }, prefix: options.queuePrefix });
+    const events = new QueueEvents("reasoning", { connection: eventsConnection, prefix: options.queuePrefix });
     // Every pending decision listens on these; many at once is normal use, not a leak.
     queue.setMaxListeners(0);
     events.setMaxListeners(0);
     queue.on("error", onError);
     events.on("error", onError);
     await events.waitUntilReady();
-    return new ReasoningClient(connection, queue, events, options.decisionTimeoutMs ?? 120_000, options.queueTimeoutMs ?? 5_000);
+    return new ReasoningClient(connection, eventsConnection, queue, events, options.decisionTimeoutMs ?? 120_000, options.queueTimeoutMs ?? 5_000);
   }
 
   /**
@@ -117,6 +126,7 @@ export class ReasoningClient {
   async close(): Promise<void> {
     await Promise.allSettled([this.events.close(), this.queue.close()]);
     this.connection.disconnect();
+    this.eventsConnection.disconnect();
   }
 
   /**

@@ -1,5 +1,6 @@
 import { Cluster, Redis, type ClusterNode } from "ioredis";
 import { ConfigError } from "./config.js";
+import { redactUrl } from "./redaction.js";
 import type { Logger } from "./logger.js";
 
 /**
@@ -33,6 +34,17 @@ export function redisTargetOf(env: { REDIS_URL: string; REDIS_CLUSTER_NODES?: Ar
   return { clusterNodes: env.REDIS_CLUSTER_NODES };
 }
 
+/**
+ * The part of `key` a cluster hashes to pick its slot, by Redis' rule: what lies between the first `{` and the
+ * next `}`, if anything does; keys with the same hash tag share a slot, so one script may touch them all.
+ */
+export function hashTagOf(key: string): string | undefined {
+  const open = key.indexOf("{");
+  if (open < 0) return undefined;
+  const close = key.indexOf("}", open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : undefined;
+}
+
 export const isCluster = (target: RedisTarget): target is { clusterNodes: Array<{ host: string; port: number }> } => "clusterNodes" in target;
 
 /** A connection to `target`: to one Redis for a URL, a Cluster connection for cluster nodes. */
@@ -59,6 +71,12 @@ export function createRedisConnection(target: RedisTarget | string, role: RedisR
 /** Redis could not be reached at start (down, wrong address or password): a person's fix, told in one line. */
 export class RedisUnavailableError extends Error {
   override name = "RedisUnavailableError";
+}
+
+/** Where `target` is, for people: the redacted URL, or the cluster's nodes; and the setting that says so. */
+export function describeRedisTarget(target: RedisTarget): { where: string; setting: "REDIS_URL" | "REDIS_CLUSTER_NODES" } {
+  if (isCluster(target)) return { where: `the Redis Cluster at ${target.clusterNodes.map(({ host, port }) => `${host}:${port}`).join(",")}`, setting: "REDIS_CLUSTER_NODES" };
+  return { where: `Redis at ${redactUrl(target.url)}`, setting: "REDIS_URL" };
 }
 
 /** Resolves once the connection is ready; a producer cannot send anything before then. */

@@ -2,6 +2,8 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RedisLease } from "../src/lease.js";
+import { createRedisConnection, hashTagOf, waitForRedis, type RedisConnection } from "../src/redis.js";
+import { RedisCluster } from "../src/testing/redis-cluster.js";
 import { TEST_REDIS_URL } from "../src/testing/test-environment.js";
 
 describe("RedisLease", () => {
@@ -70,5 +72,45 @@ describe("RedisLease", () => {
     const lease = newLease();
     const grants = await Promise.all(Array.from({ length: 20 }, (_, i) => lease.acquire({ owner: `session-${i}`, generation: 0 })));
     expect(grants.filter((grant) => grant.granted)).toHaveLength(1);
+  });
+});
+
+describe("RedisLease on a 3-master Redis Cluster", () => {
+  let cluster: RedisCluster;
+  let redis: RedisConnection;
+
+  beforeAll(async () => {
+    cluster = await RedisCluster.start(3);
+    redis = createRedisConnection({ clusterNodes: cluster.clusterNodes }, "producer", "lease-test");
+    await waitForRedis(redis);
+  }, 60_000);
+  afterAll(async () => {
+    redis?.disconnect();
+    await cluster?.stop();
+  });
+
+  it("refuses a key without a hash tag (its fence would be in another slot), and works with one", async () => {
+    expect(() => new RedisLease(redis, "savepoint:trader-account-leases:acct-1", 10_000)).toThrow(
+      'lease key "savepoint:trader-account-leases:acct-1" has no hash tag, so on a Redis Cluster it and its fence would be in different slots; put one in it, e.g. {savepoint}:…',
+    );
+    // The scripts touch the lease and its fence together: a CROSSSLOT refusal would fail every call here.
+    const leases = ["{savepoint}:leases:a", "{savepoint}:leases:b", "{other}:leases:c"].map((key) => new RedisLease(redis, key, 10_000));
+    for (const lease of leases) {
+      expect(await lease.acquire({ owner: "session-a", generation: 0 })).toMatchObject({ granted: true, previous: null });
+      expect(await lease.acquire({ owner: "session-b", generation: 0 })).toMatchObject({ granted: false, holder: { owner: "session-a" } });
+      const token = (await lease.acquire({ owner: "session-a", generation: 1 })) as { token: number };
+      expect(await lease.renew({ owner: "session-a", generation: 1 }, token.token)).toEqual({ held: true });
+      expect(await lease.release(token.token)).toBe(true);
+    }
+  });
+});
+
+describe("hashTagOf", () => {
+  it("reads the tag as Redis does: between the first { and the next }, when not empty", () => {
+    expect(hashTagOf("{savepoint}:leases:a")).toBe("savepoint");
+    expect(hashTagOf("a:{b}:{c}")).toBe("b");
+    expect(hashTagOf("{}:{b}")).toBeUndefined();
+    expect(hashTagOf("no-tag")).toBeUndefined();
+    expect(hashTagOf("open{only")).toBeUndefined();
   });
 });

@@ -48,7 +48,7 @@ async function measureTicks(env: TestEnvironment, sim: RunningSimulator, symbols
   const broker = new AlpacaBroker({ tradingUrl: sim.url, dataUrl: sim.url, keyId: "bench", secret: "bench", simulated: true, timeoutMs: 10_000, readRetries: 2 });
   const flags = ["--symbols", symbols.join(","), "--interval", "3600", "--checkpoint-interval", "3600", "--entry-threshold-pct", "0", "--lookback", "1"];
   const options = parseCommandLine([...flags, "--position-size", "1000", "--stop-loss-pct", "20", "--take-profit-pct", "20"]);
-  const trader = await Trader.open(options, { broker, client, logger: createLogger({ service: "trader", level: "silent" }), redis: { url: env.redisUrl, queuePrefix: env.queuePrefix }, reasoningTimeoutMs: 1_000, accountLeaseMs: 15_000 });
+  const trader = await Trader.open(options, { broker, client, logger: createLogger({ service: "trader", level: "silent" }), redis: { target: { url: env.redisUrl }, queuePrefix: env.queuePrefix }, reasoningTimeoutMs: 1_000, accountLeaseMs: 15_000 });
   try {
     for (let attempt = 0; trader.state.positions.size < symbols.length; attempt++) {
       if (attempt > 20) throw new Error(`only ${trader.state.positions.size} of ${symbols.length} positions opened; is the simulator's buying power enough?`);

@@ -5,11 +5,13 @@ import {
   createMetricsRegistry,
   exitOnPortUnavailable,
   GracefulShutdown,
+  describeRedisTarget,
   parseEnv,
-  redactUrl,
+  redisTargetOf,
   SessionTakenOverError,
   startOpsServer,
   type Logger,
+  type RedisTarget,
 } from "@savepoint/shared";
 import { AlpacaBroker } from "./broker/alpaca-broker.js";
 import { HelpRequested, parseCommandLine, UsageError, type TraderOptions } from "./cli/options.js";
@@ -41,12 +43,10 @@ function commandLine(): TraderOptions {
   }
 }
 
-function environment(): TraderEnv {
+function environment(): { env: TraderEnv; redisTarget: RedisTarget } {
   try {
     const env = parseEnv(traderEnvSchema);
-    // Its lease, readiness and reasoning connections are single-node ones; better refused than pointed elsewhere.
-    if (env.REDIS_CLUSTER_NODES) throw new ConfigError("REDIS_CLUSTER_NODES: the trader does not run on a Redis Cluster yet; unset it and set REDIS_URL");
-    return env;
+    return { env, redisTarget: redisTargetOf(env) };
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`trader: ${error.message}`);
@@ -78,7 +78,7 @@ function reportFailure(logger: Logger, error: unknown): number {
 }
 
 const options = commandLine();
-const env = environment();
+const { env, redisTarget } = environment();
 const logger = createLogger({ service: "trader", level: env.LOG_LEVEL, format: env.LOG_FORMAT });
 const shutdown = new GracefulShutdown(logger, env.SHUTDOWN_TIMEOUT_MS).listen();
 process.on("unhandledRejection", (reason) => {
@@ -111,17 +111,17 @@ const ops = await startOpsServer({
 }).catch(exitOnPortUnavailable("trader"));
 shutdown.add("ops server", () => ops.server.close());
 logger.info(
-  { httpPort: ops.port, broker: connection.tradingUrl, marketData: connection.dataUrl, simulated: connection.simulated, redis: redactUrl(env.REDIS_URL) },
+  { httpPort: ops.port, broker: connection.tradingUrl, marketData: connection.dataUrl, simulated: connection.simulated, redis: describeRedisTarget(redisTarget).where },
   connection.simulated ? `trader starting against the simulator at ${connection.tradingUrl}` : `trader starting against Alpaca at ${connection.tradingUrl}`,
 );
 
 let client: CheckpointClient;
 try {
   // First on a connection of its own, so a Redis that is down or refuses the password is one clear line.
-  redis = await connectRedis(env.REDIS_URL, "trader-readiness", (error) => logger.debug({ problem: error.message }, "readiness connection: Redis error"));
-  client = await CheckpointClient.connect({ redisUrl: env.REDIS_URL, queuePrefix: env.QUEUE_PREFIX });
+  redis = await connectRedis(redisTarget, "trader-readiness", (error) => logger.debug({ problem: error.message }, "readiness connection: Redis error"));
+  client = await CheckpointClient.connect({ redis: redisTarget, queuePrefix: env.QUEUE_PREFIX });
 } catch (error) {
-  logger.fatal({ redis: redactUrl(env.REDIS_URL) }, (error as Error).message);
+  logger.fatal({ redis: describeRedisTarget(redisTarget).where }, (error as Error).message);
   await shutdown.shutdown("redis unavailable", 1);
   process.exit(1);
 }
@@ -134,7 +134,7 @@ const context: TraderContext = {
   client,
   logger,
   metrics,
-  redis: { url: env.REDIS_URL, queuePrefix: env.QUEUE_PREFIX },
+  redis: { target: redisTarget, queuePrefix: env.QUEUE_PREFIX },
   reasoningTimeoutMs: env.REASONING_TIMEOUT_MS,
   accountLeaseMs: env.TRADER_ACCOUNT_LEASE_MS,
 };

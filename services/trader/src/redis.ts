@@ -1,6 +1,4 @@
-import { createRedisConnection, redactUrl } from "@savepoint/shared";
-
-type Redis = ReturnType<typeof createRedisConnection>;
+import { createRedisConnection, describeRedisTarget, type RedisConnection, type RedisTarget } from "@savepoint/shared";
 
 /**
  * Redis cannot be reached right now (down, restarting, a network cut): whatever needed it (the account
@@ -14,13 +12,14 @@ export class RedisUnavailableError extends Error {
 const AUTH_FAILURE = /WRONGPASS|NOAUTH|invalid password|invalid username-password/i;
 
 /**
- * A fail-fast connection for the trader's own Redis traffic (the account lease, readiness), ready on return.
- * A Redis that is down or refuses the password at start is one clear error naming REDIS_URL, not one dump per
- * reconnection attempt; later outages are reported through `onError`, and the connection reconnects by itself.
+ * A fail-fast connection for the trader's own Redis traffic (the account lease, readiness), ready on return:
+ * to one Redis, or a cluster connection when `target` is a cluster. A Redis that is down or refuses the
+ * password at start is one clear error naming REDIS_URL (or REDIS_CLUSTER_NODES), not one dump per reconnection
+ * attempt; later outages are reported through `onError`, and the connection reconnects by itself.
  */
-export async function connectRedis(redisUrl: string, name: string, onError: (error: Error) => void, timeoutMs = 5_000): Promise<Redis> {
-  const connection = createRedisConnection(redisUrl, "producer", name);
-  const where = redactUrl(redisUrl);
+export async function connectRedis(target: RedisTarget, name: string, onError: (error: Error) => void, timeoutMs = 5_000): Promise<RedisConnection> {
+  const connection = createRedisConnection(target, "producer", name);
+  const { where, setting } = describeRedisTarget(target);
   let starting: ((error: Error) => void) | undefined;
   // Listened to from the first moment: an error event without a listener is a stack dump on stderr.
   connection.on("error", (error: Error) => (starting ? starting(error) : onError(error)));
@@ -28,7 +27,7 @@ export async function connectRedis(redisUrl: string, name: string, onError: (err
   try {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => settle(new Error(`cannot reach Redis at ${where} within ${timeoutMs} ms (${lastError?.message ?? `status ${connection.status}`}); check REDIS_URL and that Redis is running`)),
+        () => settle(new Error(`cannot reach ${where} within ${timeoutMs} ms (${lastError?.message ?? `status ${connection.status}`}); check ${setting} and that Redis is running`)),
         timeoutMs,
       );
       const settle = (error?: Error) => {
@@ -41,7 +40,9 @@ export async function connectRedis(redisUrl: string, name: string, onError: (err
       const ready = () => settle();
       starting = (error: Error) => {
         lastError = error;
-        if (AUTH_FAILURE.test(error.message)) settle(new Error(`Redis at ${where} refused the credentials (${error.message.trim()}); check the user and password in REDIS_URL`));
+        if (!AUTH_FAILURE.test(error.message)) return;
+        const fix = setting === "REDIS_URL" ? "check the user and password in REDIS_URL" : "REDIS_CLUSTER_NODES carries no password; point it at a cluster that needs none";
+        settle(new Error(`${where} refused the credentials (${error.message.trim()}); ${fix}`));
       };
       connection.on("ready", ready);
     });
@@ -53,7 +54,7 @@ export async function connectRedis(redisUrl: string, name: string, onError: (err
 }
 
 /** Resolves when Redis answers a PING on `connection`; otherwise throws naming the problem (for /readyz). */
-export async function pingRedis(connection: Redis): Promise<void> {
+export async function pingRedis(connection: RedisConnection): Promise<void> {
   try {
     await connection.ping();
   } catch (error) {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
-import { CheckpointTimeoutError, SessionTakenOverError, type CheckpointClient, type Logger } from "@savepoint/shared";
+import { CheckpointTimeoutError, SessionTakenOverError, type CheckpointClient, type Logger, type RedisTarget } from "@savepoint/shared";
 import type { Broker } from "./broker/broker.js";
 import { BrokerReadError } from "./broker/errors.js";
 import type { BrokerAccount } from "./broker/types.js";
@@ -30,8 +30,8 @@ export interface TraderContext {
   client: CheckpointClient;
   logger: Logger;
   metrics?: TraderMetrics;
-  /** The Redis of the account lease and of the reasoner strategy's `reasoning` queue. */
-  redis: { url: string; queuePrefix: string };
+  /** The Redis (one, or a cluster) of the account lease and of the reasoner strategy's `reasoning` queue. */
+  redis: { target: RedisTarget; queuePrefix: string };
   /** How long the reasoner strategy waits for one decision. */
   reasoningTimeoutMs: number;
   /** The account lease's time to live: how long after a trader dies its account stays locked. */
@@ -113,7 +113,7 @@ export class Trader {
 
     let redis: Redis;
     try {
-      redis = await connectRedis(context.redis.url, "trader-account-lease", (error) => logger.debug({ problem: error.message }, "account lease connection: Redis error"));
+      redis = await connectRedis(context.redis.target, "trader-account-lease", (error) => logger.debug({ problem: error.message }, "account lease connection: Redis error"));
     } catch (error) {
       throw new StartupError((error as Error).message);
     }
@@ -346,7 +346,7 @@ async function createStrategy(state: TradingState, sessionId: string, context: T
   const { strategy } = state.identity;
   if (strategy.kind === "rule") return new RuleStrategy(strategy);
   return ReasonerStrategy.connect({
-    redisUrl: context.redis.url,
+    redis: context.redis.target,
     queuePrefix: context.redis.queuePrefix,
     timeoutMs: context.reasoningTimeoutMs,
     agentId: sessionId,

@@ -1,12 +1,17 @@
 import { Worker } from "bullmq";
-import { createJobProcessor, type Decision, type ThinkPayload } from "@savepoint/shared";
+import { createJobProcessor, type Decision, type RedisConnection, type ThinkPayload } from "@savepoint/shared";
 import type { TestEnvironment } from "@savepoint/shared/testing";
 
 /**
  * A stand-in for the reasoner: a real BullMQ worker on the `reasoning` queue, speaking the job catalog's
- * `think` contract, answering from a script of decisions.
+ * `think` contract, answering from a script of decisions. On `env.redisUrl`, or on `connection` (a worker
+ * connection, e.g. to a cluster; the caller closes it).
  */
-export function reasoningWorker(env: Pick<TestEnvironment, "redisUrl" | "queuePrefix">, decide: (payload: ThinkPayload, run: number) => Decision) {
+export function reasoningWorker(
+  env: Pick<TestEnvironment, "redisUrl" | "queuePrefix">,
+  decide: (payload: ThinkPayload, run: number) => Decision,
+  connection: RedisConnection | { url: string; maxRetriesPerRequest: null } = { url: env.redisUrl, maxRetriesPerRequest: null },
+) {
   const jobs: Array<{ id: string; payload: ThinkPayload }> = [];
   const worker = new Worker(
     "reasoning",
@@ -17,7 +22,7 @@ export function reasoningWorker(env: Pick<TestEnvironment, "redisUrl" | "queuePr
         return { ...decision, sessionId: job.id!, iterations: 3, resumed: false, resumedAtIteration: 0, modelCalls: 3, modelCallsSaved: 0, limitReached: false };
       },
     }),
-    { connection: { url: env.redisUrl, maxRetriesPerRequest: null }, prefix: env.queuePrefix },
+    { connection, prefix: env.queuePrefix },
   );
   // A test that kills Redis sees the outage through the trader; the worker reconnects by itself.
   worker.on("error", () => undefined);

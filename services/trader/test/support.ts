@@ -126,7 +126,7 @@ export function captureLogger(level = "info"): { logger: Logger; lines: LogLine[
 /** What the in-process Trader needs, against `sim` and the test environment. */
 export function traderContext(env: TestEnvironment, sim: RunningSimulator, client: CheckpointClient, logger: Logger): TraderContext {
   const broker = new AlpacaBroker({ tradingUrl: sim.url, dataUrl: sim.url, keyId: "test", secret: "test", simulated: true, timeoutMs: 5_000, readRetries: 1 });
-  return { broker, client, logger, redis: { url: env.redisUrl, queuePrefix: env.queuePrefix }, reasoningTimeoutMs: 10_000, accountLeaseMs: 15_000 };
+  return { broker, client, logger, redis: { target: { url: env.redisUrl }, queuePrefix: env.queuePrefix }, reasoningTimeoutMs: 10_000, accountLeaseMs: 15_000 };
 }
 
 /** The newest stored snapshot of a session, straight from Postgres. */

@@ -6,13 +6,14 @@ import {
   type JobInput,
   type Logger,
   type PendingDecision,
+  type RedisTarget,
   type ThinkResult,
 } from "@savepoint/shared";
 import { RedisUnavailableError } from "../redis.js";
 import { hold, type HeldPosition, type MarketSnapshot, type Signal, type Strategy } from "./strategy.js";
 
 export interface ReasonerStrategyOptions {
-  redisUrl: string;
+  redis: RedisTarget;
   queuePrefix: string;
   /** The reasoning agent's id: its runs are `think.<agentId>.<run>`. */
   agentId: string;
@@ -47,7 +48,7 @@ export class ReasonerStrategy implements Strategy {
 
   static async connect(options: ReasonerStrategyOptions): Promise<ReasonerStrategy> {
     const client = await ReasoningClient.connect({
-      redisUrl: options.redisUrl,
+      redis: options.redis,
       queuePrefix: options.queuePrefix,
       connectionName: "trader-reasoning",
       // Connection errors during an outage are reported by the ticks they fail (one line each), not as dumps.
