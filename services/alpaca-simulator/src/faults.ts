@@ -13,7 +13,9 @@ const target = {
  * - `error`: the next `count` matching requests answer `status` in Alpaca's error shape. `when: "after"`
  *   lets the request take effect first (an order is placed, then the client sees a 5xx), which is the
  *   ambiguous failure a client must resolve by looking the order up by `client_order_id`.
- * - `latency`: matching requests wait `ms` first (the next `count`, or all until cleared).
+ * - `latency`: matching requests wait `ms` first (the next `count`, or all until cleared). `when: "after"`
+ *   lets the request take effect first and holds back only its answer: a client killed in that window has
+ *   sent an order the broker placed and never heard back.
  * - `disconnect`: the connection is dropped with no answer, before or after the request takes effect.
  * - `reject_orders`: the next `count` placements are refused (`mode: "http"`: a 403 and no order;
  *   `mode: "status"`: the order is accepted and then moves to status "rejected", as Alpaca's async rejections do).
@@ -27,7 +29,13 @@ export const faultSchema = z.discriminatedUnion("kind", [
     retryAfterSeconds: z.number().int().min(0).max(3_600).optional(),
     ...target,
   }),
-  z.object({ kind: z.literal("latency"), ms: z.number().int().min(1).max(120_000), count: count.optional(), ...target }),
+  z.object({
+    kind: z.literal("latency"),
+    ms: z.number().int().min(1).max(120_000),
+    count: count.optional(),
+    when: z.enum(["before", "after"]).default("before"),
+    ...target,
+  }),
   z.object({ kind: z.literal("disconnect"), count, when: z.enum(["before", "after"]).default("before"), ...target }),
   z.object({
     kind: z.literal("reject_orders"),
@@ -64,14 +72,19 @@ export class FaultInjector {
     return this.faults.map((fault) => ({ ...fault }));
   }
 
-  /** What one API request suffers: the added latency of every matching latency fault, and at most one failure. */
-  forRequest(method: string, path: string): { latencyMs: number; failure?: RequestFailure } {
+  /**
+   * What one API request suffers: the added latency of every matching latency fault (before it takes effect,
+   * and after it took effect, before its answer), and at most one failure.
+   */
+  forRequest(method: string, path: string): { latencyMs: number; latencyAfterMs: number; failure?: RequestFailure } {
     let latencyMs = 0;
+    let latencyAfterMs = 0;
     let failure: RequestFailure | undefined;
     for (const fault of this.faults) {
       if (fault.kind === "reject_orders" || (fault.method && fault.method !== method) || (fault.path && !path.startsWith(fault.path))) continue;
       if (fault.kind === "latency") {
-        latencyMs += fault.ms;
+        if (fault.when === "after") latencyAfterMs += fault.ms;
+        else latencyMs += fault.ms;
         this.consume(fault);
       } else if (!failure) {
         failure =
@@ -82,7 +95,7 @@ export class FaultInjector {
       }
     }
     this.faults = this.faults.filter((fault) => fault.remaining !== 0);
-    return failure ? { latencyMs, failure } : { latencyMs };
+    return failure ? { latencyMs, latencyAfterMs, failure } : { latencyMs, latencyAfterMs };
   }
 
   /** The rejection the next order placement suffers, if any. */

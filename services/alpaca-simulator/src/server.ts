@@ -134,7 +134,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   const control = createControl(sim, faults, requestLog);
 
   const app = Fastify({ logger: false, forceCloseConnections: true });
-  const inFlight = new WeakMap<FastifyRequest, { record: RequestRecord; after?: RequestFailure }>();
+  const inFlight = new WeakMap<FastifyRequest, { record: RequestRecord; after?: RequestFailure; latencyAfterMs: number }>();
 
   // Alpaca's clients send Content-Type: application/json on some bodiless requests; an empty body is no body.
   app.removeContentTypeParser("application/json");
@@ -153,8 +153,8 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
     const path = request.routeOptions.url ?? decodedPath(request.url);
     if (!isApiPath(path)) return;
     const record = requestLog.start(request.method, request.url);
-    const { latencyMs, failure } = faults.forRequest(request.method, decodedPath(request.url));
-    inFlight.set(request, { record, after: failure?.when === "after" ? failure : undefined });
+    const { latencyMs, latencyAfterMs, failure } = faults.forRequest(request.method, decodedPath(request.url));
+    inFlight.set(request, { record, after: failure?.when === "after" ? failure : undefined, latencyAfterMs });
     if (latencyMs > 0) await delay(latencyMs, undefined, { signal: closing.signal });
     if (failure?.when === "before") {
       if (failure.kind === "disconnect") {
@@ -184,7 +184,10 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   });
 
   app.addHook("onSend", async (request, reply, payload) => {
-    const failure = inFlight.get(request)?.after;
+    const entry = inFlight.get(request);
+    // The request has taken effect; only its answer waits.
+    if (entry && entry.latencyAfterMs > 0) await delay(entry.latencyAfterMs, undefined, { signal: closing.signal });
+    const failure = entry?.after;
     if (!failure) return payload;
     if (failure.kind === "disconnect") {
       inFlight.get(request)!.record.status = 0;

@@ -66,6 +66,16 @@ describe("simulator fault injection", () => {
     expect(sim.control.faults()).toEqual([]);
   });
 
+  it("holds back only the answer with latency after: the order is placed while the client still waits", async () => {
+    sim.control.injectFault({ kind: "latency", ms: 400, count: 1, when: "after", method: "POST", path: "/v2/orders" });
+    const placing = sdk(sim.url).orders.market({ symbol: "AAPL", qty: 3, side: "buy", clientOrderId: "answer-held" });
+    const placed = () => sim.control.state().orders.find((order) => order.client_order_id === "answer-held");
+    while (!placed()) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(statusesOf("POST", "/v2/orders")).toEqual([null]);
+    expect((await placing).clientOrderId).toBe("answer-held");
+    expect(statusesOf("POST", "/v2/orders")).toEqual([200]);
+  });
+
   it("rejects placements outright (403, no order) or accepts and then rejects them", async () => {
     const api = sdk(sim.url);
     sim.control.injectFault({ kind: "reject_orders", count: 1, mode: "http", message: "account is restricted" });

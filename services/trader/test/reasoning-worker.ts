@@ -9,7 +9,7 @@ import type { TestEnvironment } from "@savepoint/shared/testing";
  */
 export function reasoningWorker(
   env: Pick<TestEnvironment, "redisUrl" | "queuePrefix">,
-  decide: (payload: ThinkPayload, run: number) => Decision,
+  decide: (payload: ThinkPayload, run: number, jobId: string) => Decision,
   connection: RedisConnection | { url: string; maxRetriesPerRequest: null } = { url: env.redisUrl, maxRetriesPerRequest: null },
 ) {
   const jobs: Array<{ id: string; payload: ThinkPayload }> = [];
@@ -18,7 +18,7 @@ export function reasoningWorker(
     createJobProcessor("reasoning", {
       think: async (payload, job) => {
         jobs.push({ id: job.id!, payload });
-        const decision = decide(payload, jobs.length);
+        const decision = decide(payload, jobs.length, job.id!);
         return { ...decision, sessionId: job.id!, iterations: 3, resumed: false, resumedAtIteration: 0, modelCalls: 3, modelCallsSaved: 0, limitReached: false };
       },
     }),
