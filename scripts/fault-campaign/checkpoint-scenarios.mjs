@@ -105,16 +105,21 @@ export async function confirmedUnderBacklog({ env, trials }) {
   const latencies = [];
   let timedOut = 0;
   let stillWaiting = 0;
+  let drainSeconds = 0;
+  let queueSeconds = 0;
   try {
     for (let trial = 1; trial <= trials; trial++) {
       const state = { blob: "x".repeat(1024) };
       let backlogQueued = false;
+      const backlogStarted = performance.now();
       const queueBacklog = async () => {
         for (let sent = 0; sent < BACKLOG; sent += 1000) {
           await Promise.all(Array.from({ length: 1000 }, (_, index) => backlogClient.save(envelope(`backlog-${trial}-${index % 1000}`, sent + index + 1, state))));
         }
+        queueSeconds += (performance.now() - backlogStarted) / 1000;
         backlogQueued = true;
       };
+      const backlogStored = async () => (await env.query("SELECT count(*)::int AS n FROM checkpoints WHERE session_id LIKE $1", [`backlog-${trial}-%`])).rows[0].n;
       // While the backlog is queued and drains, each producer keeps 8 confirmations in flight, as the issue's campaign did.
       await Promise.all([
         queueBacklog(),
@@ -135,8 +140,16 @@ export async function confirmedUnderBacklog({ env, trials }) {
           }),
         ),
       ]);
-      const { rows } = await env.query("SELECT count(*)::int AS n FROM checkpoints WHERE session_id LIKE $1", [`backlog-${trial}-%`]);
-      stillWaiting += BACKLOG - rows[0].n;
+      stillWaiting += BACKLOG - (await backlogStored());
+      // The drain rate is the other half of the trade: confirmations must not come first by starving the backlog.
+      for (let stored = await backlogStored(), progressAt = performance.now(); stored < BACKLOG; ) {
+        if (performance.now() - progressAt > 60_000) throw new Error(`the backlog stopped draining at ${stored} of ${BACKLOG} stored`);
+        await delay(100);
+        const now = await backlogStored();
+        if (now > stored) progressAt = performance.now();
+        stored = now;
+      }
+      drainSeconds += (performance.now() - backlogStarted) / 1000;
     }
   } finally {
     await Promise.all([backlogClient, ...producers].map((client) => client.close()));
@@ -148,6 +161,8 @@ export async function confirmedUnderBacklog({ env, trials }) {
   tally.figure("p50 ms", percentile(latencies, 0.5).toFixed(1));
   tally.figure("p99 ms", p99.toFixed(1));
   tally.figure("backlog still waiting at the last confirmation", stillWaiting);
+  tally.figure("backlog queued per s", Math.round((BACKLOG * trials) / queueSeconds));
+  tally.figure("backlog drained per s (queued to stored)", Math.round((BACKLOG * trials) / drainSeconds));
   tally.figure("lost", lost);
   tally.figure("duplicated", duplicated);
   tally.figure("repeated", 0);

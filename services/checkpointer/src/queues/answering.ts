@@ -12,11 +12,12 @@ function isFinal(job: Job, error: unknown): boolean {
  * has failed for good. A job nobody waits for on the reply path keeps BullMQ's return value instead, for
  * producers that built it by hand and wait with QueueEvents.
  */
-export function answering<T>(answers: AnswerSender, processor: Processor<T>): Processor<T> {
-  return async (job, token, signal) => {
+export function answering<T>(answers: AnswerSender, processor: (job: Job<T>, token?: string) => Promise<unknown>): Processor<T> {
+  // No third parameter (the abort signal): BullMQ creates an AbortController for every job of a processor that takes one.
+  return async (job, token) => {
     let result: unknown;
     try {
-      result = await processor(job, token, signal);
+      result = await processor(job, token);
     } catch (error) {
       if (inboxOf(job.id) && isFinal(job, error)) {
         const code = error instanceof JobRejectedError ? error.code : "failed";
