@@ -34,6 +34,23 @@ describe("migrations", () => {
     expect(await tables()).toEqual(["checkpoint_sessions", "checkpoints", "pgmigrations"]);
   });
 
+  it("partition both tables by session when the migrating session sets savepoint.checkpoint_partitions", async () => {
+    const partitioned = await createTestEnvironment("migrations-partitioned", { checkpointPartitions: 4 });
+    try {
+      const { rows } = await partitioned.query(
+        `SELECT c.relname AS t, pg_get_partkeydef(c.oid) AS key, count(i.inhrelid)::int AS partitions
+         FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid LEFT JOIN pg_inherits i ON i.inhparent = c.oid
+         GROUP BY c.oid, c.relname ORDER BY 1`,
+      );
+      expect(rows).toEqual([
+        { t: "checkpoint_sessions", key: "HASH (service, session_id)", partitions: 4 },
+        { t: "checkpoints", key: "HASH (service, session_id)", partitions: 4 },
+      ]);
+    } finally {
+      await partitioned.dispose();
+    }
+  });
+
   it("store states with lz4 compression", async () => {
     const { rows } = await env.query<{ c: string }>(
       "SELECT attcompression AS c FROM pg_attribute WHERE attrelid = 'checkpoints'::regclass AND attname = 'state'",

@@ -1,4 +1,4 @@
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { CHECKPOINT_TABLE_LAYOUTS, createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PendingSnapshot, PersistOutcome } from "../src/domain/snapshot-batch.js";
@@ -7,14 +7,14 @@ import { snapshot } from "./support.js";
 
 // A batch of one and a larger batch are written by different statements (see checkpoint-store.ts); both must
 // answer every case alike. Each case runs once alone and once beside a snapshot of an unrelated session.
-describe("CheckpointStore.persistBatch", () => {
+describe.each(CHECKPOINT_TABLE_LAYOUTS)("CheckpointStore.persistBatch on $layout", ({ checkpointPartitions }) => {
   let env: TestEnvironment;
   let pool: pg.Pool;
   let store: CheckpointStore;
   let bystanders = 0;
 
   beforeAll(async () => {
-    env = await createTestEnvironment("checkpoint-store");
+    env = await createTestEnvironment("checkpoint-store", { checkpointPartitions });
     pool = createPool({ databaseUrl: env.databaseUrl, maxConnections: 2, statementTimeoutMs: 10_000 });
     store = new CheckpointStore(pool);
   });

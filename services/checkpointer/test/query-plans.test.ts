@@ -1,4 +1,4 @@
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { CHECKPOINT_TABLE_LAYOUTS, createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PendingSnapshot } from "../src/domain/snapshot-batch.js";
@@ -59,12 +59,12 @@ const buffersOf = (plan: string) => Number(/Buffers: shared hit=(\d+)(?: read=(\
 // The store's statements (imported, never retyped) against a table of 250k snapshots, where reading every row
 // of a session or of the table shows in the plan. The patterns also accept the partitions' names, so the file
 // passes on a database partitioned by 1764200000001_hash-partitioning as well.
-describe("query plans of the store's statements", () => {
+describe.each(CHECKPOINT_TABLE_LAYOUTS)("query plans of the store's statements on $layout", ({ checkpointPartitions }) => {
   let env: TestEnvironment;
   let client: pg.Client;
 
   beforeAll(async () => {
-    env = await createTestEnvironment("query-plans");
+    env = await createTestEnvironment("query-plans", { checkpointPartitions });
     client = new pg.Client({ connectionString: env.databaseUrl });
     await client.connect();
     // Rows written in bulk, with the counters the store's writes would have kept, in one statement each.

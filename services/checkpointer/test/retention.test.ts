@@ -1,5 +1,5 @@
 import type { SessionStatus } from "@savepoint/shared";
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { CHECKPOINT_TABLE_LAYOUTS, createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PendingSnapshot, PersistOutcome } from "../src/domain/snapshot-batch.js";
@@ -52,14 +52,14 @@ function withChunkLog(pool: pg.Pool): { pool: pg.Pool; log: ChunkLog } {
 }
 
 // Retention and the counters it relies on, through the store's own statements on a real Postgres.
-describe("retention and session counters", () => {
+describe.each(CHECKPOINT_TABLE_LAYOUTS)("retention and session counters on $layout", ({ checkpointPartitions }) => {
   let env: TestEnvironment;
   let pool: pg.Pool;
   let store: CheckpointStore;
   let log: ChunkLog;
 
   beforeAll(async () => {
-    env = await createTestEnvironment("retention");
+    env = await createTestEnvironment("retention", { checkpointPartitions });
     pool = createPool({ databaseUrl: env.databaseUrl, maxConnections: 6, statementTimeoutMs: 30_000 });
     const spied = withChunkLog(pool);
     log = spied.log;

@@ -7,6 +7,33 @@ import { migrate } from "../migrations.js";
 export const TEST_REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 export const TEST_DATABASE_URL = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 
+/**
+ * Hash partitions of `checkpoints` and `checkpoint_sessions` in every test database (migration
+ * 1764200000001_hash-partitioning): TEST_CHECKPOINT_PARTITIONS=n, so any test file, or the whole suite, can run
+ * on partitioned tables. Unset: plain tables, unless a test asks for partitions itself.
+ */
+export const TEST_CHECKPOINT_PARTITIONS = parsePartitions(process.env.TEST_CHECKPOINT_PARTITIONS);
+
+function parsePartitions(value: string | undefined): number | undefined {
+  if (value === undefined || value === "") return undefined;
+  const partitions = Number(value);
+  if (!Number.isInteger(partitions) || partitions < 2) {
+    throw new Error(`TEST_CHECKPOINT_PARTITIONS must be an integer of at least 2, or unset (got ${JSON.stringify(value)})`);
+  }
+  return partitions;
+}
+
+export interface TestEnvironmentOptions {
+  /** Hash partitions of the checkpoint tables (at least 2); default TEST_CHECKPOINT_PARTITIONS, else none. */
+  checkpointPartitions?: number | undefined;
+}
+
+/** The two layouts the store's statements must work on, for tests that run once on each. */
+export const CHECKPOINT_TABLE_LAYOUTS = [
+  { layout: "plain tables", checkpointPartitions: undefined },
+  { layout: "hash-partitioned tables", checkpointPartitions: 4 },
+] as const satisfies ReadonlyArray<{ layout: string } & TestEnvironmentOptions>;
+
 /** An isolated place for one test file: its own migrated database and its own queue prefix. */
 export interface TestEnvironment {
   redisUrl: string;
@@ -26,13 +53,22 @@ function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
-export async function createTestEnvironment(label: string): Promise<TestEnvironment> {
+/** `databaseUrl` with the session setting that makes the partitioning migration partition the tables. */
+function withPartitioning(databaseUrl: string, partitions: number): string {
+  const parsed = new URL(databaseUrl);
+  parsed.searchParams.set("options", `-c savepoint.checkpoint_partitions=${partitions}`);
+  return parsed.toString();
+}
+
+export async function createTestEnvironment(label: string, options: TestEnvironmentOptions = {}): Promise<TestEnvironment> {
   const suffix = randomBytes(4).toString("hex");
   const safeLabel = label.toLowerCase().replace(/[^a-z0-9]+/g, "_").slice(0, 30);
   const databaseName = `sp_test_${safeLabel}_${suffix}`;
   const databaseUrl = withDatabase(TEST_DATABASE_URL, databaseName);
   const queuePrefix = `sptest-${safeLabel}-${suffix}`;
-  await migrate({ databaseUrl, direction: "up" });
+  // Through the migration itself, as `PGOPTIONS='-c savepoint.checkpoint_partitions=n' npm run migrate` does it.
+  const partitions = "checkpointPartitions" in options ? options.checkpointPartitions : TEST_CHECKPOINT_PARTITIONS;
+  await migrate({ databaseUrl: partitions === undefined ? databaseUrl : withPartitioning(databaseUrl, partitions), direction: "up" });
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 4 });
   // pool.end() resolves before its connections have closed; DROP DATABASE ... WITH (FORCE) in dispose() may
   // then terminate one, and that error must not crash the test run.
