@@ -39,6 +39,10 @@ export interface RunResult {
   durationMs: number;
   /** The plan, for replaying and for the report. */
   plan: string;
+  /** Real milliseconds from the run's start to each phase: trading, the kill, trading again after the resume, the verdict. */
+  phases: Record<string, number>;
+  /** Resumes that exited before trading (a 429 at start) and were started again, as a supervisor would. */
+  restarts: number;
   /** For a failed run: the broker's orders and fills and the traders' warnings, to find the cause from. */
   evidence: string;
 }
@@ -46,7 +50,9 @@ export interface RunResult {
 /** Real milliseconds the harness waits for things that a loaded two-core machine may make slow. */
 const STARTED_TIMEOUT_MS = 60_000;
 const KILL_POINT_TIMEOUT_MS = 15_000;
-const POLL_MS = 10;
+const POLL_MS = 20;
+/** A supervisor's pause before starting a trader again that exited while starting. */
+const RESTART_DELAY_MS = 1_000;
 /** The trader's pace in every run: ticks every 100 ms, a periodic checkpoint every 300 ms. */
 const TRADER_RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
 /** Monday 2026-01-05: an hour into the session, and the regular close (16:00 in New York, 21:00 UTC in winter). */
@@ -83,8 +89,8 @@ interface RunPlan {
   heldAnswer: boolean;
   /** market_close: the kill comes this many simulated minutes after the close (negative: before it). */
   closeOffsetMinutes: number;
-  /** rate_limit_burst: 429s in the burst, and how many the trader meets before the kill. */
-  burst: number;
+  /** rate_limit_burst: how long every request is answered 429, and how many 429s the trader meets before the kill. */
+  burstSeconds: number;
   burstKillAfter: number;
   downMs: number;
   /** The resume is killed too, this long after it started (null: it is not). */
@@ -124,8 +130,8 @@ export function planRun(kind: KillKind, seed: string): RunPlan {
     skip: between(0, 2),
     heldAnswer: random() < 0.5,
     closeOffsetMinutes: between(-3, 2),
-    burst: between(8, 30),
-    burstKillAfter: between(1, 6),
+    burstSeconds: between(1, 3),
+    burstKillAfter: between(1, 4),
     downMs: between(0, 600),
     killResumeAfterMs: random() < 0.3 ? between(0, 1_500) : null,
     tradeSteps: between(8, 20),
@@ -188,10 +194,12 @@ export function unprotectedPositions(state: SimulatorState): string[] {
   return exposed;
 }
 
+/** The trader's ticks that read the broker: each syncs with one GET /v2/account (a sleep through a closed market reads only the clock). */
+const syncedTicks = (sim: RunningSimulator) => sim.control.requests({ method: "GET", path: "/v2/account" }).filter((request) => request.status === 200);
+
 /**
- * Watches the broker for positions without a stop. One tick of the trader is a GET /v2/clock it got an answer
- * to; a position still unprotected when a second tick begins after it was first seen so has outlived the tick
- * that should have protected it.
+ * Watches the broker for positions without a stop. A position still unprotected when a second tick of the
+ * trader has begun since it was first seen so has outlived the tick that should have protected it.
  */
 class ProtectionWatch {
   readonly violations: string[] = [];
@@ -200,7 +208,7 @@ class ProtectionWatch {
   constructor(private readonly sim: RunningSimulator) {}
 
   sample(state: SimulatorState): void {
-    const ticks = this.sim.control.requests({ method: "GET", path: "/v2/clock" }).filter((request) => request.status === 200);
+    const ticks = syncedTicks(this.sim);
     const newest = ticks.at(-1)?.seq ?? 0;
     const exposed = new Map(unprotectedPositions(state).map((line) => [line.split(" ")[0]!, line]));
     for (const symbol of [...this.since.keys()]) if (!exposed.has(symbol)) this.since.delete(symbol);
@@ -263,6 +271,31 @@ class DrivenClock {
   }
 }
 
+/**
+ * The broker's state, read again only when it can have changed: after a step of the clock, or after an order
+ * request (placing, canceling, replacing, closing) arrived or was answered. Reading all of it for every poll
+ * of several runs at once would leave the harness, which also serves every simulator, no time to answer.
+ */
+class BrokerState {
+  private key = "";
+  private state: SimulatorState | undefined;
+
+  constructor(
+    private readonly sim: RunningSimulator,
+    private readonly clock: { steps: number },
+  ) {}
+
+  get(): SimulatorState {
+    const requests = ["POST", "PATCH", "DELETE"].flatMap((method) => this.sim.control.requests({ method }));
+    const key = `${this.clock.steps}:${requests.map((request) => `${request.seq}/${request.status}`).join(",")}`;
+    if (key !== this.key || !this.state) {
+      this.state = this.sim.control.state();
+      this.key = key;
+    }
+    return this.state;
+  }
+}
+
 const isSessionOrder = (sessionId: string) => (order: SimOrder) => String(order.client_order_id).startsWith(`${sessionId}:`);
 
 /**
@@ -281,6 +314,9 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
   let clock: DrivenClock | undefined;
   let reached = false;
   let kills = 0;
+  const phases: Record<string, number> = {};
+  const mark = (phase: string) => (phases[phase] = Date.now() - started);
+  const restarts = { count: 0 };
   try {
     sim = await startSimulator({ ...plan.sim, tickIntervalMs: 0 });
     const running = sim;
@@ -323,11 +359,13 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
     const sessionId = String(named.sessionId);
     context.reasoner.register(sessionId, seed);
     await first.waitForLog(isTradingStarted, STARTED_TIMEOUT_MS);
+    mark("trading");
     driven.start();
 
     reached = await killPoint(plan, running, driven, (hook) => (stepHook = hook), () => kill(first));
     stepHook = undefined;
     if (!reached) await kill(first);
+    mark("killed");
     await delay(plan.downMs);
     if (plan.kind === "market_close") {
       // Across the close: the resumed trader starts with the market closed, the night passes, the next session opens.
@@ -339,15 +377,17 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
       await delay(plan.killResumeAfterMs);
       await kill(interrupted);
     }
-    const resumed = await resume(spawn);
+    const resumed = await resume(spawn, restarts);
+    mark("resumed");
     if (plan.kind === "market_close") {
-      await ticks(running, 3);
+      await ticks(running, 3, "/v2/clock");
       driven.jump(Math.round((NEXT_OPEN - running.control.now().getTime()) / MINUTE) + 1);
     }
     const from = driven.steps;
     await until(() => driven.steps >= from + plan.tradeSteps, `${plan.tradeSteps} steps of trading after the resume`, 60_000);
 
     // Frozen: nothing fills or completes any more; two ticks later the trader has seen all of it.
+    mark("frozen");
     driven.stop();
     running.control.clearFaults();
     await ticks(running, 2);
@@ -358,7 +398,10 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
     violations.push(...watch.violations, ...(await checkInvariants(context.env, final, sessionId)));
     const ours = runOrders(final);
     const evidence = violations.length > 0 ? evidenceOf(final, traders) : "";
+    mark("checked");
     return {
+      phases,
+      restarts: restarts.count,
       evidence,
       kind,
       seed,
@@ -373,7 +416,7 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
   } catch (error) {
     violations.push(`run: ${(error as Error).message.split("\n")[0]}${traders.length ? `; trader said: ${lastLines(traders.at(-1)!)}` : ""}`);
     const evidence = sim ? evidenceOf(sim.control.state(), traders) : "";
-    return { kind, seed, reached, kills, violations, orders: 0, partialFills: 0, durationMs: Date.now() - started, plan: describePlan(plan), evidence };
+    return { kind, seed, reached, kills, violations, orders: 0, partialFills: 0, durationMs: Date.now() - started, plan: describePlan(plan), phases, restarts: restarts.count, evidence };
   } finally {
     clock?.stop();
     await Promise.all(traders.map((trader) => trader.kill("SIGKILL")));
@@ -409,12 +452,14 @@ const lastLines = (trader: ServiceProcess) =>
     .join(" | ") || trader.output.slice(-2).join(" | ");
 
 /** `--resume`, restarted as a supervisor would while it fails to start (a 429 burst can outlast its retries). */
-async function resume(spawn: (args: string[]) => ServiceProcess): Promise<ServiceProcess> {
+async function resume(spawn: (args: string[]) => ServiceProcess, restarts: { count: number }): Promise<ServiceProcess> {
   for (let attempt = 1; ; attempt++) {
     const trader = spawn(["--resume"]);
     const outcome = await Promise.race([trader.waitForLog(isTradingStarted, STARTED_TIMEOUT_MS).then(() => "started" as const), trader.exited]);
     if (outcome === "started") return trader;
     if (attempt >= 3) throw new Error(`--resume did not start trading in ${attempt} attempts (last exit ${JSON.stringify(outcome)})`);
+    restarts.count += 1;
+    await delay(RESTART_DELAY_MS);
   }
 }
 
@@ -426,11 +471,11 @@ async function until(check: () => boolean, what: string, timeoutMs: number): Pro
   }
 }
 
-/** Waits until the trader has begun `count` more ticks that read the broker's clock. */
-async function ticks(sim: RunningSimulator, count: number): Promise<void> {
-  const answered = () => sim.control.requests({ method: "GET", path: "/v2/clock" }).filter((request) => request.status === 200).length;
+/** Waits until the trader has read the broker `count` more times: `path` /v2/account for ticks, /v2/clock for a sleep's steps. */
+async function ticks(sim: RunningSimulator, count: number, path = "/v2/account"): Promise<void> {
+  const answered = () => sim.control.requests({ method: "GET", path }).filter((request) => request.status === 200).length;
   const from = answered();
-  await until(() => answered() >= from + count, `${count} trader ticks`, 30_000);
+  await until(() => answered() >= from + count, `${count} reads of ${path} by the trader`, 30_000);
 }
 
 /**
@@ -444,7 +489,8 @@ async function killPoint(
   onStep: (hook: () => void) => void,
   kill: () => Promise<void>,
 ): Promise<boolean> {
-  const ours = () => runOrders(sim.control.state());
+  const broker = new BrokerState(sim, clock);
+  const ours = () => runOrders(broker.get());
   /**
    * Polls `point` (between steps, and right after each step) and kills at its (skip + 1)th occurrence, telling
    * occurrences apart by `distinct` (the order it concerns); without it the first occurrence is the kill point.
@@ -495,21 +541,25 @@ async function killPoint(
         () => ours().some((order) => !isFinal(order) && num(order.filled_qty) > 0 && num(order.filled_qty) < num(order.qty)),
         () => String(ours().find((order) => !isFinal(order) && num(order.filled_qty) > 0 && num(order.filled_qty) < num(order.qty))?.id),
       );
-    case "cancel_pending":
+    case "cancel_pending": {
+      // A cancel the broker accepted and has not completed; an exit that replaces its take-profit leg waits the same way.
+      const pending = (order: SimOrder) => order.status === "pending_cancel" || order.status === "pending_replace";
       return killAt(
-        () => ours().some((order) => order.status === "pending_cancel"),
-        () => String(ours().find((order) => order.status === "pending_cancel")?.id),
+        () => ours().some(pending),
+        () => String(ours().find(pending)?.id),
       );
+    }
     case "market_close": {
       const at = CLOSE + plan.closeOffsetMinutes * MINUTE;
       return killAt(() => sim.control.now().getTime() >= at);
     }
     case "rate_limit_burst": {
+      // The account's limit is spent for burstSeconds: every request meets a 429 with Retry-After until then.
       for (let step = 0; step < plan.skip + 2; step++) await until(() => clock.steps > step, "a step", 10_000);
-      const from = sim.control.requests().at(-1)?.seq ?? 0;
-      sim.control.injectFault({ kind: "error", status: 429, count: plan.burst, retryAfterSeconds: 1, path: "/v2" });
-      const limited = () => sim.control.requests().filter((request) => request.seq > from && request.status === 429).length;
-      return killAt(() => limited() >= Math.min(plan.burstKillAfter, plan.burst - 1));
+      const burst = sim.control.injectFault({ kind: "error", status: 429, count: 1_000_000, retryAfterSeconds: plan.burstSeconds, path: "/v2" });
+      setTimeout(() => sim.control.clearFaults(), plan.burstSeconds * 1_000).unref();
+      const limited = () => 1_000_000 - (sim.control.faults().find((fault) => fault.id === burst.id)?.remaining ?? 1_000_000);
+      return killAt(() => limited() >= plan.burstKillAfter);
     }
   }
 }

@@ -52,6 +52,8 @@ try {
       for (const violation of result.violations) console.log(`    ${violation}`);
       mkdirSync(EVIDENCE_DIR, { recursive: true });
       writeFileSync(`${EVIDENCE_DIR}${result.kind}-${result.seed}.log`, `${result.plan}\n${result.violations.join("\n")}\n${result.evidence}\n`);
+    } else if (process.env.FUZZ_VERBOSE) {
+      console.log(`✓ ${result.kind}:${result.seed} ${JSON.stringify(result.phases)}`);
     } else if (done % 25 === 0) {
       console.log(`  ${done}/${runs.length} runs done`);
     }
@@ -64,14 +66,15 @@ try {
 
 const pad = (value: string | number, width: number) => String(value).padStart(width);
 console.log(`\n${results.length} runs in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-console.log(`${"kill point".padEnd(18)}${pad("runs", 6)}${pad("reached", 9)}${pad("kills", 7)}${pad("failed", 8)}${pad("orders", 8)}${pad("partial", 9)}`);
+console.log(`${"kill point".padEnd(18)}${pad("runs", 6)}${pad("reached", 9)}${pad("kills", 7)}${pad("restarts", 10)}${pad("failed", 8)}${pad("orders", 8)}${pad("partial", 9)}${pad("s/run", 7)}`);
 for (const kind of KILL_KINDS) {
   const of = results.filter((result) => result.kind === kind);
   if (of.length === 0) continue;
   const sum = (pick: (result: RunResult) => number) => of.reduce((total, result) => total + pick(result), 0);
   console.log(
     `${kind.padEnd(18)}${pad(of.length, 6)}${pad(of.filter((result) => result.reached).length, 9)}${pad(sum((result) => result.kills), 7)}` +
-      `${pad(of.filter((result) => result.violations.length > 0).length, 8)}${pad(sum((result) => result.orders), 8)}${pad(sum((result) => result.partialFills), 9)}`,
+      `${pad(sum((result) => result.restarts), 10)}${pad(of.filter((result) => result.violations.length > 0).length, 8)}${pad(sum((result) => result.orders), 8)}` +
+      `${pad(sum((result) => result.partialFills), 9)}${pad((sum((result) => result.durationMs) / of.length / 1000).toFixed(1), 7)}`,
   );
 }
 /** Each violation starts with the invariant it broke. */

@@ -17,7 +17,8 @@ import type { TraderState } from "../src/session/state.js";
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from "@savepoint/alpaca-simulator";
 import type { TraderContext } from "../src/trader.js";
 
-const TRADER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+/** The trader's built entry point: tests run the trader as the process it ships as. */
+export const TRADER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
 /** A fixed simulated start (a Monday, an hour into the session), so runs are reproducible. */
 export const START = new Date("2026-01-05T15:30:00.000Z");
