@@ -1,4 +1,4 @@
-import { CheckpointStaleEpochError, CheckpointTimeoutError } from "./checkpoint-client.js";
+import { CheckpointClientClosedError, CheckpointStaleEpochError, CheckpointTimeoutError } from "./checkpoint-client.js";
 import type { CheckpointPort } from "./checkpoint-port.js";
 import type { Logger } from "./logger.js";
 import type { SessionStatus, SnapshotEnvelope, SnapshotKind, SnapshotReceipt } from "./schemas/snapshot.js";
@@ -148,6 +148,9 @@ export class SessionWriter {
     const at = { sessionId: envelope.sessionId, epoch: envelope.epoch, seq: envelope.seq, kind: envelope.kind };
     if (error instanceof CheckpointTimeoutError) {
       this.options.logger.warn({ ...at, problem: error.message }, "checkpoint not confirmed yet; it stays queued in Redis and is stored once the checkpointer catches up");
+    } else if (error instanceof CheckpointClientClosedError) {
+      // The process is shutting down with a confirmation in flight: nothing was refused, the snapshot is queued.
+      this.options.logger.info({ ...at, problem: error.message }, "checkpoint confirmation not awaited: shutting down; it stays queued in Redis for the checkpointer");
     } else {
       this.options.logger.error({ ...at, err: error }, "checkpoint refused by the checkpointer");
     }

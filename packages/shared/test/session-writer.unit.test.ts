@@ -1,6 +1,6 @@
 import { pino } from "pino";
 import { describe, expect, it, vi } from "vitest";
-import { CheckpointStaleEpochError, CheckpointTimeoutError, SessionTakenOverError, SessionWriter, type CheckpointPort, type SessionWriterOptions, type SnapshotEnvelope } from "../src/index.js";
+import { CheckpointClientClosedError, CheckpointStaleEpochError, CheckpointTimeoutError, SessionTakenOverError, SessionWriter, type CheckpointPort, type SessionWriterOptions, type SnapshotEnvelope } from "../src/index.js";
 import { InMemoryCheckpoints } from "../src/testing/in-memory-checkpoints.js";
 
 const TAKEN_AT = new Date("2026-03-02T15:30:00.000Z");
@@ -165,6 +165,19 @@ describe("SessionWriter", () => {
     expect(error).toHaveBeenCalledWith(expect.objectContaining({ seq: 1 }), "checkpoint refused by the checkpointer");
     expect(session.takenOver).toBeUndefined();
     await expect(session.save({ kind: "periodic", status: "active", state: {} })).resolves.toMatchObject({ seq: 2 });
+  });
+
+  it("logs a background confirmation cut short by the client closing (a shutdown) without an error or a stack", async () => {
+    const port = new HeldPort();
+    const logger = pino({ level: "silent" });
+    const info = vi.spyOn(logger, "info");
+    const error = vi.spyOn(logger, "error");
+    const session = writer(port, { logger });
+    await session.save({ kind: "periodic", status: "active", state: {} });
+    port.held[0]!.settle(new CheckpointClientClosedError("the checkpoint client was closed before the checkpointer answered"));
+    await session.settle();
+    expect(error).not.toHaveBeenCalled();
+    expect(info).toHaveBeenCalledWith(expect.not.objectContaining({ err: expect.anything() }), expect.stringContaining("confirmation not awaited: shutting down"));
   });
 
   it("throws a failure from before the port accepted the snapshot to the caller of save", async () => {

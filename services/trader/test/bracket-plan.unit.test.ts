@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planBracket } from "../src/strategy/bracket-plan.js";
+import { chargedPrice, planBracket } from "../src/strategy/bracket-plan.js";
 
 const params = { positionSize: 1_000, stopLossPct: 2, takeProfitPct: 4 };
 
@@ -24,11 +24,27 @@ describe("bracket plan", () => {
       buyingPower: 1_000,
       plan: { side: "short", qty: 10, takeProfit: 9.99, stopLoss: 10.01 },
     },
-    { name: "the whole buying power is enough", side: "long", price: 100, params, buyingPower: 1_000, plan: { side: "long", qty: 10, takeProfit: 104, stopLoss: 98 } },
     { name: "skips a size that buys no whole share", side: "long", price: 2_000, params, buyingPower: 10_000, plan: { skip: "position size $1000 buys no whole share at $2000" } },
-    { name: "skips an entry the buying power cannot pay for", side: "long", price: 100, params, buyingPower: 500, plan: { skip: "needs $1000 of buying power; $500 left" } },
-    { name: "a short needs the buying power too", side: "short", price: 100, params, buyingPower: 999, plan: { skip: "needs $1000 of buying power; $999 left" } },
   ] as const)("$name", ({ side, price, params: sizing, buyingPower, plan }) => {
-    expect(planBracket(side, price, sizing, buyingPower)).toEqual(plan);
+    expect(planBracket(side, price, sizing, buyingPower)).toMatchObject(plan);
+  });
+
+  it("charges a market buy Alpaca's collar (4% under $50, 2.5% from $50) and a short sale 3% above the price", () => {
+    expect(chargedPrice("long", 40)).toBeCloseTo(41.6, 9);
+    expect(chargedPrice("long", 50)).toBeCloseTo(51.25, 9);
+    expect(chargedPrice("short", 100)).toBeCloseTo(103, 9);
+  });
+
+  it("buys fewer shares when the buying power cannot pay for the position size at Alpaca's charge, with room for a 1% move", () => {
+    // 10 shares at $100 cost $1000, but Alpaca charges $102.50 each (and a 1% move makes $103.53): 9 fit in $1000.
+    expect(planBracket("long", 100, params, 1_000)).toEqual({ side: "long", qty: 9, takeProfit: 104, stopLoss: 98, buyingPowerNeeded: 931.73 });
+    expect(planBracket("short", 100, params, 1_000)).toMatchObject({ qty: 9, buyingPowerNeeded: 936.27 });
+    // Under $50 the collar is 4%: $41.60 and $42.02 with the allowance; 23 of the 25 shares fit in $1000.
+    expect(planBracket("long", 40, params, 1_000)).toMatchObject({ qty: 23 });
+  });
+
+  it("says what one share needs when the buying power cannot pay for any", () => {
+    expect(planBracket("long", 100, params, 100)).toEqual({ skip: "needs $103.53 of buying power for one share at $100 (Alpaca's charge for a market buy); $100 left" });
+    expect(planBracket("short", 100, params, -5)).toEqual({ skip: "needs $104.03 of buying power for one share at $100 (Alpaca's charge for a short sale); $-5 left" });
   });
 });

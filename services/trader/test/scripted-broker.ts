@@ -122,7 +122,9 @@ export type BrokerCall = keyof Broker;
  */
 export class ScriptedBroker implements Broker {
   accountFigures = brokerAccount();
-  marketClock: MarketClock = { timestamp: SUBMITTED_AT, isOpen: true };
+  marketClock: MarketClock = { timestamp: SUBMITTED_AT, isOpen: true, nextOpen: new Date(SUBMITTED_AT.getTime() + 86_400_000) };
+  /** When set, the clock is read from it instead of `marketClock` (a clock that moves with the test's time). */
+  clockSource: (() => MarketClock) | undefined;
   readonly heldPositions = new Map<string, BrokerPosition>();
   readonly orders: BrokerOrder[] = [];
   readonly bars = new Map<string, Bar[]>();
@@ -160,7 +162,7 @@ export class ScriptedBroker implements Broker {
 
   async clock(): Promise<MarketClock> {
     this.enter("clock");
-    return { ...this.marketClock };
+    return { ...(this.clockSource?.() ?? this.marketClock) };
   }
 
   async asset(symbol: string): Promise<BrokerAsset | null> {

@@ -46,7 +46,7 @@ interface LogLine {
   [field: string]: unknown;
 }
 
-function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; store?: InMemoryCheckpoints; durationMs?: number | null } = {}) {
+function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; store?: InMemoryCheckpoints; durationMs?: number | null; checkpointIntervalMs?: number } = {}) {
   const broker = new ScriptedBroker().addBar("AAPL", bar(0, 100));
   const strategy = options.strategy ?? new ScriptedStrategy(openLong);
   const store = options.store ?? new InMemoryCheckpoints();
@@ -72,7 +72,7 @@ function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; st
   const session: TradingSession = new TradingSession({ broker, strategy, checkpoints, ownership, logger }, state, {
     sessionId: SESSION,
     intervalMs: 0,
-    checkpointIntervalMs: 3_600_000,
+    checkpointIntervalMs: options.checkpointIntervalMs ?? 3_600_000,
     durationMs: options.durationMs === undefined ? null : options.durationMs,
   });
   const latest = () => store.latest({ service: TRADER_SERVICE, sessionId: SESSION });
@@ -89,7 +89,8 @@ describe("one tick", () => {
     expect(confirmations).toEqual([broker.calls.indexOf("submitBracket")]);
     expect(state.pendingEntries.get("AAPL")).toMatchObject({ clientOrderId: ENTRY, orderId: broker.orders[0]!.id, confirmed: true, takeProfit: 104, stopLoss: 98 });
     expect(state.nextTradeNo("AAPL")).toBe(2);
-    expect(state.account?.buyingPower).toBe(99_000);
+    // Less what Alpaca charges ten shares of a market buy at $100: $102.50 each, and 1% for a move.
+    expect(state.account?.buyingPower).toBe(98_964.75);
   });
 
   it("decides nothing while the market is closed, but still syncs", async () => {
@@ -121,11 +122,11 @@ describe("one tick", () => {
 
   it("skips an entry the buying power cannot pay for", async () => {
     const { broker, session, state, lines } = setUp();
-    broker.accountFigures.buyingPower = 500;
+    broker.accountFigures.buyingPower = 100;
     await session.tick();
     expect(broker.calls).not.toContain("submitBracket");
     expect(state.pendingEntries.size).toBe(0);
-    expect(lines).toContainEqual(expect.objectContaining({ msg: "entry skipped", problem: "needs $1000 of buying power; $500 left" }));
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "entry skipped", problem: "needs $103.53 of buying power for one share at $100 (Alpaca's charge for a market buy); $100 left" }));
   });
 
   it("tracks an entry whose answer was lost but which reached the broker, without placing it again", async () => {

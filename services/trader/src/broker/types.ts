@@ -74,7 +74,7 @@ export type BrokerOrder = z.infer<typeof orderSchema>;
 export type BrokerLeg = z.infer<typeof legSchema>;
 export const ordersSchema = z.array(orderSchema);
 
-export const clockSchema = z.object({ timestamp: time, isOpen: z.boolean() });
+export const clockSchema = z.object({ timestamp: time, isOpen: z.boolean(), nextOpen: time });
 export type MarketClock = z.infer<typeof clockSchema>;
 
 export const assetSchema = z.object({

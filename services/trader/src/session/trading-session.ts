@@ -8,8 +8,9 @@ import { RedisUnavailableError } from "../redis.js";
 import { BarHistory } from "../strategy/bar-history.js";
 import { planBracket } from "../strategy/bracket-plan.js";
 import type { MarketSnapshot, Signal, Strategy } from "../strategy/strategy.js";
-import { isOrderFinal } from "../broker/types.js";
+import { isOrderFinal, type MarketClock } from "../broker/types.js";
 import { readLiveView } from "./broker-view.js";
+import { BrokerClockPace, closedMarketStepMs } from "./market-hours.js";
 import type { SessionCheckpoints } from "./checkpoints.js";
 import { closeClientOrderId, entryClientOrderId } from "./client-order-ids.js";
 import { pendingFrom, reconcile, ReconciliationError, type Change } from "./reconcile.js";
@@ -50,6 +51,16 @@ export type SessionEnd =
 const MIN_BARS_KEPT = 120;
 /** Between looks at entry orders being settled when the session ends. */
 const SETTLE_POLL_MS = 100;
+/** The shortest step of a sleep through a closed market, so a clock that says closed at its next open is not polled in a loop. */
+const MIN_CLOSED_STEP_MS = 100;
+
+/** A span of broker time for people: "17h 30m", "45m", "20s". */
+function describeSpan(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  if (minutes < 1) return `${Math.max(0, Math.round(ms / 1000))}s`;
+  const hours = Math.floor(minutes / 60);
+  return hours > 0 ? `${hours}h ${minutes % 60}m` : `${minutes}m`;
+}
 
 /**
  * One trading session's loop: every interval a tick (market data, sync with the broker, decisions, orders),
@@ -61,6 +72,9 @@ export class TradingSession {
   private stopCause: string | undefined;
   private takenOver: SessionTakenOverError | undefined;
   private wakeUp: (() => void) | undefined;
+  private readonly pace = new BrokerClockPace();
+  /** The clock that last showed the market closed, while the session sleeps towards its next open. */
+  private closed: MarketClock | undefined;
 
   constructor(
     private readonly parts: SessionParts,
@@ -79,13 +93,19 @@ export class TradingSession {
    * strategy (minutes without trades have no bar), the closes the reasoner is shown for the reasoner.
    */
   async warmUp(): Promise<void> {
-    const clock = await this.parts.broker.clock();
+    const clock = await this.readClock();
     const { strategy } = this.state.identity;
     const minutes = strategy.kind === "reasoner" ? MIN_BARS_KEPT : Math.max(3 * (strategy.lookbackBars + 1), 30);
     const history = await this.parts.broker.barsSince(this.symbols, new Date(clock.timestamp.getTime() - minutes * 60_000));
     for (const [symbol, bars] of history) this.bars.add(symbol, bars);
   }
 
+  /**
+   * Ticks every interval while the market is open. A tick that finds it closed puts the session to sleep until
+   * the clock's next open (one line says until when): no ticks meanwhile, only a look at the clock when each
+   * step of the sleep ends (see closedMarketStepMs). Periodic checkpoints go on all the while, the account
+   * lease is renewed on its own timer, and `stop()` or a take-over ends the sleep at once.
+   */
   async run(): Promise<SessionEnd> {
     const deadline = this.settings.durationMs === null ? Number.POSITIVE_INFINITY : Date.now() + this.settings.durationMs;
     let nextTick = Date.now();
@@ -96,9 +116,14 @@ export class TradingSession {
       await this.sleepUntil(Math.min(nextTick, nextCheckpoint, deadline));
       if (this.ended(deadline)) continue;
       if (Date.now() >= nextTick) {
-        const failure = await this.guardedTick();
-        if (failure) return { reason: "failed", error: failure };
-        nextTick = Math.max(nextTick + this.settings.intervalMs, Date.now());
+        const stillClosed = this.closed ? await this.lookAtClosedMarket() : false;
+        if (stillClosed === false) {
+          const failure = await this.guardedTick();
+          if (failure) return { reason: "failed", error: failure };
+        }
+        if (stillClosed === null) nextTick = Date.now() + this.settings.intervalMs;
+        else if (this.closed) nextTick = Date.now() + this.closedStepMs(this.closed);
+        else nextTick = Math.max(nextTick + this.settings.intervalMs, Date.now());
       }
       if (Date.now() >= nextCheckpoint && !this.takenOver) {
         await this.checkpoint("periodic");
@@ -126,11 +151,12 @@ export class TradingSession {
   async tick(): Promise<Change[]> {
     const started = performance.now();
     const { broker } = this.parts;
-    const clock = await broker.clock();
+    const clock = await this.readClock();
     const changes = await this.sync();
     // Read last, so the prices orders are priced from are as fresh as they can be.
     for (const [symbol, bar] of await broker.latestBars(this.symbols)) this.bars.add(symbol, [bar]);
     if (clock.isOpen) await this.act();
+    this.noteMarket(clock);
     this.parts.metrics?.tickSeconds.observe((performance.now() - started) / 1000);
     this.updateGauges();
     return changes;
@@ -150,6 +176,54 @@ export class TradingSession {
       return;
     }
     this.parts.metrics?.checkpointSeconds.observe({ kind }, (performance.now() - started) / 1000);
+  }
+
+  /** The broker's clock, noted for its pace (on the clock the loop schedules by). */
+  private async readClock(): Promise<MarketClock> {
+    const before = Date.now();
+    const clock = await this.parts.broker.clock();
+    this.pace.observe(clock.timestamp, (before + Date.now()) / 2);
+    return clock;
+  }
+
+  /** Starts or ends the sleep through a closed market, saying so once each way. */
+  private noteMarket(clock: MarketClock): void {
+    if (!clock.isOpen) {
+      if (this.closed?.nextOpen.getTime() !== clock.nextOpen.getTime()) {
+        this.parts.logger.info(
+          { event: "market_closed", brokerTime: clock.timestamp.toISOString(), nextOpen: clock.nextOpen.toISOString() },
+          `market closed: sleeping until the next open at ${clock.nextOpen.toISOString()} (broker time, ${describeSpan(clock.nextOpen.getTime() - clock.timestamp.getTime())} from now)`,
+        );
+      }
+      this.closed = clock;
+      return;
+    }
+    if (this.closed) this.parts.logger.info({ event: "market_open", brokerTime: clock.timestamp.toISOString() }, "market open: trading again");
+    this.closed = undefined;
+  }
+
+  /**
+   * When a step of the sleep ends: only the clock is read. True while the market is still closed (the sleep goes
+   * on), false once it is open (a tick follows at once), null when the clock could not be read (looked at again
+   * after an interval).
+   */
+  private async lookAtClosedMarket(): Promise<boolean | null> {
+    let clock: MarketClock;
+    try {
+      clock = await this.readClock();
+    } catch (error) {
+      if (!(error instanceof BrokerReadError)) throw error;
+      this.parts.logger.warn({ problem: error.message }, "could not read the market clock while the market is closed; looking again after an interval");
+      return null;
+    }
+    if (clock.isOpen) return false;
+    this.noteMarket(clock);
+    this.parts.logger.debug({ brokerTime: clock.timestamp.toISOString(), nextOpen: clock.nextOpen.toISOString() }, "market still closed");
+    return true;
+  }
+
+  private closedStepMs(clock: MarketClock): number {
+    return Math.max(MIN_CLOSED_STEP_MS, closedMarketStepMs(clock, this.pace));
   }
 
   private ended(deadline: number): SessionEnd | undefined {
@@ -288,7 +362,8 @@ export class TradingSession {
       logger.warn({ ...described, problem: placement.reason }, "entry order rejected by the broker; nothing placed");
       return;
     }
-    if (account) account.buyingPower -= plan.qty * market.price;
+    // Charged as Alpaca charges it, so a second entry in the same tick is sized against what is really left.
+    if (account) account.buyingPower -= plan.buyingPowerNeeded;
     if (placement.outcome === "unknown") {
       this.state.pendingEntries.set(symbol, { symbol, side, qty: plan.qty, tradeNo, clientOrderId, orderId: null, takeProfit: plan.takeProfit, stopLoss: plan.stopLoss, submittedAt: new Date().toISOString(), confirmed: false });
       logger.warn({ ...described, problem: placement.reason }, "entry order outcome unknown; it is looked up again next tick and its id is reused, never replaced");
