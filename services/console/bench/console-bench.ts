@@ -21,7 +21,7 @@ const settingsSchema = z.object({
   BENCH_REQUESTS: z.coerce.number().int().min(1).max(1_000).default(20),
 });
 
-const MAIN = fileURLToPath(new URL("../main.js", import.meta.url));
+const MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
 const PASSWORD = "benchmark-password-0123";
 const SESSION = "bench-trading-session";
 
