@@ -20,7 +20,13 @@ export class StartupSettingError extends Error {
 /** What a service's `start` hands back: how to tell it is ready, and how to stop it. */
 export interface RunningService {
   readiness: Record<string, ReadinessCheck>;
-  close(): Promise<void>;
+  /** May resolve to the exit code the service ended with (a trader taken over while stopping ends with 3). */
+  close(): Promise<void | number>;
+  /**
+   * For a service that ends by itself (the trader once its --duration has passed, or taken over): resolves
+   * with why and the exit code, and the process then shuts down as on a signal, exiting with that code.
+   */
+  ended?: Promise<{ reason: string; exitCode: number }>;
 }
 
 /** The variables `runService` itself reads; every service's schema extends `commonEnvSchema`, which has them. */
@@ -43,19 +49,31 @@ export interface ServiceDefinition<S extends z.ZodObject> {
    * the plugin's onClose hooks release what it holds when the ops server closes at shutdown.
    */
   routes?(config: z.infer<S>, host: { logger: Logger; registry: Registry }): FastifyPluginAsync;
+  /**
+   * A check across variables the schema does not make (the trader: on a Redis Cluster, QUEUE_PREFIX must be a
+   * hash tag): throws a ConfigError, printed as its one line before anything is logged or opened, like a bad variable.
+   */
+  checkConfig?(config: z.infer<S>): void;
   /** `host.httpPort` is the port HTTP_PORT opened (the one the OS chose for HTTP_PORT=0), if the service has one. */
   start(config: z.infer<S>, host: { logger: Logger; registry: Registry; httpPort?: number }): Promise<RunningService>;
+  /**
+   * For a service whose start can end in outcomes it tells apart by exit code (the trader: 2 for a bad
+   * command line, 3 for a session another trader took over, 4 for an account in use): says why `start`
+   * failed, in its own words, and returns the code to exit with; `undefined` leaves the error to runService.
+   */
+  startFailure?(error: unknown, logger: Logger): number | undefined;
 }
 
 /**
  * The life of a service process: parse the environment (a bad variable stops it with a message naming it),
  * log, serve /healthz /readyz /metrics (a port in use stops it with one line naming HTTP_PORT), start, and
- * on SIGTERM/SIGINT close within SHUTDOWN_TIMEOUT_MS.
+ * on SIGTERM/SIGINT (or once a service that ends by itself has ended) close within SHUTDOWN_TIMEOUT_MS.
  */
-export async function runService<S extends z.ZodObject>({ name, envSchema, routes, start }: ServiceDefinition<S>): Promise<void> {
+export async function runService<S extends z.ZodObject>({ name, envSchema, routes, checkConfig, start, startFailure }: ServiceDefinition<S>): Promise<void> {
   let config: z.infer<S> & HostEnv;
   try {
     config = parseEnv(envSchema) as z.infer<S> & HostEnv;
+    checkConfig?.(config);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(`${name}: ${error.message}`);
@@ -97,6 +115,11 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
   try {
     running = await start(config, { logger, registry, ...(ops ? { httpPort: ops.port } : {}) });
   } catch (error) {
+    const exitCode = startFailure?.(error, logger);
+    if (exitCode !== undefined) {
+      await ops?.server.close();
+      process.exit(exitCode);
+    }
     // A service that opens its own port (the simulator's SIM_PORT, the model server's MODEL_SERVER_PORT) meets
     // the same person-made mistake as the ops server's HTTP_PORT; an unreachable Redis and a setting the service
     // found wrong while starting are others: one line, no stack.
@@ -109,4 +132,5 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
   const service = running;
   shutdown.add(name, () => service.close());
   if (ops) shutdown.add("ops server", () => ops.server.close());
+  void service.ended?.then(({ reason, exitCode }) => shutdown.shutdown(reason, exitCode));
 }

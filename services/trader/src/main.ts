@@ -1,18 +1,5 @@
-import {
-  CheckpointClient,
-  ConfigError,
-  createLogger,
-  createMetricsRegistry,
-  exitOnPortUnavailable,
-  GracefulShutdown,
-  describeRedisTarget,
-  parseEnv,
-  redisTargetOf,
-  SessionTakenOverError,
-  startOpsServer,
-  type Logger,
-  type RedisTarget,
-} from "@savepoint/shared";
+import { CheckpointClient, describeRedisTarget, redisTargetOf, runService, SessionTakenOverError, type Logger, type RedisConnection, type RunningService } from "@savepoint/shared";
+import type { Registry } from "prom-client";
 import { AlpacaBroker } from "./broker/alpaca-broker.js";
 import { HelpRequested, parseCommandLine, UsageError, type TraderOptions } from "./cli/options.js";
 import { brokerConnection, traderEnvSchema, type TraderEnv } from "./config.js";
@@ -27,6 +14,7 @@ const EXIT_USAGE = 2;
 const EXIT_TAKEN_OVER = 3;
 const EXIT_ACCOUNT_IN_USE = 4;
 
+/** The command line, read before the environment: --help and a bad flag answer without any configuration. */
 function commandLine(): TraderOptions {
   try {
     return parseCommandLine(process.argv.slice(2), process.env);
@@ -43,21 +31,8 @@ function commandLine(): TraderOptions {
   }
 }
 
-function environment(): { env: TraderEnv; redisTarget: RedisTarget } {
-  try {
-    const env = parseEnv(traderEnvSchema);
-    return { env, redisTarget: redisTargetOf(env) };
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`trader: ${error.message}`);
-      process.exit(1);
-    }
-    throw error;
-  }
-}
-
 /** The exit code for an error that stops the trader before or instead of trading, after saying why. */
-function reportFailure(logger: Logger, error: unknown): number {
+function reportFailure(error: unknown, logger: Logger): number | undefined {
   if (error instanceof UsageError) {
     logger.error({ problem: error.message }, "invalid command line");
     console.error(`trader: ${error.message}`);
@@ -72,92 +47,85 @@ function reportFailure(logger: Logger, error: unknown): number {
     console.error(`trader: ${error.message}`);
     return EXIT_ACCOUNT_IN_USE;
   }
-  if (error instanceof StartupError || error instanceof RedisUnavailableError) logger.fatal(error.message);
-  else logger.fatal({ err: error }, "trader failed");
+  if (error instanceof StartupError || error instanceof RedisUnavailableError) {
+    logger.fatal(error.message);
+    return 1;
+  }
+  logger.fatal({ err: error }, "trader failed");
   return 1;
 }
 
-const options = commandLine();
-const { env, redisTarget } = environment();
-const logger = createLogger({ service: "trader", level: env.LOG_LEVEL, format: env.LOG_FORMAT });
-const shutdown = new GracefulShutdown(logger, env.SHUTDOWN_TIMEOUT_MS).listen();
-process.on("unhandledRejection", (reason) => {
-  logger.fatal({ err: reason }, "unhandled rejection");
-  void shutdown.shutdown("unhandledRejection", 1);
-});
-
-let trader: Trader | undefined;
-// Parts close in registration order: trading (with its final checkpoint) first, connections after.
-shutdown.add("trader", async () => (await trader?.stop("shutdown requested"))?.exitCode);
-
-const connection = brokerConnection(env);
-const broker = new AlpacaBroker(connection);
-const registry = createMetricsRegistry("trader");
-const metrics = new TraderMetrics(registry);
-let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
-const ops = await startOpsServer({
-  port: env.HTTP_PORT,
-  service: "trader",
-  registry,
-  readiness: {
-    trading: async () => {
-      if (!trader) throw new Error("starting: restoring and reconciling the session");
-    },
-    redis: async () => {
-      if (!redis) throw new Error("starting: connecting to Redis");
-      await pingRedis(redis);
-    },
-  },
-}).catch(exitOnPortUnavailable("trader"));
-shutdown.add("ops server", () => ops.server.close());
-logger.info(
-  { httpPort: ops.port, broker: connection.tradingUrl, marketData: connection.dataUrl, simulated: connection.simulated, redis: describeRedisTarget(redisTarget).where },
-  connection.simulated ? `trader starting against the simulator at ${connection.tradingUrl}` : `trader starting against Alpaca at ${connection.tradingUrl}`,
-);
-
-let client: CheckpointClient;
-try {
-  // First on a connection of its own, so a Redis that is down or refuses the password is one clear line.
-  redis = await connectRedis(redisTarget, "trader-readiness", (error) => logger.debug({ problem: error.message }, "readiness connection: Redis error"));
-  client = await CheckpointClient.connect({ redis: redisTarget, queuePrefix: env.QUEUE_PREFIX });
-} catch (error) {
-  logger.fatal({ redis: describeRedisTarget(redisTarget).where }, (error as Error).message);
-  await shutdown.shutdown("redis unavailable", 1);
-  process.exit(1);
-}
-const readinessConnection = redis;
-shutdown.add("checkpoint client", () => client.close());
-shutdown.add("redis", async () => readinessConnection.disconnect());
-
-const context: TraderContext = {
-  broker,
-  client,
-  logger,
-  metrics,
-  redis: { target: redisTarget, queuePrefix: env.QUEUE_PREFIX },
-  reasoningTimeoutMs: env.REASONING_TIMEOUT_MS,
-  accountLeaseMs: env.TRADER_ACCOUNT_LEASE_MS,
-};
-
-if (options.reconcileOnly) {
-  let exitCode = 0;
+/**
+ * Connects, then trades the session (or, with --reconcile-only, prints what a resume would change) until its
+ * duration ends, it is taken over, or a signal stops it; its end is the process's exit code.
+ */
+async function startTrader(options: TraderOptions, env: TraderEnv, logger: Logger, registry: Registry): Promise<RunningService> {
+  const connection = brokerConnection(env);
+  const redisTarget = redisTargetOf(env);
+  logger.info(
+    { broker: connection.tradingUrl, marketData: connection.dataUrl, simulated: connection.simulated, redis: describeRedisTarget(redisTarget).where },
+    connection.simulated ? `trading against the simulator at ${connection.tradingUrl}` : `trading against Alpaca at ${connection.tradingUrl}`,
+  );
+  let redis: RedisConnection | undefined;
+  let client: CheckpointClient;
   try {
-    const report = await reconcileOnly(options, context);
-    console.log(formatReport(report));
-    logger.info({ report }, "reconciliation report printed; nothing was changed (--reconcile-only)");
+    // First on a connection of its own, so a Redis that is down or refuses the password is one clear line.
+    redis = await connectRedis(redisTarget, "trader-readiness", (error) => logger.debug({ problem: error.message }, "readiness connection: Redis error"));
+    client = await CheckpointClient.connect({ redis: redisTarget, queuePrefix: env.QUEUE_PREFIX });
   } catch (error) {
-    exitCode = reportFailure(logger, error);
+    redis?.disconnect();
+    throw new RedisUnavailableError((error as Error).message);
   }
-  await shutdown.shutdown("reconcile-only done", exitCode);
-} else {
+  const readinessConnection = redis;
+  const disconnect = async () => {
+    await client.close();
+    readinessConnection.disconnect();
+  };
+  const context: TraderContext = {
+    broker: new AlpacaBroker(connection),
+    client,
+    logger,
+    metrics: new TraderMetrics(registry),
+    redis: { target: redisTarget, queuePrefix: env.QUEUE_PREFIX },
+    reasoningTimeoutMs: env.REASONING_TIMEOUT_MS,
+    accountLeaseMs: env.TRADER_ACCOUNT_LEASE_MS,
+  };
+
+  let trader: Trader;
   try {
+    if (options.reconcileOnly) {
+      const report = await reconcileOnly(options, context);
+      console.log(formatReport(report));
+      logger.info({ report }, "reconciliation report printed; nothing was changed (--reconcile-only)");
+      return { readiness: {}, close: disconnect, ended: Promise.resolve({ reason: "reconcile-only done", exitCode: 0 }) };
+    }
     trader = await Trader.open(options, context);
   } catch (error) {
-    await shutdown.shutdown("start failed", reportFailure(logger, error));
+    await disconnect();
+    throw error;
   }
-  if (trader) {
-    const outcome = await trader.run();
+  const running = trader.run();
+  return {
+    readiness: { redis: () => pingRedis(readinessConnection) },
+    // Trading (with its final checkpoint) first, connections after.
+    close: async () => {
+      try {
+        return (await trader.stop("shutdown requested")).exitCode;
+      } finally {
+        await disconnect();
+      }
+    },
     // Ended by itself (duration reached, taken over) or by a signal, whose shutdown is already under way.
-    await shutdown.shutdown(outcome.end.reason, outcome.exitCode);
-  }
+    ended: running.then((outcome) => ({ reason: outcome.end.reason, exitCode: outcome.exitCode })),
+  };
 }
+
+const options = commandLine();
+await runService({
+  name: "trader",
+  envSchema: traderEnvSchema,
+  // On a cluster, a QUEUE_PREFIX that is no hash tag is refused (ConfigError) in one line, before anything starts.
+  checkConfig: (env) => void redisTargetOf(env),
+  start: (env, { logger, registry }) => startTrader(options, env, logger, registry),
+  startFailure: reportFailure,
+});

@@ -69,7 +69,7 @@ describe("the trader on a 3-master Redis Cluster", () => {
     const port = Number((await first.waitForLog((line) => typeof line.httpPort === "number")).httpPort);
     const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
     await eventually("a checkpoint holding 2 positions", async () => ((await storedSnapshot(env, sessionId)).state.positions.length === 2 ? true : undefined));
-    expect(await readiness(port)).toEqual({ status: 200, checks: { trading: "ok", redis: "ok" } });
+    expect(await readiness(port)).toEqual({ status: 200, checks: { trader: "ok" } });
 
     // The lease and its fencing counter share the queue prefix's hash tag, so one master holds both.
     const accountId = sim.control.state().account.id;
