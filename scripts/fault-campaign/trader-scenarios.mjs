@@ -4,8 +4,7 @@
  * trader as real processes against its own simulated account.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import { Worker } from "bullmq";
-import { createJobProcessor } from "@savepoint/shared";
+import { createCatalogWorker } from "@savepoint/shared";
 import { HttpTap, RedisServer } from "@savepoint/shared/testing";
 import {
   changeKinds,
@@ -150,15 +149,15 @@ export async function redisOutage({ env: base, trials, stops }) {
   const checkpointer = await spawnCheckpointer(env);
   stops.push(() => checkpointer.kill("SIGTERM"));
   let decisions = 0;
-  const worker = new Worker(
+  const worker = createCatalogWorker(
     "reasoning",
-    createJobProcessor("reasoning", {
+    {
       think: async (payload, job) => {
         decisions += 1;
         const opened = job.id.endsWith(`.${payload.symbol}.1`);
         return { action: opened ? "OPEN_LONG" : "HOLD", confidence: 0.8, rationale: "fault campaign", sessionId: job.id, iterations: 1, resumed: false, resumedAtIteration: 0, modelCalls: 1, modelCallsSaved: 0, limitReached: false };
       },
-    }),
+    },
     { connection: { url: redis.url, maxRetriesPerRequest: null }, prefix: env.queuePrefix },
   );
   worker.on("error", () => undefined);

@@ -5,6 +5,7 @@ export * from "./logger.js";
 export * from "./redis.js";
 export * from "./lease.js";
 export * from "./jobs.js";
+export * from "./catalog-worker.js";
 export * from "./checkpoint-port.js";
 export * from "./checkpoint-client.js";
 export * from "./session-writer.js";

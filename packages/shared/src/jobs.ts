@@ -1,4 +1,4 @@
-import { UnrecoverableError, type Job, type JobsOptions, type Processor } from "bullmq";
+import { UnrecoverableError, type JobsOptions } from "bullmq";
 import type { z } from "zod";
 import {
   cleanupRequestSchema,
@@ -22,8 +22,8 @@ interface JobContract {
 
 /**
  * Every queue, every job name on it, and the one payload and result type of each (docs/architecture.md, "Queues").
- * Producers and consumers are both typed from this table; a worker cannot start without a handler for each
- * of its queue's job names.
+ * Producers and consumers are both typed from this table; a worker, built by createCatalogWorker, cannot start
+ * without a handler for each of its queue's job names.
  */
 export const jobCatalog = {
   checkpoints: {
@@ -85,7 +85,7 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
 };
 
 /**
- * Why a worker refused a job, as it crosses the wire (DESIGN.md, "Queues"): clients decide on these,
+ * Why a worker refused a job, as it crosses the wire (docs/architecture.md, "Queues"): clients decide on these,
  * never on a message's wording.
  * - `invalid`: the payload does not parse (a field named in the message).
  * - `too_large`: the state is over the size limit.
@@ -181,35 +181,4 @@ export function describeIssues(error: z.ZodError): string {
   return error.issues
     .map((issue) => `${issue.path.length ? issue.path.join(".") : "(payload)"}: ${issue.message}`)
     .join("; ");
-}
-
-export type JobHandlers<Q extends QueueName> = {
-  [J in JobName<Q>]: (payload: JobPayload<Q, J>, job: Job) => Promise<JobResult<Q, J>>;
-};
-
-/**
- * Builds the processor of a queue from one handler per job name. Fails at once if a job name of the catalog
- * has no handler (or a handler has no job name). At run time, an unknown job name or a payload that does not
- * parse fails that job without retries, naming the field.
- */
-export function createJobProcessor<Q extends QueueName>(queue: Q, handlers: JobHandlers<Q>): Processor {
-  const contracts = jobCatalog[queue] as Record<string, JobContract>;
-  const expected = Object.keys(contracts).sort();
-  const provided = Object.keys(handlers).sort();
-  if (expected.join() !== provided.join()) {
-    throw new Error(`queue "${queue}" needs exactly one handler per job name [${expected.join(", ")}]; got [${provided.join(", ")}]`);
-  }
-  const byName = handlers as Record<string, (payload: unknown, job: Job) => Promise<unknown>>;
-  return async (job: Job) => {
-    const contract = contracts[job.name];
-    const handle = byName[job.name];
-    if (!contract || !handle) {
-      throw new JobRejectedError("unknown_job", `unknown job name "${job.name}" on queue "${queue}"; expected one of: ${expected.join(", ")}`);
-    }
-    const parsed = contract.payload.safeParse(job.data);
-    if (!parsed.success) {
-      throw new JobRejectedError("invalid", `invalid ${job.name} job: ${describeIssues(parsed.error)}`);
-    }
-    return handle(parsed.data, job);
-  };
 }

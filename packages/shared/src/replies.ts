@@ -12,7 +12,7 @@ import { createRedisConnection, type RedisConnection, type RedisTarget } from ".
  * QueueEvents would deliver every event to every client), and a delivered answer is gone from Redis.
  *
  * The inbox is named in the job id (`Reply.<inbox>.<call>…`) rather than the data, so the payloads stay the
- * contracts DESIGN.md states, and each call is its own job. Ids without that form (hand-built jobs) get no reply.
+ * contracts docs/architecture.md states, and each call is its own job. Ids without that form (hand-built jobs) get no reply.
  */
 
 const REPLY_ID = /^Reply\.([0-9a-f]{16})\.\d+(?:\.|$)/;

@@ -14,7 +14,7 @@ import {
 
 const ITERATIONS = 8;
 
-// The seed's monitoring query, unchanged (DESIGN.md, "Reasoner"): a dead-lettered run waits for a person.
+// The seed's monitoring query, unchanged (docs/architecture.md, "Reasoner"): a dead-lettered run waits for a person.
 const MONITORING_QUERY = `SELECT agent_id, session_id, started_at, NOW() - started_at as age,
        checkpoint_history::jsonb -> -1 ->> 'iteration' as last_iteration
 FROM agent_reasoning_sessions WHERE is_interrupted = true AND completed_at IS NULL

@@ -1,5 +1,4 @@
-import { Worker } from "bullmq";
-import { createJobProcessor, type Decision, type RedisConnection, type ThinkPayload } from "@savepoint/shared";
+import { createCatalogWorker, type Decision, type RedisConnection, type ThinkPayload } from "@savepoint/shared";
 import type { TestEnvironment } from "@savepoint/shared/testing";
 
 /**
@@ -13,15 +12,15 @@ export function reasoningWorker(
   connection: RedisConnection | { url: string; maxRetriesPerRequest: null } = { url: env.redisUrl, maxRetriesPerRequest: null },
 ) {
   const jobs: Array<{ id: string; payload: ThinkPayload }> = [];
-  const worker = new Worker(
+  const worker = createCatalogWorker(
     "reasoning",
-    createJobProcessor("reasoning", {
+    {
       think: async (payload, job) => {
         jobs.push({ id: job.id!, payload });
         const decision = decide(payload, jobs.length, job.id!);
         return { ...decision, sessionId: job.id!, iterations: 3, resumed: false, resumedAtIteration: 0, modelCalls: 3, modelCallsSaved: 0, limitReached: false };
       },
-    }),
+    },
     { connection, prefix: env.queuePrefix },
   );
   // A test that kills Redis sees the outage through the trader; the worker reconnects by itself.

@@ -1,5 +1,5 @@
-import { Worker, type ConnectionOptions, type Queue } from "bullmq";
-import { createJobProcessor, defaultJobOptions, type Logger, type MaintenanceRequest } from "@savepoint/shared";
+import type { ConnectionOptions, Queue, Worker } from "bullmq";
+import { createCatalogWorker, defaultJobOptions, type Logger, type MaintenanceRequest } from "@savepoint/shared";
 import type { CheckpointStore } from "../store/checkpoint-store.js";
 
 export const RETENTION_SCHEDULER_ID = "checkpoint-retention";
@@ -24,18 +24,17 @@ export function createMaintenanceWorker(options: {
   logger: Logger;
 }): Worker {
   const { store, logger } = options;
-  const processor = createJobProcessor("checkpoint-maintenance", {
-    cleanup: async (request) => {
-      const result = await store.runRetention(request);
-      logger.info({ ...request, ...result }, "scheduled cleanup done");
-      return result;
+  const worker = createCatalogWorker(
+    "checkpoint-maintenance",
+    {
+      cleanup: async (request) => {
+        const result = await store.runRetention(request);
+        logger.info({ ...request, ...result }, "scheduled cleanup done");
+        return result;
+      },
     },
-  });
-  const worker = new Worker("checkpoint-maintenance", processor, {
-    connection: options.connection,
-    prefix: options.prefix,
-    concurrency: 1,
-  });
+    { connection: options.connection, prefix: options.prefix, concurrency: 1 },
+  );
   worker.on("failed", (job, error) => logger.error({ jobId: job?.id, err: error }, "scheduled cleanup failed"));
   worker.on("error", (error) => logger.error({ err: error }, "maintenance worker error"));
   return worker;

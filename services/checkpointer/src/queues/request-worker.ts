@@ -1,5 +1,5 @@
-import { Worker, type ConnectionOptions } from "bullmq";
-import { createJobProcessor, type AnswerSender, type Logger } from "@savepoint/shared";
+import type { ConnectionOptions, Worker } from "bullmq";
+import { createCatalogWorker, type AnswerSender, type Logger } from "@savepoint/shared";
 import type { CheckpointerMetrics } from "../metrics.js";
 import type { CheckpointStore } from "../store/checkpoint-store.js";
 import { answering } from "./answering.js";
@@ -19,20 +19,23 @@ export interface RequestWorkerOptions {
  * a job built by hand.
  */
 export function createRequestWorker({ connection, prefix, concurrency, store, answers, metrics, logger }: RequestWorkerOptions): Worker {
-  const processor = createJobProcessor("checkpoint-requests", {
-    latest: (query) =>
-      "sessionId" in query
-        ? store.latestBySession(query.service, query.sessionId)
-        : store.latestByOwner(query.service, query.ownerId, query.statuses),
-    history: (request) => store.history(request.service, request.sessionId, request.limit, request.before),
-    stats: (request) => store.stats(request),
-    cleanup: async (request) => {
-      const deleted = await store.cleanup(request);
-      logger.info({ ...request, deleted }, "cleanup on request");
-      return { deleted };
+  const worker = createCatalogWorker(
+    "checkpoint-requests",
+    {
+      latest: (query) =>
+        "sessionId" in query
+          ? store.latestBySession(query.service, query.sessionId)
+          : store.latestByOwner(query.service, query.ownerId, query.statuses),
+      history: (request) => store.history(request.service, request.sessionId, request.limit, request.before),
+      stats: (request) => store.stats(request),
+      cleanup: async (request) => {
+        const deleted = await store.cleanup(request);
+        logger.info({ ...request, deleted }, "cleanup on request");
+        return { deleted };
+      },
     },
-  });
-  const worker = new Worker("checkpoint-requests", answering(answers, processor), { connection, prefix, concurrency });
+    { connection, prefix, concurrency, wrap: (processor) => answering(answers, processor) },
+  );
   worker.on("completed", (job) => metrics.requests.inc({ type: job.name, outcome: "answered" }));
   worker.on("failed", (job, error) => {
     metrics.requests.inc({ type: job?.name ?? "unknown", outcome: "failed" });

@@ -1,5 +1,5 @@
-import { Worker, type ConnectionOptions, type Job, type JobJson, type Processor } from "bullmq";
-import { jobCatalog, JobRejectedError, type AnswerSender, type Logger, type QueueAddress } from "@savepoint/shared";
+import type { ConnectionOptions, Job, Worker } from "bullmq";
+import { createCatalogWorker, JobRejectedError, TextDataWorker, type AnswerSender, type Logger, type QueueAddress } from "@savepoint/shared";
 import { decodeSnapshot } from "../domain/snapshot-decoding.js";
 import type { PendingSnapshot, PersistOutcome } from "../domain/snapshot-batch.js";
 import type { CheckpointerMetrics } from "../metrics.js";
@@ -18,14 +18,9 @@ export interface SnapshotWorkerOptions {
   logger: Logger;
 }
 
-const JOB_NAMES = Object.keys(jobCatalog.checkpoints);
-if (JOB_NAMES.join() !== "snapshot") {
-  throw new Error(`the checkpointer's snapshot worker handles only "snapshot" jobs, but the checkpoints queue now has [${JOB_NAMES.join(", ")}]`);
-}
-
 /**
- * A Worker whose jobs keep their data as the JSON text Redis held (BullMQ would parse it into objects), for
- * `decodeSnapshot` to read: the state goes to Postgres as the producer wrote it, never parsed here.
+ * A Worker whose jobs keep their data as the JSON text Redis held (a TextDataWorker), for `decodeSnapshot` to
+ * read: the state goes to Postgres as the producer wrote it, never parsed here.
  *
  * Its intake can be paused for certain (`pauseIntake`). BullMQ's `pause` only stops starting new fetches: a
  * fetch blocked waiting for a job when it is called still moves the next job to active when one arrives, and
@@ -33,17 +28,11 @@ if (JOB_NAMES.join() !== "snapshot") {
  * a job active is counted while it runs and held back while paused, so once `pauseIntake` resolves the jobs in
  * hand are all the jobs this worker holds until `resumeIntake`.
  */
-export class SnapshotJobWorker extends Worker<string> {
+export class SnapshotJobWorker extends TextDataWorker {
   /** Commands on their way to Redis that may answer with a job made active for us. */
   private readonly taking = new Set<Promise<unknown>>();
   /** Set while intake is paused; resolved by `resumeIntake` or `close`. */
   private held: { released: Promise<void>; release: () => void } | undefined;
-
-  protected override createJob(data: JobJson, jobId: string): Job<string> {
-    const job = super.createJob({ ...data, data: "null" }, jobId);
-    job.data = data.data;
-    return job;
-  }
 
   /** Stops taking jobs; resolves once no command that could still hand this worker a job is in flight. */
   async pauseIntake(): Promise<void> {
@@ -96,8 +85,8 @@ export class SnapshotJobWorker extends Worker<string> {
 
 /**
  * Consumes one snapshot queue (`checkpoints`, `checkpoints-confirmed`, or a shard of either): decodes each snapshot against the catalog's envelope schema (its state left as text),
- * hands it to the batched writer, and answers once committed (on the reply path when the job names an inbox). This queue's one job is decoded here rather than
- * by createJobProcessor, which would parse every state.
+ * hands it to the batched writer, and answers once committed (on the reply path when the job names an inbox). The catalog's handler for this queue's one job
+ * takes the job's text (createCatalogWorker's text handlers), since parsing it by the catalog's schema would parse every state.
  */
 export function createSnapshotWorker(options: SnapshotWorkerOptions): SnapshotJobWorker {
   const { writer, metrics, logger, maxStateBytes } = options;
@@ -113,33 +102,37 @@ export function createSnapshotWorker(options: SnapshotWorkerOptions): SnapshotJo
     }
   }
 
-  const processor: Processor<string> = async (job) => {
-    if (job.name !== "snapshot") {
-      throw new JobRejectedError("unknown_job", `unknown job name "${job.name}" on queue "${options.queue.name}"; expected one of: snapshot`);
-    }
-    const snapshot = decodeSnapshot(job.data, maxStateBytes);
-    const result = await write(snapshot, job.data);
-    if (result.outcome === "stale") {
-      const { head } = snapshot;
-      throw new JobRejectedError(
-        "stale_epoch",
-        `stale epoch: ${head.service}/${head.sessionId} snapshot epoch ${head.epoch} seq ${head.seq} ` +
-          `is below epoch ${result.highestEpoch}, already stored; another owner has taken over this session`,
-      );
-    }
-    metrics.persisted.inc({ outcome: result.outcome });
-    return { outcome: result.outcome };
-  };
-
-  const worker = new SnapshotJobWorker(options.queue.name, answering(options.answers, processor), {
-    connection: options.connection,
-    prefix: options.queue.prefix,
-    concurrency: options.concurrency,
-    lockDuration: options.lockDurationMs,
-    stalledInterval: options.lockDurationMs,
-    // A checkpointer killed mid-batch leaves its jobs stalled; they must come back, however often that happens.
-    maxStalledCount: 100,
-  });
+  const worker = createCatalogWorker(
+    "checkpoints",
+    {
+      snapshot: async (text) => {
+        const snapshot = decodeSnapshot(text, maxStateBytes);
+        const result = await write(snapshot, text);
+        if (result.outcome === "stale") {
+          const { head } = snapshot;
+          throw new JobRejectedError(
+            "stale_epoch",
+            `stale epoch: ${head.service}/${head.sessionId} snapshot epoch ${head.epoch} seq ${head.seq} ` +
+              `is below epoch ${result.highestEpoch}, already stored; another owner has taken over this session`,
+          );
+        }
+        metrics.persisted.inc({ outcome: result.outcome });
+        return { outcome: result.outcome };
+      },
+    },
+    {
+      text: SnapshotJobWorker,
+      queueName: options.queue.name,
+      wrap: (processor) => answering(options.answers, processor),
+      connection: options.connection,
+      prefix: options.queue.prefix,
+      concurrency: options.concurrency,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.lockDurationMs,
+      // A checkpointer killed mid-batch leaves its jobs stalled; they must come back, however often that happens.
+      maxStalledCount: 100,
+    },
+  );
   worker.on("failed", (job, error) => {
     if (error instanceof JobRejectedError) {
       metrics.rejected.inc({ reason: error.code });

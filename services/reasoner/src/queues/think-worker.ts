@@ -1,5 +1,5 @@
-import { Worker, type ConnectionOptions } from "bullmq";
-import { createJobProcessor, JobRejectedError, type Logger } from "@savepoint/shared";
+import type { ConnectionOptions, Worker } from "bullmq";
+import { createCatalogWorker, JobRejectedError, type Logger } from "@savepoint/shared";
 import type { ReasonerMetrics } from "../metrics.js";
 import { LockLost, ShutdownRequested, type ThinkRunner } from "../run/think-runner.js";
 
@@ -48,29 +48,32 @@ export class ThinkWorker {
 
   constructor(private readonly options: ThinkWorkerOptions) {
     const { logger, metrics } = options;
-    const processor = createJobProcessor("reasoning", {
-      think: async (payload, job) => {
-        const control: RunControl = { stop: new AbortController(), call: new AbortController() };
-        if (this.closing) this.shutDown(control);
-        this.runs.set(job.id!, control);
-        metrics.activeRuns.inc();
-        try {
-          return await options.runner.run(payload, job, { stop: control.stop.signal, call: control.call.signal });
-        } finally {
-          this.runs.delete(job.id!);
-          metrics.activeRuns.dec();
-        }
+    this.worker = createCatalogWorker(
+      "reasoning",
+      {
+        think: async (payload, job) => {
+          const control: RunControl = { stop: new AbortController(), call: new AbortController() };
+          if (this.closing) this.shutDown(control);
+          this.runs.set(job.id!, control);
+          metrics.activeRuns.inc();
+          try {
+            return await options.runner.run(payload, job, { stop: control.stop.signal, call: control.call.signal });
+          } finally {
+            this.runs.delete(job.id!);
+            metrics.activeRuns.dec();
+          }
+        },
       },
-    });
-    this.worker = new Worker("reasoning", processor, {
-      connection: options.connection,
-      prefix: options.prefix,
-      concurrency: options.concurrency,
-      lockDuration: options.lockDurationMs,
-      // Checked twice per lock period, so a crashed worker's runs move elsewhere within ~1.5 lock durations.
-      stalledInterval: Math.max(500, Math.floor(options.lockDurationMs / 2)),
-      maxStalledCount: options.maxStalledCount,
-    });
+      {
+        connection: options.connection,
+        prefix: options.prefix,
+        concurrency: options.concurrency,
+        lockDuration: options.lockDurationMs,
+        // Checked twice per lock period, so a crashed worker's runs move elsewhere within ~1.5 lock durations.
+        stalledInterval: Math.max(500, Math.floor(options.lockDurationMs / 2)),
+        maxStalledCount: options.maxStalledCount,
+      },
+    );
     this.worker.on("lockRenewalFailed", (jobIds) => {
       for (const jobId of jobIds) {
         logger.warn({ sessionId: jobId }, "could not renew the job lock; stopping the run");
