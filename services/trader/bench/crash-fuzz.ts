@@ -55,8 +55,8 @@ const POLL_MS = 20;
 const RESTART_DELAY_MS = 1_000;
 /** The trader's pace in every run: ticks every 100 ms, a periodic checkpoint every 300 ms. */
 const TRADER_RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
-/** Monday 2026-01-05: an hour into the session, and the regular close (16:00 in New York, 21:00 UTC in winter). */
-const MID_SESSION = Date.parse("2026-01-05T15:30:00.000Z");
+/** Monday 2026-01-05: the open and the regular close (9:30 and 16:00 in New York, 14:30 and 21:00 UTC in winter). */
+const OPEN = Date.parse("2026-01-05T14:30:00.000Z");
 const CLOSE = Date.parse("2026-01-05T21:00:00.000Z");
 const NEXT_OPEN = Date.parse("2026-01-06T14:30:00.000Z");
 const MINUTE = 60_000;
@@ -93,6 +93,8 @@ interface RunPlan {
   burstSeconds: number;
   burstKillAfter: number;
   downMs: number;
+  /** Simulated minutes that pass while the trader is down. */
+  downSteps: number;
   /** The resume is killed too, this long after it started (null: it is not). */
   killResumeAfterMs: number | null;
   /** Steps of trading after the resume, before the broker is frozen and the run checked. */
@@ -106,7 +108,8 @@ export function planRun(kind: KillKind, seed: string): RunPlan {
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
   const symbols = ["AAPL", "MSFT", "NVDA", "TSLA"].filter(() => random() < 0.6);
   const strategy = kind === "cancel_pending" || random() < 0.3 ? "reasoner" : "rule";
-  const start = kind === "market_close" ? CLOSE - between(6, 14) * MINUTE : MID_SESSION + between(0, 120) * MINUTE;
+  // Far enough from the close that a run's steps (hundreds on a slow machine) stay within the session, but for market_close.
+  const start = kind === "market_close" ? CLOSE - between(6, 14) * MINUTE : OPEN + between(15, 75) * MINUTE;
   return {
     kind,
     seed,
@@ -133,6 +136,7 @@ export function planRun(kind: KillKind, seed: string): RunPlan {
     burstSeconds: between(1, 3),
     burstKillAfter: between(1, 4),
     downMs: between(0, 600),
+    downSteps: between(0, 5),
     killResumeAfterMs: random() < 0.3 ? between(0, 1_500) : null,
     tradeSteps: between(8, 20),
   };
@@ -141,7 +145,7 @@ export function planRun(kind: KillKind, seed: string): RunPlan {
 const describePlan = (plan: RunPlan) =>
   `${plan.kind} seed=${plan.seed}: ${plan.strategy} on ${plan.symbols.join(",")}, step ${plan.stepMs} ms, partial ${plan.sim.partialFillChance}, ` +
   `volume share ${plan.sim.tradeVolumeShare}, route ${plan.sim.routeAfterMs} ms, cancel ${plan.sim.cancelAfterMs} ms, skip ${plan.skip}, ` +
-  `down ${plan.downMs} ms${plan.killResumeAfterMs === null ? "" : `, resume killed after ${plan.killResumeAfterMs} ms`}`;
+  `down ${plan.downMs} ms and ${plan.downSteps} steps${plan.killResumeAfterMs === null ? "" : `, resume killed after ${plan.killResumeAfterMs} ms`}`;
 
 /**
  * The stand-in reasoner for every reasoner-strategy run of one environment: a real BullMQ worker on the
@@ -231,7 +235,7 @@ class ProtectionWatch {
 /** Moves the simulator's clock one minute per step, pausable, and samples the broker after each step. */
 class DrivenClock {
   private timer: NodeJS.Timeout | undefined;
-  private paused = false;
+  private held = 0;
   steps = 0;
 
   constructor(
@@ -242,26 +246,24 @@ class DrivenClock {
 
   start(): void {
     this.timer ??= setInterval(() => {
-      if (this.paused) return;
-      this.sim.control.advance(1);
-      this.steps += 1;
-      this.afterStep();
+      if (this.held === 0) this.step(1);
     }, this.stepMs);
   }
 
-  /** Holds the clock while `during` runs (a kill): the broker's state does not move under it. */
+  /** Holds the clock while `during` runs (a kill, a restart): the broker moves only by the steps `during` takes. */
   async hold<T>(during: () => Promise<T>): Promise<T> {
-    this.paused = true;
+    this.held += 1;
     try {
       return await during();
     } finally {
-      this.paused = false;
+      this.held -= 1;
     }
   }
 
-  /** Jumps the clock by `minutes` in one go (through a night), then samples. */
-  jump(minutes: number): void {
+  /** Moves the clock by `minutes` in one go (steps while held, a night), then samples. */
+  step(minutes: number): void {
     this.sim.control.advance(minutes);
+    this.steps += 1;
     this.afterStep();
   }
 
@@ -366,23 +368,27 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
     stepHook = undefined;
     if (!reached) await kill(first);
     mark("killed");
-    await delay(plan.downMs);
-    if (plan.kind === "market_close") {
-      // Across the close: the resumed trader starts with the market closed, the night passes, the next session opens.
-      while (running.control.now().getTime() < CLOSE + MINUTE) await delay(POLL_MS);
-    }
 
-    if (plan.killResumeAfterMs !== null) {
-      const interrupted = spawn(["--resume"]);
-      await delay(plan.killResumeAfterMs);
-      await kill(interrupted);
-    }
-    const resumed = await resume(spawn, restarts);
+    // While the trader is down the market moves on by the plan's steps (across the close: to just after it), not
+    // by however long a loaded machine takes to start it again; it moves freely once the trader trades again.
+    const resumed = await driven.hold(async () => {
+      await delay(plan.downMs);
+      for (let step = 0; step < plan.downSteps; step++) driven.step(1);
+      if (plan.kind === "market_close") while (running.control.now().getTime() < CLOSE + MINUTE) driven.step(1);
+      if (plan.killResumeAfterMs !== null) {
+        const interrupted = spawn(["--resume"]);
+        await delay(plan.killResumeAfterMs);
+        await kill(interrupted);
+      }
+      const trading = await resume(spawn, restarts);
+      if (plan.kind === "market_close") {
+        // It starts with the market closed and sleeps through it; the night passes in one go, the next session opens.
+        await ticks(running, 2, "/v2/clock");
+        driven.step(Math.round((NEXT_OPEN - running.control.now().getTime()) / MINUTE) + 1);
+      }
+      return trading;
+    });
     mark("resumed");
-    if (plan.kind === "market_close") {
-      await ticks(running, 3, "/v2/clock");
-      driven.jump(Math.round((NEXT_OPEN - running.control.now().getTime()) / MINUTE) + 1);
-    }
     const from = driven.steps;
     await until(() => driven.steps >= from + plan.tradeSteps, `${plan.tradeSteps} steps of trading after the resume`, 60_000);
 
@@ -390,7 +396,7 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
     mark("frozen");
     driven.stop();
     running.control.clearFaults();
-    await ticks(running, 2);
+    await ticks(running, 2, running.control.state().marketOpen ? "/v2/account" : "/v2/clock");
     const exit = await resumed.kill("SIGTERM");
     if (exit.code !== 0) violations.push(`run: the resumed trader exited with ${JSON.stringify(exit)} on SIGTERM: ${lastLines(resumed)}`);
     const final = running.control.state();
@@ -656,17 +662,18 @@ export function orderIdProblems(sim: SimulatorState, sessionId: string): string[
   return problems;
 }
 
-/** Runs `runs` with at most `concurrency` at once, in order of start; `onResult` sees each as it ends. */
+/** Runs `runs` with at most `concurrency` at once, in order of start; `onResult` sees each as it ends. `signal` starts no more. */
 export async function runAll(
   context: FuzzContext,
   runs: Array<{ kind: KillKind; seed: string }>,
   concurrency: number,
   onResult: (result: RunResult) => void = () => undefined,
+  signal?: AbortSignal,
 ): Promise<RunResult[]> {
   const results: RunResult[] = [];
   let next = 0;
   const lane = async () => {
-    while (next < runs.length) {
+    while (next < runs.length && !signal?.aborted) {
       const run = runs[next++]!;
       const result = await runOnce(context, run.kind, run.seed);
       results.push(result);

@@ -43,6 +43,12 @@ const reasoner = startScriptedReasoner(env);
 const started = Date.now();
 console.log(`crash fuzz: ${runs.length} runs, ${settings.FUZZ_CONCURRENCY} at once, kinds ${[...new Set(runs.map((run) => run.kind))].join(", ")}; ${os.cpus().length} cores`);
 let done = 0;
+// Ctrl+C starts no more runs; those in flight end (their traders killed) and the figures are printed.
+const stopping = new AbortController();
+process.once("SIGINT", () => {
+  console.log("stopping: no more runs start; the runs in flight finish");
+  stopping.abort();
+});
 let results: RunResult[];
 try {
   results = await runAll({ env, traderMain: TRADER_MAIN, reasoner }, runs, settings.FUZZ_CONCURRENCY, (result) => {
@@ -57,7 +63,7 @@ try {
     } else if (done % 25 === 0) {
       console.log(`  ${done}/${runs.length} runs done`);
     }
-  });
+  }, stopping.signal);
 } finally {
   await reasoner.close();
   await checkpointer.kill("SIGTERM");
