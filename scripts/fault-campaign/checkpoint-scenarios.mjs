@@ -3,6 +3,9 @@
  * is SIGKILLed, and confirmed saves while a fire-and-forget backlog drains. The checkpointer is the built one,
  * in a process of its own.
  */
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { CheckpointClient } from "@savepoint/shared";
@@ -12,6 +15,7 @@ import { spawnCheckpointer, Tally } from "./harness.mjs";
 const CONFIRMING_LOOPS = 16;
 const BACKLOG = 100_000;
 const TARGET_P99_MS = 50;
+const BACKLOG_PRODUCER = fileURLToPath(new URL("./backlog-producer.mjs", import.meta.url));
 
 let takenAt = 0;
 const envelope = (sessionId, seq, state = { positions: [], note: "fault campaign" }) => ({
@@ -96,10 +100,13 @@ export async function confirmDuringRedisCrash({ env: base, trials, stops }) {
   return tally;
 }
 
-/** Item 8: two confirming producers while a backlog of BACKLOG fire-and-forget snapshots drains. */
-export async function confirmedUnderBacklog({ env, trials }) {
-  const tally = new Tally(8, `confirmed saves behind a ${BACKLOG / 1000}k fire-and-forget backlog`);
-  const backlogClient = await CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix });
+/**
+ * Item 8: two confirming producers while a backlog of BACKLOG fire-and-forget snapshots drains; `lanePerProcess`
+ * when the campaign runs one checkpointer per kind of snapshot queue (SNAPSHOT_LANES) instead of one for both.
+ */
+export async function confirmedUnderBacklog({ env, trials, lanePerProcess = false }) {
+  const where = lanePerProcess ? ", confirmed lane in a checkpointer of its own" : ", one checkpointer";
+  const tally = new Tally(8, `confirmed saves behind a ${BACKLOG / 1000}k fire-and-forget backlog${where}`);
   const producers = await Promise.all([1, 2].map(() => CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, confirmTimeoutMs: 10_000 })));
   const confirmed = new Set();
   const latencies = [];
@@ -109,18 +116,17 @@ export async function confirmedUnderBacklog({ env, trials }) {
   let queueSeconds = 0;
   try {
     for (let trial = 1; trial <= trials; trial++) {
-      const state = { blob: "x".repeat(1024) };
       let backlogQueued = false;
       const backlogStarted = performance.now();
       const queueBacklog = async () => {
-        for (let sent = 0; sent < BACKLOG; sent += 1000) {
-          await Promise.all(Array.from({ length: 1000 }, (_, index) => backlogClient.save(envelope(`backlog-${trial}-${index % 1000}`, sent + index + 1, state))));
-        }
+        const producer = spawn(process.execPath, [BACKLOG_PRODUCER, env.redisUrl, env.queuePrefix, `backlog-${trial}-`, String(BACKLOG)], { stdio: "inherit" });
+        const [code] = await once(producer, "exit");
+        if (code !== 0) throw new Error(`the backlog producer exited with code ${code}`);
         queueSeconds += (performance.now() - backlogStarted) / 1000;
         backlogQueued = true;
       };
       const backlogStored = async () => (await env.query("SELECT count(*)::int AS n FROM checkpoints WHERE session_id LIKE $1", [`backlog-${trial}-%`])).rows[0].n;
-      // While the backlog is queued and drains, each producer keeps 8 confirmations in flight, as the issue's campaign did.
+      // While the backlog is queued (by a process of its own) and drains, each producer keeps 8 confirmations in flight, as the issue's campaign did.
       await Promise.all([
         queueBacklog(),
         ...producers.flatMap((producer, which) =>
@@ -152,7 +158,7 @@ export async function confirmedUnderBacklog({ env, trials }) {
       drainSeconds += (performance.now() - backlogStarted) / 1000;
     }
   } finally {
-    await Promise.all([backlogClient, ...producers].map((client) => client.close()));
+    await Promise.all(producers.map((client) => client.close()));
   }
   const { lost, duplicated } = await lostAndDuplicated(env, "confirmed-", confirmed);
   const p99 = percentile(latencies, 0.99);

@@ -9,7 +9,8 @@
  * DATABASE_URL as for the tests); one that kills Redis starts a Redis of its own and kills that, by pid.
  *
  * Adding a scenario: export `async function (context) => Tally` from a module here (context: env, trials,
- * stops) and list it in SCENARIOS with its issue item.
+ * stops) and list it in SCENARIOS with its issue item (and `checkpointers`, the environment overrides of each
+ * checkpointer it runs against, if not one with the defaults).
  */
 import { parseArgs } from "node:util";
 import { createTestEnvironment, stopNewestFirst } from "@savepoint/shared/testing";
@@ -17,12 +18,16 @@ import { spawnCheckpointer } from "./harness.mjs";
 import { confirmDuringRedisCrash, confirmedUnderBacklog } from "./checkpoint-scenarios.mjs";
 import { redisOutage, secondSessionOnAccount, twoResumers } from "./trader-scenarios.mjs";
 
+/** Two checkpointers, one per kind of snapshot queue (SNAPSHOT_LANES), instead of one taking both. */
+const LANE_PER_PROCESS = [{ SNAPSHOT_LANES: "fire-and-forget" }, { SNAPSHOT_LANES: "confirmed" }];
+
 const SCENARIOS = [
   { item: 1, run: secondSessionOnAccount },
   { item: 2, run: twoResumers },
   { item: 3, run: redisOutage },
   { item: 4, run: confirmDuringRedisCrash },
   { item: 8, run: confirmedUnderBacklog },
+  { item: 8, run: (context) => confirmedUnderBacklog({ ...context, lanePerProcess: true }), checkpointers: LANE_PER_PROCESS },
 ];
 
 function commandLine() {
@@ -43,8 +48,10 @@ for (const scenario of SCENARIOS) {
   const stops = [];
   const env = await createTestEnvironment(`fault-campaign-${scenario.item}`);
   stops.push(() => env.dispose());
-  const checkpointer = await spawnCheckpointer(env);
-  stops.push(() => checkpointer.kill("SIGTERM"));
+  for (const overrides of scenario.checkpointers ?? [{}]) {
+    const checkpointer = await spawnCheckpointer(env, overrides);
+    stops.push(() => checkpointer.kill("SIGTERM"));
+  }
   const started = Date.now();
   let tally;
   try {

@@ -64,7 +64,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
     ...(layout.fireAndForget.includes(layout.legacy) ? [] : [{ queue: layout.legacy, confirmed: false }]),
     ...layout.fireAndForget.map((queue) => ({ queue, confirmed: false })),
     ...layout.confirmed.map((queue) => ({ queue, confirmed: true })),
-  ];
+  ].filter(({ confirmed }) => config.SNAPSHOT_LANES === "all" || confirmed === (config.SNAPSHOT_LANES === "confirmed"));
   const snapshotQueueDepths = snapshotLanes
     .filter(({ queue }) => queue !== layout.legacy)
     .map(({ queue }: { queue: QueueAddress }) => new Queue(queue.name, { connection: producerConnection, prefix: queue.prefix }));

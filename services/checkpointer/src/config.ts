@@ -6,6 +6,11 @@ const positiveInt = (max: number) => envInt(1, max);
 /** The checkpointer's environment; see the configuration table in README.md. */
 export const checkpointerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.shape).extend({
   HTTP_PORT: port().default(8081),
+  /**
+   * Which snapshot queues this process consumes: both kinds, or one. A checkpointer of its own for `confirmed`
+   * keeps confirmations off the event loop (and the CPU share) a fire-and-forget backlog uses up.
+   */
+  SNAPSHOT_LANES: z.enum(["all", "confirmed", "fire-and-forget"]).default("all"),
   /** Snapshot jobs held at once; also the largest possible batch. */
   SNAPSHOT_CONCURRENCY: positiveInt(10_000).default(256),
   BATCH_MAX_SIZE: positiveInt(5_000).default(256),
