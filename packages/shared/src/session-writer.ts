@@ -146,9 +146,7 @@ export class SessionWriter {
       return;
     }
     const at = { sessionId: envelope.sessionId, epoch: envelope.epoch, seq: envelope.seq, kind: envelope.kind };
-    // No answer in time, or the client closed (the service shutting down) before one came: either way the
-    // snapshot is queued in Redis, and only the wait for its answer ended.
-    if (error instanceof CheckpointTimeoutError || error instanceof CheckpointClientClosedError) {
+    if (error instanceof CheckpointTimeoutError) {
       this.options.logger.warn({ ...at, problem: error.message }, "checkpoint not confirmed yet; it stays queued in Redis and is stored once the checkpointer catches up");
     } else if (error instanceof CheckpointClientClosedError) {
       // The process is shutting down with a confirmation in flight: nothing was refused, the snapshot is queued.

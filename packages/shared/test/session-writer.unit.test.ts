@@ -150,23 +150,21 @@ describe("SessionWriter", () => {
     expect(settled).toBe(true);
   });
 
-  it("logs a background confirmation that times out or is cut short by closing the client as a warning and one refused otherwise as an error, and goes on", async () => {
+  it("logs a background confirmation that times out as a warning and one refused otherwise as an error, and goes on", async () => {
     const port = new HeldPort();
     const logger = pino({ level: "silent" });
     const warn = vi.spyOn(logger, "warn");
     const error = vi.spyOn(logger, "error");
     const session = writer(port, { logger });
-    for (let i = 0; i < 3; i += 1) await session.save({ kind: "periodic", status: "active", state: {} });
+    await session.save({ kind: "periodic", status: "active", state: {} });
+    await session.save({ kind: "periodic", status: "active", state: {} });
     port.held[0]!.settle(new CheckpointTimeoutError("no answer in 10 ms"));
     port.held[1]!.settle(new Error("invalid snapshot"));
-    port.held[2]!.settle(new CheckpointClientClosedError("the checkpoint client was closed before the checkpointer answered"));
     await session.settle();
     expect(warn).toHaveBeenCalledWith(expect.objectContaining({ seq: 0, problem: "no answer in 10 ms" }), expect.stringContaining("not confirmed yet"));
     expect(error).toHaveBeenCalledWith(expect.objectContaining({ seq: 1 }), "checkpoint refused by the checkpointer");
-    expect(warn).toHaveBeenCalledWith(expect.objectContaining({ seq: 2, problem: expect.stringContaining("closed") }), expect.stringContaining("not confirmed yet"));
-    expect(error).toHaveBeenCalledTimes(1);
     expect(session.takenOver).toBeUndefined();
-    await expect(session.save({ kind: "periodic", status: "active", state: {} })).resolves.toMatchObject({ seq: 3 });
+    await expect(session.save({ kind: "periodic", status: "active", state: {} })).resolves.toMatchObject({ seq: 2 });
   });
 
   it("logs a background confirmation cut short by the client closing (a shutdown) without an error or a stack", async () => {
