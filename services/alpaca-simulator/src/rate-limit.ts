@@ -7,7 +7,8 @@
  */
 export const DEFAULT_REQUESTS_PER_MINUTE = 200;
 
-const WINDOW_MS = 60_000;
+/** Alpaca's window: "every minute". */
+export const DEFAULT_RATE_WINDOW_MS = 60_000;
 
 export interface RateDecision {
   allowed: boolean;
@@ -23,13 +24,14 @@ export class RateLimiter {
   constructor(
     private readonly limit: number,
     private readonly nowMs: () => number = Date.now,
+    private readonly windowMs = DEFAULT_RATE_WINDOW_MS,
   ) {}
 
   /** Counts one request of `key` and says whether it is within the limit. */
   take(key: string): RateDecision {
     const now = this.nowMs();
     let window = this.windows.get(key);
-    if (!window || now - window.startedMs >= WINDOW_MS) {
+    if (!window || now - window.startedMs >= this.windowMs) {
       window = { startedMs: now, count: 0 };
       this.windows.set(key, window);
     }
@@ -39,7 +41,7 @@ export class RateLimiter {
       allowed,
       limit: this.limit,
       remaining: this.limit - window.count,
-      resetSeconds: Math.ceil((window.startedMs + WINDOW_MS) / 1000),
+      resetSeconds: Math.ceil((window.startedMs + this.windowMs) / 1000),
     };
   }
 }

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { createControl, type SimulatorControl } from "./control.js";
 import { AlpacaError, codeForStatus, malformedRequest, rateLimited, unauthorized } from "./errors.js";
 import { FaultInjector, type RequestFailure } from "./faults.js";
-import { DEFAULT_REQUESTS_PER_MINUTE, RateLimiter } from "./rate-limit.js";
+import { DEFAULT_RATE_WINDOW_MS, DEFAULT_REQUESTS_PER_MINUTE, RateLimiter } from "./rate-limit.js";
 import { RequestLog, type RequestRecord } from "./request-log.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerMarketDataRoutes } from "./routes/market-data.js";
@@ -55,6 +55,8 @@ export const simulatorOptionsSchema = z.object({
   tradeVolumeShare: z.number().positive().max(1).nullable().default(DEFAULT_LIFECYCLE.tradeVolumeShare),
   /** Requests a minute per API key, as Alpaca's 200 by default; null is a shortcut with no limit. */
   requestsPerMinute: z.number().int().positive().nullable().default(DEFAULT_REQUESTS_PER_MINUTE),
+  /** The rate limit's window in real milliseconds, Alpaca's minute by default; shorter is a shortcut, so a test meets the reset sooner. */
+  rateLimitWindowMs: z.number().int().min(1_000).max(DEFAULT_RATE_WINDOW_MS).default(DEFAULT_RATE_WINDOW_MS),
   /** Real milliseconds between automatic ticks (one simulated minute each); 0 ticks only when told to. */
   tickIntervalMs: z.number().int().min(0).default(0),
 });
@@ -128,7 +130,7 @@ export async function startSimulator(options: SimulatorOptions = {}): Promise<Ru
   });
   const faults = new FaultInjector();
   const requestLog = new RequestLog(5_000);
-  const rateLimiter = settings.requestsPerMinute === null ? undefined : new RateLimiter(settings.requestsPerMinute);
+  const rateLimiter = settings.requestsPerMinute === null ? undefined : new RateLimiter(settings.requestsPerMinute, Date.now, settings.rateLimitWindowMs);
   const closing = new AbortController();
 
   const control = createControl(sim, faults, requestLog);

@@ -22,6 +22,15 @@ describe("rate limit", () => {
     expect([limiter.take("a").allowed, limiter.take("b").allowed, limiter.take("a").allowed]).toEqual([true, true, false]);
   });
 
+  it("starts over after a shorter window when given one (a shortcut for tests)", () => {
+    let now = 0;
+    const limiter = new RateLimiter(1, () => now, 2_000);
+    expect([limiter.take("a").allowed, limiter.take("a").allowed]).toEqual([true, false]);
+    expect(limiter.take("a").resetSeconds).toBe(2);
+    now = 2_000;
+    expect(limiter.take("a").allowed).toBe(true);
+  });
+
   it("rounds the reset up to the second", () => {
     const limiter = new RateLimiter(1, () => 1_500);
     expect(limiter.take("a").resetSeconds).toBe(62);

@@ -1,5 +1,6 @@
 import { commonEnvSchema, port } from "@savepoint/shared";
 import { z } from "zod";
+import { ALPACA_REQUESTS_PER_MINUTE } from "./broker/rate-limit.js";
 
 /** Alpaca's paper endpoints, used when keys are configured and no base URL overrides them. */
 export const ALPACA_PAPER_TRADING_URL = "https://paper-api.alpaca.markets";
@@ -26,6 +27,11 @@ export const traderEnvSchema = commonEnvSchema
     BROKER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
     /** Retries of safe broker reads (GET) on 408/425/429/5xx and network errors; order placements are never retried. */
     BROKER_READ_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+    /**
+     * The SDK's client-side rate limit, per API (trading, market data): Alpaca's 200 a minute unless the account
+     * has a higher one. 0 turns it off, which only the simulator started without a limit allows.
+     */
+    BROKER_REQUESTS_PER_MINUTE: z.coerce.number().int().min(0).max(100_000).default(ALPACA_REQUESTS_PER_MINUTE),
     /** How long the reasoner strategy waits for one decision before treating the symbol as HOLD this time. */
     REASONING_TIMEOUT_MS: z.coerce.number().int().min(100).max(3_600_000).default(120_000),
     /**
@@ -40,6 +46,13 @@ export const traderEnvSchema = commonEnvSchema
       const missing = env.APCA_API_KEY_ID === undefined ? "APCA_API_KEY_ID" : "APCA_API_SECRET_KEY";
       context.addIssue({ code: "custom", path: [missing], message: "must be set together with the other Alpaca key (set both, or neither to use the simulator)" });
     }
+    if (keys.length === 2 && env.BROKER_REQUESTS_PER_MINUTE === 0) {
+      context.addIssue({
+        code: "custom",
+        path: ["BROKER_REQUESTS_PER_MINUTE"],
+        message: `must be more than 0 with Alpaca keys: Alpaca limits every key (${ALPACA_REQUESTS_PER_MINUTE} a minute by default), and 0, no client-side limit, is only for the simulator`,
+      });
+    }
   });
 export type TraderEnv = z.infer<typeof traderEnvSchema>;
 
@@ -50,6 +63,8 @@ export interface BrokerConnection {
   secret: string;
   /** True when talking to the simulator with placeholder keys. */
   simulated: boolean;
+  /** The SDK's client-side limit per API; null for none (the simulator without a limit). */
+  requestsPerMinute: number | null;
   timeoutMs: number;
   readRetries: number;
 }
@@ -59,7 +74,11 @@ export interface BrokerConnection {
  * simulator, at the base URLs when given (e.g. a compose service) or at its default local address.
  */
 export function brokerConnection(env: TraderEnv): BrokerConnection {
-  const common = { timeoutMs: env.BROKER_TIMEOUT_MS, readRetries: env.BROKER_READ_RETRIES };
+  const common = {
+    timeoutMs: env.BROKER_TIMEOUT_MS,
+    readRetries: env.BROKER_READ_RETRIES,
+    requestsPerMinute: env.BROKER_REQUESTS_PER_MINUTE === 0 ? null : env.BROKER_REQUESTS_PER_MINUTE,
+  };
   if (env.APCA_API_KEY_ID && env.APCA_API_SECRET_KEY) {
     return {
       ...common,

@@ -82,7 +82,7 @@ async function startTrader(options: TraderOptions, env: TraderEnv, logger: Logge
     readinessConnection.disconnect();
   };
   const context: TraderContext = {
-    broker: new AlpacaBroker(connection),
+    broker: new AlpacaBroker(connection, logger),
     client,
     logger,
     metrics: new TraderMetrics(registry),

@@ -117,6 +117,14 @@ describe("trader command line", () => {
     expect(() => parseEnv(traderEnvSchema, { APCA_API_KEY_ID: "id" })).toThrow(/APCA_API_SECRET_KEY: must be set together with the other Alpaca key/);
     expect(parseEnv(traderEnvSchema, {}).HTTP_PORT).toBe(8082);
   });
+
+  it("keeps the SDK's rate limit at Alpaca's 200 a minute unless told otherwise, and off only for the simulator", () => {
+    const keys = { APCA_API_KEY_ID: "id", APCA_API_SECRET_KEY: "secret" };
+    expect(brokerConnection(parseEnv(traderEnvSchema, keys)).requestsPerMinute).toBe(200);
+    expect(brokerConnection(parseEnv(traderEnvSchema, { ...keys, BROKER_REQUESTS_PER_MINUTE: "1000" })).requestsPerMinute).toBe(1_000);
+    expect(brokerConnection(parseEnv(traderEnvSchema, { BROKER_REQUESTS_PER_MINUTE: "0" })).requestsPerMinute).toBeNull();
+    expect(() => parseEnv(traderEnvSchema, { ...keys, BROKER_REQUESTS_PER_MINUTE: "0" })).toThrow(/BROKER_REQUESTS_PER_MINUTE: must be more than 0 with Alpaca keys/);
+  });
 });
 
 describe("trader process start-up errors", () => {

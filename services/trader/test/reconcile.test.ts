@@ -7,7 +7,7 @@ import { pendingFrom, reconcile } from "../src/session/reconcile.js";
 import { TradingState } from "../src/session/state.js";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { sdk } from "@savepoint/alpaca-simulator/testing";
-import { START, startTestSimulator } from "./support.js";
+import { START, startTestSimulator, TEST_REQUESTS_PER_MINUTE } from "./support.js";
 
 const SESSION = "trader-20260105-153000-abcdef";
 const cents = (value: number) => Math.round(value * 100) / 100;
@@ -23,7 +23,7 @@ describe("reconciliation with the broker", () => {
 
   beforeEach(async () => {
     sim = await startTestSimulator();
-    broker = new AlpacaBroker({ tradingUrl: sim.url, dataUrl: sim.url, keyId: "k", secret: "s", simulated: true, timeoutMs: 5_000, readRetries: 0 });
+    broker = new AlpacaBroker({ tradingUrl: sim.url, dataUrl: sim.url, keyId: "k", secret: "s", simulated: true, timeoutMs: 5_000, readRetries: 0, requestsPerMinute: TEST_REQUESTS_PER_MINUTE.trader });
   });
   afterEach(async () => {
     await sim?.close();

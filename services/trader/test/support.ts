@@ -20,23 +20,35 @@ import type { TraderContext } from "../src/trader.js";
 /** The trader's built entry point: tests run the trader as the process it ships as. */
 export const TRADER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
-/** A fixed simulated start (a Monday, an hour into the session), so runs are reproducible. */
+/** A fixed simulated start (a Monday, an hour into the NYSE session, 5.5 hours before the close), so runs are reproducible. */
 export const START = new Date("2026-01-05T15:30:00.000Z");
 
 /**
- * The trader still assumes an instant broker in an always-open market (TradingSession.exit cancels a leg and
- * sells at once), so its tests run the simulator with the shortcuts that give that, named here; the simulator's
- * defaults are Alpaca's lifecycle, NYSE hours and rate limit.
+ * The simulator's shortcuts the trader's tests still take, named here: TradingSession.exit cancels a leg and
+ * sells at once, so orders complete within their request and never fill in parts. Otherwise the simulator is
+ * Alpaca's: NYSE hours, buying power, its rate limit.
  */
-export const INSTANT_BROKER = { instantOrders: true, marketHours: "always_open", requestsPerMinute: null, partialFillChance: 0 } as const;
+export const INSTANT_BROKER = { instantOrders: true, partialFillChance: 0 } as const;
+
+/**
+ * The tests tick ten or twenty times a second, a thousand times a trader's pace at Alpaca, so the simulator's
+ * rate limit (on, as Alpaca's) is raised to match, as for an account with a raised limit. The trader's own
+ * limit is a quarter of it: its limiter (a token bucket) can send twice its figure in a minute's window, and
+ * several traders of a test share the simulator's key.
+ */
+export const TEST_REQUESTS_PER_MINUTE = { simulator: 20_000, trader: 5_000 } as const;
 
 export function startTestSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
-  return startSimulator({ seed: "trader-tests", start: START, historyBars: 240, ...INSTANT_BROKER, ...options });
+  return startSimulator({ seed: "trader-tests", start: START, historyBars: 240, requestsPerMinute: TEST_REQUESTS_PER_MINUTE.simulator, ...INSTANT_BROKER, ...options });
 }
 
-/** The trader binary against `sim`, in the test environment; reads are retried once, quickly. */
+/** The trader binary against `sim`, in the test environment; reads are retried once, quickly, at the tests' rate limit. */
 export function spawnTrader(env: TestEnvironment, sim: RunningSimulator, args: string[], extraEnv: Record<string, string> = {}): ServiceProcess {
-  return ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", APCA_API_BASE_URL: sim.url, BROKER_READ_RETRIES: "1", ...extraEnv }, args);
+  return ServiceProcess.start(
+    TRADER_MAIN,
+    { ...env.env, HTTP_PORT: "0", APCA_API_BASE_URL: sim.url, BROKER_READ_RETRIES: "1", BROKER_REQUESTS_PER_MINUTE: String(TEST_REQUESTS_PER_MINUTE.trader), ...extraEnv },
+    args,
+  );
 }
 
 /** What a test file runs traders against; see `useTraderStack`. */
@@ -126,7 +138,10 @@ export function captureLogger(level = "info"): { logger: Logger; lines: LogLine[
 
 /** What the in-process Trader needs, against `sim` and the test environment. */
 export function traderContext(env: TestEnvironment, sim: RunningSimulator, client: CheckpointClient, logger: Logger): TraderContext {
-  const broker = new AlpacaBroker({ tradingUrl: sim.url, dataUrl: sim.url, keyId: "test", secret: "test", simulated: true, timeoutMs: 5_000, readRetries: 1 });
+  const broker = new AlpacaBroker(
+    { tradingUrl: sim.url, dataUrl: sim.url, keyId: "test", secret: "test", simulated: true, timeoutMs: 5_000, readRetries: 1, requestsPerMinute: TEST_REQUESTS_PER_MINUTE.trader },
+    logger,
+  );
   return { broker, client, logger, redis: { target: { url: env.redisUrl }, queuePrefix: env.queuePrefix }, reasoningTimeoutMs: 10_000, accountLeaseMs: 15_000 };
 }
 

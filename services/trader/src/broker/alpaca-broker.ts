@@ -1,9 +1,10 @@
-import { ApiError, DEFAULT_RATE_LIMIT, FetchError, marketData, OrdersApi, trading } from "@alpacahq/alpaca-trade-api";
-import { describeIssues } from "@savepoint/shared";
+import { ApiError, FetchError, marketData, OrdersApi, trading } from "@alpacahq/alpaca-trade-api";
+import { describeIssues, type Logger } from "@savepoint/shared";
 import { ZodError, type z } from "zod";
 import type { BrokerConnection } from "../config.js";
 import type { Broker } from "./broker.js";
 import { BrokerReadError, BrokerRefusedError, BrokerUnavailableError, type BrokerRefusal } from "./errors.js";
+import { RateLimitBackoff, RateLimitedError } from "./rate-limit.js";
 import {
   accountSchema,
   assetSchema,
@@ -27,10 +28,14 @@ const DATA_FEED = "iex";
 
 const money = (value: number) => String(Math.round(value * 100) / 100);
 
+/** The SDK's retried statuses less 429, whose wait (up to a minute) RateLimitBackoff takes from the refusal. */
+const RETRIED_STATUSES = [408, 425, 500, 502, 503, 504];
+
 /**
  * The broker through the official SDK 4.x: API classes built on a Configuration whose basePath points at
- * Alpaca or the simulator. Safe reads are retried by the SDK (408/425/429/5xx and network errors, with
- * backoff); order submissions never are.
+ * Alpaca or the simulator. The SDK's rate limiter keeps each API (trading, market data) under the limit, and
+ * after a 429 nothing is sent to that API until the refusal's reset (RateLimitBackoff). Safe reads are retried
+ * by the SDK (408/425/5xx and network errors, with backoff); order submissions never are, except after a 429.
  */
 export class AlpacaBroker implements Broker {
   private readonly accounts: trading.AccountsApi;
@@ -39,17 +44,18 @@ export class AlpacaBroker implements Broker {
   private readonly clockApi: trading.ClockApi;
   private readonly assets: trading.AssetsApi;
   private readonly stocks: marketData.StockApi;
+  private readonly tradingLimit: RateLimitBackoff;
+  private readonly dataLimit: RateLimitBackoff;
 
-  constructor(connection: BrokerConnection) {
+  constructor(connection: BrokerConnection, logger?: Logger) {
     const common: trading.ConfigurationParameters = {
       keyId: connection.keyId,
       secret: connection.secret,
       timeoutMs: connection.timeoutMs,
-      retry: { maxRetries: connection.readRetries, retryDelayMs: 200, maxDelayMs: 2_000 },
-      // Alpaca allows 200 requests a minute per key, and the SDK's limiter keeps under it. Against the simulator
-      // it is off: the simulator enforces a limit of its own (Alpaca's 200 by default, SIM_REQUESTS_PER_MINUTE)
-      // and answers 429 past it, as Alpaca does.
-      ...(connection.simulated ? {} : { rateLimit: DEFAULT_RATE_LIMIT }),
+      retry: { maxRetries: connection.readRetries, retryDelayMs: 200, maxDelayMs: 2_000, retryableStatuses: RETRIED_STATUSES },
+      // Alpaca's 200 a minute per key unless BROKER_REQUESTS_PER_MINUTE says otherwise; null only against the
+      // simulator started without a limit (a shortcut), since Alpaca always limits.
+      ...(connection.requestsPerMinute === null ? {} : { rateLimit: { maxRequests: connection.requestsPerMinute, intervalMs: 60_000 } }),
     };
     const tradingConfig = new trading.Configuration({ ...common, basePath: connection.tradingUrl });
     const dataConfig = new marketData.Configuration({ ...common, basePath: connection.dataUrl });
@@ -59,19 +65,26 @@ export class AlpacaBroker implements Broker {
     this.clockApi = new trading.ClockApi(tradingConfig);
     this.assets = new trading.AssetsApi(tradingConfig);
     this.stocks = new marketData.StockApi(dataConfig);
+    const onPause = (api: string) => (until: Date, refusal: ApiError) =>
+      logger?.warn(
+        { api, until: until.toISOString(), limit: refusal.rateLimit?.limit, status: refusal.status },
+        `the broker's ${api} rate limit is reached (HTTP 429); sending it nothing until ${until.toISOString()}`,
+      );
+    this.tradingLimit = new RateLimitBackoff(onPause("trading API"));
+    this.dataLimit = new RateLimitBackoff(onPause("market data API"));
   }
 
   account() {
-    return read("GET /v2/account", accountSchema, () => this.accounts.getAccount());
+    return read("GET /v2/account", accountSchema, () => this.tradingLimit.send(() => this.accounts.getAccount()));
   }
 
   clock() {
-    return read("GET /v2/clock", clockSchema, () => this.clockApi.legacyClock());
+    return read("GET /v2/clock", clockSchema, () => this.tradingLimit.send(() => this.clockApi.legacyClock()));
   }
 
   async asset(symbol: string) {
     try {
-      return await read(`GET /v2/assets/${symbol}`, assetSchema, () => this.assets.getV2AssetsSymbolOrAssetId({ symbolOrAssetId: symbol }));
+      return await read(`GET /v2/assets/${symbol}`, assetSchema, () => this.tradingLimit.send(() => this.assets.getV2AssetsSymbolOrAssetId({ symbolOrAssetId: symbol })));
     } catch (error) {
       if (error instanceof BrokerReadError && error.status === 404) return null;
       throw error;
@@ -79,18 +92,18 @@ export class AlpacaBroker implements Broker {
   }
 
   positions() {
-    return read("GET /v2/positions", positionsSchema, () => this.positionsApi.getAllOpenPositions());
+    return read("GET /v2/positions", positionsSchema, () => this.tradingLimit.send(() => this.positionsApi.getAllOpenPositions()));
   }
 
   order(orderId: string) {
-    return read(`GET /v2/orders/${orderId}`, orderSchema, () => this.ordersApi.getOrderByOrderID({ orderId, nested: true }));
+    return read(`GET /v2/orders/${orderId}`, orderSchema, () => this.tradingLimit.send(() => this.ordersApi.getOrderByOrderID({ orderId, nested: true })));
   }
 
   async orderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null> {
     const operation = `GET /v2/orders:by_client_order_id?client_order_id=${clientOrderId}`;
     let found: BrokerOrder;
     try {
-      found = await read(operation, orderSchema, () => this.ordersApi.getOrderByClientOrderId({ clientOrderId }));
+      found = await read(operation, orderSchema, () => this.tradingLimit.send(() => this.ordersApi.getOrderByClientOrderId({ clientOrderId })));
     } catch (error) {
       if (error instanceof BrokerReadError && error.status === 404) return null;
       throw error;
@@ -104,7 +117,7 @@ export class AlpacaBroker implements Broker {
     let cursor = after;
     for (;;) {
       const page = await read(`GET /v2/orders?status=all&after=${cursor.toISOString()}`, ordersSchema, () =>
-        this.ordersApi.getAllOrders({ status: "all", nested: true, direction: "asc", limit: ORDER_PAGE, after: cursor.toISOString(), symbols }),
+        this.tradingLimit.send(() => this.ordersApi.getAllOrders({ status: "all", nested: true, direction: "asc", limit: ORDER_PAGE, after: cursor.toISOString(), symbols })),
       );
       const fresh = page.filter((order) => !seen.has(order.id));
       for (const order of fresh) seen.set(order.id, order);
@@ -124,7 +137,7 @@ export class AlpacaBroker implements Broker {
 
   async latestBars(symbols: string[]): Promise<Map<string, Bar>> {
     const { bars } = await read("GET /v2/stocks/bars/latest", latestBarsSchema, () =>
-      this.stocks.stockLatestBars({ symbols: symbols.join(","), feed: DATA_FEED }),
+      this.dataLimit.send(() => this.stocks.stockLatestBars({ symbols: symbols.join(","), feed: DATA_FEED })),
     );
     return new Map(Object.entries(bars));
   }
@@ -134,7 +147,7 @@ export class AlpacaBroker implements Broker {
     let pageToken: string | undefined;
     do {
       const page = await read("GET /v2/stocks/bars", barsPageSchema, () =>
-        this.stocks.stockBars({ symbols: symbols.join(","), timeframe: "1Min", start, limit: BAR_PAGE, feed: DATA_FEED, pageToken }),
+        this.dataLimit.send(() => this.stocks.stockBars({ symbols: symbols.join(","), timeframe: "1Min", start, limit: BAR_PAGE, feed: DATA_FEED, pageToken })),
       );
       for (const [symbol, bars] of Object.entries(page.bars)) result.get(symbol)?.push(...bars);
       pageToken = page.nextPageToken ?? undefined;
@@ -143,7 +156,7 @@ export class AlpacaBroker implements Broker {
   }
 
   submitBracket(request: BracketRequest): Promise<BrokerOrder> {
-    return write(`POST /v2/orders (bracket ${request.clientOrderId})`, orderSchema, () => this.ordersApi.bracket({
+    return write(`POST /v2/orders (bracket ${request.clientOrderId})`, orderSchema, () => this.tradingLimit.send(() => this.ordersApi.bracket({
       symbol: request.symbol,
       qty: request.qty,
       side: request.side,
@@ -152,23 +165,25 @@ export class AlpacaBroker implements Broker {
       takeProfit: { limitPrice: money(request.takeProfit) },
       stopLoss: { stopPrice: money(request.stopLoss) },
       clientOrderId: request.clientOrderId,
-    }));
+    })));
   }
 
   submitMarket(request: MarketRequest): Promise<BrokerOrder> {
     return write(`POST /v2/orders (market ${request.clientOrderId})`, orderSchema, () =>
-      this.ordersApi.market({
-        symbol: request.symbol,
-        qty: request.qty,
-        side: request.side,
-        timeInForce: "day",
-        clientOrderId: request.clientOrderId,
-      }),
+      this.tradingLimit.send(() =>
+        this.ordersApi.market({
+          symbol: request.symbol,
+          qty: request.qty,
+          side: request.side,
+          timeInForce: "day",
+          clientOrderId: request.clientOrderId,
+        }),
+      ),
     );
   }
 
   async cancelOrder(orderId: string): Promise<void> {
-    await write(`DELETE /v2/orders/${orderId}`, null, () => this.ordersApi.deleteOrderByOrderID({ orderId }));
+    await write(`DELETE /v2/orders/${orderId}`, null, () => this.tradingLimit.send(() => this.ordersApi.deleteOrderByOrderID({ orderId })));
   }
 }
 
@@ -216,6 +231,7 @@ export function classifySdkError(operation: string, error: unknown): BrokerRefus
     return new BrokerRefusedError(operation, refusalOf(error.status, error.message), error.status, error.code, error.message);
   }
   const { detail, status } = describeSdkFailure(error);
+  if (error instanceof RateLimitedError) return new BrokerUnavailableError(operation, detail, 429, Math.max(0, error.until.getTime() - Date.now()));
   return new BrokerUnavailableError(operation, detail, status, error instanceof ApiError ? error.retryAfterMs : undefined);
 }
 
