@@ -332,7 +332,8 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
     const spawn = (args: string[]) => {
       const trader = ServiceProcess.start(
         context.traderMain,
-        { ...context.env.env, HTTP_PORT: "0", APCA_API_BASE_URL: running.url, BROKER_READ_RETRIES: "1", REASONING_TIMEOUT_MS: "5000", LOG_LEVEL: "info" },
+        // The simulator runs without a limit of its own here (its 429s are injected), so the trader's limiter is off too.
+        { ...context.env.env, HTTP_PORT: "0", APCA_API_BASE_URL: running.url, BROKER_READ_RETRIES: "1", BROKER_REQUESTS_PER_MINUTE: "0", REASONING_TIMEOUT_MS: "5000", LOG_LEVEL: "info" },
         [...args, ...TRADER_RUN],
       );
       traders.push(trader);
