@@ -148,9 +148,6 @@ export class SessionWriter {
     const at = { sessionId: envelope.sessionId, epoch: envelope.epoch, seq: envelope.seq, kind: envelope.kind };
     if (error instanceof CheckpointTimeoutError) {
       this.options.logger.warn({ ...at, problem: error.message }, "checkpoint not confirmed yet; it stays queued in Redis and is stored once the checkpointer catches up");
-    } else if (error instanceof CheckpointClientClosedError) {
-      // The process is shutting down with a confirmation in flight: nothing was refused, the snapshot is queued.
-      this.options.logger.info({ ...at, problem: error.message }, "checkpoint confirmation not awaited: shutting down; it stays queued in Redis for the checkpointer");
     } else {
       this.options.logger.error({ ...at, err: error }, "checkpoint refused by the checkpointer");
     }

@@ -167,19 +167,6 @@ describe("SessionWriter", () => {
     await expect(session.save({ kind: "periodic", status: "active", state: {} })).resolves.toMatchObject({ seq: 2 });
   });
 
-  it("logs a background confirmation cut short by the client closing (a shutdown) without an error or a stack", async () => {
-    const port = new HeldPort();
-    const logger = pino({ level: "silent" });
-    const info = vi.spyOn(logger, "info");
-    const error = vi.spyOn(logger, "error");
-    const session = writer(port, { logger });
-    await session.save({ kind: "periodic", status: "active", state: {} });
-    port.held[0]!.settle(new CheckpointClientClosedError("the checkpoint client was closed before the checkpointer answered"));
-    await session.settle();
-    expect(error).not.toHaveBeenCalled();
-    expect(info).toHaveBeenCalledWith(expect.not.objectContaining({ err: expect.anything() }), expect.stringContaining("confirmation not awaited: shutting down"));
-  });
-
   it("throws a failure from before the port accepted the snapshot to the caller of save", async () => {
     const port = new InMemoryCheckpoints({ maxStateBytes: 10 });
     await expect(writer(port).save({ kind: "periodic", status: "active", state: { big: "x".repeat(100) } })).rejects.toThrow(/invalid snapshot/);
