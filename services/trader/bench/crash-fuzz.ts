@@ -89,9 +89,9 @@ interface RunPlan {
   heldAnswer: boolean;
   /** market_close: the kill comes this many simulated minutes after the close (negative: before it). */
   closeOffsetMinutes: number;
-  /** rate_limit_burst: how long every request is answered 429, and how many 429s the trader meets before the kill. */
+  /** rate_limit_burst: how long every request is answered 429, and how long after the first 429 the kill comes. */
   burstSeconds: number;
-  burstKillAfter: number;
+  burstKillAfterMs: number;
   downMs: number;
   /** Simulated minutes that pass while the trader is down. */
   downSteps: number;
@@ -134,7 +134,7 @@ export function planRun(kind: KillKind, seed: string): RunPlan {
     heldAnswer: random() < 0.5,
     closeOffsetMinutes: between(-3, 2),
     burstSeconds: between(1, 3),
-    burstKillAfter: between(1, 4),
+    burstKillAfterMs: between(0, 800),
     downMs: between(0, 600),
     downSteps: between(0, 5),
     killResumeAfterMs: random() < 0.3 ? between(0, 1_500) : null,
@@ -351,10 +351,11 @@ export async function runOnce(context: FuzzContext, kind: KillKind, seed: string
       plan.strategy,
       "--position-size",
       "4000",
+      // The rule strategy's trades close through their tight legs; the reasoner's live long enough to be closed by it.
       "--stop-loss-pct",
-      "0.3",
+      plan.strategy === "rule" ? "0.3" : "2",
       "--take-profit-pct",
-      "0.3",
+      plan.strategy === "rule" ? "0.3" : "2",
       ...(plan.strategy === "rule" ? ["--entry-threshold-pct", "0", "--lookback", "5"] : []),
     ];
     const first = spawn(session);
@@ -565,8 +566,13 @@ async function killPoint(
       for (let step = 0; step < plan.skip + 2; step++) await until(() => clock.steps > step, "a step", 10_000);
       const burst = sim.control.injectFault({ kind: "error", status: 429, count: 1_000_000, retryAfterSeconds: plan.burstSeconds, path: "/v2" });
       setTimeout(() => sim.control.clearFaults(), plan.burstSeconds * 1_000).unref();
+      // A client that backs off meets one 429 and then waits: the kill comes a seeded moment into that wait.
       const limited = () => 1_000_000 - (sim.control.faults().find((fault) => fault.id === burst.id)?.remaining ?? 1_000_000);
-      return killAt(() => limited() >= plan.burstKillAfter);
+      let firstAt: number | undefined;
+      return killAt(() => {
+        if (firstAt === undefined && limited() > 0) firstAt = Date.now();
+        return firstAt !== undefined && Date.now() >= firstAt + plan.burstKillAfterMs;
+      });
     }
   }
 }

@@ -452,6 +452,13 @@ describe("reconcile refuses answers it cannot keep the books on, changing nothin
       orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { status: "canceled" } })],
       message: /^the broker lists no AAPL position, yet order .* still has a working stop-loss leg \(new\)/,
     },
+    {
+      // Its last fills came between the order read and the positions read: booking 6 would lose the other 4.
+      name: "no position while a filled entry's take-profit has exited part of it and still works",
+      given: (state) => state.open(holding("AAPL")),
+      orders: [{ ...aaplBracket({ filledAt: 100 }), legs: aaplBracket({ filledAt: 100 }).legs.map((leg) => (leg.type === "limit" ? { ...leg, status: "partially_filled", filledQty: 6, filledAvgPrice: 110 } : leg)) }],
+      message: `the broker lists no AAPL position, yet order ${entryId("AAPL")} has exited only 6 of 10 and still has a working take-profit leg (partially_filled) protecting one; refusing to treat AAPL as flat on contradictory answers`,
+    },
   ];
 
   it.each(refusals)("$name", (row) => {

@@ -275,11 +275,15 @@ function checkTrustworthy(entries: SessionEntry[], held: Map<string, BrokerPosit
     if (order.filledQty > 0 && order.filledAvgPrice === null) {
       throw new ReconciliationError(`the broker reports entry order ${order.clientOrderId} (${symbol}) as filled but gives no fill price`);
     }
-    if (order.filledQty === 0 || order.legs.some((leg) => leg.filledQty > 0)) continue;
+    if (order.filledQty === 0 || held.has(symbol)) continue;
+    // A leg that filled part of the position and still works: the orders were read before its last fills, which
+    // closed the position by the time positions were read. Booking now would book only the part the orders show.
+    const exited = order.legs.reduce((sum, leg) => sum + leg.filledQty, 0);
     const working = order.legs.find((leg) => !isOrderFinal(leg));
-    if (working && !held.has(symbol)) {
+    if (working && exited < order.filledQty) {
+      const part = exited > 0 ? ` has exited only ${exited} of ${order.filledQty} and` : "";
       throw new ReconciliationError(
-        `the broker lists no ${symbol} position, yet order ${order.clientOrderId} still has a working ${isTakeProfit(working) ? "take-profit" : "stop-loss"} leg (${working.status}) protecting one; refusing to treat ${symbol} as flat on contradictory answers`,
+        `the broker lists no ${symbol} position, yet order ${order.clientOrderId}${part} still has a working ${isTakeProfit(working) ? "take-profit" : "stop-loss"} leg (${working.status}) protecting one; refusing to treat ${symbol} as flat on contradictory answers`,
       );
     }
   }
