@@ -6,8 +6,8 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    // Plain Node scripts, run without a build step (`npm run stack`, container health checks).
-    files: ["scripts/**/*.mjs"],
+    // Plain Node scripts, run without a build step (`npm run stack`, container health checks, the savepoint bin).
+    files: ["scripts/**/*.mjs", "services/*/bin/**/*.js"],
     languageOptions: {
       globals: Object.fromEntries(
         ["process", "console", "fetch", "URL", "AbortSignal", "AbortController", "setTimeout", "clearTimeout"].map((name) => [name, "readonly"]),

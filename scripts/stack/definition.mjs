@@ -163,7 +163,8 @@ export function stackServices(where) {
       kind: "service",
       command: ["node", "services/console/dist/main.js"],
       env: {
-        ...logging,
+        // Redis for the fleet page and for actions, which go through BullMQ to the services that own them.
+        ...queues,
         // Read-only connections (services/console/src/store.ts): the checkpointer stays the only writer.
         CONSOLE_DATABASE_URL: where.databaseUrl,
         HTTP_PORT: String(port(8084)),
@@ -173,7 +174,7 @@ export function stackServices(where) {
       port: port(8084),
       health: "/readyz",
       stopGraceMs: 10_000,
-      dependsOn: { postgres: "healthy", migrate: "completed" },
+      dependsOn: { redis: "healthy", postgres: "healthy", migrate: "completed" },
     },
   ];
 }

@@ -19,3 +19,5 @@ export * from "./schemas/requests.js";
 export * from "./schemas/reasoning.js";
 export * from "./decisions.js";
 export * from "./reasoning-client.js";
+export * from "./redrive.js";
+export * from "./session-control.js";

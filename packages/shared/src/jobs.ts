@@ -95,6 +95,7 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
  * - `unknown_job`: no such job name on that queue.
  * - `reused_job_id`: a `think` job's id belongs to an earlier run (the reasoner).
  * - `model_refused`: the model refused the request, which no retry changes (the reasoner).
+ * - `fork_unavailable`: a fork's source run has no such steps to start from (the reasoner).
  * - `failed`: not refused for what it is, but failed on its last attempt (a fault that outlasted its retries).
  */
 export const REFUSAL_CODES = [
@@ -106,6 +107,7 @@ export const REFUSAL_CODES = [
   "unknown_job",
   "reused_job_id",
   "model_refused",
+  "fork_unavailable",
   "failed",
 ] as const;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];

@@ -1,5 +1,6 @@
 import { serviceNameSchema, sessionIdSchema, sessionStatusSchema } from "@savepoint/shared";
 import { z } from "zod";
+import type { ActionRefusal } from "./actions.js";
 
 /** Most sessions one page lists. */
 export const MAX_SESSIONS_PAGE = 500;
@@ -43,7 +44,7 @@ export const viewQuerySchema = z.strictObject({ limit: limit(MAX_VIEW_SNAPSHOTS,
 
 /** A refusal of a request, as its JSON body says it: a code to act on and a message naming the input. */
 export interface ApiError {
-  error: { code: "invalid_request" | "not_found" | "read_only" | "unknown_action"; message: string };
+  error: { code: "invalid_request" | "not_found" | ActionRefusal | "internal"; message: string };
 }
 
 /** One line naming each bad parameter and what it must be. */

@@ -4,9 +4,10 @@ import { z } from "zod";
 /**
  * The console's environment. Like Bull Board it has no default password: a console that starts is protected
  * (docker compose and `npm run stack` supply a development-only one, and publish the port on 127.0.0.1 only).
- * It reads Postgres alone, so it has no Redis settings.
+ * It reads sessions from Postgres, and queues (the fleet page) and actions from Redis (REDIS_URL or
+ * REDIS_CLUSTER_NODES, QUEUE_PREFIX).
  */
-export const consoleEnvSchema = commonEnvSchema.omit({ REDIS_URL: true, REDIS_CLUSTER_NODES: true, QUEUE_PREFIX: true }).extend({
+export const consoleEnvSchema = commonEnvSchema.extend({
   HTTP_PORT: port().default(8084),
   CONSOLE_USER: basicAuthUserSchema.default("admin"),
   CONSOLE_PASSWORD: basicAuthPasswordSchema("the console", "the console's basic auth is all that guards every session's state"),
@@ -32,5 +33,7 @@ export const consoleEnvSchema = commonEnvSchema.omit({ REDIS_URL: true, REDIS_CL
   CONSOLE_REFRESH_SECONDS: envInt(1, 3_600).default(5),
   /** Read-only unless true: actions (fork, re-drive, stop) are refused. */
   CONSOLE_ACTIONS_ENABLED: envFlag().default(false),
+  /** How long a stop waits for the trader to write its final checkpoint (a tick in progress finishes first). */
+  CONSOLE_STOP_TIMEOUT_MS: envInt(1_000, 600_000).default(30_000),
 });
 export type ConsoleConfig = z.infer<typeof consoleEnvSchema>;

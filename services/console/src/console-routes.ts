@@ -1,6 +1,6 @@
 import basicAuth from "@fastify/basic-auth";
 import { credentialsChecker, type Logger } from "@savepoint/shared";
-import type { FastifyPluginAsync, FastifyReply } from "fastify";
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import {
   describeProblems,
@@ -11,7 +11,11 @@ import {
   viewQuerySchema,
   type ApiError,
 } from "./api-schemas.js";
+import { ActionRefusedError, forkInputSchema, redriveInputSchema, stopInputSchema, type ActionRefusal, type ConsoleActions } from "./actions.js";
 import type { ConsoleConfig } from "./config.js";
+import type { FleetReader } from "./fleet.js";
+import { ACTIONS_SCRIPT } from "./pages/actions-script.js";
+import { fleetPage } from "./pages/fleet-page.js";
 import type { SafeHtml } from "./pages/html.js";
 import { layout, type PageSettings } from "./pages/layout.js";
 import { LIVE_SCRIPT } from "./pages/live-script.js";
@@ -42,13 +46,44 @@ const notFound = (service: string, sessionId: string) =>
   new RequestProblem(404, { error: { code: "not_found", message: `no ${service} session ${sessionId} is stored` } });
 
 /**
+ * Why a POST did not come from the console's own pages (or a client with no browser, such as the CLI), or
+ * undefined. Basic auth is sent by the browser to any page that posts here, so a form on another site could
+ * otherwise act in the user's name: browsers say where a request comes from (Sec-Fetch-Site, Origin), and
+ * actions only take JSON, which another site cannot send without a CORS preflight the console never grants.
+ */
+function crossSiteProblem(request: FastifyRequest): string | undefined {
+  const site = request.headers["sec-fetch-site"];
+  if (site !== undefined && site !== "same-origin" && site !== "none") return `the request came from another site (Sec-Fetch-Site: ${site})`;
+  const origin = request.headers.origin;
+  if (origin !== undefined) {
+    let host: string | undefined;
+    try {
+      host = new URL(origin).host;
+    } catch {
+      host = undefined;
+    }
+    if (host !== request.headers.host) return `the request came from ${origin}, not from this console (${request.headers.host ?? "no Host"})`;
+  }
+  return undefined;
+}
+
+export interface ConsoleParts {
+  store: ConsoleStore;
+  fleet: FleetReader;
+  actions: ConsoleActions;
+}
+
+/**
  * The console: its JSON API under /api and the pages built from the same reads, all behind basic auth.
  * Registered as its own Fastify scope, so /healthz, /readyz and /metrics beside it stay open.
  */
-export function consoleRoutes(config: ConsoleConfig, store: ConsoleStore, logger: Logger): FastifyPluginAsync {
+export function consoleRoutes(config: ConsoleConfig, { store, fleet, actions }: ConsoleParts, logger: Logger): FastifyPluginAsync {
   const settings: PageSettings = { actionsEnabled: config.CONSOLE_ACTIONS_ENABLED, refreshSeconds: config.CONSOLE_REFRESH_SECONDS };
   return async (app) => {
-    app.addHook("onClose", () => store.close());
+    app.addHook("onClose", async () => {
+      await Promise.allSettled([actions.close(), fleet.close()]);
+      await store.close();
+    });
 
     const matches = credentialsChecker({ user: config.CONSOLE_USER, password: config.CONSOLE_PASSWORD });
     await app.register(basicAuth, {
@@ -63,6 +98,7 @@ export function consoleRoutes(config: ConsoleConfig, store: ConsoleStore, logger
 
     app.setErrorHandler(async (error, request, reply) => {
       if (error instanceof RequestProblem) return reply.code(error.status).send(error.body);
+      if (error instanceof ActionRefusedError) return reply.code(error.status).send({ error: { code: error.code, message: error.message } } satisfies ApiError);
       if ((error as { statusCode?: number }).statusCode === 401) return reply.send(error);
       logger.error({ err: error, url: request.url }, "console request failed");
       return reply.code(500).send({ error: { code: "internal", message: "the console could not read the checkpoints; see its log" } });
@@ -106,17 +142,52 @@ export function consoleRoutes(config: ConsoleConfig, store: ConsoleStore, logger
     app.get("/api/sessions/:service/:sessionId", (request) => sessionWithTimeline(request.params, request.query));
     app.get("/api/trading/:sessionId", (request) => trading(request.params, request.query));
     app.get("/api/reasoning/:sessionId", (request) => reasoning(request.params, request.query));
+    app.get("/api/fleet", () => fleet.read());
     app.post("/api/actions/:action", async (request, reply) => {
-      if (!config.CONSOLE_ACTIONS_ENABLED) {
-        return reply.code(403).send({ error: { code: "read_only", message: "the console is read-only; set CONSOLE_ACTIONS_ENABLED=true to allow actions" } } satisfies ApiError);
-      }
       const { action } = request.params as { action: string };
-      return reply.code(404).send({ error: { code: "unknown_action", message: `no action "${action}": this console has none yet` } } satisfies ApiError);
+      const refuse = (status: 400 | 403 | 404, code: ActionRefusal, message: string) => {
+        logger.warn({ event: "console_action_refused", action, code, ip: request.ip }, `console action ${action} refused (${code}): ${message}`);
+        return reply.code(status).send({ error: { code, message } } satisfies ApiError);
+      };
+      if (!config.CONSOLE_ACTIONS_ENABLED) return refuse(403, "read_only", "the console is read-only; set CONSOLE_ACTIONS_ENABLED=true to allow actions");
+      const crossSite = crossSiteProblem(request);
+      if (crossSite) return refuse(403, "forbidden_origin", `${crossSite}; actions are taken from the console's own pages, the API or the savepoint CLI`);
+      if (!String(request.headers["content-type"] ?? "").startsWith("application/json")) {
+        return refuse(400, "invalid_request", "actions take a JSON body (content-type: application/json)");
+      }
+      const by = `${config.CONSOLE_USER}@console`;
+      const run = async () => {
+        switch (action) {
+          case "fork":
+            return actions.fork(parsed(forkInputSchema, request.body, "body"));
+          case "redrive":
+            return actions.redrive(parsed(redriveInputSchema, request.body, "body"));
+          case "stop":
+            return actions.stop(parsed(stopInputSchema, request.body, "body"), by);
+          default:
+            return undefined;
+        }
+      };
+      let result;
+      try {
+        result = await run();
+      } catch (error) {
+        if (error instanceof ActionRefusedError || error instanceof RequestProblem) {
+          const code = error instanceof ActionRefusedError ? error.code : error.body.error.code;
+          logger.warn({ event: "console_action_refused", action, code, input: request.body, user: config.CONSOLE_USER, ip: request.ip }, `console action ${action} refused (${code}): ${error.message}`);
+        }
+        throw error;
+      }
+      if (result === undefined) return refuse(404, "unknown_action", `no action "${action}"; the actions are fork, redrive and stop`);
+      logger.info({ event: "console_action", action, input: request.body, result, user: config.CONSOLE_USER, ip: request.ip }, `console action ${action} done by ${by}`);
+      return reply.code(action === "stop" ? 200 : 202).send(result);
     });
 
     // --- pages ---
     app.get("/", (_request, reply) => reply.redirect("/sessions"));
     app.get("/assets/live.js", (_request, reply) => reply.type("text/javascript; charset=utf-8").header("cache-control", "no-cache").send(LIVE_SCRIPT));
+    app.get("/assets/actions.js", (_request, reply) => reply.type("text/javascript; charset=utf-8").header("cache-control", "no-cache").send(ACTIONS_SCRIPT));
+    app.get("/fleet", async (_request, reply) => page(reply, "Fleet", fleetPage(await fleet.read(), settings)));
     app.get("/sessions", async (request, reply) => {
       const { query, sessions, next } = await listSessions(request.query);
       return page(reply, "Sessions", sessionsPage(sessions, query, next));
@@ -126,11 +197,11 @@ export function consoleRoutes(config: ConsoleConfig, store: ConsoleStore, logger
       if (service === "trader") {
         const view = await trading({ sessionId }, {});
         const { timeline } = await sessionWithTimeline(request.params, {});
-        return page(reply, `Trading ${sessionId}`, tradingPage(view.session, view, timeline));
+        return page(reply, `Trading ${sessionId}`, tradingPage(view.session, view, timeline, settings));
       }
       if (service === "reasoner") {
         const view = await reasoning({ sessionId }, {});
-        return page(reply, `Reasoning ${sessionId}`, reasoningPage(view.session, view));
+        return page(reply, `Reasoning ${sessionId}`, reasoningPage(view.session, view, settings));
       }
       const { session, timeline } = await sessionWithTimeline(request.params, {});
       return page(reply, `${service} ${sessionId}`, sessionPage(session, timeline));

@@ -1,30 +1,41 @@
-import { runService, type Logger } from "@savepoint/shared";
+import { redisTargetOf, runService, type Logger } from "@savepoint/shared";
+import { ConsoleActions } from "./actions.js";
 import { consoleEnvSchema, type ConsoleConfig } from "./config.js";
-import { consoleRoutes } from "./console-routes.js";
+import { consoleRoutes, type ConsoleParts } from "./console-routes.js";
+import { FleetReader } from "./fleet.js";
 import { ConsoleStore } from "./store.js";
 
-// One pool for the pages and the readiness check; the routes' scope ends it when the HTTP server closes.
-let store: ConsoleStore | undefined;
-const storeOf = (config: ConsoleConfig, logger: Logger) =>
-  (store ??= new ConsoleStore({
+// One set for the pages and the readiness check; the routes' scope closes them when the HTTP server closes.
+let parts: ConsoleParts | undefined;
+function partsOf(config: ConsoleConfig, logger: Logger): ConsoleParts {
+  if (parts) return parts;
+  const store = new ConsoleStore({
     databaseUrl: config.CONSOLE_DATABASE_URL,
     poolSize: config.CONSOLE_PG_POOL_SIZE,
     statementTimeoutMs: config.CONSOLE_STATEMENT_TIMEOUT_MS,
     logger,
-  }));
+  });
+  const redis = redisTargetOf(config);
+  parts = {
+    store,
+    fleet: new FleetReader({ redis, queuePrefix: config.QUEUE_PREFIX, store }),
+    actions: new ConsoleActions({ redis, queuePrefix: config.QUEUE_PREFIX, stopTimeoutMs: config.CONSOLE_STOP_TIMEOUT_MS, store, logger }),
+  };
+  return parts;
+}
 
 await runService({
   name: "console",
   envSchema: consoleEnvSchema,
-  routes: (config, { logger }) => consoleRoutes(config, storeOf(config, logger), logger),
+  routes: (config, { logger }) => consoleRoutes(config, partsOf(config, logger), logger),
   start: async (config, { logger, httpPort = config.HTTP_PORT }) => {
-    const readable = storeOf(config, logger);
+    const { store } = partsOf(config, logger);
     logger.info(
-      { httpPort, user: config.CONSOLE_USER, actionsEnabled: config.CONSOLE_ACTIONS_ENABLED },
+      { httpPort, user: config.CONSOLE_USER, actionsEnabled: config.CONSOLE_ACTIONS_ENABLED, queuePrefix: config.QUEUE_PREFIX },
       `Savepoint console on http://127.0.0.1:${httpPort}/ (${config.CONSOLE_ACTIONS_ENABLED ? "actions enabled" : "read-only"})`,
     );
     return {
-      readiness: { postgres: () => readable.ping() },
+      readiness: { postgres: () => store.ping() },
       close: async () => undefined,
     };
   },

@@ -60,7 +60,34 @@ export class ConsoleStore {
     const { rows } = await this.pool.query(SNAPSHOTS, [service, sessionId, limit]);
     return rows.map((row) => storedStateSchema.parse(row));
   }
+
+  /** Postgres's half of the fleet page: sessions per state, resumed vs fresh, recent checkpoint rate. */
+  async fleetCounts(): Promise<FleetCounts> {
+    const [states, starts, rate] = await Promise.all([this.pool.query(SESSIONS_PER_STATE), this.pool.query(RESUMED_VS_FRESH, [FLEET_RECENT_SESSIONS]), this.pool.query(CHECKPOINT_RATE, [FLEET_RATE_SECONDS])]);
+    return {
+      sessionsByState: states.rows.map((row) => sessionsByStateSchema.parse(row)),
+      starts: starts.rows.map((row) => startsSchema.parse(row)),
+      startsOf: FLEET_RECENT_SESSIONS,
+      checkpointRate: rate.rows.map((row) => rateSchema.parse(row)).map(({ service, checkpoints }) => ({ service, checkpoints, perSecond: checkpoints / FLEET_RATE_SECONDS })),
+      rateSeconds: FLEET_RATE_SECONDS,
+    };
+  }
 }
+
+export interface FleetCounts {
+  sessionsByState: Array<{ service: string; status: string; sessions: number }>;
+  /** Among the `startsOf` sessions written most recently: how many had more than one owner (resumed), how many one. */
+  starts: Array<{ service: string; resumed: number; fresh: number }>;
+  startsOf: number;
+  /** Snapshots persisted in the last `rateSeconds`, per service. */
+  checkpointRate: Array<{ service: string; checkpoints: number; perSecond: number }>;
+  rateSeconds: number;
+}
+
+/** Resumed vs fresh is told over this many of the most recently written sessions. */
+const FLEET_RECENT_SESSIONS = 1_000;
+/** Checkpoints per second are counted over this window. */
+const FLEET_RATE_SECONDS = 60;
 
 export interface SessionFilter {
   service?: string;
@@ -108,7 +135,43 @@ WHERE service = $1 AND session_id = $2
 ORDER BY epoch, seq
 LIMIT $3`;
 
+const SESSIONS_PER_STATE = `SELECT service, status, count(*) AS sessions FROM checkpoint_sessions GROUP BY service, status ORDER BY service, status`;
+
+// A session is resumed when its oldest stored epoch is below its latest (min(epoch) is one primary-key probe).
+const RESUMED_VS_FRESH = `
+SELECT service, count(*) FILTER (WHERE resumed) AS resumed, count(*) FILTER (WHERE NOT resumed) AS fresh
+FROM (
+  SELECT s.service,
+         s.latest_epoch > COALESCE((SELECT min(c.epoch) FROM checkpoints c WHERE c.service = s.service AND c.session_id = s.session_id), s.latest_epoch) AS resumed
+  FROM checkpoint_sessions s
+  ORDER BY s.latest_write DESC
+  LIMIT $1
+) recent
+GROUP BY service
+ORDER BY service`;
+
+// Only sessions written within the window, and of each its newest 10,000 snapshots at most (walked backwards on
+// the primary key): checkpoints has no index on persisted_at, which every write would pay for.
+const CHECKPOINT_RATE = `
+SELECT s.service, sum(recent.n) AS checkpoints
+FROM checkpoint_sessions s
+CROSS JOIN LATERAL (
+  SELECT count(*) AS n FROM (
+    SELECT c.persisted_at FROM checkpoints c
+    WHERE c.service = s.service AND c.session_id = s.session_id
+    ORDER BY c.epoch DESC, c.seq DESC
+    LIMIT 10000
+  ) newest
+  WHERE newest.persisted_at > now() - make_interval(secs => $1)
+) recent
+WHERE s.newest_persisted_at > now() - make_interval(secs => $1)
+GROUP BY s.service
+ORDER BY s.service`;
+
 const count = z.coerce.number().int().min(0);
+const sessionsByStateSchema = z.object({ service: z.string(), status: z.string(), sessions: count });
+const startsSchema = z.object({ service: z.string(), resumed: count, fresh: count });
+const rateSchema = z.object({ service: z.string(), checkpoints: count });
 const time = z.date().transform((value) => value.toISOString());
 
 const sessionRowSchema = z

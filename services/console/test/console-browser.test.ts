@@ -1,12 +1,11 @@
 import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
-import { existsSync, mkdirSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  ARTIFACTS,
+  launchChromium,
   PASSWORD,
   reasoningSnapshots,
   REASONING_SESSION,
@@ -18,36 +17,25 @@ import {
   type RunningConsole,
 } from "./support.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = fileURLToPath(new URL("../../../test-artifacts/", import.meta.url));
-
 describe("the console in headless Chromium", () => {
   let env: TestEnvironment;
   let service: RunningConsole;
-  let profile: string;
   let browser: BrowserContext;
+  let closeBrowser: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does`);
     env = await createTestEnvironment("console_browser");
     await seedSnapshots(env, [...tradingSnapshots(), ...reasoningSnapshots()]);
     service = await startConsole(env, { CONSOLE_REFRESH_SECONDS: "1" });
-    profile = await mkdtemp(join(tmpdir(), "savepoint-chromium-"));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync",
-      ],
-      viewport: { width: 1280, height: 900 },
-    });
+    const launched = await launchChromium();
+    browser = launched.browser;
+    closeBrowser = launched.close;
     mkdirSync(ARTIFACTS, { recursive: true });
   });
 
   afterAll(async () => {
-    await browser?.close();
+    await closeBrowser?.();
     await service?.process.kill("SIGTERM");
-    if (profile) await rm(profile, { recursive: true, force: true });
     await env?.dispose();
   });
 
@@ -64,6 +52,7 @@ describe("the console in headless Chromium", () => {
     expect(response?.status()).toBe(200);
     expect(page.url()).toBe(`${service.url}/sessions`);
     await expect(page.locator("header .mode").textContent()).resolves.toBe("read-only");
+    await expect(page.locator("button[data-action], dialog").count()).resolves.toBe(0);
 
     const trading = page.locator(`tr[data-session="trader/${TRADING_SESSION}"] td`);
     await expect(trading.allTextContents()).resolves.toEqual(["trader", TRADING_SESSION, "PA-TEST-ACCOUNT", "active", "2, 2", expect.stringMatching(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/), "9", expect.stringMatching(/KiB$/), "1"]);

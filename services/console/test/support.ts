@@ -1,8 +1,19 @@
 import { CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
 import { ServiceProcess, spawnCheckpointer, type TestEnvironment } from "@savepoint/shared/testing";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { chromium, type BrowserContext } from "playwright-core";
 
 const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+/** The reasoner as a process: the console's actions reach it through BullMQ, a process boundary. */
+const REASONER_MAIN = fileURLToPath(new URL("../../reasoner/dist/main.js", import.meta.url));
+/** The trader as a process: a stop reaches it through its control queue, a process boundary. */
+const TRADER_MAIN = fileURLToPath(new URL("../../trader/dist/main.js", import.meta.url));
+/** `npx savepoint`, the file npm links as the bin. */
+export const SAVEPOINT_CLI = fileURLToPath(new URL("../bin/savepoint.js", import.meta.url));
 
 export const USER = "operator";
 export const PASSWORD = "correct horse battery staple";
@@ -148,4 +159,78 @@ export async function seedSnapshots(env: TestEnvironment, snapshots: readonly Sn
     await client.close();
     await checkpointer.kill("SIGTERM");
   }
+}
+
+/** A reasoner worker process on the test's queues, calling the model server at `modelUrl`; resolves once it consumes. */
+export async function spawnReasoner(env: TestEnvironment, modelUrl: string, settings: Record<string, string> = {}): Promise<ServiceProcess> {
+  const worker = ServiceProcess.start(REASONER_MAIN, {
+    ...env.env,
+    HTTP_PORT: "0",
+    ANTHROPIC_BASE_URL: modelUrl,
+    ANTHROPIC_API_KEY: "",
+    REASONER_LOCK_DURATION_MS: "2000",
+    ...settings,
+  });
+  try {
+    await worker.waitForLog("reasoner consuming reasoning");
+    return worker;
+  } catch (error) {
+    await worker.kill("SIGKILL");
+    throw error;
+  }
+}
+
+/** Runs `npx savepoint …` against the console; resolves with its exit code, stdout and stderr lines. */
+export async function savepoint(service: RunningConsole, args: string[], password = PASSWORD): Promise<{ code: number | null; output: string }> {
+  const cli = ServiceProcess.start(SAVEPOINT_CLI, { SAVEPOINT_CONSOLE_URL: service.url, CONSOLE_USER: USER, CONSOLE_PASSWORD: password }, args);
+  const { code } = await cli.exited;
+  return { code, output: cli.output.join("\n") };
+}
+
+/** POSTs an action to the console as its pages do (same origin, JSON); resolves with the status and the answer. */
+export async function postAction(service: RunningConsole, action: string, body: object, headers: Record<string, string> = {}) {
+  const response = await fetch(`${service.url}/api/actions/${action}`, {
+    method: "POST",
+    headers: { ...basicAuth(USER, PASSWORD), "content-type": "application/json", origin: service.url, ...headers },
+    body: JSON.stringify(body),
+  });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the answers are what the tests check, field by field
+  return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+/** A trader process on the test's queues trading against the simulator at `brokerUrl`; resolves with its session once it trades. */
+export async function spawnTrader(env: TestEnvironment, brokerUrl: string, args: string[]): Promise<{ trader: ServiceProcess; sessionId: string }> {
+  const trader = ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", APCA_API_BASE_URL: brokerUrl, BROKER_READ_RETRIES: "1" }, args);
+  try {
+    const started = await trader.waitForLog((line) => line.event === "trading_started", 60_000);
+    return { trader, sessionId: String(started.sessionId) };
+  } catch (error) {
+    await trader.kill("SIGKILL");
+    throw error;
+  }
+}
+
+const CHROMIUM = "/usr/bin/chromium";
+/** Where the browser tests keep their screenshots (the repository's test-artifacts/). */
+export const ARTIFACTS = fileURLToPath(new URL("../../../test-artifacts/", import.meta.url));
+
+/** Debian's headless chromium through playwright-core, in a profile of its own; `close` removes the profile. */
+export async function launchChromium(): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does`);
+  const profile = await mkdtemp(join(tmpdir(), "savepoint-chromium-"));
+  const browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    args: [
+      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 900 },
+  });
+  return {
+    browser,
+    async close() {
+      await browser.close();
+      await rm(profile, { recursive: true, force: true });
+    },
+  };
 }

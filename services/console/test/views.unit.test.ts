@@ -56,7 +56,7 @@ describe("reasoningView", () => {
       updatedAt: "2026-01-05T14:53:00.000Z", checkpoints: 8, bytes: 4_000, resumes: 1, cursor: "8",
     };
 
-    const page = reasoningPage(session, reasoningView(snapshots)).text;
+    const page = reasoningPage(session, reasoningView(snapshots), { actionsEnabled: true, refreshSeconds: 5 }).text;
 
     expect(page).not.toContain("<script>");
     expect(page).toContain("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;");

@@ -17,7 +17,7 @@ export class ReasonerMetrics {
     const registers = [registry];
     this.runs = new Counter({
       name: "savepoint_reasoner_runs_total",
-      help: "Attempts started, by how they started: fresh, resumed from a checkpoint, or already completed",
+      help: "Attempts started, by how they started: fresh, resumed from a checkpoint, forked from another run's steps, or already completed",
       labelNames: ["start"],
       registers,
     });

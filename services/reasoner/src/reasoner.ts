@@ -82,6 +82,7 @@ export async function startReasoner(
     confirmTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
   });
   const broker = marketEndpoint(config);
+  const workerName = `${os.hostname()}:${process.pid}`;
   const runner = new ThinkRunner({
     checkpoints,
     engine,
@@ -93,7 +94,7 @@ export async function startReasoner(
     checkpointTimeoutMs: config.CHECKPOINT_TIMEOUT_MS,
     // The shutdown budget holds the call grace, then two saves (the answered iteration, the interrupt).
     interruptTimeoutMs: Math.min(config.CHECKPOINT_TIMEOUT_MS, Math.floor((config.SHUTDOWN_TIMEOUT_MS - callGraceMs(config)) / 2.5)),
-    worker: `${os.hostname()}:${process.pid}`,
+    worker: workerName,
   });
   const workerConnection = createRedisConnection(redis, "worker", "reasoner-worker");
   reportRedisOutages(workerConnection, logger, "reasoner-worker");
@@ -107,6 +108,7 @@ export async function startReasoner(
     runner,
     metrics,
     logger,
+    name: workerName,
   });
   await worker.waitUntilReady();
   logger.info(

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { foldSteps } from "../src/engine/thinking-state.js";
 import type { ThoughtStep } from "../src/engine/thought-step.js";
 import { STATE_SCHEMA_VERSION, type RunInfo } from "../src/session/checkpoint-state.js";
-import { planResume } from "../src/session/resume-plan.js";
+import { currentChainSteps, planResume } from "../src/session/resume-plan.js";
 
 const NOW = Date.parse("2026-11-21T12:00:00.000Z");
 const TTL = 3_600_000;
@@ -129,5 +129,34 @@ describe("planResume", () => {
     };
     const final = snapshot(1, 2, "final", { event: "completed", chain: 1, run: run(1), result });
     expect(planResume(newestFirst([iteration(1, 1, step(1)), final]), { now: NOW, ttlMs: TTL })).toEqual({ kind: "completed", chain: 1, result });
+  });
+});
+
+describe("currentChainSteps (what a fork copies)", () => {
+  const decision = step(3, { type: "decision", decision: { action: "HOLD", confidence: 0.5, rationale: "wait" } });
+  const completed = (epoch: number, chain: number) =>
+    snapshot(epoch, 4, "final", {
+      event: "completed",
+      chain,
+      run: run(epoch),
+      result: { action: "HOLD", confidence: 0.5, rationale: "wait", sessionId: "think.agent-1.1", iterations: 3, resumed: false, resumedAtIteration: 0, modelCalls: 3, modelCallsSaved: 0, limitReached: false },
+    });
+
+  it("gives the steps of a completed run, however old, newest owner's copy of each", () => {
+    const old = { persistedAt: new Date(NOW - 30 * 24 * 3600_000).toISOString() };
+    const snapshots = newestFirst([claimed(1), iteration(1, 1, step(1)), iteration(1, 1, step(2)), { ...iteration(1, 1, decision), ...old }, { ...completed(1, 1), ...old }]);
+    expect(currentChainSteps(snapshots)).toEqual({ steps: [step(1), step(2), decision] });
+  });
+
+  it("keeps only the current chain, after a fresh start abandoned an earlier one", () => {
+    const snapshots = newestFirst([claimed(1), iteration(1, 1, step(1)), iteration(1, 1, step(2)), claimed(2), iteration(2, 2, step(1, { text: "again" }))]);
+    expect(currentChainSteps(snapshots)).toEqual({ steps: [step(1, { text: "again" })] });
+  });
+
+  it("names what is wrong with a chain missing an iteration, and has no steps for a run that only claimed", () => {
+    expect(currentChainSteps(newestFirst([claimed(1), iteration(1, 1, step(1)), iteration(1, 1, step(3))]))).toEqual({
+      problem: "iteration 2 of chain 1 is missing (deleted by retention?)",
+    });
+    expect(currentChainSteps([claimed(1)])).toEqual({ steps: [] });
   });
 });

@@ -1,4 +1,17 @@
-import { CheckpointClient, describeRedisTarget, redisTargetOf, runService, SessionTakenOverError, type Logger, type RedisConnection, type RunningService } from "@savepoint/shared";
+import os from "node:os";
+import {
+  CheckpointClient,
+  createRedisConnection,
+  describeRedisTarget,
+  listenForStop,
+  redisTargetOf,
+  runService,
+  SessionTakenOverError,
+  type Logger,
+  type RedisConnection,
+  type RedisTarget,
+  type RunningService,
+} from "@savepoint/shared";
 import type { Registry } from "prom-client";
 import { AlpacaBroker } from "./broker/alpaca-broker.js";
 import { HelpRequested, parseCommandLine, UsageError, type TraderOptions } from "./cli/options.js";
@@ -56,6 +69,35 @@ function reportFailure(error: unknown, logger: Logger): number | undefined {
 }
 
 /**
+ * Stop requests from the console or the `savepoint` CLI arrive on the session's own control queue (shared
+ * session-control.ts); the session then ends as `stopped`, and the request is answered once the final
+ * checkpoint is written. Closed right after the trader, before the connections.
+ */
+function listenForStopRequests(running: Trader, redisTarget: RedisTarget, queuePrefix: string, logger: Logger): { close(): Promise<void> } {
+  const connection = createRedisConnection(redisTarget, "worker", "trader-control");
+  connection.on("error", (error: Error) => logger.debug({ problem: error.message }, "stop-request connection: Redis error"));
+  const worker = listenForStop(
+    { connection, prefix: queuePrefix, sessionId: running.sessionId, name: `trader@${os.hostname()}:${process.pid}` },
+    async (request) => {
+      logger.warn(
+        { event: "stop_requested", sessionId: running.sessionId, requestedBy: request.requestedBy, reason: request.reason },
+        `stop requested by ${request.requestedBy}${request.reason ? ` (${request.reason})` : ""}; stopping the session`,
+      );
+      const outcome = await running.stop(`stop requested by ${request.requestedBy}`, "stopped");
+      if (!outcome.final) throw new Error(`session ${running.sessionId} was taken over by another trader before it could stop`);
+      return { sessionId: running.sessionId, epoch: running.checkpoints.owner.epoch, ...outcome.final };
+    },
+  );
+  worker.on("error", (error) => logger.debug({ problem: error.message }, "stop-request listener: Redis error"));
+  return {
+    async close() {
+      await worker.close();
+      connection.disconnect();
+    },
+  };
+}
+
+/**
  * Connects, then trades the session (or, with --reconcile-only, prints what a resume would change) until its
  * duration ends, it is taken over, or a signal stops it; its end is the process's exit code.
  */
@@ -105,13 +147,15 @@ async function startTrader(options: TraderOptions, env: TraderEnv, logger: Logge
     throw error;
   }
   const running = trader.run();
+  const stopRequests = listenForStopRequests(trader, redisTarget, env.QUEUE_PREFIX, logger);
   return {
     readiness: { redis: () => pingRedis(readinessConnection) },
-    // Trading (with its final checkpoint) first, connections after.
+    // Trading (with its final checkpoint) first, then the stop listener (whose request that answers), connections after.
     close: async () => {
       try {
         return (await trader.stop("shutdown requested")).exitCode;
       } finally {
+        await stopRequests.close();
         await disconnect();
       }
     },

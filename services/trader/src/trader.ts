@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
-import { CheckpointTimeoutError, SessionTakenOverError, type CheckpointClient, type Logger, type RedisTarget } from "@savepoint/shared";
+import { CheckpointTimeoutError, SessionTakenOverError, type CheckpointClient, type Logger, type RedisTarget, type SessionStatus } from "@savepoint/shared";
 import type { Broker } from "./broker/broker.js";
 import { BrokerReadError } from "./broker/errors.js";
 import type { BrokerAccount } from "./broker/types.js";
@@ -42,7 +42,15 @@ export interface TraderOutcome {
   end: SessionEnd;
   /** 0 after a clean stop or completion, 1 when the session failed or its final checkpoint did, 3 when taken over. */
   exitCode: number;
+  /** The final checkpoint's status and whether it was confirmed; null when another trader took the session over. */
+  final: { status: SessionStatus; confirmed: boolean } | null;
 }
+
+/**
+ * How a stop leaves the session: `interrupted` (a shutdown: --resume continues it) or `stopped` (a person
+ * ended it, from the console or the CLI: --resume and --resume-or-new leave it, --resume-session continues it).
+ */
+export type StopStatus = Extract<SessionStatus, "interrupted" | "stopped">;
 
 /** How often reconciliation on start is tried before giving up, and the pause between tries. */
 const RECONCILE_ATTEMPTS = 3;
@@ -64,6 +72,7 @@ export function newSessionId(now = new Date()): string {
  */
 export class Trader {
   private running: Promise<TraderOutcome> | undefined;
+  private stopStatus: StopStatus | undefined;
 
   private constructor(
     readonly session: TradingSession,
@@ -171,8 +180,9 @@ export class Trader {
     return this.running;
   }
 
-  /** Stops trading after the step in progress and resolves once the final checkpoint is confirmed. */
-  stop(cause: string): Promise<TraderOutcome> {
+  /** Stops trading after the step in progress and resolves once the final checkpoint is confirmed. The first stop's status holds. */
+  stop(cause: string, status: StopStatus = "interrupted"): Promise<TraderOutcome> {
+    this.stopStatus ??= status;
     this.session.stop(cause);
     return this.run();
   }
@@ -182,7 +192,7 @@ export class Trader {
     try {
       if (end.reason === "taken_over") {
         logger.error({ sessionId: this.sessionId, epoch: checkpoints.owner.epoch }, end.error.message);
-        return { end, exitCode: 3 };
+        return { end, exitCode: 3, final: null };
       }
       const completed = end.reason === "completed";
       if (end.reason === "failed") {
@@ -194,14 +204,17 @@ export class Trader {
       if (completed) await this.session.settleEntries(SETTLE_ENTRIES_TIMEOUT_MS);
       logger.info({ sessionId: this.sessionId }, "Creating final checkpoint...");
       let exitCode = end.reason === "failed" ? 1 : 0;
+      const status: SessionStatus = completed ? "completed" : end.reason === "stopped" ? (this.stopStatus ?? "interrupted") : "interrupted";
+      let confirmed = true;
       try {
-        await checkpoints.createConfirmedCheckpoint(this.state, completed ? "final" : "shutdown", completed ? "completed" : "interrupted", FINAL_CHECKPOINT_TIMEOUT_MS);
+        await checkpoints.createConfirmedCheckpoint(this.state, completed ? "final" : "shutdown", status, FINAL_CHECKPOINT_TIMEOUT_MS);
       } catch (error) {
         if (error instanceof SessionTakenOverError) {
           logger.error({ sessionId: this.sessionId }, error.message);
-          return { end: { reason: "taken_over", error }, exitCode: 3 };
+          return { end: { reason: "taken_over", error }, exitCode: 3, final: null };
         }
         exitCode = 1;
+        confirmed = false;
         logger.error(
           { sessionId: this.sessionId, problem: (error as Error).message },
           "final checkpoint not confirmed; --resume restores the last stored checkpoint and reconciles the rest with the broker",
@@ -214,7 +227,7 @@ export class Trader {
       } catch (error) {
         logger.warn({ sessionId: this.sessionId, problem: (error as Error).message }, "old checkpoints not cleaned up; the checkpointer's retention will");
       }
-      return { end, exitCode };
+      return { end, exitCode, final: { status, confirmed } };
     } finally {
       await this.strategy.close();
       await this.lease.release();

@@ -65,6 +65,18 @@ export const thinkPayloadSchema = z.strictObject({
     .min(MIN_ITERATIONS, `must be ≥ ${MIN_ITERATIONS} (gather, weigh, decide)`)
     .max(MAX_ITERATIONS, `must be ≤ ${MAX_ITERATIONS}`)
     .optional(),
+  /**
+   * A fork: the run starts from the first `iteration` steps of reasoning run `sessionId` (its current chain),
+   * which the reasoner copies into this run's own checkpoints before thinking on; that run is left untouched.
+   * 0 starts afresh on the same question. The steps copied must hold no decision, and `iteration` must leave
+   * room below maxIterations to think on; otherwise the job is refused (`fork_unavailable`).
+   */
+  forkOf: z
+    .strictObject({
+      sessionId: z.string().regex(SESSION_ID_PATTERN, "must be 1-128 characters from A-Z, a-z, 0-9, '_', '.', '-'"),
+      iteration: z.number().int("must be an integer").min(0, "must be ≥ 0").max(MAX_ITERATIONS, `must be ≤ ${MAX_ITERATIONS}`),
+    })
+    .optional(),
 });
 export type ThinkPayload = z.infer<typeof thinkPayloadSchema>;
 

@@ -31,6 +31,11 @@ svg .resume { stroke: #d97706; stroke-dasharray: 4 3; }
 .step pre { white-space: pre-wrap; background: #f6f7f9; padding: .4em .6em; margin: .3em 0; font-size: 12px; }
 .event { background: #fff6e5; padding: .4em .8em; border-radius: 6px; margin: .6em 0; }
 nav.pages { margin-top: 1em; }
+button.action { font-size: 12px; margin: .2em 0; }
+.outcome:empty { display: none; } .outcome { padding: .5em .8em; border-radius: 6px; margin: 0 0 1em; background: #dce8ff; }
+.outcome.refused { background: #ffe0e0; } .outcome.done { background: #d5f5dd; }
+dialog { border: 1px solid #9aa4ae; border-radius: 8px; max-width: 36em; } dialog menu { display: flex; gap: .6em; justify-content: flex-end; padding: 0; }
+.copied { font-size: 12px; color: #8a5a00; }
 `;
 
 /** Every page: the header, the mode, and the live script that refreshes the `data-live` parts as data changes. */
@@ -48,11 +53,20 @@ export function layout(title: string, settings: PageSettings, body: SafeHtml): S
   <a class="brand" href="/sessions">Savepoint console</a>
   <a href="/sessions">Sessions</a>
   <a href="/sessions?service=reasoner&amp;status=interrupted">Interrupted runs</a>
+  <a href="/fleet">Fleet</a>
   <span class="mode">${settings.actionsEnabled ? "actions enabled" : "read-only"}</span>
 </header>
 <main data-refresh-seconds="${settings.refreshSeconds}">
+${settings.actionsEnabled ? html`<div id="action-outcome" class="outcome" role="status"></div>` : ""}
 ${body}
 </main>
+${
+  settings.actionsEnabled
+    ? html`<dialog id="confirm-action"><form method="dialog"><p class="question"></p>
+<menu><button value="cancel" class="cancel">Cancel</button> <button value="confirm" class="confirm">Confirm</button></menu></form></dialog>
+<script src="/assets/actions.js" defer></script>`
+    : ""
+}
 <script src="/assets/live.js" defer></script>
 </body>
 </html>`;

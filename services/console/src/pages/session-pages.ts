@@ -3,7 +3,9 @@ import type { ReasoningView } from "../views/reasoning.js";
 import type { TradingView } from "../views/trading.js";
 import { equityChart } from "./equity-chart.js";
 import { formatDuration, formatPl, formatTime, formatUsd } from "./format.js";
+import { actionButton } from "./action-button.js";
 import { html, type SafeHtml } from "./html.js";
+import type { PageSettings } from "./layout.js";
 import { statusBadge } from "./sessions-page.js";
 import { timelineTable } from "./timeline-table.js";
 
@@ -36,9 +38,20 @@ export function sessionPage(session: SessionRow, timeline: readonly TimelineEntr
 }
 
 /** A trading session: equity curve, positions, closed trades, resumes and the timeline. */
-export function tradingPage(session: SessionRow, view: TradingView, timeline: readonly TimelineEntry[]): SafeHtml {
+export function tradingPage(session: SessionRow, view: TradingView, timeline: readonly TimelineEntry[], settings: PageSettings): SafeHtml {
   return html`<h1>Trading session ${session.sessionId}</h1>
 <section data-live="trading">
+${
+  session.status === "active"
+    ? actionButton(
+        settings,
+        "stop",
+        { sessionId: session.sessionId },
+        "Stop session",
+        `Stop trading session ${session.sessionId}? Its trader finishes the step in progress, writes a final checkpoint with status stopped and exits; --resume-session ${session.sessionId} continues it later.`,
+      )
+    : ""
+}
 ${facts([
   ...sessionFacts(session),
   ["symbols", view.symbols.join(", ") || "—"],
@@ -98,10 +111,25 @@ ${timelineTable(timeline)}
 }
 
 /** A reasoning run: each iteration's step, who wrote it, and the interruptions and resumes between them. */
-export function reasoningPage(session: SessionRow, view: ReasoningView): SafeHtml {
+export function reasoningPage(session: SessionRow, view: ReasoningView, settings: PageSettings): SafeHtml {
   const resumedAt = new Map(view.resumes.filter((resume) => resume.resumedAtIteration !== null).map((resume) => [resume.resumedAtIteration!, resume]));
+  // A fork starts from steps before the decision, and must leave an iteration to think on.
+  const decidedAt = view.iterations.find((step) => step.decision)?.iteration ?? Number.POSITIVE_INFINITY;
+  const forkable = (iteration: number) => iteration < decidedAt && (view.maxIterations === null || iteration < view.maxIterations);
   return html`<h1>Reasoning run ${session.sessionId}</h1>
 <section data-live="reasoning">
+${view.forkOf ? html`<p class="event fork-of">Forked from <a href="/sessions/reasoner/${encodeURIComponent(view.forkOf.sessionId)}">${view.forkOf.sessionId}</a> at iteration ${view.forkOf.iteration}: its first ${view.forkOf.iteration} iteration(s) were copied into this run.</p>` : ""}
+${
+  view.deadLettered
+    ? html`<p class="event dead-letter">Dead-lettered: the run failed for good and its checkpoints are kept. ${actionButton(
+        settings,
+        "redrive",
+        { sessionId: session.sessionId },
+        "Re-drive",
+        `Re-drive ${session.sessionId}? Its failed think job goes back to the reasoning queue and the next attempt resumes from its last checkpoint (iteration ${view.iterations.length}).`,
+      )}</p>`
+    : ""
+}
 ${facts([
   ...sessionFacts(session),
   ["agent", view.agentId ?? "—"],
@@ -124,13 +152,24 @@ ${view.iterations.map((step) => {
   return html`${resume ? html`<div class="event resume">Resumed by ${resume.worker ?? "?"} (epoch ${resume.toEpoch}) after ${formatDuration(resume.downtimeMs)}: ${resume.modelCallsSaved} model call(s) taken from checkpoints</div>` : ""}
 <article class="step${resume ? " resumed" : ""}" data-iteration="${step.iteration}">
 <h3>Iteration ${step.iteration} · ${step.type}</h3>
-<div class="meta">epoch ${step.epoch} · seq ${step.seq} · ${step.worker} · ${step.model.model} · ${step.model.calls} call(s), ${step.model.inputTokens}+${step.model.outputTokens} tokens, ${step.model.ms} ms · ${formatTime(step.finishedAt)}</div>
+<div class="meta">${view.forkOf && step.iteration <= view.forkOf.iteration ? html`<span class="copied">copied from ${view.forkOf.sessionId}</span> · ` : ""}epoch ${step.epoch} · seq ${step.seq} · ${step.worker} · ${step.model.model} · ${step.model.calls} call(s), ${step.model.inputTokens}+${step.model.outputTokens} tokens, ${step.model.ms} ms · ${formatTime(step.finishedAt)}</div>
 ${step.text ? html`<p>${step.text}</p>` : ""}
 ${step.question ? html`<p><strong>Q:</strong> ${step.question.question}<br><strong>A:</strong> ${step.question.answer}</p>` : ""}
 ${step.options ? html`<ul>${step.options.map((option) => html`<li><strong>${option.id}</strong> ${option.action}: ${option.thesis}</li>`)}</ul>` : ""}
 ${step.evaluation ? html`<p>Option ${step.evaluation.optionId} scored ${step.evaluation.score}${step.evaluation.pros?.length ? `; pros: ${step.evaluation.pros.join("; ")}` : ""}${step.evaluation.cons?.length ? `; cons: ${step.evaluation.cons.join("; ")}` : ""}</p>` : ""}
 ${step.decision ? html`<p class="decision"><strong>Decision: ${step.decision.action}</strong> (confidence ${step.decision.confidence}): ${step.decision.rationale}</p>` : ""}
 ${step.toolCalls.map((call) => html`<pre>${call.name}(${JSON.stringify(call.input)}) → ${call.isError ? "error: " : ""}${JSON.stringify(call.result)}</pre>`)}
+${
+  forkable(step.iteration)
+    ? actionButton(
+        settings,
+        "fork",
+        { sessionId: session.sessionId, iteration: step.iteration },
+        `Fork from iteration ${step.iteration}`,
+        `Fork ${session.sessionId} at iteration ${step.iteration}? A new run starts from its first ${step.iteration} iteration(s) and thinks on from there; this run is untouched.`,
+      )
+    : ""
+}
 </article>`;
 })}
 <h2>Events</h2>

@@ -15,6 +15,7 @@ const runSchema = z.looseObject({
   worker: z.string(),
   marketAsOf: z.string(),
   market: z.looseObject({ source: z.string(), price: z.number(), previousClose: z.number().optional() }).optional(),
+  forkOf: z.looseObject({ sessionId: z.string(), iteration: z.number().int() }).optional(),
 });
 const stepSchema = z.looseObject({
   iteration: z.number().int().min(1),
@@ -70,6 +71,10 @@ export interface ReasoningResume extends Handover {
 
 export interface ReasoningView {
   agentId: string | null;
+  /** The run is a fork: its first `iteration` steps were copied from run `sessionId`. */
+  forkOf: { sessionId: string; iteration: number } | null;
+  /** Its newest snapshot is a dead letter: the run failed for good and waits for a re-drive. */
+  deadLettered: boolean;
   symbol: string | null;
   maxIterations: number | null;
   attempts: Attempt[];
@@ -152,8 +157,11 @@ export function reasoningView(snapshots: readonly StoredState[]): ReasoningView 
     };
   });
 
+  const newest = parsed.at(-1);
   return {
     agentId: run?.agentId ?? null,
+    forkOf: run?.forkOf ? { sessionId: run.forkOf.sessionId, iteration: run.forkOf.iteration } : null,
+    deadLettered: newest?.kind === "event" && newest.state.event === "dead_lettered",
     symbol: run?.symbol ?? null,
     maxIterations: run?.maxIterations ?? null,
     attempts,

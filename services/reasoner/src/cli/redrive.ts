@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { Queue } from "bullmq";
-import { commonEnvSchema, ConfigError, createRedisConnection, parseEnv, waitForRedis } from "@savepoint/shared";
-import { RedriveRefusedError, redriveRun } from "../queues/redrive.js";
+import { commonEnvSchema, ConfigError, createRedisConnection, parseEnv, RedriveRefusedError, redriveRun, waitForRedis } from "@savepoint/shared";
 
 const USAGE = "usage: npm run redrive -w @savepoint/reasoner -- <session id>   (REDIS_URL and QUEUE_PREFIX select the queue)";
 

@@ -23,6 +23,8 @@ export interface ThinkWorkerOptions {
   runner: ThinkRunner;
   metrics: ReasonerMetrics;
   logger: Logger;
+  /** host:pid; BullMQ puts it in the worker's Redis client name, so CLIENT LIST (the console's fleet page) tells workers apart. */
+  name: string;
 }
 
 /** How a run in hand is stopped: `stop` ends it after the iteration under way, `call` cancels its model call. */
@@ -67,6 +69,7 @@ export class ThinkWorker {
       {
         connection: options.connection,
         prefix: options.prefix,
+        name: options.name,
         concurrency: options.concurrency,
         lockDuration: options.lockDurationMs,
         // Checked twice per lock period, so a crashed worker's runs move elsewhere within ~1.5 lock durations.

@@ -14,8 +14,9 @@ import { emptyThinkingState, foldSteps, type ThinkingState } from "../engine/thi
 import type { ReasonerMetrics } from "../metrics.js";
 import { ModelRequestError } from "../model/reasoning-model.js";
 import type { DeadLetterCause, RunInfo } from "../session/checkpoint-state.js";
-import { planResume, type ResumePlan } from "../session/resume-plan.js";
-import { saveUnclaimedDeadLetter, SessionCheckpoints } from "../session/session-checkpoints.js";
+import type { ThoughtStep } from "../engine/thought-step.js";
+import { currentChainSteps, planResume, type ResumePlan } from "../session/resume-plan.js";
+import { readHistory, saveUnclaimedDeadLetter, SessionCheckpoints } from "../session/session-checkpoints.js";
 import type { MarketDataSource, MarketSnapshot } from "../tools/market-data.js";
 import { describeMarket, RunReport } from "./run-report.js";
 
@@ -162,6 +163,8 @@ export class ThinkRunner {
     }
     log.info({ market: market.source, price: market.price, quotedAt: market.quotedAt, position: market.position }, "market read");
     await report.write([describeMarket(market)]);
+    // Read before the claim, so a fork that cannot start is refused without leaving a claimed, empty session.
+    const forkSteps = payload.forkOf ? await this.forkSource(payload.forkOf, maxIterations) : undefined;
     const session = new SessionCheckpoints(this.options.checkpoints, {
       sessionId,
       run: {
@@ -172,6 +175,7 @@ export class ThinkRunner {
         worker: this.options.worker,
         marketAsOf: market.asOf,
         market: marketRecord(market),
+        ...(payload.forkOf ? { forkOf: payload.forkOf } : {}),
       },
       confirmTimeoutMs: this.options.checkpointTimeoutMs,
       logger: log,
@@ -202,9 +206,18 @@ export class ThinkRunner {
       log.warn({ reason: plan.reason, problem: plan.problem }, "checkpoint not resumed; starting fresh");
       await report.write([`checkpoint not resumed (${plan.reason}: ${plan.problem}); starting fresh`]);
     }
-    const restored = plan.kind === "resume" ? foldSteps(plan.steps) : emptyThinkingState();
+    let restored = plan.kind === "resume" ? foldSteps(plan.steps) : emptyThinkingState();
+    const chain = plan.kind === "resume" ? plan.chain : epoch;
+    // A fork's first attempt (or one that crashed while copying) copies the source's steps into its own chain.
+    const forked = forkSteps !== undefined && restored.steps.length < forkSteps.length;
+    if (forked) {
+      for (const step of forkSteps.slice(restored.steps.length)) await session.saveStep(chain, step);
+      restored = foldSteps(forkSteps);
+      log.info({ forkOf: payload.forkOf }, `forked from ${payload.forkOf!.sessionId} at iteration ${forkSteps.length}: its steps copied into this run`);
+      await report.write([`forked from run ${payload.forkOf!.sessionId}: its first ${forkSteps.length} iterations copied into this run's checkpoints`]);
+    }
     const resumed = restored.steps.length > 0;
-    metrics.runs.inc({ start: resumed ? "resumed" : "fresh" });
+    metrics.runs.inc({ start: forked ? "forked" : resumed ? "resumed" : "fresh" });
     metrics.modelCallsSaved.inc(restored.modelCalls);
     log.info(
       { resumedAtIteration: restored.steps.length, modelCallsSaved: restored.modelCalls, maxIterations },
@@ -218,7 +231,25 @@ export class ThinkRunner {
       ],
       { phase: "thinking", iteration: restored.steps.length, resumedAt: restored.steps.length, modelCalls: { made: 0, saved: restored.modelCalls } },
     );
-    return { sessionId, maxIterations, market, session, log, report, chain: plan.kind === "resume" ? plan.chain : epoch, restored };
+    return { sessionId, maxIterations, market, session, log, report, chain, restored };
+  }
+
+  /**
+   * The steps a fork starts from: the first `iteration` of the source run's current chain, read through the
+   * checkpointer. Refused (fork_unavailable, no retry) when the source has fewer, when they hold its decision
+   * (the fork would only repeat it), or when they leave no iteration to think on.
+   */
+  private async forkSource(forkOf: NonNullable<ThinkPayload["forkOf"]>, maxIterations: number): Promise<ThoughtStep[]> {
+    const refuse = (problem: string) => new JobRejectedError("fork_unavailable", `cannot fork run ${forkOf.sessionId} at iteration ${forkOf.iteration}: ${problem}`);
+    if (forkOf.iteration >= maxIterations) throw refuse(`the fork's maxIterations (${maxIterations}) leaves no iteration to think on; fork earlier or raise maxIterations`);
+    if (forkOf.iteration === 0) return [];
+    const source = currentChainSteps(await readHistory(this.options.checkpoints, forkOf.sessionId));
+    if ("problem" in source) throw refuse(source.problem);
+    if (source.steps.length < forkOf.iteration) throw refuse(`it has ${source.steps.length} iteration(s) stored; fork from one of them`);
+    const steps = source.steps.slice(0, forkOf.iteration);
+    const decided = steps.find((step) => step.decision);
+    if (decided) throw refuse(`iteration ${decided.iteration} is its decision; fork from an iteration before it`);
+    return steps;
   }
 
   /** Runs the chain of thought to a decision, checkpointing each iteration; handles being stopped or failing. */

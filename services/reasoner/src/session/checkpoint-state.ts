@@ -37,6 +37,8 @@ export const runInfoSchema = z.strictObject({
       position: marketPositionSchema.nullable(),
     })
     .optional(),
+  /** The run is a fork: it started from the first `iteration` steps of run `sessionId`, copied into its own checkpoints. */
+  forkOf: z.strictObject({ sessionId: z.string().max(128), iteration: z.number().int().min(0).max(MAX_ITERATIONS) }).optional(),
 });
 export type RunInfo = z.infer<typeof runInfoSchema>;
 

@@ -1,6 +1,6 @@
 import type { StoredSnapshot, ThinkResult } from "@savepoint/shared";
 import type { ThoughtStep } from "../engine/thought-step.js";
-import { parseCheckpoint } from "./checkpoint-state.js";
+import { parseCheckpoint, type ParsedCheckpoint } from "./checkpoint-state.js";
 
 export type FreshReason = "new" | "corrupted" | "expired" | "incomplete";
 
@@ -26,7 +26,7 @@ export interface ResumeSettings {
  */
 export function planResume(snapshots: StoredSnapshot[], { now, ttlMs }: ResumeSettings): ResumePlan {
   const parsed = snapshots.map((snapshot) => ({ snapshot, checkpoint: parseCheckpoint(snapshot) }));
-  const anchor = parsed.find(({ checkpoint }) => !(checkpoint.ok && checkpoint.kind === "event"));
+  const anchor = anchorOf(parsed);
   if (!anchor) return { kind: "fresh", reason: "new" };
   if (!anchor.checkpoint.ok) return { kind: "fresh", reason: "corrupted", problem: anchor.checkpoint.problem };
   const ageMs = now - Date.parse(anchor.snapshot.persistedAt);
@@ -43,11 +43,36 @@ export function planResume(snapshots: StoredSnapshot[], { now, ttlMs }: ResumeSe
   if (checkpoint.kind === "final") {
     return { kind: "completed", chain, result: checkpoint.state.result };
   }
+  const collected = stepsOfChain(parsed, chain);
+  if ("problem" in collected) return { kind: "fresh", ...collected };
+  return { kind: "resume", chain, steps: collected.steps };
+}
 
+/**
+ * The steps of the run's current chain, however the run ended (completed, interrupted, dead-lettered): what a
+ * fork copies. No TTL applies: a fork may start from a run finished long ago.
+ */
+export function currentChainSteps(snapshots: StoredSnapshot[]): { steps: ThoughtStep[] } | { problem: string } {
+  const parsed = snapshots.map((snapshot) => ({ snapshot, checkpoint: parseCheckpoint(snapshot) }));
+  const anchor = anchorOf(parsed);
+  if (!anchor) return { steps: [] };
+  if (!anchor.checkpoint.ok) return { problem: anchor.checkpoint.problem };
+  if (anchor.checkpoint.kind === "event") return { steps: [] };
+  const collected = stepsOfChain(parsed, anchor.checkpoint.state.chain);
+  return "problem" in collected ? { problem: collected.problem } : collected;
+}
+
+type Parsed = Array<{ snapshot: StoredSnapshot; checkpoint: ParsedCheckpoint }>;
+
+/** The newest snapshot that is not an event (claim, dead letter): the one whose chain is the run's current one. */
+const anchorOf = (parsed: Parsed) => parsed.find(({ checkpoint }) => !(checkpoint.ok && checkpoint.kind === "event"));
+
+/** Steps 1..n of `chain`, every snapshot of it readable and no iteration missing. */
+function stepsOfChain(parsed: Parsed, chain: number): { steps: ThoughtStep[] } | { reason: "corrupted" | "incomplete"; problem: string } {
   const byIteration = new Map<number, ThoughtStep>();
   for (const { snapshot, checkpoint } of parsed) {
     if (snapshot.epoch < chain) break;
-    if (!checkpoint.ok) return { kind: "fresh", reason: "corrupted", problem: checkpoint.problem };
+    if (!checkpoint.ok) return { reason: "corrupted", problem: checkpoint.problem };
     if (checkpoint.kind !== "iteration" || checkpoint.state.chain !== chain) continue;
     const { step } = checkpoint.state;
     // Newest first: when an iteration was stored twice (by an owner fenced off just after), the newer owner's wins.
@@ -55,8 +80,6 @@ export function planResume(snapshots: StoredSnapshot[], { now, ttlMs }: ResumeSe
   }
   const steps = [...byIteration.values()].sort((a, b) => a.iteration - b.iteration);
   const gap = steps.findIndex((step, index) => step.iteration !== index + 1);
-  if (gap >= 0) {
-    return { kind: "fresh", reason: "incomplete", problem: `iteration ${gap + 1} of chain ${chain} is missing (deleted by retention?)` };
-  }
-  return { kind: "resume", chain, steps };
+  if (gap >= 0) return { reason: "incomplete", problem: `iteration ${gap + 1} of chain ${chain} is missing (deleted by retention?)` };
+  return { steps };
 }

@@ -66,20 +66,7 @@ export class SessionCheckpoints {
    * attempt's epoch holds snapshots it did not write, or a later epoch exists: the job id was used before.
    */
   async history(): Promise<{ earlier: StoredSnapshot[]; conflict?: string }> {
-    const all: StoredSnapshot[] = [];
-    let before: { epoch: number; seq: number } | undefined;
-    for (;;) {
-      const page = await this.client.history({
-        service: REASONER_SERVICE,
-        sessionId: this.options.sessionId,
-        limit: MAX_HISTORY_PAGE,
-        ...(before ? { before } : {}),
-      });
-      all.push(...page);
-      const last = page[page.length - 1];
-      if (!last || page.length < MAX_HISTORY_PAGE) break;
-      before = { epoch: last.epoch, seq: last.seq };
-    }
+    const all = await readHistory(this.client, this.options.sessionId);
     const foreign = all.find(
       (snapshot) => snapshot.epoch > this.epoch || (snapshot.epoch === this.epoch && !isDeepStrictEqual(snapshot.state, this.claimState())),
     );
@@ -137,6 +124,19 @@ export class SessionCheckpoints {
 
 function deadLetterState(cause: DeadLetterCause, reason: string, run: Pick<RunInfo, "attempt" | "worker">): CheckpointState<"event"> {
   return { event: "dead_lettered", cause, reason, attempt: run.attempt, worker: run.worker };
+}
+
+/** Every snapshot stored for a reasoning session, newest first, page by page through the checkpointer. */
+export async function readHistory(client: CheckpointPort, sessionId: string): Promise<StoredSnapshot[]> {
+  const all: StoredSnapshot[] = [];
+  let before: { epoch: number; seq: number } | undefined;
+  for (;;) {
+    const page = await client.history({ service: REASONER_SERVICE, sessionId, limit: MAX_HISTORY_PAGE, ...(before ? { before } : {}) });
+    all.push(...page);
+    const last = page[page.length - 1];
+    if (!last || page.length < MAX_HISTORY_PAGE) return all;
+    before = { epoch: last.epoch, seq: last.seq };
+  }
 }
 
 /** A writer for one attempt of a session: the attempt is the epoch, the agent the owner. */
