@@ -7,12 +7,13 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS, launchChromium, PASSWORD, spawnReasoner, startConsole, USER, type RunningConsole } from "./support.js";
+import { startSimulator } from "@savepoint/alpaca-simulator";
+import { ARTIFACTS, basicAuth, launchChromium, PASSWORD, spawnReasoner, spawnTrader, startConsole, USER, type RunningConsole } from "./support.js";
 
 const market = { price: 187.4, previousClose: 184.1, recentCloses: [180.1, 181.3, 182.8, 183.5, 184.1, 185.0] };
 const payload = (agentId: string): ThinkPayload => ({ agentId, symbol: "AAPL", marketContext: market, maxIterations: 6 });
 
-describe("console actions in headless Chromium: fork and re-drive behind confirm dialogs, against a reasoner process", () => {
+describe("console actions in headless Chromium: fork, re-drive and stop behind confirm dialogs, against reasoner and trader processes", () => {
   let env: TestEnvironment;
   let model: ModelServer;
   let producer: QueueWithEvents;
@@ -113,6 +114,35 @@ describe("console actions in headless Chromium: fork and re-drive behind confirm
     await (await producer.queue.getJob(deadLettered))!.waitUntilFinished(producer.events, 60_000);
     // Gone from the dead letters at the next refresh.
     await page.locator(`table.dead-letters tr[data-session="${deadLettered}"]`).waitFor({ state: "detached", timeout: 30_000 });
+  });
+
+  it("stops a running trading session from its page, behind the confirm dialog", async () => {
+    const sim = await startSimulator({ seed: "console-ui-stop", start: new Date("2026-01-05T15:30:00.000Z"), historyBars: 240, instantOrders: true, marketHours: "always_open", requestsPerMinute: null, partialFillChance: 0 });
+    stops.push(() => sim.close());
+    const { trader, sessionId } = await spawnTrader(env, sim.url, ["--symbols", "AAPL,MSFT", "--interval", "1", "--checkpoint-interval", "1"]);
+    stops.push(() => trader.kill("SIGKILL"));
+    // Its stop listener connects just after it starts trading: wait until the fleet lists it.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const fleet = (await (await fetch(`${service.url}/api/fleet`, { headers: basicAuth(USER, PASSWORD) })).json()) as { workers: Array<{ queue: string }> };
+      if (fleet.workers.some((worker) => worker.queue === `trader-control.${sessionId}`)) break;
+      if (Date.now() > deadline) throw new Error(`the trader of ${sessionId} never listened for stop requests`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const page = await browser.newPage();
+    await page.goto(`${service.url}/sessions/trader/${sessionId}`);
+
+    await page.click("button[data-action=stop]");
+    await expect(page.locator("dialog#confirm-action .question").textContent()).resolves.toMatch(new RegExp(`^Stop trading session ${sessionId}\\? `));
+    await page.click("dialog#confirm-action button.confirm");
+
+    await expect(page.locator("#action-outcome[data-code=ok]").textContent({ timeout: 40_000 })).resolves.toMatch(
+      new RegExp(`^Stopped ${sessionId} \\(epoch \\d+\\): final checkpoint stopped, confirmed\\.$`),
+    );
+    expect(await trader.exited).toEqual({ code: 0, signal: null });
+    // The page follows: the session is stopped, and the button is gone.
+    await page.locator("button[data-action=stop]").waitFor({ state: "detached", timeout: 30_000 });
+    await page.screenshot({ path: join(ARTIFACTS, "console-stop.png"), fullPage: true });
   });
 
   it("refuses an action posted by a page of another site, although the browser sends the credentials", async () => {
