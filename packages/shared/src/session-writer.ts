@@ -146,7 +146,9 @@ export class SessionWriter {
       return;
     }
     const at = { sessionId: envelope.sessionId, epoch: envelope.epoch, seq: envelope.seq, kind: envelope.kind };
-    if (error instanceof CheckpointTimeoutError) {
+    // No answer in time, or the client closed (the service shutting down) before one came: either way the
+    // snapshot is queued in Redis, and only the wait for its answer ended.
+    if (error instanceof CheckpointTimeoutError || error instanceof CheckpointClientClosedError) {
       this.options.logger.warn({ ...at, problem: error.message }, "checkpoint not confirmed yet; it stays queued in Redis and is stored once the checkpointer catches up");
     } else {
       this.options.logger.error({ ...at, err: error }, "checkpoint refused by the checkpointer");

@@ -167,6 +167,19 @@ describe("SessionWriter", () => {
     await expect(session.save({ kind: "periodic", status: "active", state: {} })).resolves.toMatchObject({ seq: 2 });
   });
 
+  it("logs a background confirmation cut short by closing the client as a warning, not as a refusal", async () => {
+    const port = new HeldPort();
+    const logger = pino({ level: "silent" });
+    const warn = vi.spyOn(logger, "warn");
+    const error = vi.spyOn(logger, "error");
+    const session = writer(port, { logger });
+    await session.save({ kind: "periodic", status: "active", state: {} });
+    port.held[0]!.settle(new CheckpointClientClosedError("the client closed before the answer came"));
+    await session.settle();
+    expect(warn).toHaveBeenCalledWith(expect.objectContaining({ seq: 0, problem: "the client closed before the answer came" }), expect.stringContaining("stays queued in Redis"));
+    expect(error).not.toHaveBeenCalled();
+  });
+
   it("throws a failure from before the port accepted the snapshot to the caller of save", async () => {
     const port = new InMemoryCheckpoints({ maxStateBytes: 10 });
     await expect(writer(port).save({ kind: "periodic", status: "active", state: { big: "x".repeat(100) } })).rejects.toThrow(/invalid snapshot/);
