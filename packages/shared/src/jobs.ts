@@ -178,6 +178,16 @@ export function allSnapshotQueues(queuePrefix: string, sharded: boolean): QueueA
   return [...new Set([legacy, ...fireAndForget, ...confirmed])];
 }
 
+/**
+ * Every BullMQ queue of the job catalog, where it lives: the catalog's own queues under `queuePrefix`, with
+ * `checkpoints` standing for every snapshot queue of the layout (`checkpoints-confirmed`, and on a cluster the
+ * shards under their own hash tags). What the board shows and the checkpointer's queue metrics count; the
+ * reply path's inboxes are plain lists, not queues.
+ */
+export function catalogQueues(queuePrefix: string, sharded: boolean): QueueAddress[] {
+  return QUEUE_NAMES.flatMap((name) => (name === "checkpoints" ? allSnapshotQueues(queuePrefix, sharded) : [{ name, prefix: queuePrefix }]));
+}
+
 /** `epoch: must be ≥ 0; state: must be a JSON object` */
 export function describeIssues(error: z.ZodError): string {
   return error.issues

@@ -1,7 +1,7 @@
 import { createBullBoard } from "@bull-board/api";
 import { FastifyAdapter } from "@bull-board/fastify";
 import basicAuth from "@fastify/basic-auth";
-import { createRedisConnection, redisTargetOf, credentialsChecker, QUEUE_NAMES, type Logger } from "@savepoint/shared";
+import { catalogQueues, createRedisConnection, credentialsChecker, isCluster, redisTargetOf, type Logger } from "@savepoint/shared";
 import { Queue } from "bullmq";
 import type { FastifyPluginAsync } from "fastify";
 import type { BoardConfig } from "./config.js";
@@ -10,14 +10,16 @@ import { TolerantBullMQAdapter } from "./tolerant-adapter.js";
 export const BOARD_REALM = "Savepoint Bull Board";
 
 /**
- * Bull Board over every queue of the job catalog, behind HTTP basic auth, read-only unless configured
- * otherwise. Registered as its own Fastify scope, so /healthz, /readyz and /metrics beside it stay open.
+ * Bull Board over every queue of the job catalog (`catalogQueues`: on a cluster each snapshot shard under its
+ * own hash tag), behind HTTP basic auth, read-only unless configured otherwise. Registered as its own Fastify
+ * scope, so /healthz, /readyz and /metrics beside it stay open.
  */
 export function boardRoutes(config: BoardConfig, logger: Logger): FastifyPluginAsync {
   return async (app) => {
-    const connection = createRedisConnection(redisTargetOf(config), "producer", "bull-board");
+    const target = redisTargetOf(config);
+    const connection = createRedisConnection(target, "producer", "bull-board");
     connection.on("error", (error) => logger.warn({ problem: error.message }, "Redis connection error; the board shows errors until it answers"));
-    const queues = QUEUE_NAMES.map((name) => new Queue(name, { connection, prefix: config.QUEUE_PREFIX }));
+    const queues = catalogQueues(config.QUEUE_PREFIX, isCluster(target)).map(({ name, prefix }) => new Queue(name, { connection, prefix }));
     // The connection's own listener reports the problem once; the queues repeat it for each of them.
     for (const queue of queues) queue.on("error", () => undefined);
     app.addHook("onClose", async () => {

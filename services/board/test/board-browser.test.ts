@@ -1,4 +1,3 @@
-import { QUEUE_NAMES } from "@savepoint/shared";
 import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
 import { existsSync, mkdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -7,7 +6,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, startBoard, USER, type RunningBoard } from "./support.js";
+import { BOARD_QUEUES, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, startBoard, USER, type RunningBoard } from "./support.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARTIFACTS = fileURLToPath(new URL("../../../test-artifacts/", import.meta.url));
@@ -41,7 +40,7 @@ describe("Bull Board in headless Chromium", () => {
     await env?.dispose();
   });
 
-  it("asks for credentials, then shows the four queues with their jobs", async () => {
+  it("asks for credentials, then shows every queue of the catalog with its jobs", async () => {
     const page = await browser.newPage();
 
     const challenge = page.waitForResponse(`${board.url}/`);
@@ -53,9 +52,9 @@ describe("Bull Board in headless Chromium", () => {
     await browser.setHTTPCredentials({ username: USER, password: PASSWORD, origin: board.url });
     const overview = await page.goto(`${board.url}/`);
     expect(overview?.status()).toBe(200);
-    for (const queue of QUEUE_NAMES) {
+    for (const queue of BOARD_QUEUES) {
       const card = page.locator("main li", { has: page.locator(`a[title="${queue}"]`) });
-      const jobs = SEEDED_JOBS[queue];
+      const jobs = SEEDED_JOBS[queue]!;
       await card.getByText(`${jobs} ${jobs === 1 ? "Job" : "Jobs"}`, { exact: true }).waitFor();
     }
     mkdirSync(ARTIFACTS, { recursive: true });

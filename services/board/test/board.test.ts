@@ -1,9 +1,9 @@
-import { QUEUE_NAMES, createRedisConnection, waitForRedis, type RedisConnection } from "@savepoint/shared";
-import { createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { catalogQueues, CheckpointClient, createRedisConnection, SNAPSHOT_QUEUE_SHARDS, sessionShard, waitForRedis, type RedisConnection } from "@savepoint/shared";
+import { createTestEnvironment, RedisCluster, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { Queue } from "bullmq";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { basicAuth, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, startBoard, USER, type RunningBoard } from "./support.js";
+import { basicAuth, BOARD_QUEUES, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, SNAPSHOT, startBoard, USER, type RunningBoard } from "./support.js";
 
 const BOARD_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
@@ -114,13 +114,14 @@ describe("Bull Board", () => {
     }
   });
 
-  it("lists the four queues with their jobs through its API", async () => {
+  it("lists every queue of the catalog, checkpoints-confirmed included, with their jobs through its API", async () => {
     const response = await fetch(`${board.url}/api/queues?activeQueue=reasoning&status=waiting`, { headers: basicAuth(USER, PASSWORD) });
     expect(response.status).toBe(200);
     const { queues } = (await response.json()) as QueuesResponse;
 
-    expect(queues.map((queue) => queue.name).sort()).toEqual([...QUEUE_NAMES].sort());
-    for (const queue of queues) expect(queue.counts.waiting, queue.name).toBe(SEEDED_JOBS[queue.name as keyof typeof SEEDED_JOBS]);
+    expect(queues.map((queue) => queue.name).sort()).toEqual([...BOARD_QUEUES].sort());
+    expect(BOARD_QUEUES).toContain("checkpoints-confirmed");
+    for (const queue of queues) expect(queue.counts.waiting, queue.name).toBe(SEEDED_JOBS[queue.name]);
     const reasoning = queues.find((queue) => queue.name === "reasoning")!;
     expect(reasoning.jobs.map((job) => job.data.agentId).sort()).toEqual([...SEEDED_AGENTS].sort());
   });
@@ -178,5 +179,42 @@ describe("Bull Board", () => {
     expect(await ready.json()).toEqual({ status: "ready", checks: { "bull-board": "ok" } });
     expect(metrics.status).toBe(200);
     expect(await metrics.text()).toMatch(/process_cpu_seconds_total\{service="bull-board"\}/);
+  });
+});
+
+describe("Bull Board on a 3-master Redis Cluster", () => {
+  let env: TestEnvironment;
+  let cluster: RedisCluster;
+  let board: RunningBoard | undefined;
+  let client: CheckpointClient | undefined;
+  let prefix: string;
+
+  beforeAll(async () => {
+    env = await createTestEnvironment("board-cluster");
+    cluster = await RedisCluster.start(3);
+    prefix = `{${env.queuePrefix}}`;
+    board = await startBoard({ ...env, env: { ...env.env, QUEUE_PREFIX: prefix, REDIS_CLUSTER_NODES: cluster.nodesEnv } });
+    client = await CheckpointClient.connect({ redis: { clusterNodes: cluster.clusterNodes }, queuePrefix: prefix });
+  }, 60_000);
+  afterAll(async () => {
+    await client?.close();
+    await board?.process.kill("SIGTERM");
+    await cluster?.stop();
+    await env?.dispose();
+  });
+
+  it("lists every snapshot shard beside the other queues, and the jobs waiting on a shard", async () => {
+    await client!.save(SNAPSHOT);
+    const shard = `checkpoints-${sessionShard(SNAPSHOT.service, SNAPSHOT.sessionId, SNAPSHOT_QUEUE_SHARDS)}`;
+    const response = await fetch(`${board!.url}/api/queues?activeQueue=${shard}&status=waiting`, { headers: basicAuth(USER, PASSWORD) });
+    expect(response.status).toBe(200);
+    const { queues } = (await response.json()) as QueuesResponse;
+
+    const expected = catalogQueues(prefix, true).map(({ name }) => name);
+    expect(expected).toEqual(expect.arrayContaining(["checkpoints", "checkpoints-0", "checkpoints-7", "checkpoints-confirmed-0", "checkpoints-confirmed-7", "checkpoint-requests", "reasoning"]));
+    expect(queues.map((queue) => queue.name).sort()).toEqual([...expected].sort());
+    const waiting = Object.fromEntries(queues.map((queue) => [queue.name, queue.counts.waiting]));
+    expect(waiting).toEqual(Object.fromEntries(expected.map((name) => [name, name === shard ? 1 : 0])));
+    expect(board!.process.logs.find((line) => String(line.msg).startsWith("Bull Board on"))?.queues).toEqual(expected);
   });
 });

@@ -1,4 +1,4 @@
-import { createRedisConnection, QUEUE_NAMES, waitForRedis, type QueueName } from "@savepoint/shared";
+import { catalogQueues, createRedisConnection, waitForRedis } from "@savepoint/shared";
 import { ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { Queue } from "bullmq";
 import { fileURLToPath } from "node:url";
@@ -36,16 +36,19 @@ export function basicAuth(user: string, password: string): Record<string, string
   return { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
 }
 
+/** A snapshot as a trader sends it. */
+export const SNAPSHOT = {
+  v: 1, service: "trader", sessionId: "session-1", ownerId: "account-1", epoch: 0, seq: 1, kind: "periodic",
+  status: "active", schemaVersion: 1, takenAt: "2026-01-05T15:00:00.000Z", state: { positions: [] },
+} as const;
+
+/** The queues the board shows on one Redis, by name (the catalog's; names do not depend on the prefix). */
+export const BOARD_QUEUES = catalogQueues("savepoint", false).map(({ name }) => name);
+
 /** One job of each kind a producer sends, none consumed (no consumer runs in these tests). */
-const SEED: Array<[QueueName, string, object]> = [
-  [
-    "checkpoints",
-    "snapshot",
-    {
-      v: 1, service: "trader", sessionId: "session-1", ownerId: "account-1", epoch: 0, seq: 1, kind: "periodic",
-      status: "active", schemaVersion: 1, takenAt: "2026-01-05T15:00:00.000Z", state: { positions: [] },
-    },
-  ],
+const SEED: Array<[string, string, object]> = [
+  ["checkpoints", "snapshot", SNAPSHOT],
+  ["checkpoints-confirmed", "snapshot", { ...SNAPSHOT, seq: 2 }],
   ["checkpoint-requests", "latest", { service: "trader", sessionId: "session-1" }],
   ["checkpoint-maintenance", "cleanup", { keepCount: 100 }],
   ["reasoning", "think", { agentId: "agent-1", symbol: "AAPL", marketContext: { price: 187.2 } }],
@@ -53,9 +56,7 @@ const SEED: Array<[QueueName, string, object]> = [
 ];
 
 /** How many jobs seedJobs leaves waiting on each queue. */
-export const SEEDED_JOBS = Object.fromEntries(
-  QUEUE_NAMES.map((name) => [name, SEED.filter(([queue]) => queue === name).length]),
-) as Record<QueueName, number>;
+export const SEEDED_JOBS: Record<string, number> = Object.fromEntries(BOARD_QUEUES.map((name) => [name, SEED.filter(([queue]) => queue === name).length]));
 
 /** The agents whose think jobs seedJobs adds. */
 export const SEEDED_AGENTS = SEED.filter(([queue]) => queue === "reasoning").map(([, , data]) => (data as { agentId: string }).agentId);

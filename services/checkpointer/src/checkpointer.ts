@@ -1,17 +1,15 @@
 import { Queue } from "bullmq";
 import {
   AnswerSender,
+  catalogQueues,
   createRedisConnection,
   isCluster,
-  QUEUE_NAMES,
   redactUrl,
   redisTargetOf,
   reportRedisOutages,
   snapshotQueues,
   waitForRedis,
   type Logger,
-  type QueueAddress,
-  type QueueName,
   type RunningService,
 } from "@savepoint/shared";
 import type { Registry } from "prom-client";
@@ -55,9 +53,11 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   reportRedisOutages(answerConnection, logger, "checkpointer-answers");
   await waitForRedis(producerConnection);
   const prefix = config.QUEUE_PREFIX;
-  const queues = Object.fromEntries(
-    QUEUE_NAMES.map((name) => [name, new Queue(name, { connection: producerConnection, prefix })]),
-  ) as Record<QueueName, Queue>;
+  // Every queue of the catalog, each snapshot queue included: /metrics reports all their depths.
+  const queues = catalogQueues(prefix, isCluster(target)).map(({ name, prefix: keyPrefix }) => new Queue(name, { connection: producerConnection, prefix: keyPrefix }));
+  // Their connection's outages are reported above; BullMQ would print each one again for every queue.
+  for (const queue of queues) queue.on("error", () => undefined);
+  const metrics = new CheckpointerMetrics(registry, queues);
   const layout = snapshotQueues(prefix, isCluster(target));
   const snapshotLanes = [
     // Plain `checkpoints` is consumed whatever the layout; on one Redis it is also the fire-and-forget queue.
@@ -65,12 +65,6 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
     ...layout.fireAndForget.map((queue) => ({ queue, confirmed: false })),
     ...layout.confirmed.map((queue) => ({ queue, confirmed: true })),
   ].filter(({ confirmed }) => config.SNAPSHOT_LANES === "all" || confirmed === (config.SNAPSHOT_LANES === "confirmed"));
-  const snapshotQueueDepths = snapshotLanes
-    .filter(({ queue }) => queue !== layout.legacy)
-    .map(({ queue }: { queue: QueueAddress }) => new Queue(queue.name, { connection: producerConnection, prefix: queue.prefix }));
-  // Their connection's outages are reported above; BullMQ would print each one again for every queue.
-  for (const queue of [...Object.values(queues), ...snapshotQueueDepths]) queue.on("error", () => undefined);
-  const metrics = new CheckpointerMetrics(registry, [...Object.values(queues), ...snapshotQueueDepths]);
 
   const snapshotWorkers: SnapshotJobWorker[] = [];
   const outage = new DatabaseOutage(
@@ -128,7 +122,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
     createRequestWorker({ connection: workerConnection, prefix, concurrency: config.REQUEST_CONCURRENCY, store, answers, metrics, logger }),
     createMaintenanceWorker({ connection: workerConnection, prefix, store, logger }),
   ];
-  await scheduleRetention(queues["checkpoint-maintenance"], config.CLEANUP_INTERVAL_MINUTES * 60_000, {
+  await scheduleRetention(queues.find((queue) => queue.name === "checkpoint-maintenance")!, config.CLEANUP_INTERVAL_MINUTES * 60_000, {
     keepCount: config.CLEANUP_KEEP_COUNT,
     olderThanHours: config.CLEANUP_OLDER_THAN_HOURS,
     finishedTtlHours: config.FINISHED_SESSION_TTL_HOURS,
@@ -159,7 +153,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       const abandonActive = outage.isDown;
       outage.close();
       await Promise.all(workers.map((worker) => worker.close(abandonActive)));
-      await Promise.all([...Object.values(queues), ...snapshotQueueDepths].map((queue) => queue.close()));
+      await Promise.all(queues.map((queue) => queue.close()));
       await Promise.all([pool.end(), confirmedPool.end()]);
       producerConnection.disconnect();
       workerConnection.disconnect();

@@ -1,6 +1,8 @@
 import { Queue } from "bullmq";
 import {
+  catalogQueues,
   CheckpointClient,
+  createMetricsRegistry,
   CheckpointTimeoutError,
   CheckpointUnavailableError,
   createRedisConnection,
@@ -22,12 +24,13 @@ describe("on a 3-master Redis Cluster", () => {
   let checkpointer: RunningCheckpointer;
   let client: CheckpointClient;
   let prefix: string;
+  const registry = createMetricsRegistry("checkpointer");
 
   beforeAll(async () => {
     env = await createTestEnvironment("redis-cluster");
     cluster = await RedisCluster.start(3);
     prefix = `{${env.queuePrefix}}`;
-    checkpointer = await startTestCheckpointer(env, { REDIS_CLUSTER_NODES: cluster.nodesEnv, QUEUE_PREFIX: prefix });
+    checkpointer = await startTestCheckpointer(env, { REDIS_CLUSTER_NODES: cluster.nodesEnv, QUEUE_PREFIX: prefix }, registry);
     client = await CheckpointClient.connect({ redis: { clusterNodes: cluster.clusterNodes }, queuePrefix: prefix, confirmTimeoutMs: 3_000 });
   }, 60_000);
   afterAll(async () => {
@@ -62,6 +65,13 @@ describe("on a 3-master Redis Cluster", () => {
     // Fencing holds per session whatever shard it is on.
     await client.saveAndConfirm(snapshot({ sessionId: "spread-5", epoch: 2, seq: 1 }));
     await expect(client.saveAndConfirm(snapshot({ sessionId: "spread-5", epoch: 1, seq: 9 }))).rejects.toMatchObject({ code: "stale_epoch" });
+  });
+
+  it("reports the depth of every queue of the catalog on /metrics, each shard included", async () => {
+    const depths = (await registry.getSingleMetric("savepoint_queue_jobs")!.get()).values.filter((value) => value.labels.state === "wait");
+    const expected = catalogQueues(prefix, true).map(({ name }) => name);
+    expect(expected).toHaveLength(1 + 2 * SNAPSHOT_QUEUE_SHARDS + 3);
+    expect(depths.map((value) => value.labels.queue).sort()).toEqual([...expected].sort());
   });
 
   it("still accepts a snapshot job added by hand to plain checkpoints", async () => {

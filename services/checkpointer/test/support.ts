@@ -7,14 +7,15 @@ import { checkpointerEnvSchema } from "../src/config.js";
 export { spawnCheckpointer } from "@savepoint/shared/testing";
 export { snapshot } from "./snapshot-fixture.js";
 
-/** A checkpointer in this process, configured like the real one from env (plus overrides). */
+/** A checkpointer in this process, configured like the real one from env (plus overrides), reporting to `registry`. */
 export async function startTestCheckpointer(
   env: TestEnvironment,
   overrides: Record<string, string> = {},
+  registry = createMetricsRegistry("checkpointer"),
 ): Promise<RunningCheckpointer> {
   const config = parseEnv(checkpointerEnvSchema, { ...env.env, HTTP_PORT: "0", ...overrides });
   const logger = createLogger({ service: "checkpointer", level: process.env.TEST_LOG_LEVEL ?? "silent" });
-  return startCheckpointer(config, logger, createMetricsRegistry("checkpointer"));
+  return startCheckpointer(config, logger, registry);
 }
 
 export function connectClient(env: TestEnvironment, options: { requestTimeoutMs?: number; confirmTimeoutMs?: number } = {}) {
