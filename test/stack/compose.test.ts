@@ -27,6 +27,7 @@ interface ComposeService {
   volumes?: string[];
   container_name?: string;
   image?: string;
+  profiles?: string[];
 }
 interface ComposeFile {
   services: Record<string, ComposeService>;
@@ -94,11 +95,42 @@ describe("docker-compose.yml", () => {
     if (scratch) rmSync(scratch, { recursive: true, force: true });
   });
 
-  it("parses and names every service of the stack", () => {
-    expect(Object.keys(compose.services).sort()).toEqual(
+  /** The services `docker compose up` starts without a profile: the stack's. */
+  const unprofiled = () => Object.keys(compose.services).filter((name) => !compose.services[name]!.profiles);
+
+  it("parses and names every service of the stack, and the cluster profile's one more", () => {
+    expect(unprofiled().sort()).toEqual(
       ["alpaca-simulator", "bull-board", "checkpointer", "console", "migrate", "model-server", "postgres", "reasoner", "redis", "trader"].sort(),
     );
-    expect(Object.keys(compose.services).sort()).toEqual(definition.map((service) => service.name).sort());
+    expect(unprofiled().sort()).toEqual(definition.map((service) => service.name).sort());
+    expect(Object.fromEntries(Object.entries(compose.services).filter(([, service]) => service.profiles).map(([name, service]) => [name, service.profiles]))).toEqual({
+      "redis-cluster": ["cluster"],
+    });
+  });
+
+  it("with the cluster profile's settings in .env, points every service that uses Redis at its cluster, with a hash-tag prefix", () => {
+    const dotenv = join(scratch, "cluster.env");
+    writeFileSync(dotenv, "COMPOSE_PROFILES=cluster\nREDIS_CLUSTER_NODES=redis-cluster:7001,redis-cluster:7002,redis-cluster:7003\nQUEUE_PREFIX={savepoint}\n");
+    const configured = composeConfig(dotenv);
+
+    const users = Object.entries(READS).filter(([, reads]) => reads.includes("REDIS_CLUSTER_NODES")).map(([name]) => name);
+    expect(users.sort()).toEqual(["bull-board", "checkpointer", "reasoner", "trader"]);
+    for (const name of users) {
+      expect(configured.services[name]!.environment, name).toMatchObject({
+        REDIS_CLUSTER_NODES: "redis-cluster:7001,redis-cluster:7002,redis-cluster:7003",
+        QUEUE_PREFIX: "{savepoint}",
+      });
+    }
+    // Three masters on the ports .env names, persisted like the single Redis, healthy only once the cluster is.
+    const cluster = configured.services["redis-cluster"]!;
+    const script = cluster.command!.join(" ");
+    expect(script).toMatch(/redis-cli --cluster create 127\.0\.0\.1:7001 127\.0\.0\.1:7002 127\.0\.0\.1:7003 --cluster-replicas 0/);
+    expect(script).toMatch(/--cluster-announce-hostname redis-cluster --cluster-preferred-endpoint-type hostname/);
+    expect(script).toMatch(/--appendonly yes/);
+    expect(script).toMatch(/--maxmemory-policy noeviction/);
+    expect(cluster.volumes).toEqual(["redis-cluster-data:/data:rw"]);
+    expect(cluster.healthcheck?.test.join(" ")).toMatch(/cluster_state:ok/);
+    expect(cluster.ports).toBeUndefined();
   });
 
   it("runs each service with the command and settings of the shared definition (scripts/stack/definition.mjs)", () => {
@@ -154,7 +186,7 @@ describe("docker-compose.yml", () => {
     expect(redis.command?.join(" ")).toMatch(/--maxmemory-policy noeviction/);
     expect(redis.volumes).toEqual(["redis-data:/data:rw"]);
     expect(compose.services.postgres!.volumes).toEqual(["postgres-data:/var/lib/postgresql/data:rw"]);
-    expect(Object.keys(compose.volumes ?? {}).sort()).toEqual(["postgres-data", "redis-data"]);
+    expect(Object.keys(compose.volumes ?? {}).sort()).toEqual(["postgres-data", "redis-cluster-data", "redis-data"]);
 
     for (const [name, container] of Object.entries(compose.services)) expect(container.container_name, name).toBeUndefined();
     expect(compose.services.reasoner!.ports).toBeUndefined();
