@@ -195,6 +195,7 @@ export class Trader {
         return { end, exitCode: 3, final: null };
       }
       const completed = end.reason === "completed";
+      if (end.reason === "stopped") await this.session.syncBeforeStop();
       if (end.reason === "failed") {
         logger.fatal({ sessionId: this.sessionId, err: end.error }, "trading stopped by an unexpected error; writing the final checkpoint so --resume can continue");
       } else {

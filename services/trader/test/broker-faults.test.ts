@@ -3,7 +3,7 @@ import { parseCommandLine } from "../src/cli/options.js";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
 import { sdk } from "@savepoint/alpaca-simulator/testing";
-import { brokerHoldings, captureLogger, eventually, sessionOrders, stateHoldings, storedSnapshot, traderContext, tradingStarted, useTraderStack } from "./support.js";
+import { brokerHoldings, captureLogger, eventually, eventuallyAdvancing, expectBrokersRealizedPl, sessionOrders, stateHoldings, storedSnapshot, traderContext, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
 const EAGER = ["--entry-threshold-pct", "0", "--lookback", "5", "--position-size", "5000"];
@@ -40,7 +40,7 @@ describe("broker faults", () => {
     expect(await running.kill("SIGTERM")).toEqual({ code: 0, signal: null });
     const final = await storedSnapshot(stack.env, String(sessionId));
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
-    expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
+    expectBrokersRealizedPl(final.state, sim);
   });
 
   it("finds an entry whose POST failed after taking effect by its client_order_id instead of placing it again", async () => {
@@ -52,7 +52,7 @@ describe("broker faults", () => {
     const clientOrderId = `${sessionId}:AAPL:1`;
     expect(tracked).toMatchObject({ symbol: "AAPL", clientOrderId });
 
-    await eventually("the entry checkpointed as a position", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 1 ? true : undefined));
+    await eventuallyAdvancing(sim, "the entry checkpointed as a position", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 1 ? true : undefined));
     expect(statuses(sim, "POST", "/v2/orders")).toEqual([502]);
     expect(statuses(sim, "GET", "/v2/orders:by_client_order_id")[0]).toBe(200);
     expect(sessionOrders(sim, String(sessionId)).map((order) => order.client_order_id)).toEqual([clientOrderId]);
@@ -104,7 +104,7 @@ describe("broker faults", () => {
     sim = await stack.startSimulator({ seed: "burst-resume" });
     const first = trader([...THREE, ...RUN]);
     const { sessionId } = await first.waitForLog(tradingStarted);
-    await eventually("a checkpoint with 3 positions", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 3 ? true : undefined));
+    await eventuallyAdvancing(sim, "a checkpoint with 3 positions", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 3 ? true : undefined));
     await first.kill("SIGKILL");
 
     // The SDK retries each read once; four failures use up two reconciliation attempts.
@@ -122,7 +122,7 @@ describe("broker faults", () => {
     sim = await stack.startSimulator({ seed: "broker-down" });
     const first = trader([...THREE, ...RUN]);
     const { sessionId } = await first.waitForLog(tradingStarted);
-    await eventually("a checkpoint with 3 positions", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 3 ? true : undefined));
+    await eventuallyAdvancing(sim, "a checkpoint with 3 positions", async () => ((await storedSnapshot(stack.env, String(sessionId))).state.positions.length === 3 ? true : undefined));
     await first.kill("SIGKILL");
     const before = await storedSnapshot(stack.env, String(sessionId));
     const ordersBefore = sim.control.state().orders.length;

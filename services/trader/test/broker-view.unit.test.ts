@@ -40,6 +40,9 @@ const holding = (symbol: string, entryId: string, openedAt: Date | null = SUBMIT
   origin: "strategy",
   openedAt: openedAt?.toISOString() ?? null,
   orders: { entryId, entryClientOrderId: entryClientOrderId(SESSION, symbol, 1), takeProfitId: null, stopLossId: null },
+  entryFilling: false,
+  exit: null,
+  closeAttempts: 0,
 });
 
 /** Records the arguments of the listing calls, which the call log alone does not show. */

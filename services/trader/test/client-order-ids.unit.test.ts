@@ -5,11 +5,15 @@ describe("client order ids", () => {
   it("name a session's trade: the entry, and the close after it", () => {
     expect(entryClientOrderId("trader-1", "BRK.B", 7)).toBe("trader-1:BRK.B:7");
     expect(closeClientOrderId("trader-1", "AAPL", 3)).toBe("trader-1:AAPL:3:close");
+    expect(closeClientOrderId("trader-1", "AAPL", 3, 2)).toBe("trader-1:AAPL:3:close:2");
   });
 
   it.each([
     { clientOrderId: "trader-1:BRK.B:7", parsed: { symbol: "BRK.B", tradeNo: 7, role: "entry" } },
-    { clientOrderId: "trader-1:AAPL:3:close", parsed: { symbol: "AAPL", tradeNo: 3, role: "close" } },
+    { clientOrderId: "trader-1:AAPL:3:close", parsed: { symbol: "AAPL", tradeNo: 3, role: "close", attempt: 1 } },
+    { clientOrderId: "trader-1:AAPL:3:close:12", parsed: { symbol: "AAPL", tradeNo: 3, role: "close", attempt: 12 } },
+    { clientOrderId: "trader-1:AAPL:3:close:1", parsed: null },
+    { clientOrderId: "trader-1:AAPL:3:close:02", parsed: null },
     { clientOrderId: "trader-1:BF-B:12", parsed: { symbol: "BF-B", tradeNo: 12, role: "entry" } },
     { clientOrderId: "trader-10:AAPL:1", parsed: null },
     { clientOrderId: "trader-1:AAPL:0", parsed: null },
@@ -25,7 +29,8 @@ describe("client order ids", () => {
   it("round-trips every id it makes", () => {
     for (const tradeNo of [1, 9, 10, 123]) {
       expect(parseClientOrderId("s", entryClientOrderId("s", "MSFT", tradeNo))).toEqual({ symbol: "MSFT", tradeNo, role: "entry" });
-      expect(parseClientOrderId("s", closeClientOrderId("s", "MSFT", tradeNo))).toEqual({ symbol: "MSFT", tradeNo, role: "close" });
+      expect(parseClientOrderId("s", closeClientOrderId("s", "MSFT", tradeNo))).toEqual({ symbol: "MSFT", tradeNo, role: "close", attempt: 1 });
+      expect(parseClientOrderId("s", closeClientOrderId("s", "MSFT", tradeNo, 3))).toEqual({ symbol: "MSFT", tradeNo, role: "close", attempt: 3 });
     }
   });
 });

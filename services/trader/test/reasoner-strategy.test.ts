@@ -4,7 +4,7 @@ import { parseCommandLine } from "../src/cli/options.js";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
 import { reasoningWorker } from "./reasoning-worker.js";
-import { captureLogger, eventually, sessionOrders, traderContext, useTraderStack } from "./support.js";
+import { captureLogger, eventually, expectBrokersRealizedPl, sessionOrders, traderContext, useTraderStack } from "./support.js";
 
 const ARGS = ["--strategy", "reasoner", "--symbols", "AAPL", "--interval", "0.05", "--checkpoint-interval", "60", "--position-size", "2000"];
 
@@ -13,7 +13,7 @@ describe("reasoner strategy", () => {
   let sim: RunningSimulator;
 
   it("opens and closes positions on the reasoner's decisions, asking through the reasoning queue", async () => {
-    sim = await stack.startSimulator({ seed: "reasoner" });
+    sim = await stack.startSimulator({ seed: "reasoner", tickIntervalMs: 50 });
     const script: Decision["action"][] = ["OPEN_LONG", "CLOSE"];
     const reasoner = reasoningWorker(stack.env, (_payload, run) => ({ action: script[run - 1] ?? "HOLD", confidence: 0.8, rationale: `scripted decision ${run}` }));
     stack.stopAfterTest(() => reasoner.worker.close());
@@ -34,16 +34,18 @@ describe("reasoner strategy", () => {
     expect(first!.payload.marketContext.recentCloses?.length).toBeGreaterThan(10);
     expect(second).toMatchObject({ id: `think.${trader.sessionId}.AAPL.2`, payload: { marketContext: { position: { side: "long", qty: 10 } } } });
 
+    // The exit replaced the take-profit leg under the trade's close id; the stop-loss, working until then, was canceled.
     expect(sessionOrders(sim, trader.sessionId).map((order) => [order.client_order_id, order.status])).toEqual([
       [`${trader.sessionId}:AAPL:1`, "filled"],
       [`${trader.sessionId}:AAPL:1:close`, "filled"],
     ]);
     expect(sim.control.state().orders.filter((order) => order.order_class === "bracket" && order.position_intent === "sell_to_close").map((leg) => leg.status)).toEqual([
+      "replaced",
       "canceled",
-      "canceled",
+      "filled",
     ]);
     expect(trader.state.positions.size).toBe(0);
-    expect(trader.state.realizedPl).toBe(sim.control.state().realizedPl);
+    expectBrokersRealizedPl(trader.state, sim);
     expect(trader.state.toSnapshot(new Date()).decisionRuns.AAPL).toBeGreaterThanOrEqual(2);
   });
 

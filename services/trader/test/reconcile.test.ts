@@ -2,12 +2,12 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
 import { BrokerReadError } from "../src/broker/errors.js";
 import { readFullView, readLiveView } from "../src/session/broker-view.js";
-import { entryClientOrderId } from "../src/session/client-order-ids.js";
+import { closeClientOrderId, entryClientOrderId } from "../src/session/client-order-ids.js";
 import { pendingFrom, reconcile } from "../src/session/reconcile.js";
 import { TradingState } from "../src/session/state.js";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { sdk } from "@savepoint/alpaca-simulator/testing";
-import { START, startTestSimulator, TEST_REQUESTS_PER_MINUTE } from "./support.js";
+import { advanceUntil, orderIn, START, startTestSimulator, TEST_REQUESTS_PER_MINUTE } from "./support.js";
 
 const SESSION = "trader-20260105-153000-abcdef";
 const cents = (value: number) => Math.round(value * 100) / 100;
@@ -37,14 +37,19 @@ describe("reconciliation with the broker", () => {
       strategy: { kind: "rule", stopLossPct: 5, takeProfitPct: 5, positionSize: 2_000, lookbackBars: 5, entryThresholdPct: 0 },
     });
 
-  /** Places the session's next bracket entry for `symbol` the way the trading loop does, and records it as pending. */
+  /**
+   * Places the session's next bracket entry for `symbol` the way the trading loop does, records it as pending,
+   * and moves the simulated clock until the broker has filled it whole (answered pending_new, it fills later).
+   */
   async function placeEntry(state: TradingState, symbol: string) {
     const price = sim.control.price(symbol);
     const tradeNo = state.nextTradeNo(symbol);
     const clientOrderId = entryClientOrderId(SESSION, symbol, tradeNo);
     const order = await broker.submitBracket({ clientOrderId, symbol, side: "buy", qty: 10, takeProfit: cents(price * 1.05), stopLoss: cents(price * 0.95) });
+    expect(order.status).toBe("pending_new");
     state.pendingEntries.set(symbol, pendingFrom(order, symbol, tradeNo, new Date()));
     state.markTradeNoUsed(symbol, tradeNo);
+    advanceUntil(sim, `entry ${clientOrderId} filled`, () => orderIn(sim, order.id, "filled"));
     return order;
   }
 
@@ -61,7 +66,9 @@ describe("reconciliation with the broker", () => {
     const position = checkpoint.positions.get("AAPL")!;
     expect(position).toMatchObject({ qty: 10, orders: { entryId: entry.id } });
 
-    sim.control.setPrice("AAPL", position.takeProfit! + 0.4);
+    // Trades through the take-profit until it has filled whole (a fill may come in parts).
+    const takeProfitId = position.orders.takeProfitId!;
+    while (!orderIn(sim, takeProfitId, "filled")) sim.control.setPrice("AAPL", position.takeProfit! + 0.4);
     const changes = await resume(checkpoint);
     const exit = sim.control.state().fills.at(-1)!;
     expect(changes).toEqual([
@@ -82,12 +89,18 @@ describe("reconciliation with the broker", () => {
     const checkpoint = state.clone();
     const legs = (await broker.order(entry.id)).legs;
     await broker.cancelOrder(legs[0]!.id);
+    // The cancel is accepted, not done: until it completes the legs hold the shares, and a sell is refused.
+    await expect(broker.submitMarket({ clientOrderId: "too-early", symbol: "AAPL", side: "sell", qty: 10 })).rejects.toMatchObject({ refusal: "held_for_orders", status: 403 });
+    advanceUntil(sim, "the legs canceled", () => orderIn(sim, legs[1]!.id, "canceled"));
     sim.control.setPrice("AAPL", sim.control.price("AAPL") - 1.5);
-    await broker.submitMarket({ clientOrderId: "closed-by-hand", symbol: "AAPL", side: "sell", qty: 10 });
+    const close = await broker.submitMarket({ clientOrderId: "closed-by-hand", symbol: "AAPL", side: "sell", qty: 10 });
+    advanceUntil(sim, "the close filled", () => orderIn(sim, close.id, "filled"));
 
     const [closed, ...rest] = await resume(checkpoint);
     expect(rest).toEqual([]);
-    expect(closed).toMatchObject({ kind: "position_closed", trade: { via: "other_order", qty: 10, exitPrice: sim.control.price("AAPL"), realizedPl: sim.control.state().realizedPl } });
+    const exitFills = sim.control.state().fills.filter((fill) => fill.order_id === close.id);
+    const exitPrice = exitFills.reduce((sum, fill) => sum + Number(fill.qty) * Number(fill.price), 0) / 10;
+    expect(closed).toMatchObject({ kind: "position_closed", trade: { via: "other_order", qty: 10, exitPrice: cents(exitPrice), realizedPl: sim.control.state().realizedPl } });
     expect(sim.control.state().realizedPl).toBeLessThan(0);
   });
 
@@ -97,6 +110,8 @@ describe("reconciliation with the broker", () => {
     await sync(state);
     const before = (await broker.order(entry.id)).legs;
     const replacement = await sdk(sim.url).orders.patchOrderByOrderId({ orderId: before[1]!.id, patchOrderRequest: { stopPrice: String(cents(Number(before[1]!.stopPrice) + 1)) } });
+    // The replace is accepted, not done: the replacement takes the leg's place once the broker completes it.
+    advanceUntil(sim, "the replace completed", () => orderIn(sim, before[1]!.id, "replaced"));
     const lookupsBefore = sim.control.requests({ path: "/v2/orders" }).length;
 
     const changes = await resume(state);
@@ -105,6 +120,26 @@ describe("reconciliation with the broker", () => {
     // The session began after this order (per its broker clock), so the listing missed it and it was looked up.
     const lookups = sim.control.requests({ path: "/v2/orders" }).slice(lookupsBefore).map((request) => `${request.method} ${request.path}`);
     expect(lookups).toEqual(["GET /v2/orders", "GET /v2/orders:by_client_order_id", `GET /v2/orders/${entry.id}`]);
+  });
+
+  it("exits through the take-profit leg replaced at a marketable price while the legs hold the shares, booked as the session's exit", async () => {
+    const state = newState();
+    const entry = await placeEntry(state, "AAPL");
+    await sync(state);
+    const position = state.positions.get("AAPL")!;
+    // A sell beside the working legs is refused: they hold every share.
+    await expect(broker.submitMarket({ clientOrderId: "sell-beside", symbol: "AAPL", side: "sell", qty: 10 })).rejects.toMatchObject({ refusal: "held_for_orders" });
+    const clientOrderId = closeClientOrderId(SESSION, "AAPL", 1);
+    const replacement = await broker.replaceOrder(position.orders.takeProfitId!, { clientOrderId, limitPrice: cents(sim.control.price("AAPL") * 0.975) });
+    expect(replacement.status).toBe("pending_new");
+    Object.assign(position, { exit: { clientOrderId, orderId: replacement.id, method: "replace_take_profit", requestedAt: new Date().toISOString() }, closeAttempts: 1 });
+    // Until the replace completes the old leg works on, pending_replace; the stop-loss works throughout.
+    expect((await broker.order(entry.id)).legs.map((leg) => leg.status)).toEqual(["pending_replace", "held"]);
+
+    advanceUntil(sim, "the exit filled", () => orderIn(sim, replacement.id, "filled"));
+    const changes = await sync(state);
+    expect(changes).toEqual([{ kind: "position_closed", openedUnseen: false, trade: expect.objectContaining({ via: "close_order", qty: 10, realizedPl: sim.control.state().realizedPl }) }]);
+    expect(orderIn(sim, position.orders.stopLossId!, "canceled")).toBeDefined();
   });
 
   it("fails closed on a failed positions read, leaving the session untouched", async () => {

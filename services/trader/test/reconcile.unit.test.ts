@@ -50,6 +50,9 @@ const holding = (symbol: string, fields: Partial<OpenPosition> = {}): OpenPositi
   origin: "strategy",
   openedAt: SUBMITTED_AT.toISOString(),
   orders: { entryId: "entry-1", entryClientOrderId: entryId(symbol), takeProfitId: "tp-1", stopLossId: "sl-1" },
+  entryFilling: false,
+  exit: null,
+  closeAttempts: 0,
   ...fields,
 });
 
@@ -65,6 +68,8 @@ const aaplBracket = (script: Partial<Parameters<typeof bracketOrder>[0]> = {}) =
   });
 
 const canceledLegs = { takeProfitLeg: { status: "canceled" }, stopLossLeg: { status: "canceled" } };
+/** The AAPL trade's first exit, asked for and not answered yet. */
+const EXIT = { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: null, method: "replace_take_profit" as const, requestedAt: SUBMITTED_AT.toISOString() };
 
 interface Row {
   name: string;
@@ -315,10 +320,122 @@ const rows: Row[] = [
       {
         kind: "protection_lost",
         symbol: "AAPL",
-        detail: "its exit legs are canceled and canceled without a fill, so the broker holds no stop-loss or take-profit for it",
+        detail: "its exit legs are canceled and canceled without a fill, so the broker holds no stop-loss or take-profit for it; the session closes it at market",
       },
     ],
-    after: { positions: [holding("AAPL")] },
+    after: { positions: [holding("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
+  },
+  {
+    name: "reports the lost protection once: legs it knows are gone are not reported again",
+    given: (state) => state.open(holding("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })),
+    orders: [aaplBracket({ filledAt: 100, ...canceledLegs })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [],
+    after: { positions: [holding("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
+  },
+
+  // Partial entry fills: the position is what filled; the rest works on, its legs held until it is whole.
+  {
+    name: "opens a position of what a pending entry has filled so far, its legs held",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL")),
+    orders: [aaplBracket({ filledAt: 100.5, filledQty: 4 })],
+    positions: [brokerPosition("AAPL", 4, 100.5)],
+    changes: [{ kind: "entry_partially_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "long", qty: 4, ordered: 10, fillPrice: 100.5 }],
+    // Alpaca stamps filled_at only once the order has filled whole.
+    after: { pendingEntries: [], positions: [holding("AAPL", { qty: 4, entryPrice: 100.5, openedAt: null, entryFilling: true })], nextTradeNo: { AAPL: 2 } },
+  },
+  {
+    name: "grows the position as the rest of its entry fills, at the entry's average price",
+    given: (state) => state.open(holding("AAPL", { qty: 4, entryPrice: 100.5, openedAt: null, entryFilling: true })),
+    orders: [aaplBracket({ filledAt: 100.8 })],
+    positions: [brokerPosition("AAPL", 10, 100.8)],
+    changes: [{ kind: "entry_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "long", qty: 10, fillPrice: 100.8 }],
+    after: { positions: [holding("AAPL", { entryPrice: 100.8, openedAt: SUBMITTED_AT.toISOString() })] },
+  },
+  {
+    name: "keeps what a canceled entry filled, unprotected, since Alpaca cancels its legs with it",
+    given: (state) => state.pendingEntries.set("AAPL", pending("AAPL")),
+    orders: [aaplBracket({ filledAt: 100, filledQty: 3, status: "canceled", ...canceledLegs })],
+    positions: [brokerPosition("AAPL", 3, 100)],
+    changes: [
+      { kind: "entry_partially_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "long", qty: 3, ordered: 10, fillPrice: 100 },
+      {
+        kind: "protection_lost",
+        symbol: "AAPL",
+        detail: "its exit legs are canceled and canceled without a fill, so the broker holds no stop-loss or take-profit for it; the session closes it at market",
+      },
+    ],
+    after: { positions: [holding("AAPL", { qty: 3, openedAt: null, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
+  },
+
+  // Exits in progress: the take-profit leg replaced under the trade's close id, or a market close.
+  {
+    name: "follows the exit's replacement once the replace completed, keeping the planned take-profit",
+    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), limitPrice: 97.5 } })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [],
+    after: { positions: [holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-2", stopLossId: "sl-1" } })] },
+  },
+  {
+    name: "books a position closed by its exit's replacement leg as closed by the session's exit",
+    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98 }, stopLossLeg: { status: "canceled" } })],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 98, realizedPl: -20, via: "close_order" }) }],
+    after: { positions: [], closedTrades: 1, realizedPl: -20 },
+  },
+  {
+    name: "keeps a position open while its exit has filled only part of it, at the broker's quantity",
+    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98, filledQty: 6 } })],
+    positions: [brokerPosition("AAPL", 4, 100)],
+    changes: [{ kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "long", qty: 4 } }],
+    after: { positions: [holding("AAPL", { qty: 4, exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-2", stopLossId: "sl-1" } })], closedTrades: 0 },
+  },
+  {
+    name: "books every exit fill of a trade at their average: part by its first close, the rest by its second",
+    given: (state) => state.open(holding("AAPL", { qty: 4, exit: { ...EXIT, clientOrderId: closeClientOrderId(SESSION, "AAPL", 1, 2), orderId: "close-2" }, closeAttempts: 2 })),
+    orders: [
+      aaplBracket({ filledAt: 100, ...canceledLegs }),
+      brokerOrder({ id: "close-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", status: "canceled", filledQty: 6, filledAvgPrice: 98 }),
+      brokerOrder({ id: "close-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1, 2), symbol: "AAPL", side: "sell", status: "filled", qty: 4, filledQty: 4, filledAvgPrice: 99, filledAt: LATER }),
+    ],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 98.4, realizedPl: -16, via: "close_order" }) }],
+    after: { positions: [], closedTrades: 1, realizedPl: -16 },
+  },
+  {
+    name: "clears an exit the broker ended unfilled, so the next one takes the next close id",
+    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, method: "market", orderId: "close-1" }, closeAttempts: 1 })),
+    orders: [aaplBracket({ filledAt: 100, ...canceledLegs }), brokerOrder({ id: "close-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", status: "rejected" })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [
+      { kind: "protection_lost", symbol: "AAPL", detail: "its exit legs are canceled and canceled without a fill, so the broker holds no stop-loss or take-profit for it; the session closes it at market" },
+      { kind: "exit_ended", symbol: "AAPL", tradeNo: 1, clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), status: "rejected", filledQty: 0 },
+    ],
+    after: { positions: [holding("AAPL", { exit: null, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
+  },
+  {
+    name: "drops an exit that got no answer and is not at the broker, so its id is asked for again",
+    given: (state) => state.open(holding("AAPL", { exit: EXIT, closeAttempts: 1 })),
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [{ kind: "placement_not_found", symbol: "AAPL", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1) }],
+    after: { positions: [holding("AAPL", { exit: null, closeAttempts: 0 })] },
+  },
+  {
+    name: "takes a working exit the checkpoint does not have (asked for by a run that crashed) as the position's exit",
+    given: (state) => state.open(holding("AAPL")),
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1, 2), limitPrice: 97.5 } })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [],
+    after: {
+      positions: [
+        holding("AAPL", {
+          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1, 2), orderId: "tp-2", method: "replace_take_profit", requestedAt: READ_AT.toISOString() },
+          closeAttempts: 2,
+          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-2", stopLossId: "sl-1" },
+        }),
+      ],
+    },
   },
 
   // Positions only the broker knows.

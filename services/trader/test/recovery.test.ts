@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { sdk } from "@savepoint/alpaca-simulator/testing";
-import { brokerHoldings, eventually, sessionOrders, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
+import { advanceUntil, brokerHoldings, eventually, eventuallyAdvancing, expectBrokersRealizedPl, orderIn, sessionOrders, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
 const THREE = ["--symbols", "AAPL,MSFT,GOOGL", "--entry-threshold-pct", "0", "--lookback", "5", "--position-size", "5000"];
@@ -19,12 +19,18 @@ describe("recovery", () => {
 
   const trader = (args: string[]) => stack.spawnTrader(sim, args);
 
-  /** Starts a session on three symbols and waits until a checkpoint holds all three positions. */
+  /**
+   * Starts a session on three symbols and moves the simulated clock (on which the broker routes and fills the
+   * entries) until a checkpoint holds all three positions, each entry filled whole; the clock then stands still.
+   */
   async function sessionWithThreePositions() {
     const first = trader([...THREE, ...WIDE, ...RUN]);
     const started = await first.waitForLog(tradingStarted);
     const sessionId = String(started.sessionId);
-    await eventually("a checkpoint holding 3 positions", async () => ((await storedSnapshot(stack.env, sessionId)).state.positions.length === 3 ? true : undefined));
+    await eventuallyAdvancing(sim, "a checkpoint holding 3 positions, their entries filled whole", async () => {
+      const { positions } = (await storedSnapshot(stack.env, sessionId)).state;
+      return positions.length === 3 && positions.every((position) => !position.entryFilling) ? true : undefined;
+    });
     return { first, sessionId };
   }
 
@@ -112,7 +118,7 @@ describe("recovery", () => {
     const final = await storedSnapshot(stack.env, String(sessionId));
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
     expect(final.state.closedTrades).toBe(exitsAtBroker(sim));
-    expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
+    expectBrokersRealizedPl(final.state, sim);
   });
 
   it("--reconcile-only prints every discrepancy and changes nothing; --resume then resolves them the same way", async () => {
@@ -124,8 +130,11 @@ describe("recovery", () => {
     // While the trader is down, someone closes GOOGL by hand (its legs first) and buys NVDA.
     const googl = checkpointed.state.positions.find((position) => position.symbol === "GOOGL")!;
     await api.orders.deleteOrderByOrderID({ orderId: googl.orders.takeProfitId! });
-    await api.positions.deleteOpenPosition({ symbolOrAssetId: "GOOGL" });
-    await api.orders.market({ symbol: "NVDA", qty: 3, side: "buy", clientOrderId: "bought-by-hand" });
+    // The legs hold the shares until their cancel completes, on the broker's clock.
+    advanceUntil(sim, "GOOGL's legs canceled", () => orderIn(sim, googl.orders.stopLossId!, "canceled"));
+    const closed = await api.positions.deleteOpenPosition({ symbolOrAssetId: "GOOGL" });
+    const bought = await api.orders.market({ symbol: "NVDA", qty: 3, side: "buy", clientOrderId: "bought-by-hand" });
+    advanceUntil(sim, "both orders filled", () => (orderIn(sim, closed.id!, "filled") && orderIn(sim, bought.id!, "filled")) || undefined);
     const ordersBefore = sim.control.state().orders.length;
 
     const dryRun = trader(["--reconcile-only"]);
@@ -146,7 +155,7 @@ describe("recovery", () => {
     expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
     const final = await storedSnapshot(stack.env, sessionId);
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
-    expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
+    expectBrokersRealizedPl(final.state, sim);
   });
 
   it("--resume-or-new starts a new session the first time, and after SIGTERM the same command resumes that session", async () => {
@@ -184,6 +193,6 @@ describe("recovery", () => {
     const final = await storedSnapshot(stack.env, sessionId);
     expect(final.epoch).toBe(2);
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
-    expect(final.state.realizedPl).toBe(sim.control.state().realizedPl);
+    expectBrokersRealizedPl(final.state, sim);
   });
 });

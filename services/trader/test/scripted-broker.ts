@@ -1,6 +1,6 @@
 import type { Broker } from "../src/broker/broker.js";
 import { BrokerRefusedError } from "../src/broker/errors.js";
-import { isOrderFinal, type Bar, type BracketRequest, type BrokerAccount, type BrokerAsset, type BrokerLeg, type BrokerOrder, type BrokerPosition, type MarketClock, type MarketRequest } from "../src/broker/types.js";
+import { isOrderFinal, type Bar, type BracketRequest, type BrokerAccount, type BrokerAsset, type BrokerLeg, type BrokerOrder, type BrokerPosition, type MarketClock, type MarketRequest, type ReplaceRequest } from "../src/broker/types.js";
 
 /** When the scripted broker's orders were submitted unless a test says otherwise. */
 export const SUBMITTED_AT = new Date("2026-01-05T15:30:00.000Z");
@@ -32,7 +32,11 @@ export interface LegScript {
   status?: string;
   /** The leg's fill price; the leg is unfilled without one. */
   filledAt?: number;
+  /** How much of it filled at `filledAt`: all of it unless said. */
+  filledQty?: number;
   id?: string;
+  clientOrderId?: string;
+  limitPrice?: number;
 }
 
 export interface BracketScript {
@@ -42,6 +46,8 @@ export interface BracketScript {
   qty?: number;
   /** The entry's fill price; the entry is unfilled (and its legs held) without one. */
   filledAt?: number;
+  /** How much of the entry filled at `filledAt`: all of it unless said (a part leaves it partially_filled, legs held). */
+  filledQty?: number;
   status?: string;
   takeProfit?: number;
   stopLoss?: number;
@@ -58,25 +64,26 @@ export interface BracketScript {
 export function bracketOrder(script: BracketScript): BrokerOrder {
   const side = script.side ?? "buy";
   const qty = script.qty ?? 10;
-  const entryFilled = script.filledAt !== undefined;
+  const entryFilledQty = script.filledAt === undefined ? 0 : (script.filledQty ?? qty);
+  const entryFilled = entryFilledQty === qty;
   const exitSide = side === "buy" ? "sell" : "buy";
   const leg = (type: "limit" | "stop", price: number, leg: LegScript = {}): BrokerLeg => {
-    const filled = leg.filledAt !== undefined;
+    const filledQty = leg.filledAt === undefined ? 0 : (leg.filledQty ?? qty);
     return {
       ...ORDER_DEFAULTS,
       id: leg.id ?? nextOrderId(),
-      clientOrderId: `leg-${nextOrderId()}`,
+      clientOrderId: leg.clientOrderId ?? `leg-${nextOrderId()}`,
       symbol: script.symbol,
       side: exitSide,
       type,
       orderClass: "bracket",
       qty,
-      limitPrice: type === "limit" ? price : null,
+      limitPrice: type === "limit" ? (leg.limitPrice ?? price) : null,
       stopPrice: type === "stop" ? price : null,
-      status: leg.status ?? (filled ? "filled" : entryFilled ? "new" : "held"),
-      filledQty: filled ? qty : 0,
+      status: leg.status ?? (filledQty === qty ? "filled" : filledQty > 0 ? "partially_filled" : entryFilled ? "new" : "held"),
+      filledQty,
       filledAvgPrice: leg.filledAt ?? null,
-      filledAt: filled ? new Date(SUBMITTED_AT.getTime() + 60_000) : null,
+      filledAt: filledQty === qty ? new Date(SUBMITTED_AT.getTime() + 60_000) : null,
     };
   };
   return {
@@ -87,8 +94,8 @@ export function bracketOrder(script: BracketScript): BrokerOrder {
     side,
     orderClass: "bracket",
     qty,
-    status: script.status ?? (entryFilled ? "filled" : "new"),
-    filledQty: entryFilled ? qty : 0,
+    status: script.status ?? (entryFilled ? "filled" : entryFilledQty > 0 ? "partially_filled" : "new"),
+    filledQty: entryFilledQty,
     filledAvgPrice: script.filledAt ?? null,
     filledAt: entryFilled ? (script.filledTime ?? SUBMITTED_AT) : null,
     legs: [leg("limit", script.takeProfit ?? 110, script.takeProfitLeg), leg("stop", script.stopLoss ?? 90, script.stopLossLeg)],
@@ -118,7 +125,9 @@ export type BrokerCall = keyof Broker;
  * An in-memory double of the trader's `Broker` port: it answers from the account, positions, orders, bars
  * and clock a test sets, records every call, and fails a call a test scripts to fail (once per scripted
  * failure, in order). Submissions are accepted as new orders (a bracket with its held legs) and fill only
- * when the test says so (`fillEntry`), so a test decides exactly what the broker knows at each step.
+ * when the test says so (`fillEntry`, `fillLeg`); cancels and replaces are accepted as Alpaca accepts them
+ * (`pending_cancel`, `pending_replace`) and complete only when the test says so (`completeChanges`), so a
+ * test decides exactly what the broker knows at each step.
  */
 export class ScriptedBroker implements Broker {
   accountFigures = brokerAccount();
@@ -131,6 +140,8 @@ export class ScriptedBroker implements Broker {
   readonly assets = new Map<string, BrokerAsset>();
   readonly calls: BrokerCall[] = [];
   private readonly failures = new Map<BrokerCall, unknown[]>();
+  /** Replacements accepted but not completed, by the id of the leg they replace. */
+  private readonly replacements = new Map<string, BrokerLeg>();
 
   /** The next call of `call` throws `error` (several scripted failures are thrown one call each). */
   failNext(call: BrokerCall, error: unknown): this {
@@ -144,15 +155,46 @@ export class ScriptedBroker implements Broker {
     return this;
   }
 
-  /** Fills the entry placed under `clientOrderId` at `price`: its legs start working and the position is held. */
-  fillEntry(clientOrderId: string, price: number): BrokerOrder {
+  /**
+   * Fills the entry placed under `clientOrderId` at `price`, all of it or `qty` in all: once it is whole its legs
+   * start working (held until then, as Alpaca's), and the position is what filled.
+   */
+  fillEntry(clientOrderId: string, price: number, qty?: number): BrokerOrder {
     const order = this.orders.find((candidate) => candidate.clientOrderId === clientOrderId);
     if (!order) throw new Error(`no order ${clientOrderId} at the scripted broker`);
-    Object.assign(order, { status: "filled", filledQty: order.qty, filledAvgPrice: price, filledAt: this.marketClock.timestamp });
-    for (const leg of order.legs) leg.status = "new";
-    const signed = order.side === "buy" ? order.qty! : -order.qty!;
+    const filledQty = qty ?? order.qty!;
+    const whole = filledQty === order.qty;
+    Object.assign(order, { status: whole ? "filled" : "partially_filled", filledQty, filledAvgPrice: price, filledAt: whole ? this.marketClock.timestamp : null });
+    if (whole) for (const leg of order.legs) leg.status = "new";
+    const signed = order.side === "buy" ? filledQty : -filledQty;
     this.heldPositions.set(order.symbol, brokerPosition(order.symbol, signed, price));
     return order;
+  }
+
+  /** Fills a working leg whole at `price`: the position is gone and the sibling canceled (one cancels other). */
+  fillLeg(legId: string, price: number): BrokerLeg {
+    const parent = this.orders.find((order) => order.legs.some((leg) => leg.id === legId));
+    if (!parent) throw new Error(`no leg ${legId} at the scripted broker`);
+    const leg = parent.legs.find((candidate) => candidate.id === legId)!;
+    Object.assign(leg, { status: "filled", filledQty: leg.qty, filledAvgPrice: price, filledAt: this.marketClock.timestamp });
+    for (const sibling of parent.legs) if (sibling !== leg && !isOrderFinal(sibling)) sibling.status = "canceled";
+    this.heldPositions.delete(parent.symbol);
+    return leg;
+  }
+
+  /** Completes every cancel and replace the broker has accepted, as Alpaca does a moment later. */
+  completeChanges(): void {
+    for (const parent of this.orders) {
+      for (const order of [parent, ...parent.legs]) if (order.status === "pending_cancel") order.status = "canceled";
+      parent.legs = parent.legs.map((leg) => {
+        const replacement = this.replacements.get(leg.id);
+        if (leg.status !== "pending_replace" || !replacement) return leg;
+        this.replacements.delete(leg.id);
+        leg.status = "replaced";
+        replacement.status = "new";
+        return replacement;
+      });
+    }
   }
 
   async account(): Promise<BrokerAccount> {
@@ -177,14 +219,14 @@ export class ScriptedBroker implements Broker {
 
   async order(orderId: string): Promise<BrokerOrder> {
     this.enter("order");
-    const order = this.orders.find((candidate) => candidate.id === orderId);
+    const order = this.everyOrder().find((candidate) => candidate.id === orderId);
     if (!order) throw new Error(`no order ${orderId} at the scripted broker`);
     return structuredClone(order);
   }
 
   async orderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null> {
     this.enter("orderByClientOrderId");
-    const order = this.orders.find((candidate) => candidate.clientOrderId === clientOrderId);
+    const order = this.everyOrder().find((candidate) => candidate.clientOrderId === clientOrderId);
     return order ? structuredClone(order) : null;
   }
 
@@ -222,6 +264,22 @@ export class ScriptedBroker implements Broker {
     return structuredClone(order);
   }
 
+  async replaceOrder(orderId: string, request: ReplaceRequest): Promise<BrokerOrder> {
+    this.enter("replaceOrder");
+    const operation = `PATCH /v2/orders/${orderId}`;
+    const parent = this.orders.find((order) => order.legs.some((leg) => leg.id === orderId));
+    if (!parent) throw new BrokerRefusedError(operation, "not_found", 404, 40410000, "order not found");
+    const leg = parent.legs.find((candidate) => candidate.id === orderId)!;
+    this.refuseDuplicate(operation, request.clientOrderId);
+    if (isOrderFinal(leg) || leg.status === "pending_cancel" || leg.status === "pending_replace") {
+      throw new BrokerRefusedError(operation, "not_open", 422, 42210000, `order is already in "${leg.status}" state`);
+    }
+    const replacement: BrokerLeg = { ...structuredClone(leg), id: nextOrderId(), clientOrderId: request.clientOrderId, limitPrice: request.limitPrice, status: "pending_new" };
+    leg.status = "pending_replace";
+    this.replacements.set(leg.id, replacement);
+    return { ...structuredClone(replacement), legs: [] };
+  }
+
   async cancelOrder(orderId: string): Promise<void> {
     this.enter("cancelOrder");
     const parent = this.orders.find((order) => order.id === orderId || order.legs.some((leg) => leg.id === orderId));
@@ -230,14 +288,20 @@ export class ScriptedBroker implements Broker {
     if (isOrderFinal(target)) {
       throw new BrokerRefusedError(`DELETE /v2/orders/${orderId}`, "not_open", 422, 42210000, `order is already in "${target.status}" state`);
     }
-    // One leg's cancellation cancels its sibling too (one-cancels-other), as Alpaca does.
+    // One leg's cancellation cancels its sibling too (one-cancels-other), as Alpaca does; accepted, not done.
     const targets = parent.id === orderId ? [parent, ...parent.legs] : parent.legs;
-    for (const order of targets) if (order.status !== "filled") order.status = "canceled";
+    for (const order of targets) if (!isOrderFinal(order)) order.status = "pending_cancel";
+  }
+
+  /** Every order the broker knows: top-level orders, their legs and accepted replacements. */
+  private everyOrder(): BrokerOrder[] {
+    const legs = [...this.orders.flatMap((order) => order.legs), ...this.replacements.values()].map((leg) => ({ ...leg, legs: [] }));
+    return [...this.orders, ...legs];
   }
 
   /** Alpaca refuses a second order under a client_order_id with 422. */
   private refuseDuplicate(operation: string, clientOrderId: string): void {
-    if (this.orders.some((order) => order.clientOrderId === clientOrderId)) {
+    if (this.everyOrder().some((order) => order.clientOrderId === clientOrderId)) {
       throw new BrokerRefusedError(operation, "duplicate_client_order_id", 422, 40010001, "client_order_id must be unique");
     }
   }

@@ -11,7 +11,7 @@ import {
   type TestEnvironment,
 } from "@savepoint/shared/testing";
 import { pino } from "pino";
-import { afterAll, afterEach, beforeAll } from "vitest";
+import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
 import type { TraderState } from "../src/session/state.js";
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from "@savepoint/alpaca-simulator";
@@ -24,14 +24,9 @@ export const TRADER_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.
 export const START = new Date("2026-01-05T15:30:00.000Z");
 
 /**
- * The simulator's shortcuts the trader's tests still take, named here: TradingSession.exit cancels a leg and
- * sells at once, so orders complete within their request and never fill in parts. Otherwise the simulator is
- * Alpaca's: NYSE hours, buying power, its rate limit.
- */
-export const INSTANT_BROKER = { instantOrders: true, partialFillChance: 0 } as const;
-
-/**
- * The tests tick ten or twenty times a second, a thousand times a trader's pace at Alpaca, so the simulator's
+ * The simulator the trader's tests run against is Alpaca's, no shortcut taken: its order lifecycle (orders
+ * answered pending_new and filled on its clock, partial fills 10% of the time, cancels and replaces accepted
+ * first and completed later), NYSE hours, buying power and its rate limit. The tests tick ten or twenty times a second, a thousand times a trader's pace at Alpaca, so the simulator's
  * rate limit (on, as Alpaca's) is raised to match, as for an account with a raised limit. The trader's own
  * limit is a quarter of it: its limiter (a token bucket) can send twice its figure in a minute's window, and
  * several traders of a test share the simulator's key.
@@ -39,7 +34,7 @@ export const INSTANT_BROKER = { instantOrders: true, partialFillChance: 0 } as c
 export const TEST_REQUESTS_PER_MINUTE = { simulator: 20_000, trader: 5_000 } as const;
 
 export function startTestSimulator(options: SimulatorOptions = {}): Promise<RunningSimulator> {
-  return startSimulator({ seed: "trader-tests", start: START, historyBars: 240, requestsPerMinute: TEST_REQUESTS_PER_MINUTE.simulator, ...INSTANT_BROKER, ...options });
+  return startSimulator({ seed: "trader-tests", start: START, historyBars: 240, requestsPerMinute: TEST_REQUESTS_PER_MINUTE.simulator, ...options });
 }
 
 /** The trader binary against `sim`, in the test environment; reads are retried once, quickly, at the tests' rate limit. */
@@ -169,6 +164,16 @@ export function stateHoldings(state: Pick<TraderState, "positions">): string[] {
   return state.positions.map((position) => `${position.symbol} ${position.side} ${position.qty}`).sort();
 }
 
+/**
+ * The session's realised P&L is the broker's, to the cent per trade: the trader books each trade in cents, while
+ * the simulator keeps six decimals (average prices of partial fills are rarely whole cents), so the totals may
+ * differ by up to half a cent a closed trade, never more.
+ */
+export function expectBrokersRealizedPl(state: Pick<TraderState, "realizedPl" | "closedTrades">, sim: RunningSimulator): void {
+  const broker = sim.control.state().realizedPl;
+  expect(Math.abs(state.realizedPl - broker), `session ${state.realizedPl}, broker ${broker}`).toBeLessThanOrEqual(0.005 * Math.max(1, state.closedTrades) + 1e-9);
+}
+
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */
 export async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -179,6 +184,40 @@ export async function eventually<T>(what: string, check: () => T | undefined | P
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/**
+ * Moves the simulator's clock a minute at a time until `check` gives a value (orders route, fill, cancel and
+ * replace on that clock, never within their request), or fails after `maxMinutes`.
+ */
+export function advanceUntil<T>(sim: RunningSimulator, what: string, check: () => T | undefined, maxMinutes = 60): T {
+  for (let minute = 0; ; minute++) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (minute === maxMinutes) throw new Error(`${what} did not happen within ${maxMinutes} simulated minutes`);
+    sim.control.advance(1);
+  }
+}
+
+/**
+ * `eventually`, moving the simulator's clock one minute between looks: for tests whose simulator has no clock
+ * of its own (tickIntervalMs 0), so the broker routes and fills what a trader sends while the test waits, and
+ * time stands still once it has what it waited for.
+ */
+export function eventuallyAdvancing<T>(sim: RunningSimulator, what: string, check: () => T | undefined | Promise<T | undefined>, timeoutMs?: number): Promise<T> {
+  return eventually(
+    what,
+    async () => {
+      const value = await check();
+      if (value === undefined) sim.control.advance(1);
+      return value;
+    },
+    timeoutMs,
+  );
+}
+
+/** The simulator's order `id` (flat, as its state lists it) once its status is one of `statuses`. */
+export const orderIn = (sim: RunningSimulator, id: string, ...statuses: string[]) =>
+  sim.control.state().orders.find((order) => order.id === id && statuses.includes(String(order.status)));
 
 /** Orders in the simulator placed by this session's trades, by client_order_id. */
 export function sessionOrders(sim: RunningSimulator, sessionId: string) {

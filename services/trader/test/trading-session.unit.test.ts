@@ -3,7 +3,7 @@ import { SessionTakenOverError } from "@savepoint/shared";
 import { InMemoryCheckpoints } from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { BrokerReadError } from "../src/broker/errors.js";
+import { BrokerReadError, BrokerRefusedError } from "../src/broker/errors.js";
 import type { Bar } from "../src/broker/types.js";
 import { RedisUnavailableError } from "../src/redis.js";
 import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
@@ -152,27 +152,102 @@ describe("one tick", () => {
     expect(state.pendingEntries.get("AAPL")).toMatchObject({ clientOrderId: ENTRY, confirmed: true });
   });
 
-  it("closes a position on CLOSE: cancels its exit legs, then sells at market under the trade's close id", async () => {
-    const { broker, session, state } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
+  it("exits on CLOSE by replacing the take-profit leg at a marketable price under the trade's close id, and asks once", async () => {
+    const { broker, session, state, latest } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
     await session.tick();
     const entry = broker.fillEntry(ENTRY, 100);
     await session.tick();
 
-    expect(broker.calls.slice(broker.calls.lastIndexOf("latestBars"))).toEqual(["latestBars", "cancelOrder", "submitMarket"]);
-    expect(entry.legs.map((leg) => leg.status)).toEqual(["canceled", "canceled"]);
-    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close`, side: "sell", qty: 10, type: "market" });
-    // The position stays until the broker shows it closed; the next sync books it.
-    expect(state.positions.has("AAPL")).toBe(true);
+    expect(broker.calls.slice(broker.calls.lastIndexOf("latestBars"))).toEqual(["latestBars", "order", "replaceOrder"]);
+    // The stop-loss keeps working while the replace is pending; nothing is canceled, nothing sold beside it.
+    expect(entry.legs.map((leg) => leg.status)).toEqual(["pending_replace", "new"]);
+    const replacement = await broker.orderByClientOrderId(`${ENTRY}:close`);
+    // 2.5% through the last trade (100) would be 97.50; the take-profit stays a cent inside the stop-loss (98).
+    expect(replacement).toMatchObject({ type: "limit", limitPrice: 98.01, qty: 10, side: "sell" });
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { clientOrderId: `${ENTRY}:close`, orderId: replacement!.id, method: "replace_take_profit" }, closeAttempts: 1 });
+    expect((await latest())?.state).toMatchObject({ positions: [{ exit: { clientOrderId: `${ENTRY}:close` } }] });
+
+    // Ticks while the broker completes the replace watch it; none asks again.
+    await session.tick();
+    broker.completeChanges();
+    await session.tick();
+    expect(broker.calls.filter((call) => call === "replaceOrder")).toHaveLength(1);
+    expect(entry.legs.map((leg) => leg.id)).toEqual([replacement!.id, entry.legs[1]!.id]);
+
+    broker.fillLeg(replacement!.id, 99);
+    const changes = await session.tick();
+    expect(changes).toEqual([{ kind: "position_closed", openedUnseen: false, trade: expect.objectContaining({ via: "close_order", exitPrice: 99, realizedPl: -10 }) }]);
+    expect(state.positions.has("AAPL")).toBe(false);
   });
 
-  it("does not close when the legs cannot be canceled, and tries again next tick", async () => {
+  it("waits while a cancel or replace of the legs is pending at the broker, then exits", async () => {
     const { broker, session, lines } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
     await session.tick();
-    broker.fillEntry(ENTRY, 100);
-    broker.failNext("cancelOrder", new Error("HTTP 500"));
+    const entry = broker.fillEntry(ENTRY, 100);
+    entry.legs[0]!.status = "pending_replace";
     await session.tick();
+    expect(broker.calls).not.toContain("replaceOrder");
     expect(broker.calls).not.toContain("submitMarket");
-    expect(lines).toContainEqual(expect.objectContaining({ msg: "could not cancel the exit legs before closing; trying again next tick", problem: "HTTP 500" }));
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "exit waits: a cancel or replace of the bracket's legs is still in progress at the broker" }));
+
+    entry.legs[0]!.status = "new";
+    await session.tick();
+    expect(broker.calls).toContain("replaceOrder");
+  });
+
+  it("waits to exit while the entry is still filling (its legs are held until it has)", async () => {
+    const { broker, session, state } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
+    await session.tick();
+    broker.fillEntry(ENTRY, 100, 4);
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, exit: null });
+    expect(broker.calls).not.toContain("replaceOrder");
+
+    broker.fillEntry(ENTRY, 100);
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 10, exit: { method: "replace_take_profit" } });
+  });
+
+  it("closes at market, unasked, what a partly filled entry bought once the entry ends and takes its legs along", async () => {
+    const { broker, session, state, strategy } = setUp({ strategy: new ScriptedStrategy((position) => (position ? { action: "HOLD", reason: "hold" } : openLong())) });
+    await session.tick();
+    const entry = broker.fillEntry(ENTRY, 100, 4);
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, entryFilling: true });
+
+    // The rest is canceled at the broker (Alpaca cancels the whole group): the position is unchanged, yet seen.
+    entry.status = "canceled";
+    for (const leg of entry.legs) leg.status = "canceled";
+    const decided = strategy.decisions.length;
+    expect(await session.tick()).toEqual([expect.objectContaining({ kind: "protection_lost", symbol: "AAPL" })]);
+    expect(strategy.decisions).toHaveLength(decided);
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close`, side: "sell", qty: 4, type: "market" });
+    expect(state.positions.get("AAPL")).toMatchObject({ entryFilling: false, exit: { method: "market", clientOrderId: `${ENTRY}:close` } });
+  });
+
+  it("recognises an exit asked for before a restart whose checkpoint was lost, and does not ask again", async () => {
+    const { broker, session, state } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
+    await session.tick();
+    broker.fillEntry(ENTRY, 100);
+    await session.tick();
+    const position = state.positions.get("AAPL")!;
+    Object.assign(position, { exit: null, closeAttempts: 0 });
+
+    await session.tick();
+    expect(broker.calls.filter((call) => call === "replaceOrder")).toHaveLength(1);
+    expect(position).toMatchObject({ exit: { clientOrderId: `${ENTRY}:close` }, closeAttempts: 1 });
+  });
+
+  it("does not exit when the broker refuses the replace, and tries again on the next CLOSE", async () => {
+    const { broker, session, state, lines } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
+    await session.tick();
+    broker.fillEntry(ENTRY, 100);
+    broker.failNext("replaceOrder", new BrokerRefusedError("PATCH /v2/orders/x", "invalid", 422, 42210000, "invalid limit_price"));
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: null, closeAttempts: 0 });
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "exit refused by the broker; nothing changed, the next sync shows the position as the broker has it" }));
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { clientOrderId: `${ENTRY}:close` }, closeAttempts: 1 });
   });
 });
 
@@ -262,9 +337,15 @@ describe("around the loop", () => {
     expect(strategy.decisions[0]!.market.bars.map((b) => b.c)).toEqual([95, 99, 100]);
   });
 
-  it("settles working entries at the end: cancels them and books what the broker did", async () => {
+  it("settles working entries at the end: cancels them, waits for the broker to complete the cancel, and books it", async () => {
     const { broker, session, state } = setUp();
     await session.tick();
+    // The cancel is only accepted: until the broker completes it, the entry stays pending.
+    await session.settleEntries(300);
+    expect(broker.orders[0]!.status).toBe("pending_cancel");
+    expect(state.pendingEntries.size).toBe(1);
+
+    broker.completeChanges();
     await session.settleEntries(5_000);
     expect(broker.orders[0]!.status).toBe("canceled");
     expect(state.pendingEntries.size).toBe(0);

@@ -18,6 +18,9 @@ const position = (symbol: string, fields: Partial<OpenPosition> = {}): OpenPosit
   origin: "strategy",
   openedAt: "2026-01-05T15:31:00.000Z",
   orders: { entryId: "o-1", entryClientOrderId: `s:${symbol}:1`, takeProfitId: "tp-1", stopLossId: "sl-1" },
+  entryFilling: false,
+  exit: null,
+  closeAttempts: 0,
   ...fields,
 });
 

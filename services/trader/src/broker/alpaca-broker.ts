@@ -18,6 +18,7 @@ import {
   type BracketRequest,
   type BrokerOrder,
   type MarketRequest,
+  type ReplaceRequest,
 } from "./types.js";
 
 /** Alpaca's largest page of orders. */
@@ -175,10 +176,17 @@ export class AlpacaBroker implements Broker {
           symbol: request.symbol,
           qty: request.qty,
           side: request.side,
-          timeInForce: "day",
+          // Good till canceled, so a close placed late in the day does not expire at the close half done.
+          timeInForce: "gtc",
           clientOrderId: request.clientOrderId,
         }),
       ),
+    );
+  }
+
+  replaceOrder(orderId: string, request: ReplaceRequest): Promise<BrokerOrder> {
+    return write(`PATCH /v2/orders/${orderId} (${request.clientOrderId})`, orderSchema, () =>
+      this.ordersApi.patchOrderByOrderId({ orderId, patchOrderRequest: { limitPrice: money(request.limitPrice), clientOrderId: request.clientOrderId } }),
     );
   }
 

@@ -1,4 +1,4 @@
-import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerOrder, BrokerPosition, MarketClock, MarketRequest } from "./types.js";
+import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerOrder, BrokerPosition, MarketClock, MarketRequest, ReplaceRequest } from "./types.js";
 
 /**
  * What the trader needs from a broker, in the port's own errors (errors.ts), never a broker SDK's: reads throw
@@ -24,5 +24,11 @@ export interface Broker {
   barsSince(symbols: string[], start: Date): Promise<Map<string, Bar[]>>;
   submitBracket(request: BracketRequest): Promise<BrokerOrder>;
   submitMarket(request: MarketRequest): Promise<BrokerOrder>;
+  /**
+   * Asks for the order to be replaced (PATCH): the answer is the replacement, which takes the old order's place
+   * only once the broker completes the replace (the old one `pending_replace` until then, `replaced` after).
+   */
+  replaceOrder(orderId: string, request: ReplaceRequest): Promise<BrokerOrder>;
+  /** Asks for the order to be canceled: accepted, not done (`pending_cancel` until the broker completes it). */
   cancelOrder(orderId: string): Promise<void>;
 }

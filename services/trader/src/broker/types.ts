@@ -109,3 +109,9 @@ export interface MarketRequest {
   side: "buy" | "sell";
   qty: number;
 }
+
+/** A new limit price for a working limit order (a bracket's take-profit leg), under a client_order_id of its own. */
+export interface ReplaceRequest {
+  clientOrderId: string;
+  limitPrice: number;
+}

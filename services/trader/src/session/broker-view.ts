@@ -20,6 +20,8 @@ export async function readFullView(broker: Broker, state: TradingState): Promise
   const missing = [
     ...[...state.pendingEntries.values()].map((entry) => entry.clientOrderId),
     ...[...state.positions.values()].flatMap((position) => (position.orders.entryClientOrderId ? [position.orders.entryClientOrderId] : [])),
+    // An exit that replaces a take-profit leg is listed under its entry only once the replace completes.
+    ...[...state.positions.values()].flatMap((position) => (position.exit ? [position.exit.clientOrderId] : [])),
   ].filter((clientOrderId) => !listedIds.has(clientOrderId));
   const looked = await lookUp(broker, missing);
   const positions = await broker.positions();
@@ -29,8 +31,8 @@ export async function readFullView(broker: Broker, state: TradingState): Promise
 
 /**
  * What one trading tick needs: account and positions, plus the orders behind anything that may have
- * changed: pending entries, and every order of each symbol whose position the broker no longer reports as
- * the session holds it (those symbols are `examined`). When orders are fetched, positions are read again
+ * changed: pending entries, entries still filling, exits in progress, and every order of each symbol whose position the broker no
+ * longer reports as the session holds it (those symbols are `examined`). When orders are fetched, positions are read again
  * after them; a position that changes in between is left to the next tick.
  */
 export async function readLiveView(broker: Broker, state: TradingState): Promise<BrokerView> {
@@ -38,20 +40,23 @@ export async function readLiveView(broker: Broker, state: TradingState): Promise
   let positions = await broker.positions();
   const held = new Map(positions.map((position) => [position.symbol, position]));
 
-  const byId: string[] = [];
+  const byId = new Set<string>();
   const byClientOrderId: string[] = [];
   const changedPositions: OpenPosition[] = [];
   for (const entry of state.pendingEntries.values()) {
-    if (entry.orderId) byId.push(entry.orderId);
+    if (entry.orderId) byId.add(entry.orderId);
     else byClientOrderId.push(entry.clientOrderId);
   }
   for (const position of state.positions.values()) {
+    if (position.exit?.orderId) byId.add(position.exit.orderId);
+    else if (position.exit) byClientOrderId.push(position.exit.clientOrderId);
+    if (position.entryFilling && position.orders.entryId) byId.add(position.orders.entryId);
     if (!changed(position, held.get(position.symbol))) continue;
     changedPositions.push(position);
-    if (position.orders.entryId) byId.push(position.orders.entryId);
+    if (position.orders.entryId) byId.add(position.orders.entryId);
   }
   const examined = new Set(changedPositions.map((position) => position.symbol));
-  if (byId.length + byClientOrderId.length + changedPositions.length === 0) {
+  if (byId.size + byClientOrderId.length + changedPositions.length === 0) {
     return { account, positions, orders: [], complete: false, examined, readAt: new Date() };
   }
 

@@ -3,8 +3,11 @@
  * trader restarted after a crash regenerates the id of a decision it may already have sent, and the broker's
  * duplicate rejection plus a lookup by client_order_id stop it from placing that order twice.
  *
- *   <sessionId>:<SYMBOL>:<trade number>         the entry (a bracket order)
- *   <sessionId>:<SYMBOL>:<trade number>:close   a market order that closes the trade
+ *   <sessionId>:<SYMBOL>:<trade number>           the entry (a bracket order)
+ *   <sessionId>:<SYMBOL>:<trade number>:close     the trade's exit: a market order, or the replacement of its
+ *                                                 take-profit leg at a marketable price
+ *   <sessionId>:<SYMBOL>:<trade number>:close:K   its Kth exit (K >= 2), when the broker ended an earlier one
+ *                                                 unfilled (canceled, expired or rejected)
  */
 
 export type OrderRole = "entry" | "close";
@@ -13,6 +16,8 @@ export interface ParsedClientOrderId {
   symbol: string;
   tradeNo: number;
   role: OrderRole;
+  /** The exit's attempt number (1 for `:close`); absent for an entry. */
+  attempt?: number;
 }
 
 /** Alpaca's limit on client_order_id. */
@@ -22,15 +27,17 @@ export function entryClientOrderId(sessionId: string, symbol: string, tradeNo: n
   return `${sessionId}:${symbol}:${tradeNo}`;
 }
 
-export function closeClientOrderId(sessionId: string, symbol: string, tradeNo: number): string {
-  return `${entryClientOrderId(sessionId, symbol, tradeNo)}:close`;
+export function closeClientOrderId(sessionId: string, symbol: string, tradeNo: number, attempt = 1): string {
+  return `${entryClientOrderId(sessionId, symbol, tradeNo)}:close${attempt === 1 ? "" : `:${attempt}`}`;
 }
 
 /** The trade an order belongs to, when the order is this session's; null for anyone else's. */
 export function parseClientOrderId(sessionId: string, clientOrderId: string): ParsedClientOrderId | null {
   const prefix = `${sessionId}:`;
   if (!clientOrderId.startsWith(prefix)) return null;
-  const match = /^([A-Z][A-Z0-9.-]*):([1-9]\d*)(:close)?$/.exec(clientOrderId.slice(prefix.length));
+  const match = /^([A-Z][A-Z0-9.-]*):([1-9]\d*)(:close(?::([2-9]|[1-9]\d+))?)?$/.exec(clientOrderId.slice(prefix.length));
   if (!match) return null;
-  return { symbol: match[1]!, tradeNo: Number(match[2]), role: match[3] ? "close" : "entry" };
+  const [, symbol, tradeNo, close, attempt] = match;
+  if (!close) return { symbol: symbol!, tradeNo: Number(tradeNo), role: "entry" };
+  return { symbol: symbol!, tradeNo: Number(tradeNo), role: "close", attempt: attempt ? Number(attempt) : 1 };
 }

@@ -19,9 +19,11 @@ export interface BrokerView {
 /** One thing the broker knew that the session did not, and how it was resolved. */
 export type Change =
   | { kind: "entry_filled"; symbol: string; tradeNo: number; clientOrderId: string; side: PositionSide; qty: number; fillPrice: number }
+  | { kind: "entry_partially_filled"; symbol: string; tradeNo: number; clientOrderId: string; side: PositionSide; qty: number; ordered: number; fillPrice: number }
   | { kind: "entry_canceled"; symbol: string; tradeNo: number; clientOrderId: string; status: string }
   | { kind: "order_recovered"; symbol: string; tradeNo: number; clientOrderId: string; status: string; filledQty: number }
   | { kind: "placement_not_found"; symbol: string; clientOrderId: string }
+  | { kind: "exit_ended"; symbol: string; tradeNo: number; clientOrderId: string; status: string; filledQty: number }
   | { kind: "position_closed"; trade: ClosedTrade; openedUnseen: boolean }
   | { kind: "position_adopted"; symbol: string; side: PositionSide; qty: number; avgEntryPrice: number }
   | { kind: "quantity_corrected"; symbol: string; local: { side: PositionSide; qty: number }; broker: { side: PositionSide; qty: number } }
@@ -78,15 +80,16 @@ export function reconcile(state: TradingState, view: BrokerView, sessionId: stri
   }
 
   for (const entry of ours.entries) {
-    changes.push(...settleEntry(state, entry, ours.closes.get(`${entry.symbol}:${entry.tradeNo}`), held.has(entry.symbol), view.readAt));
+    changes.push(...settleEntry(state, entry, ours.closes.get(`${entry.symbol}:${entry.tradeNo}`) ?? [], held.has(entry.symbol), sessionId, view.readAt));
   }
+  changes.push(...settleExits(state, view, ours.closes, sessionId, view.readAt));
 
   for (const position of [...state.positions.values()]) {
     // A position that changed after the sync decided which orders to read is settled by the next sync.
     if (!view.complete && !view.examined.has(position.symbol)) continue;
     const broker = held.get(position.symbol);
     if (!broker) {
-      const exit = otherExit(view.orders, sessionId, position, ours.closes.get(`${position.symbol}:${position.tradeNo}`));
+      const exit = otherExit(view.orders, sessionId, position, ours.closes.get(`${position.symbol}:${position.tradeNo}`) ?? []);
       const trade = state.close(position.symbol, exit ? { exitPrice: exit.price, qty: exit.qty, via: exit.via } : { exitPrice: null, via: "unknown" });
       changes.push({ kind: "position_closed", trade, openedUnseen: false });
       continue;
@@ -119,6 +122,9 @@ export function reconcile(state: TradingState, view: BrokerView, sessionId: stri
       origin: "adopted",
       openedAt: null,
       orders: { entryId: null, entryClientOrderId: null, takeProfitId: null, stopLossId: null },
+      entryFilling: false,
+      exit: null,
+      closeAttempts: 0,
     });
     changes.push({ kind: "position_adopted", symbol: broker.symbol, side, qty, avgEntryPrice: broker.avgEntryPrice });
   }
@@ -129,8 +135,9 @@ export function reconcile(state: TradingState, view: BrokerView, sessionId: stri
 function settleEntry(
   state: TradingState,
   { order, symbol, tradeNo }: SessionEntry,
-  close: BrokerOrder | undefined,
+  closes: BrokerOrder[],
   stillHeld: boolean,
+  sessionId: string,
   readAt: Date,
 ): Change[] {
   const known = tradeNo < state.nextTradeNo(symbol);
@@ -158,8 +165,10 @@ function settleEntry(
     return [recovered()];
   }
 
-  const exit = exitOf(order, close);
-  if (exit) {
+  const exit = exitOf(order, closes, sessionId);
+  // The trade is over once its exits filled all it holds, or once the broker holds nothing; an exit partly
+  // filled while the rest is still held leaves the position open, at the broker's quantity.
+  if (exit && (!stillHeld || exit.qty >= order.filledQty)) {
     if (ownsPosition) {
       const trade = state.close(symbol, { exitPrice: exit.price, qty: exit.qty, via: exit.via, entryPrice: order.filledAvgPrice ?? undefined });
       return [{ kind: "position_closed", trade, openedUnseen: false }];
@@ -181,56 +190,151 @@ function settleEntry(
     return [{ kind: "position_closed", trade, openedUnseen: true }];
   }
 
-  // A position gone at the broker without an exit leg filling was closed some other way; that is booked below.
-  if (ownsPosition) return stillHeld ? attachLegs(position, order) : [];
-  if (position) return [];
-  state.open(positionFrom(order, symbol, tradeNo));
-  if (ownsPending) {
-    return [{ kind: "entry_filled", symbol, tradeNo, clientOrderId: order.clientOrderId, side: sideOfEntry(order), qty: order.filledQty, fillPrice: fillPriceOf(order) }];
+  // A position gone at the broker without an exit filling was closed some other way; that is booked below.
+  if (ownsPosition) {
+    if (!stillHeld) return [];
+    const changes: Change[] = [];
+    position.entryFilling = !isOrderFinal(order);
+    // The entry filled further since the position was booked (a partial fill, then the rest).
+    if (!exit && position.qty !== order.filledQty) {
+      Object.assign(position, { qty: order.filledQty, entryPrice: fillPriceOf(order), openedAt: position.openedAt ?? order.filledAt?.toISOString() ?? null });
+      changes.push(entryFillOf(order, symbol, tradeNo));
+    }
+    return [...changes, ...attachLegs(position, order, sessionId, readAt)];
   }
-  return [recovered()];
+  if (position) return [];
+  const opened = positionFrom(order, symbol, tradeNo);
+  state.open(opened);
+  const changes: Change[] = [ownsPending ? entryFillOf(order, symbol, tradeNo) : recovered()];
+  if (order.legs.length > 0 && order.legs.every(isOrderFinal)) changes.push(protectionLost(opened, order));
+  return changes;
 }
 
 /**
- * Re-attaches the bracket's current legs to the position: their ids change when a leg is replaced at the
- * broker, and a position restored from an older checkpoint may not have them. Reports legs that stopped
- * working without a fill (canceled at the broker), leaving the position unprotected.
+ * The position is what filled. A partial fill books the filled part; the rest of the entry is left working
+ * (see README, "Partial fills"), and the position grows as it fills.
  */
-function attachLegs(position: OpenPosition, order: BrokerOrder): Change[] {
-  const takeProfit = order.legs.find(isTakeProfit);
-  const stopLoss = order.legs.find((leg) => !isTakeProfit(leg));
-  const changes: Change[] = [];
+function entryFillOf(order: BrokerOrder, symbol: string, tradeNo: number): Change {
+  const fields = { symbol, tradeNo, clientOrderId: order.clientOrderId, side: sideOfEntry(order), qty: order.filledQty, fillPrice: fillPriceOf(order) };
+  return order.status === "filled" ? { kind: "entry_filled", ...fields } : { kind: "entry_partially_filled", ...fields, ordered: order.qty! };
+}
+
+/**
+ * Re-attaches the bracket's working legs to the position: their ids change when a leg is replaced at the
+ * broker (the session's own exit replaces the take-profit), and a position restored from an older checkpoint
+ * may not have them. Legs that all stopped working without a fill (canceled at the broker, or with a partly
+ * filled entry that was canceled) leave the position unprotected: reported once, with the leg ids cleared, and
+ * the session then closes it (see TradingSession.act). A working leg that is this trade's exit (a take-profit
+ * replaced by an earlier run that crashed before its checkpoint) becomes the position's exit.
+ */
+function attachLegs(position: OpenPosition, order: BrokerOrder, sessionId: string, readAt: Date): Change[] {
+  if (order.legs.length === 0) return [];
   const ids = position.orders;
-  const current = { entryId: order.id, takeProfitId: takeProfit?.id ?? null, stopLossId: stopLoss?.id ?? null };
-  if (order.legs.length > 0 && (ids.entryId !== current.entryId || ids.takeProfitId !== current.takeProfitId || ids.stopLossId !== current.stopLossId)) {
-    Object.assign(ids, current);
-    position.takeProfit = takeProfit?.limitPrice ?? position.takeProfit;
-    position.stopLoss = stopLoss?.stopPrice ?? position.stopLoss;
-    changes.push({ kind: "legs_attached", symbol: position.symbol, takeProfitId: current.takeProfitId, stopLossId: current.stopLossId });
+  const working = order.legs.filter((leg) => !isOrderFinal(leg));
+  if (working.length === 0) {
+    if (ids.takeProfitId === null && ids.stopLossId === null) return [];
+    Object.assign(ids, { entryId: order.id, takeProfitId: null, stopLossId: null });
+    return [protectionLost(position, order)];
   }
-  if (order.legs.length > 0 && order.legs.every(isOrderFinal)) {
-    changes.push({
-      kind: "protection_lost",
-      symbol: position.symbol,
-      detail: `its exit legs are ${order.legs.map((leg) => leg.status).join(" and ")} without a fill, so the broker holds no stop-loss or take-profit for it`,
-    });
+  const takeProfit = working.find(isTakeProfit);
+  const stopLoss = working.find((leg) => !isTakeProfit(leg));
+  const current = { entryId: order.id, takeProfitId: takeProfit?.id ?? null, stopLossId: stopLoss?.id ?? null };
+  const exitLeg = takeProfit && closeAttemptOf(takeProfit, sessionId, position);
+  if (exitLeg) {
+    position.closeAttempts = Math.max(position.closeAttempts, exitLeg);
+    position.exit ??= { clientOrderId: takeProfit.clientOrderId, orderId: takeProfit.id, method: "replace_take_profit", requestedAt: readAt.toISOString() };
+  }
+  if (ids.entryId === current.entryId && ids.takeProfitId === current.takeProfitId && ids.stopLossId === current.stopLossId) return [];
+  Object.assign(ids, current);
+  position.stopLoss = stopLoss?.stopPrice ?? position.stopLoss;
+  // The session's own replacement is its exit, not a take-profit: the position keeps its planned one.
+  if (exitLeg) return [];
+  position.takeProfit = takeProfit?.limitPrice ?? position.takeProfit;
+  return [{ kind: "legs_attached", symbol: position.symbol, takeProfitId: current.takeProfitId, stopLossId: current.stopLossId }];
+}
+
+function protectionLost(position: OpenPosition, order: BrokerOrder): Change {
+  return {
+    kind: "protection_lost",
+    symbol: position.symbol,
+    detail: `its exit legs are ${order.legs.map((leg) => leg.status).join(" and ")} without a fill, so the broker holds no stop-loss or take-profit for it; the session closes it at market`,
+  };
+}
+
+/** The attempt number when `order` is one of this trade's exits (`:close`, `:close:K`), else null. */
+function closeAttemptOf(order: Pick<BrokerOrder, "clientOrderId">, sessionId: string, position: Pick<OpenPosition, "symbol" | "tradeNo">): number | null {
+  const parsed = parseClientOrderId(sessionId, order.clientOrderId);
+  if (!parsed || parsed.role !== "close" || parsed.symbol !== position.symbol || parsed.tradeNo !== position.tradeNo) return null;
+  return parsed.attempt ?? 1;
+}
+
+/**
+ * Each exit in progress against the broker's answer: its order found (the id kept), ended unfilled or partly
+ * filled (canceled, expired, rejected: cleared, so the next exit takes the next close id; a part that filled
+ * is already in the broker's position), or never placed (cleared, and its id is used again): every view reads
+ * the order of each exit in progress, so an exit without an order id that is not in it is not at the broker. Working close orders of a held position that the state does
+ * not know of (placed by a run that crashed before its checkpoint) become its exit.
+ */
+function settleExits(state: TradingState, view: BrokerView, closes: Map<string, BrokerOrder[]>, sessionId: string, readAt: Date): Change[] {
+  const changes: Change[] = [];
+  const everything = view.orders.flatMap((order) => [order, ...order.legs]);
+  for (const position of state.positions.values()) {
+    const tradeCloses = closes.get(`${position.symbol}:${position.tradeNo}`) ?? [];
+    for (const close of tradeCloses) position.closeAttempts = Math.max(position.closeAttempts, closeAttemptOf(close, sessionId, position) ?? 0);
+    const unknownClose = tradeCloses.find((close) => !isOrderFinal(close));
+    if (!position.exit && unknownClose) {
+      position.exit = { clientOrderId: unknownClose.clientOrderId, orderId: unknownClose.id, method: "market", requestedAt: readAt.toISOString() };
+    }
+    const exit = position.exit;
+    if (!exit) continue;
+    const order = everything.find((candidate) => candidate.id === exit.orderId || candidate.clientOrderId === exit.clientOrderId);
+    if (!order) {
+      if (exit.orderId !== null) continue;
+      // The request got no answer and the broker has no such order: the next exit asks again under the same id.
+      position.exit = null;
+      position.closeAttempts = Math.min(position.closeAttempts, (closeAttemptOf(exit, sessionId, position) ?? 1) - 1);
+      changes.push({ kind: "placement_not_found", symbol: position.symbol, clientOrderId: exit.clientOrderId });
+      continue;
+    }
+    exit.orderId = order.id;
+    if (isOrderFinal(order) && order.status !== "filled") {
+      position.exit = null;
+      changes.push({ kind: "exit_ended", symbol: position.symbol, tradeNo: position.tradeNo, clientOrderId: order.clientOrderId, status: order.status, filledQty: order.filledQty });
+    }
   }
   return changes;
 }
 
-function exitOf(order: BrokerOrder, close: BrokerOrder | undefined): Exit | null {
-  const leg = order.legs.find((candidate) => candidate.filledQty > 0);
-  if (leg) return { price: leg.filledAvgPrice, qty: leg.filledQty, via: isTakeProfit(leg) ? "take_profit" : "stop_loss" };
-  if (close && close.filledQty > 0) return { price: close.filledAvgPrice, qty: close.filledQty, via: "close_order" };
-  return null;
+/**
+ * What the trade's exits have filled: its bracket's legs (the take-profit, its replacement by the session's
+ * exit, the stop-loss) and its close orders, each order counted once, at their average price. Null before any
+ * fill. `via` is the exit that filled most.
+ */
+function exitOf(order: BrokerOrder, closes: BrokerOrder[], sessionId: string): Exit | null {
+  const exits = [...new Map([...order.legs, ...closes].map((exit) => [exit.id, exit])).values()];
+  const filled = exits.filter((exit) => exit.filledQty > 0);
+  if (filled.length === 0) return null;
+  const largest = filled.reduce((most, exit) => (exit.filledQty > most.filledQty ? exit : most));
+  const ours = parseClientOrderId(sessionId, largest.clientOrderId)?.role === "close";
+  return { ...averageFill(filled), via: ours ? "close_order" : isTakeProfit(largest) ? "take_profit" : "stop_loss" };
+}
+
+/** Total quantity and average price of some fills; the price is unknown if any fill lacks one. */
+function averageFill(fills: BrokerLeg[]): { qty: number; price: number | null } {
+  const qty = fills.reduce((sum, fill) => sum + fill.filledQty, 0);
+  if (fills.some((fill) => fill.filledAvgPrice === null)) return { qty, price: null };
+  const price = fills.reduce((sum, fill) => sum + fill.filledQty * fill.filledAvgPrice!, 0) / qty;
+  // Six decimals, as Alpaca reports average fill prices; the trade's P&L is then booked in cents.
+  return { qty, price: Math.round(price * 1_000_000) / 1_000_000 };
 }
 
 /**
  * How a position that is gone at the broker was closed when none of its bracket's legs filled: this
- * session's close order, else the fills of orders placed by anyone else (a manual close) after it opened.
+ * session's close orders, else the fills of orders placed by anyone else (a manual close) after it opened.
  */
-function otherExit(orders: BrokerOrder[], sessionId: string, position: OpenPosition, close: BrokerOrder | undefined): Exit | null {
-  if (close && close.filledQty > 0) return { price: close.filledAvgPrice, qty: close.filledQty, via: "close_order" };
+function otherExit(orders: BrokerOrder[], sessionId: string, position: OpenPosition, closes: BrokerOrder[]): Exit | null {
+  const closed = closes.filter((close) => close.filledQty > 0);
+  if (closed.length > 0) return { ...averageFill(closed), via: "close_order" };
   const side = exitSide(position.side);
   const openedAt = position.openedAt ? new Date(position.openedAt).getTime() : undefined;
   const fills = orders
@@ -239,9 +343,8 @@ function otherExit(orders: BrokerOrder[], sessionId: string, position: OpenPosit
     .filter((order) => order.side === side && order.filledQty > 0 && order.filledAvgPrice !== null)
     .filter((order) => openedAt === undefined || (order.filledAt?.getTime() ?? 0) >= openedAt);
   if (fills.length === 0) return null;
-  const qty = fills.reduce((sum, fill) => sum + fill.filledQty, 0);
-  const price = fills.reduce((sum, fill) => sum + fill.filledQty * fill.filledAvgPrice!, 0) / qty;
-  return { price: Math.round(price * 10_000) / 10_000, qty: Math.min(qty, position.qty), via: "other_order" };
+  const { qty, price } = averageFill(fills);
+  return { price, qty: Math.min(qty, position.qty), via: "other_order" };
 }
 
 interface SessionEntry {
@@ -250,14 +353,20 @@ interface SessionEntry {
   tradeNo: number;
 }
 
-/** This session's entry orders (by symbol, then trade number) and close orders (by "SYMBOL:tradeNo"). */
-function sessionOrders(orders: BrokerOrder[], sessionId: string): { entries: SessionEntry[]; closes: Map<string, BrokerOrder> } {
+/**
+ * This session's entry orders (by symbol, then trade number) and close orders (by "SYMBOL:tradeNo", every
+ * attempt). A replaced take-profit leg looked up by its client_order_id is listed on its own too; it is
+ * counted once, under its entry.
+ */
+function sessionOrders(orders: BrokerOrder[], sessionId: string): { entries: SessionEntry[]; closes: Map<string, BrokerOrder[]> } {
   const entries: SessionEntry[] = [];
-  const closes = new Map<string, BrokerOrder>();
+  const closes = new Map<string, BrokerOrder[]>();
+  const legIds = new Set(orders.flatMap((order) => order.legs.map((leg) => leg.id)));
   for (const order of orders) {
     const parsed = parseClientOrderId(sessionId, order.clientOrderId);
-    if (!parsed || parsed.symbol !== order.symbol) continue;
-    if (parsed.role === "close") closes.set(`${parsed.symbol}:${parsed.tradeNo}`, order);
+    if (!parsed || parsed.symbol !== order.symbol || legIds.has(order.id)) continue;
+    const key = `${parsed.symbol}:${parsed.tradeNo}`;
+    if (parsed.role === "close") closes.set(key, [...(closes.get(key) ?? []), order]);
     else entries.push({ order, symbol: parsed.symbol, tradeNo: parsed.tradeNo });
   }
   entries.sort((a, b) => a.symbol.localeCompare(b.symbol) || a.tradeNo - b.tradeNo);
@@ -313,6 +422,8 @@ export function pendingFrom(order: BrokerOrder, symbol: string, tradeNo: number,
 function positionFrom(order: BrokerOrder, symbol: string, tradeNo: number): OpenPosition {
   const takeProfit = order.legs.find(isTakeProfit);
   const stopLoss = order.legs.find((leg) => !isTakeProfit(leg));
+  // Only working legs protect it; with none, the session closes it (see attachLegs).
+  const working = (leg: BrokerLeg | undefined) => (leg && !isOrderFinal(leg) ? leg.id : null);
   return {
     symbol,
     side: sideOfEntry(order),
@@ -323,6 +434,9 @@ function positionFrom(order: BrokerOrder, symbol: string, tradeNo: number): Open
     tradeNo,
     origin: "strategy",
     openedAt: order.filledAt?.toISOString() ?? null,
-    orders: { entryId: order.id, entryClientOrderId: order.clientOrderId, takeProfitId: takeProfit?.id ?? null, stopLossId: stopLoss?.id ?? null },
+    orders: { entryId: order.id, entryClientOrderId: order.clientOrderId, takeProfitId: working(takeProfit), stopLossId: working(stopLoss) },
+    entryFilling: !isOrderFinal(order),
+    exit: null,
+    closeAttempts: 0,
   };
 }

@@ -27,7 +27,7 @@ export const formatTime = (iso: string) => `${iso.replace("T", " ").slice(0, 19)
 const VIA: Record<ExitVia, string> = {
   take_profit: "its take-profit",
   stop_loss: "its stop-loss",
-  close_order: "the session's close order",
+  close_order: "the session's exit",
   other_order: "an order placed outside the session",
   unknown: "no fill the broker shows",
 };
@@ -37,12 +37,16 @@ export function describeChange(change: Change): string {
   switch (change.kind) {
     case "entry_filled":
       return `${change.symbol}: entry ${change.clientOrderId} filled: ${change.side} ${change.qty} @ ${change.fillPrice}`;
+    case "entry_partially_filled":
+      return `${change.symbol}: entry ${change.clientOrderId} partly filled: ${change.side} ${change.qty} of ${change.ordered} @ ${change.fillPrice}; the position is what filled`;
     case "entry_canceled":
       return `${change.symbol}: entry ${change.clientOrderId} ended ${change.status} without a fill; dropped`;
     case "order_recovered":
       return `${change.symbol}: order ${change.clientOrderId} (${change.status}, ${change.filledQty} filled) was placed but is missing from the checkpoint; recovered from the broker`;
     case "placement_not_found":
       return `${change.symbol}: entry ${change.clientOrderId} got no answer and the broker has no such order; the next decision reuses its id`;
+    case "exit_ended":
+      return `${change.symbol}: exit ${change.clientOrderId} ended ${change.status} with ${change.filledQty} filled; the position stays open and its next exit takes a new id`;
     case "position_closed": {
       const { trade } = change;
       const exit = trade.exitPrice === null ? "at an unknown price (P&L not booked)" : `@ ${trade.exitPrice} (entry ${trade.entryPrice}), realised ${formatPl(trade.realizedPl)}`;

@@ -26,6 +26,22 @@ export const strategyParamsSchema = z.strictObject({
 });
 export type StrategyParams = z.infer<typeof strategyParamsSchema>;
 
+/**
+ * The exit of a position in progress at the broker, kept across ticks (and checkpoints) so that it is asked for
+ * once and watched until the broker settles it: filled (the position closes), or ended unfilled (cleared, and
+ * the next exit takes the next close id).
+ * - replace_take_profit: the bracket's take-profit leg is being replaced by a limit at a marketable price;
+ * - market: a market order, for a position with no working bracket legs.
+ */
+const exitSchema = z.strictObject({
+  clientOrderId: z.string(),
+  /** Null while the request got no answer and the order has not been found by its client_order_id yet. */
+  orderId: z.string().nullable(),
+  method: z.enum(["replace_take_profit", "market"]),
+  requestedAt: iso,
+});
+export type PositionExit = z.infer<typeof exitSchema>;
+
 const openPositionSchema = z.strictObject({
   symbol: tradingSymbolSchema,
   side: sideSchema,
@@ -45,6 +61,15 @@ const openPositionSchema = z.strictObject({
     takeProfitId: z.string().nullable(),
     stopLossId: z.string().nullable(),
   }),
+  /**
+   * The entry order has not filled whole yet (a partial fill): every sync reads it, since what it does next
+   * (fill the rest, or end and take its legs along) does not show in the position alone.
+   */
+  entryFilling: z.boolean().default(false),
+  /** Absent in snapshots from before exits were tracked: none in progress. */
+  exit: exitSchema.nullable().default(null),
+  /** Exit client_order_ids the trade has used (`:close`, `:close:2` …); the next exit takes the next one. */
+  closeAttempts: z.number().int().min(0).default(0),
 });
 export type OpenPosition = z.infer<typeof openPositionSchema>;
 

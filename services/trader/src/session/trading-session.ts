@@ -1,21 +1,21 @@
 import { SessionTakenOverError, type Logger, type SnapshotKind } from "@savepoint/shared";
 import { performance } from "node:perf_hooks";
 import type { Broker } from "../broker/broker.js";
-import { BrokerReadError, BrokerRefusedError } from "../broker/errors.js";
+import { BrokerReadError, BrokerRefusedError, describeBrokerFailure } from "../broker/errors.js";
 import { placeOrder, type Placement } from "../broker/placement.js";
 import type { TraderMetrics } from "../metrics.js";
 import { RedisUnavailableError } from "../redis.js";
 import { BarHistory } from "../strategy/bar-history.js";
 import { planBracket } from "../strategy/bracket-plan.js";
 import type { MarketSnapshot, Signal, Strategy } from "../strategy/strategy.js";
-import { isOrderFinal, type MarketClock } from "../broker/types.js";
+import { isOrderFinal, type BrokerOrder, type MarketClock } from "../broker/types.js";
 import { readLiveView } from "./broker-view.js";
 import { BrokerClockPace, closedMarketStepMs } from "./market-hours.js";
 import type { SessionCheckpoints } from "./checkpoints.js";
 import { closeClientOrderId, entryClientOrderId } from "./client-order-ids.js";
 import { pendingFrom, reconcile, ReconciliationError, type Change } from "./reconcile.js";
 import { describeChange, formatPl } from "./report.js";
-import type { OpenPosition, PositionSide, TradingState } from "./state.js";
+import { roundMoney, type OpenPosition, type PositionExit, type PositionSide, type TradingState } from "./state.js";
 
 export interface SessionSettings {
   sessionId: string;
@@ -61,6 +61,13 @@ function describeSpan(ms: number): string {
   const hours = Math.floor(minutes / 60);
   return hours > 0 ? `${hours}h ${minutes % 60}m` : `${minutes}m`;
 }
+/**
+ * How far through the last trade an exit's limit is set, so it is marketable: Alpaca's own collar on market
+ * orders, 2.5% from $50 and 4% under (alpaca-docs, content/trading/orders.md, "Buying Power").
+ */
+const exitCollar = (price: number) => (price < 50 ? 0.04 : 0.025);
+/** Leg statuses of a cancel or replace the broker has accepted but not completed. */
+const CHANGING = new Set(["pending_cancel", "pending_replace"]);
 
 /**
  * One trading session's loop: every interval a tick (market data, sync with the broker, decisions, orders),
@@ -274,6 +281,19 @@ export class TradingSession {
   }
 
   /**
+   * One last sync when the session is stopped, before its final checkpoint, so that checkpoint holds what the
+   * broker has done since the last tick: orders fill on the broker's clock, and a sleep through a closed market
+   * reads only the clock. A broker that cannot be read leaves the state as it is; --resume reconciles the rest.
+   */
+  async syncBeforeStop(): Promise<void> {
+    try {
+      await this.sync();
+    } catch (error) {
+      this.parts.logger.warn({ problem: (error as Error).message }, "could not read the broker before the final checkpoint; --resume reconciles what changed");
+    }
+  }
+
+  /**
    * At the end of the session (--duration): cancels every entry order still working and waits until the
    * broker has settled each (canceled, or filled and so booked as a position with its legs), so the final
    * checkpoint holds no entry the broker could still fill. Gives up after `timeoutMs`, leaving what is
@@ -332,11 +352,17 @@ export class TradingSession {
       const market = this.bars.snapshot(symbol);
       if (!market) continue;
       const position = this.state.positions.get(symbol);
+      // One exit at a time: the one in progress is watched by the sync until the broker settles it.
+      if (position?.exit) continue;
+      if (position && isUnprotected(position)) {
+        await this.exit(position, { action: "CLOSE", reason: "no working stop-loss or take-profit protects it" }, market.price);
+        continue;
+      }
       const signal = await strategy.decide(market, position ? { side: position.side, qty: position.qty, entryPrice: position.entryPrice } : null);
       if (!position && (signal.action === "OPEN_LONG" || signal.action === "OPEN_SHORT")) {
         await this.enter(market, signal.action === "OPEN_LONG" ? "long" : "short", signal);
       } else if (position && signal.action === "CLOSE") {
-        await this.exit(position, signal);
+        await this.exit(position, signal, market.price);
       }
     }
   }
@@ -374,35 +400,82 @@ export class TradingSession {
     logger.info({ ...described, orderId: placement.order.id, status: placement.order.status }, placedMessage("entry", placement));
   }
 
-  /** Closes a position at market: cancels its exit legs first (the broker holds the shares for them). */
-  private async exit(position: OpenPosition, signal: Signal): Promise<void> {
+  /**
+   * Asks the broker to close a position, by the one order it accepts while the bracket's legs hold the shares
+   * (an exit rule, see the README's "Exits"): the take-profit leg is replaced by a limit at a marketable price
+   * (through the last trade by Alpaca's market collar, never past the stop-loss), so the stop-loss keeps
+   * protecting the position until the exit fills and the broker cancels it (one cancels other). A position
+   * with no working legs is closed by a market order. Never a cancel and a sell together: Alpaca refuses the
+   * sell with 403 (held_for_orders) until the cancel has completed. The request is recorded as the position's
+   * exit, under the trade's next close id, and checkpointed; the sync then watches it until the broker settles
+   * it, across ticks and restarts.
+   */
+  private async exit(position: OpenPosition, signal: Signal, price: number): Promise<void> {
     const { broker, logger } = this.parts;
     const { symbol } = position;
-    await this.parts.ownership.confirm();
-    const leg = position.orders.takeProfitId ?? position.orders.stopLossId;
-    if (leg) {
-      try {
-        // One leg's cancellation cancels its sibling too (one-cancels-other).
-        await broker.cancelOrder(leg);
-      } catch (error) {
-        // The legs are already final (canceled by an earlier attempt, or filled, which the next sync books).
-        if (!(error instanceof BrokerRefusedError && error.refusal === "not_open")) {
-          logger.warn({ symbol, problem: (error as Error).message }, "could not cancel the exit legs before closing; trying again next tick");
-          return;
-        }
-      }
+    const entry = position.orders.entryId ? await broker.order(position.orders.entryId) : null;
+    const legs = entry?.legs ?? [];
+    if (entry && !isOrderFinal(entry)) {
+      logger.info({ symbol, orderId: entry.id, status: entry.status }, "exit waits: the entry is still filling, and its legs work only once it has");
+      return;
     }
-    const clientOrderId = closeClientOrderId(this.settings.sessionId, symbol, position.tradeNo);
+    if (legs.some((leg) => CHANGING.has(leg.status)) && !(await this.trackUnrecordedExit(position))) {
+      logger.info({ symbol, legs: legs.map((leg) => leg.status) }, "exit waits: a cancel or replace of the bracket's legs is still in progress at the broker");
+      return;
+    }
+    if (position.exit) return;
+    const takeProfit = legs.find((leg) => leg.type === "limit" && !isOrderFinal(leg));
+    const working = legs.filter((leg) => !isOrderFinal(leg));
+    if (working.length > 0 && !takeProfit) {
+      logger.warn({ symbol, legs: legs.map((leg) => leg.status) }, "exit waits: the bracket's stop-loss works without its take-profit; the next sync shows what the broker did");
+      return;
+    }
+    await this.parts.ownership.confirm();
+    const attempt = position.closeAttempts + 1;
+    const clientOrderId = closeClientOrderId(this.settings.sessionId, symbol, position.tradeNo, attempt);
+    const exit: PositionExit = { clientOrderId, orderId: null, method: takeProfit ? "replace_take_profit" : "market", requestedAt: new Date().toISOString() };
+    const described = { symbol, clientOrderId, qty: position.qty, side: position.side, method: exit.method, reason: signal.reason };
     const placement = await placeOrder(broker, clientOrderId, () =>
-      broker.submitMarket({ clientOrderId, symbol, side: position.side === "long" ? "sell" : "buy", qty: position.qty }),
+      takeProfit
+        ? broker.replaceOrder(takeProfit.id, { clientOrderId, limitPrice: exitLimit(position, price) })
+        : broker.submitMarket({ clientOrderId, symbol, side: position.side === "long" ? "sell" : "buy", qty: position.qty }),
     );
     this.parts.metrics?.orders.inc({ outcome: placement.outcome });
-    const described = { symbol, clientOrderId, qty: position.qty, side: position.side, reason: signal.reason };
-    if (placement.outcome === "placed" || placement.outcome === "found") {
-      logger.info({ ...described, orderId: placement.order.id }, placedMessage("close", placement));
-    } else {
-      logger.warn({ ...described, problem: placement.reason }, `close order ${placement.outcome}; the strategy's next CLOSE reuses its id`);
+    if (placement.outcome === "rejected") {
+      logger.warn({ ...described, problem: placement.reason }, "exit refused by the broker; nothing changed, the next sync shows the position as the broker has it");
+      return;
     }
+    position.exit = exit;
+    position.closeAttempts = attempt;
+    if (placement.outcome === "unknown") {
+      logger.warn({ ...described, problem: placement.reason }, "exit outcome unknown; it is looked up again next tick and its id is reused, never replaced");
+    } else {
+      exit.orderId = placement.order.id;
+      logger.info({ ...described, orderId: placement.order.id, status: placement.order.status }, placedMessage("exit", placement));
+    }
+    await this.checkpoint("event");
+  }
+
+  /**
+   * A leg is being canceled or replaced, yet the state records no exit: an earlier run may have asked for this
+   * trade's exit and crashed before its checkpoint. Its order, found under the trade's next close id, becomes
+   * the exit; true when it was.
+   */
+  private async trackUnrecordedExit(position: OpenPosition): Promise<boolean> {
+    const clientOrderId = closeClientOrderId(this.settings.sessionId, position.symbol, position.tradeNo, position.closeAttempts + 1);
+    let found: BrokerOrder | null;
+    try {
+      found = await this.parts.broker.orderByClientOrderId(clientOrderId);
+    } catch (error) {
+      this.parts.logger.warn({ symbol: position.symbol, clientOrderId, problem: describeBrokerFailure(error) }, "could not look up an earlier exit; trying again next tick");
+      return false;
+    }
+    if (!found) return false;
+    position.exit = { clientOrderId, orderId: found.id, method: found.type === "market" ? "market" : "replace_take_profit", requestedAt: new Date().toISOString() };
+    position.closeAttempts += 1;
+    this.parts.logger.info({ symbol: position.symbol, clientOrderId, orderId: found.id, status: found.status }, "exit already at the broker under this id (asked for before a restart); tracking it");
+    await this.checkpoint("event");
+    return true;
   }
 
   private logChange(change: Change): void {
@@ -429,7 +502,22 @@ export class TradingSession {
   }
 }
 
-function placedMessage(what: "entry" | "close", placement: Extract<Placement, { outcome: "placed" | "found" }>): string {
+/** A position of the strategy's whose bracket legs all ended without a fill: nothing at the broker protects it. */
+const isUnprotected = (position: OpenPosition) =>
+  position.origin === "strategy" && position.orders.entryId !== null && position.orders.takeProfitId === null && position.orders.stopLossId === null;
+
+/**
+ * The exit's limit: through the last trade by the collar, so it fills at the next trade, but on the take-profit's
+ * side of the stop-loss (a cent inside it), where Alpaca requires a bracket's take-profit to be.
+ */
+function exitLimit(position: OpenPosition, price: number): number {
+  const through = position.side === "long" ? price * (1 - exitCollar(price)) : price * (1 + exitCollar(price));
+  const limit = roundMoney(through);
+  if (position.stopLoss === null) return limit;
+  return position.side === "long" ? Math.max(limit, roundMoney(position.stopLoss + 0.01)) : Math.min(limit, roundMoney(position.stopLoss - 0.01));
+}
+
+function placedMessage(what: "entry" | "exit", placement: Extract<Placement, { outcome: "placed" | "found" }>): string {
   if (placement.outcome === "placed") return `${what} order placed`;
   return placement.cause === "duplicate"
     ? `${what} order already at the broker under this id (placed before a restart); tracking it instead of placing it again`
