@@ -1,6 +1,7 @@
 import { parseEnv } from "@savepoint/shared";
 import { z } from "zod";
 import { describeTargets, measurePostgresScale } from "./postgres-scale.js";
+import { measureConfirmedFleet, measureDrainRates } from "./fleet-scale.js";
 import { measureRedisScale } from "./redis-scale.js";
 
 const settingsSchema = z.object({
@@ -14,8 +15,12 @@ const settingsSchema = z.object({
     .transform((text) => text.split(",").map(Number))
     .pipe(z.array(z.number().int().min(1_000)).min(1)),
   BENCH_SCALE_SAMPLES: z.coerce.number().int().min(100).default(2_000),
-  /** Which halves to run: `redis`, `postgres`, or both. */
-  BENCH_SCALE_PARTS: z.string().default("redis,postgres").transform((text) => text.split(",")),
+  /** Which parts to run: `redis`, `fleet` (many confirming clients, drain rates on one Redis and a cluster), `postgres`. */
+  BENCH_SCALE_PARTS: z.string().default("redis,fleet,postgres").transform((text) => text.split(",")),
+  BENCH_SCALE_FLEET_CLIENTS: z.coerce.number().int().min(1).default(200),
+  BENCH_SCALE_FLEET_RATE: z.coerce.number().min(0.1).default(10),
+  BENCH_SCALE_FLEET_SECONDS: z.coerce.number().int().min(1).default(20),
+  BENCH_SCALE_DRAIN: z.coerce.number().int().min(1_000).default(50_000),
   BENCH_SCALE_CLIENTS: z.string().default("1,10,50,200").transform((text) => text.split(",").map(Number)),
   BENCH_SCALE_BACKLOG: z.coerce.number().int().min(0).default(100_000),
 });
@@ -27,6 +32,10 @@ url.pathname = `/${settings.BENCH_SCALE_DATABASE}`;
 const log = (line: string) => console.log(line);
 if (settings.BENCH_SCALE_PARTS.includes("redis")) {
   await measureRedisScale({ clientCounts: settings.BENCH_SCALE_CLIENTS, saves: 300, backlog: settings.BENCH_SCALE_BACKLOG, log });
+}
+if (settings.BENCH_SCALE_PARTS.includes("fleet")) {
+  await measureConfirmedFleet({ clients: settings.BENCH_SCALE_FLEET_CLIENTS, ratePerClient: settings.BENCH_SCALE_FLEET_RATE, seconds: settings.BENCH_SCALE_FLEET_SECONDS, log });
+  await measureDrainRates({ snapshots: settings.BENCH_SCALE_DRAIN, log });
 }
 if (settings.BENCH_SCALE_PARTS.includes("postgres")) {
   log(`Postgres at scale: the checkpointer's store on ${url.host}/${settings.BENCH_SCALE_DATABASE}, ${settings.BENCH_SCALE_SAMPLES} timed calls per figure`);
