@@ -1,14 +1,12 @@
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { defaultJobOptions, requestDecision, thinkJobId, type ThinkPayload, type ThinkResult } from "@savepoint/shared";
 import { createTestEnvironment, openQueueWithEvents, spawnCheckpointer, stopNewestFirst, type QueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
-import { mkdirSync } from "node:fs";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
-import type { BrowserContext } from "playwright-core";
+import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startSimulator } from "@savepoint/alpaca-simulator";
-import { ARTIFACTS, basicAuth, launchChromium, PASSWORD, spawnReasoner, spawnTrader, startConsole, USER, type RunningConsole } from "./support.js";
+import { basicAuth, PASSWORD, spawnReasoner, spawnTrader, startConsole, USER, type RunningConsole } from "./support.js";
 
 const market = { price: 187.4, previousClose: 184.1, recentCloses: [180.1, 181.3, 182.8, 183.5, 184.1, 185.0] };
 const payload = (agentId: string): ThinkPayload => ({ agentId, symbol: "AAPL", marketContext: market, maxIterations: 6 });
@@ -18,7 +16,7 @@ describe("console actions in headless Chromium: fork, re-drive and stop behind c
   let model: ModelServer;
   let producer: QueueWithEvents;
   let service: RunningConsole;
-  let browser: BrowserContext;
+  let browser: HeadlessBrowser["context"];
   const stops: Array<() => Promise<unknown>> = [];
   let source: string;
   let deadLettered: string;
@@ -48,11 +46,10 @@ describe("console actions in headless Chromium: fork, re-drive and stop behind c
     await expect(failing.waitUntilFinished(producer.events, 60_000)).rejects.toThrow(/the model API failed/);
     model.faults.clear();
 
-    const launched = await launchChromium();
+    const launched = await launchHeadlessChromium({ viewport: { width: 1280, height: 900 } });
     stops.push(() => launched.close());
-    browser = launched.browser;
+    browser = launched.context;
     await browser.setHTTPCredentials({ username: USER, password: PASSWORD, origin: service.url });
-    mkdirSync(ARTIFACTS, { recursive: true });
   }, 120_000);
 
   afterAll(() => stopNewestFirst(stops));
@@ -69,7 +66,7 @@ describe("console actions in headless Chromium: fork, re-drive and stop behind c
     await expect(page.locator("dialog#confirm-action .question").textContent()).resolves.toBe(
       `Fork ${source} at iteration 2? A new run starts from its first 2 iteration(s) and thinks on from there; this run is untouched.`,
     );
-    await page.screenshot({ path: join(ARTIFACTS, "console-fork-dialog.png") });
+    await saveScreenshot(page, "console-fork-dialog.png", { fullPage: false });
     await page.click("dialog#confirm-action button.confirm");
     const outcome = page.locator("#action-outcome[data-code=ok]");
     await expect(outcome.textContent({ timeout: 30_000 })).resolves.toMatch(new RegExp(`^Forked: new run think\\.agent-ui\\.fork-[0-9a-f]{8} starts from the first 2 iteration\\(s\\) of ${source.replaceAll(".", "\\.")}\\.$`));
@@ -82,7 +79,7 @@ describe("console actions in headless Chromium: fork, re-drive and stop behind c
     await ((await producer.queue.getJob(forkId))!.waitUntilFinished(producer.events, 60_000) as Promise<ThinkResult>);
     await page.locator("article.step .decision").waitFor({ timeout: 30_000 });
     await expect(page.locator("article.step .copied").allTextContents()).resolves.toEqual([`copied from ${source}`, `copied from ${source}`]);
-    await page.screenshot({ path: join(ARTIFACTS, "console-fork.png"), fullPage: true });
+    await saveScreenshot(page, "console-fork.png");
   });
 
   it("does nothing when the dialog is cancelled", async () => {
@@ -104,7 +101,7 @@ describe("console actions in headless Chromium: fork, re-drive and stop behind c
     await expect(page.locator("table.sessions-per-state tr[data-service=reasoner]").count()).resolves.toBe(1);
     const row = page.locator(`table.dead-letters tr[data-session="${deadLettered}"]`);
     await expect(row.textContent()).resolves.toMatch(/the model API failed/);
-    await page.screenshot({ path: join(ARTIFACTS, "console-fleet.png"), fullPage: true });
+    await saveScreenshot(page, "console-fleet.png");
 
     await row.locator("button[data-action=redrive]").click();
     await page.click("dialog#confirm-action button.confirm");
@@ -142,7 +139,7 @@ describe("console actions in headless Chromium: fork, re-drive and stop behind c
     expect(await trader.exited).toEqual({ code: 0, signal: null });
     // The page follows: the session is stopped, and the button is gone.
     await page.locator("button[data-action=stop]").waitFor({ state: "detached", timeout: 30_000 });
-    await page.screenshot({ path: join(ARTIFACTS, "console-stop.png"), fullPage: true });
+    await saveScreenshot(page, "console-stop.png");
   });
 
   it("refuses an action posted by a page of another site, although the browser sends the credentials", async () => {

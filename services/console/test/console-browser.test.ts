@@ -1,11 +1,7 @@
 import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
-import type { BrowserContext } from "playwright-core";
+import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  ARTIFACTS,
-  launchChromium,
   PASSWORD,
   reasoningSnapshots,
   REASONING_SESSION,
@@ -20,21 +16,19 @@ import {
 describe("the console in headless Chromium", () => {
   let env: TestEnvironment;
   let service: RunningConsole;
-  let browser: BrowserContext;
-  let closeBrowser: (() => Promise<void>) | undefined;
+  let chromium: HeadlessBrowser;
+  let browser: HeadlessBrowser["context"];
 
   beforeAll(async () => {
     env = await createTestEnvironment("console_browser");
     await seedSnapshots(env, [...tradingSnapshots(), ...reasoningSnapshots()]);
     service = await startConsole(env, { CONSOLE_REFRESH_SECONDS: "1" });
-    const launched = await launchChromium();
-    browser = launched.browser;
-    closeBrowser = launched.close;
-    mkdirSync(ARTIFACTS, { recursive: true });
+    chromium = await launchHeadlessChromium({ viewport: { width: 1280, height: 900 } });
+    browser = chromium.context;
   });
 
   afterAll(async () => {
-    await closeBrowser?.();
+    await chromium?.close();
     await service?.process.kill("SIGTERM");
     await env?.dispose();
   });
@@ -59,7 +53,7 @@ describe("the console in headless Chromium", () => {
     const reasoning = page.locator(`tr[data-session="reasoner/${REASONING_SESSION}"] td`);
     await expect(reasoning.nth(3).textContent()).resolves.toBe("completed");
     await expect(reasoning.nth(8).textContent()).resolves.toBe("1");
-    await page.screenshot({ path: join(ARTIFACTS, "console-sessions.png"), fullPage: true });
+    await saveScreenshot(page, "console-sessions.png");
 
     await page.selectOption("select[name=status]", "completed");
     await page.click("form.filters button");
@@ -89,7 +83,7 @@ describe("the console in headless Chromium", () => {
     expect(resume).toContain("10 min 0 s");
     expect(resume).toContain("adopted MSFT#1; 1 trade(s) booked (+$30.00)");
     await expect(page.locator("table.timeline tr.gap").count()).resolves.toBe(1);
-    await page.screenshot({ path: join(ARTIFACTS, "console-trading.png"), fullPage: true });
+    await saveScreenshot(page, "console-trading.png");
   });
 
   it("shows a reasoning run: each iteration with its worker and epoch, the resume and what it saved", async () => {
@@ -106,7 +100,7 @@ describe("the console in headless Chromium", () => {
       "Resumed by host-b:202 (epoch 2) after 7 min 0 s: 2 model call(s) taken from checkpoints",
     );
     await expect(steps.nth(3).locator(".decision").textContent()).resolves.toBe("Decision: OPEN_LONG (confidence 0.8): Trend and volume agree.");
-    await page.screenshot({ path: join(ARTIFACTS, "console-reasoning.png"), fullPage: true });
+    await saveScreenshot(page, "console-reasoning.png");
   });
 
   it("follows new checkpoints without a reload", async () => {

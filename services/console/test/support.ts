@@ -1,11 +1,6 @@
 import { CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
 import { ServiceProcess, spawnCheckpointer, type TestEnvironment } from "@savepoint/shared/testing";
-import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type BrowserContext } from "playwright-core";
 
 const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 /** The reasoner as a process: the console's actions reach it through BullMQ, a process boundary. */
@@ -208,29 +203,4 @@ export async function spawnTrader(env: TestEnvironment, brokerUrl: string, args:
     await trader.kill("SIGKILL");
     throw error;
   }
-}
-
-const CHROMIUM = "/usr/bin/chromium";
-/** Where the browser tests keep their screenshots (the repository's test-artifacts/). */
-export const ARTIFACTS = fileURLToPath(new URL("../../../test-artifacts/", import.meta.url));
-
-/** Debian's headless chromium through playwright-core, in a profile of its own; `close` removes the profile. */
-export async function launchChromium(): Promise<{ browser: BrowserContext; close(): Promise<void> }> {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does`);
-  const profile = await mkdtemp(join(tmpdir(), "savepoint-chromium-"));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync",
-    ],
-    viewport: { width: 1280, height: 900 },
-  });
-  return {
-    browser,
-    async close() {
-      await browser.close();
-      await rm(profile, { recursive: true, force: true });
-    },
-  };
 }

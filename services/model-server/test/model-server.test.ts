@@ -1,47 +1,21 @@
 import Anthropic, { OverloadedError, RateLimitError } from "@anthropic-ai/sdk";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createModelServer, type ModelServer } from "../src/server.js";
-
-const tools = [
-  { name: "analyze_market", description: "market", input_schema: { type: "object" as const, properties: {} } },
-  { name: "decide", description: "decide", input_schema: { type: "object" as const, properties: {} } },
-];
-const body = (userId: string, text = "Decide.\nIteration 1 of 4: call exactly one tool.") => ({
-  model: "claude-sonnet-5-5",
-  max_tokens: 512,
-  messages: [{ role: "user" as const, content: text }],
-  tools,
-  tool_choice: { type: "any" as const },
-  metadata: { user_id: userId },
-});
+import { describe, expect, it } from "vitest";
+import { createModelServer } from "../src/server.js";
+import { body, useModelServer } from "./support.js";
 
 describe("local model server", () => {
-  let server: ModelServer;
-  let url: string;
-  let sdk: Anthropic;
+  const running = useModelServer();
 
   const post = (payload: unknown, headers: Record<string, string> = { "x-api-key": "any-key" }) =>
-    fetch(`${url}/v1/messages`, {
+    fetch(`${running.url}/v1/messages`, {
       method: "POST",
       headers: { "content-type": "application/json", "anthropic-version": "2023-06-01", ...headers },
       body: JSON.stringify(payload),
     });
 
-  beforeAll(async () => {
-    server = createModelServer({ latencyMs: 0 });
-    url = `http://127.0.0.1:${await server.listen(0)}`;
-    sdk = new Anthropic({ apiKey: "placeholder", baseURL: url, maxRetries: 0 });
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
-  beforeEach(() => {
-    server.latencyMs = 0;
-    server.faults.clear();
-  });
 
   it("answers the SDK (Authorization: Bearer) with a tool_use message, stop_reason and usage", async () => {
-    const message = await sdk.messages.create(body("sdk-session"));
+    const message = await running.sdk.messages.create(body("sdk-session"));
     expect(message).toMatchObject({
       type: "message",
       role: "assistant",
@@ -110,47 +84,47 @@ describe("local model server", () => {
   });
 
   it("injects a 429 with retry-after-ms and a 529 with retry-after, which the SDK maps to its error classes", async () => {
-    server.faults.add({ status: 429, count: 1, retryAfterMs: 1234, sessionId: "faulty" });
-    server.faults.add({ status: 529, count: 1, retryAfterSeconds: 2, sessionId: "faulty" });
+    running.server.faults.add({ status: 429, count: 1, retryAfterMs: 1234, sessionId: "faulty" });
+    running.server.faults.add({ status: 529, count: 1, retryAfterSeconds: 2, sessionId: "faulty" });
 
-    const limited = await sdk.messages.create(body("faulty")).catch((error: unknown) => error);
+    const limited = await running.sdk.messages.create(body("faulty")).catch((error: unknown) => error);
     expect(limited).toBeInstanceOf(RateLimitError);
     expect((limited as RateLimitError).headers.get("retry-after-ms")).toBe("1234");
     expect((limited as RateLimitError).type).toBe("rate_limit_error");
 
-    const overloaded = await sdk.messages.create(body("faulty")).catch((error: unknown) => error);
+    const overloaded = await running.sdk.messages.create(body("faulty")).catch((error: unknown) => error);
     expect(overloaded).toBeInstanceOf(OverloadedError);
     expect((overloaded as OverloadedError).status).toBe(529);
     expect((overloaded as OverloadedError).headers.get("retry-after")).toBe("2");
 
-    await expect(sdk.messages.create(body("faulty"))).resolves.toMatchObject({ stop_reason: "tool_use" });
-    expect(server.ledger.session("faulty")).toMatchObject({ calls: 3, failed: 2, answered: 1 });
+    await expect(running.sdk.messages.create(body("faulty"))).resolves.toMatchObject({ stop_reason: "tool_use" });
+    expect(running.server.ledger.session("faulty")).toMatchObject({ calls: 3, failed: 2, answered: 1 });
   });
 
   it("takes the configured latency and counts a call the client abandons as aborted", async () => {
-    server.latencyMs = 300;
+    running.server.latencyMs = 300;
     const started = Date.now();
-    await sdk.messages.create(body("slow"));
+    await running.sdk.messages.create(body("slow"));
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
 
-    server.latencyMs = 10_000;
+    running.server.latencyMs = 10_000;
     const controller = new AbortController();
-    const call = sdk.messages.create(body("slow", "Iteration 2 of 4: call exactly one tool."), { signal: controller.signal });
-    await expect.poll(() => server.ledger.session("slow").calls).toBe(2);
+    const call = running.sdk.messages.create(body("slow", { messages: [{ role: "user", content: "Iteration 2 of 4: call exactly one tool." }] }), { signal: controller.signal });
+    await expect.poll(() => running.server.ledger.session("slow").calls).toBe(2);
     controller.abort();
     await expect(call).rejects.toThrow();
-    await expect.poll(() => server.ledger.session("slow")).toMatchObject({ calls: 2, answered: 1, aborted: 1, answeredByIteration: { 1: 1 } });
+    await expect.poll(() => running.server.ledger.session("slow")).toMatchObject({ calls: 2, answered: 1, aborted: 1, answeredByIteration: { 1: 1 } });
   });
 
   it("exposes per-session call counts on its admin route, counting a repeated iteration", async () => {
-    await sdk.messages.create(body("counted"));
-    await sdk.messages.create(body("counted"));
-    const response = await fetch(`${url}/admin/calls/counted`);
+    await running.sdk.messages.create(body("counted"));
+    await running.sdk.messages.create(body("counted"));
+    const response = await fetch(`${running.url}/admin/calls/counted`);
     expect(await response.json()).toEqual({ calls: 2, streamed: 0, answered: 2, aborted: 0, failed: 0, answeredByIteration: { 1: 2 }, repeated: 1 });
   });
 
   it("forces the named tool when tool_choice names one", async () => {
-    const message = await sdk.messages.create({ ...body("forced"), tool_choice: { type: "tool", name: "decide" } });
+    const message = await running.sdk.messages.create({ ...body("forced"), tool_choice: { type: "tool", name: "decide" } });
     expect(message.content.at(-1)).toMatchObject({ type: "tool_use", name: "decide", input: { action: "HOLD", confidence: 0.5 } });
   });
 });

@@ -1,21 +1,8 @@
-import Anthropic, { APIError, NotFoundError } from "@anthropic-ai/sdk";
-import type { MessageCreateParamsNonStreaming, RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createModelServer, type ModelServer } from "../src/server.js";
-
-const tools = [
-  { name: "analyze_market", description: "market", input_schema: { type: "object" as const, properties: {} } },
-  { name: "decide", description: "decide", input_schema: { type: "object" as const, properties: {} } },
-];
-const body = (userId: string, overrides: Partial<MessageCreateParamsNonStreaming> = {}): MessageCreateParamsNonStreaming => ({
-  model: "claude-sonnet-5-5",
-  max_tokens: 512,
-  messages: [{ role: "user", content: "Decide.\nIteration 1 of 4: call exactly one tool." }],
-  tools,
-  tool_choice: { type: "any" },
-  metadata: { user_id: userId },
-  ...overrides,
-});
+import type Anthropic from "@anthropic-ai/sdk";
+import { APIError, NotFoundError } from "@anthropic-ai/sdk";
+import type { RawMessageStreamEvent } from "@anthropic-ai/sdk/resources/messages";
+import { describe, expect, it } from "vitest";
+import { body, useModelServer } from "./support.js";
 
 /** The event types in order, each delta as `content_block_delta:<delta type>`. */
 const sequence = (events: Array<{ type: string; delta?: unknown }>) =>
@@ -37,25 +24,10 @@ const TOOL_TURN = [
 ];
 
 describe("local model server, streaming over server-sent events", () => {
-  let server: ModelServer;
-  let url: string;
-  let sdk: Anthropic;
-
-  beforeAll(async () => {
-    server = createModelServer({ latencyMs: 0 });
-    url = `http://127.0.0.1:${await server.listen(0)}`;
-    sdk = new Anthropic({ apiKey: "placeholder", baseURL: url, maxRetries: 0 });
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
-  beforeEach(() => {
-    server.latencyMs = 0;
-    server.faults.clear();
-  });
+  const running = useModelServer();
 
   it("sends the API's event sequence on the wire, ping included", async () => {
-    const response = await fetch(`${url}/v1/messages`, {
+    const response = await fetch(`${running.url}/v1/messages`, {
       method: "POST",
       headers: { "content-type": "application/json", "x-api-key": "any-key" },
       body: JSON.stringify({ ...body("wire"), stream: true }),
@@ -75,8 +47,8 @@ describe("local model server, streaming over server-sent events", () => {
   });
 
   it("messages.stream() assembles the same message as a call that is not streamed", async () => {
-    const plain = await sdk.messages.create(body("assembled"));
-    const stream = sdk.messages.stream(body("assembled"));
+    const plain = await running.sdk.messages.create(body("assembled"));
+    const stream = running.sdk.messages.stream(body("assembled"));
     const events: RawMessageStreamEvent[] = [];
     stream.on("streamEvent", (event) => events.push(event));
     const streamed = await stream.finalMessage();
@@ -87,11 +59,11 @@ describe("local model server, streaming over server-sent events", () => {
     expect(streamed).toMatchObject({ model: "claude-sonnet-5-5", stop_reason: "tool_use", stop_sequence: null, usage: { output_tokens: plain.usage.output_tokens } });
     expect(streamed.content[1]).toMatchObject({ type: "tool_use", id: expect.stringMatching(/^toolu_01/), name: "analyze_market", input: { lookback: 20 } });
     expect(streamed.id).not.toBe(plain.id);
-    expect(server.ledger.session("assembled")).toMatchObject({ calls: 2, answered: 2 });
+    expect(running.server.ledger.session("assembled")).toMatchObject({ calls: 2, answered: 2 });
   });
 
   it("messages.create({ stream: true }) yields the raw events, the tool input as input_json_delta pieces", async () => {
-    const stream = await sdk.messages.create({ ...body("raw", { tool_choice: { type: "tool", name: "decide" } }), stream: true });
+    const stream = await running.sdk.messages.create({ ...body("raw", { tool_choice: { type: "tool", name: "decide" } }), stream: true });
     const events: RawMessageStreamEvent[] = [];
     for await (const event of stream) events.push(event);
 
@@ -103,18 +75,18 @@ describe("local model server, streaming over server-sent events", () => {
   });
 
   it("streams a stop at a stop sequence: the text before it, stop_reason stop_sequence, the sequence named", async () => {
-    const stream = sdk.messages.stream(body("stream-stop", { stop_sequences: ["market"] }));
+    const stream = running.sdk.messages.stream(body("stream-stop", { stop_sequences: ["market"] }));
     const message = await stream.finalMessage();
     expect(message).toMatchObject({ stop_reason: "stop_sequence", stop_sequence: "market", content: [{ type: "text", text: "Let me look at the " }] });
   });
 
   it("refuses an unknown model with 404 before any event, as the API does", async () => {
-    await expect(sdk.messages.stream(body("stream-typo", { model: "claude-sonnet-5-55" })).finalMessage()).rejects.toBeInstanceOf(NotFoundError);
+    await expect(running.sdk.messages.stream(body("stream-typo", { model: "claude-sonnet-5-55" })).finalMessage()).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("reports an error arising mid-stream as an error event, which the SDK raises with its type", async () => {
-    server.faults.add({ status: 529, midStream: true, sessionId: "mid-stream" });
-    const stream = await sdk.messages.create({ ...body("mid-stream"), stream: true });
+    running.server.faults.add({ status: 529, midStream: true, sessionId: "mid-stream" });
+    const stream = await running.sdk.messages.create({ ...body("mid-stream"), stream: true });
     const seen: string[] = [];
     const failure = await (async () => {
       for await (const event of stream) seen.push(event.type);
@@ -123,42 +95,42 @@ describe("local model server, streaming over server-sent events", () => {
     expect(failure).toMatchObject({ type: "overloaded_error", error: { type: "error", error: { type: "overloaded_error" } } });
     expect(seen).toEqual(["message_start", "content_block_start"]);
 
-    server.faults.add({ status: 529, midStream: true, sessionId: "mid-stream" });
-    await expect(sdk.messages.stream(body("mid-stream")).finalMessage()).rejects.toMatchObject({ type: "overloaded_error" });
-    expect(server.ledger.session("mid-stream")).toMatchObject({ calls: 2, failed: 2, answered: 0 });
+    running.server.faults.add({ status: 529, midStream: true, sessionId: "mid-stream" });
+    await expect(running.sdk.messages.stream(body("mid-stream")).finalMessage()).rejects.toMatchObject({ type: "overloaded_error" });
+    expect(running.server.ledger.session("mid-stream")).toMatchObject({ calls: 2, failed: 2, answered: 0 });
   });
 
   it("spreads its latency over the events and counts a stream the client abandons as aborted", async () => {
-    server.latencyMs = 5_000;
+    running.server.latencyMs = 5_000;
     const controller = new AbortController();
-    const stream = sdk.messages.stream(body("abandoned"), { signal: controller.signal });
+    const stream = running.sdk.messages.stream(body("abandoned"), { signal: controller.signal });
     const first = new Promise<string>((resolve) => stream.once("streamEvent", (event) => resolve(event.type)));
     expect(await first).toBe("message_start");
     controller.abort();
     await expect(stream.finalMessage()).rejects.toThrow();
-    await expect.poll(() => server.ledger.session("abandoned")).toMatchObject({ calls: 1, aborted: 1, answered: 0 });
+    await expect.poll(() => running.server.ledger.session("abandoned")).toMatchObject({ calls: 1, aborted: 1, answered: 0 });
   });
 
   it("stalls a stream where a fault says, counting it answered once message_delta is out even if the client leaves", async () => {
-    server.faults.add({ hangMs: 60_000, stallBefore: "message_stop", sessionId: "stalled-late" });
+    running.server.faults.add({ hangMs: 60_000, stallBefore: "message_stop", sessionId: "stalled-late" });
     const late = new AbortController();
-    const lateStream = sdk.messages.stream(body("stalled-late"), { signal: late.signal });
+    const lateStream = running.sdk.messages.stream(body("stalled-late"), { signal: late.signal });
     const lateEvents: string[] = [];
     lateStream.on("streamEvent", (event) => lateEvents.push(event.type));
-    await expect.poll(() => server.ledger.session("stalled-late").answered).toBe(1);
+    await expect.poll(() => running.server.ledger.session("stalled-late").answered).toBe(1);
     await expect.poll(() => lateEvents.at(-1)).toBe("message_delta");
     late.abort();
     await expect(lateStream.finalMessage()).rejects.toThrow();
-    expect(server.ledger.session("stalled-late")).toMatchObject({ calls: 1, streamed: 1, answered: 1, aborted: 0 });
+    expect(running.server.ledger.session("stalled-late")).toMatchObject({ calls: 1, streamed: 1, answered: 1, aborted: 0 });
 
-    server.faults.add({ hangMs: 60_000, stallBefore: "message_delta", sessionId: "stalled-early" });
+    running.server.faults.add({ hangMs: 60_000, stallBefore: "message_delta", sessionId: "stalled-early" });
     const early = new AbortController();
-    const earlyStream = sdk.messages.stream(body("stalled-early"), { signal: early.signal });
+    const earlyStream = running.sdk.messages.stream(body("stalled-early"), { signal: early.signal });
     const earlyEvents: string[] = [];
     earlyStream.on("streamEvent", (event) => earlyEvents.push(event.type));
     await expect.poll(() => earlyEvents.at(-1)).toBe("content_block_stop");
     early.abort();
     await expect(earlyStream.finalMessage()).rejects.toThrow();
-    await expect.poll(() => server.ledger.session("stalled-early")).toMatchObject({ calls: 1, streamed: 1, answered: 0, aborted: 1 });
+    await expect.poll(() => running.server.ledger.session("stalled-early")).toMatchObject({ calls: 1, streamed: 1, answered: 0, aborted: 1 });
   });
 });

@@ -1,30 +1,13 @@
-import Anthropic, { BadRequestError, NotFoundError } from "@anthropic-ai/sdk";
-import type { MessageCreateParamsNonStreaming } from "@anthropic-ai/sdk/resources/messages";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BadRequestError, NotFoundError } from "@anthropic-ai/sdk";
+import { describe, expect, it } from "vitest";
 import { KNOWN_MODELS } from "../src/known-models.js";
-import { createModelServer, type ModelServer } from "../src/server.js";
-
-const tools = [
-  { name: "analyze_market", description: "market", input_schema: { type: "object" as const, properties: {} } },
-  { name: "decide", description: "decide", input_schema: { type: "object" as const, properties: {} } },
-];
-const body = (userId: string, overrides: Partial<MessageCreateParamsNonStreaming> = {}): MessageCreateParamsNonStreaming => ({
-  model: "claude-sonnet-5-5",
-  max_tokens: 512,
-  messages: [{ role: "user", content: "Decide.\nIteration 1 of 4: call exactly one tool." }],
-  tools,
-  tool_choice: { type: "any" },
-  metadata: { user_id: userId },
-  ...overrides,
-});
+import { body, useModelServer } from "./support.js";
 
 describe("local model server, as strict as the Messages API", () => {
-  let server: ModelServer;
-  let url: string;
-  let sdk: Anthropic;
+  const running = useModelServer({ sdkTimeoutMs: 30_000 });
 
   const post = async (payload: unknown) => {
-    const response = await fetch(`${url}/v1/messages`, {
+    const response = await fetch(`${running.url}/v1/messages`, {
       method: "POST",
       headers: { "content-type": "application/json", "x-api-key": "any-key" },
       body: JSON.stringify(payload),
@@ -32,28 +15,20 @@ describe("local model server, as strict as the Messages API", () => {
     return { status: response.status, body: (await response.json()) as { error?: { type: string; message: string } } };
   };
 
-  beforeAll(async () => {
-    server = createModelServer({ latencyMs: 0 });
-    url = `http://127.0.0.1:${await server.listen(0)}`;
-    sdk = new Anthropic({ apiKey: "placeholder", baseURL: url, maxRetries: 0, timeout: 30_000 });
-  });
-  afterAll(async () => {
-    await server?.close();
-  });
 
   it("answers for the reasoner's default model and refuses an unknown one with 404 not_found_error", async () => {
     expect(KNOWN_MODELS.has("claude-sonnet-5-5")).toBe(true);
-    await expect(sdk.messages.create(body("known"))).resolves.toMatchObject({ model: "claude-sonnet-5-5" });
-    const typo = await sdk.messages.create(body("typo", { model: "claude-sonet-5-5" })).catch((error: unknown) => error);
+    await expect(running.sdk.messages.create(body("known"))).resolves.toMatchObject({ model: "claude-sonnet-5-5" });
+    const typo = await running.sdk.messages.create(body("typo", { model: "claude-sonet-5-5" })).catch((error: unknown) => error);
     expect(typo).toBeInstanceOf(NotFoundError);
     expect(typo).toMatchObject({ status: 404, type: "not_found_error", error: { error: { type: "not_found_error", message: "model: claude-sonet-5-5" } } });
-    expect(server.ledger.session("typo").calls).toBe(0);
+    expect(running.server.ledger.session("typo").calls).toBe(0);
   });
 
   it("bounds max_tokens by the model's limit with 400 invalid_request_error", async () => {
     const limit = KNOWN_MODELS.get("claude-opus-4-5")!.maxTokens;
-    await expect(sdk.messages.create(body("bounded", { model: "claude-opus-4-5", max_tokens: limit }))).resolves.toMatchObject({ type: "message" });
-    const tooMany = await sdk.messages.create(body("bounded", { model: "claude-opus-4-5", max_tokens: 10_000_000 })).catch((error: unknown) => error);
+    await expect(running.sdk.messages.create(body("bounded", { model: "claude-opus-4-5", max_tokens: limit }))).resolves.toMatchObject({ type: "message" });
+    const tooMany = await running.sdk.messages.create(body("bounded", { model: "claude-opus-4-5", max_tokens: 10_000_000 })).catch((error: unknown) => error);
     expect(tooMany).toBeInstanceOf(BadRequestError);
     expect((tooMany as BadRequestError).error).toMatchObject({
       error: { type: "invalid_request_error", message: `max_tokens: 10000000 > ${limit}, which is the maximum allowed number of output tokens for claude-opus-4-5` },
@@ -62,11 +37,11 @@ describe("local model server, as strict as the Messages API", () => {
 
   it("stops at the first stop sequence it writes, with stop_reason stop_sequence and the sequence named", async () => {
     // The analyst's first move is prefaced with "Let me look at the market first."
-    const stopped = await sdk.messages.create(body("stopped", { stop_sequences: ["first", "market"] }));
+    const stopped = await running.sdk.messages.create(body("stopped", { stop_sequences: ["first", "market"] }));
     expect(stopped).toMatchObject({ stop_reason: "stop_sequence", stop_sequence: "market", content: [{ type: "text", text: "Let me look at the " }] });
     expect(stopped.content).toHaveLength(1);
 
-    const unmatched = await sdk.messages.create(body("unmatched", { stop_sequences: ["no such words"] }));
+    const unmatched = await running.sdk.messages.create(body("unmatched", { stop_sequences: ["no such words"] }));
     expect(unmatched).toMatchObject({ stop_reason: "tool_use", stop_sequence: null });
     expect(unmatched.content.at(-1)).toMatchObject({ type: "tool_use" });
 
@@ -85,7 +60,7 @@ describe("local model server, as strict as the Messages API", () => {
   });
 
   it("refuses a tool_result whose tool_use_id no tool_use of the previous message has", async () => {
-    const first = await sdk.messages.create(body("tool-ids"));
+    const first = await running.sdk.messages.create(body("tool-ids"));
     const toolUse = first.content.find((block) => block.type === "tool_use")!;
     const answered = (toolUseId: string) =>
       post({
@@ -109,7 +84,7 @@ describe("local model server, as strict as the Messages API", () => {
   it("gives every tool call its own toolu_ id, across sessions and for the same conversation asked twice", async () => {
     const ids: string[] = [];
     for (const session of ["a", "b", "a", "a"]) {
-      const message = await sdk.messages.create(body(`unique-${session}`));
+      const message = await running.sdk.messages.create(body(`unique-${session}`));
       ids.push(...message.content.flatMap((block) => (block.type === "tool_use" ? [block.id] : [])));
       expect(message.id).toMatch(/^msg_01[0-9A-Za-z]{22}$/);
     }
@@ -119,7 +94,7 @@ describe("local model server, as strict as the Messages API", () => {
   });
 
   it("combines consecutive turns of one role into one, as the API does, instead of refusing them", async () => {
-    const first = await sdk.messages.create(body("combined"));
+    const first = await running.sdk.messages.create(body("combined"));
     const toolUse = first.content.find((block) => block.type === "tool_use")!;
     const answered = await post({
       ...body("combined"),

@@ -1,16 +1,9 @@
-import { existsSync, mkdirSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ServiceProcess } from "@savepoint/shared/testing";
-import { chromium, type BrowserContext } from "playwright-core";
+import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decisionOf, iterationsStored, storedIterations, think, useReasonerStack } from "./support.js";
 
-const CHROMIUM = "/usr/bin/chromium";
-const ARTIFACTS = fileURLToPath(new URL("../../../test-artifacts/", import.meta.url));
 /** The built board's entry point, found the way Node finds the package. */
 const BOARD_MAIN = createRequire(import.meta.url).resolve("@savepoint/board");
 const USER = "operator";
@@ -21,27 +14,18 @@ describe("a resumed run in Bull Board, in headless Chromium", () => {
   const stack = useReasonerStack("reasoner-board", { modelLatencyMs: 150 });
   let board: ServiceProcess | undefined;
   let boardUrl: string;
-  let profile: string | undefined;
-  let browser: BrowserContext | undefined;
+  let chromium: HeadlessBrowser | undefined;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found: install Debian's chromium (apt-get install chromium); .ci/run does`);
     board = ServiceProcess.start(BOARD_MAIN, { ...stack.env.env, HTTP_PORT: "0", BULL_BOARD_USER: USER, BULL_BOARD_PASSWORD: PASSWORD });
     const started = await board.waitForLog("bull-board starting");
     await board.waitForLog((line) => typeof line.msg === "string" && line.msg.startsWith("Bull Board on"));
     boardUrl = `http://127.0.0.1:${String(started.httpPort)}`;
-    profile = await mkdtemp(join(tmpdir(), "savepoint-chromium-"));
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      viewport: { width: 1280, height: 1000 },
-      httpCredentials: { username: USER, password: PASSWORD },
-    });
+    chromium = await launchHeadlessChromium({ viewport: { width: 1280, height: 1000 }, httpCredentials: { username: USER, password: PASSWORD } });
   });
   afterAll(async () => {
-    await browser?.close();
+    await chromium?.close();
     await board?.kill("SIGTERM");
-    if (profile) await rm(profile, { recursive: true, force: true });
   });
 
   it("shows the run's progress and its log: each thought step, the interruption and the resume", async () => {
@@ -53,16 +37,15 @@ describe("a resumed run in Bull Board, in headless Chromium", () => {
     await stack.startInProcessReasoner();
     const result = await decisionOf(job, stack.producer.events);
 
-    const page = await browser!.newPage();
+    const page = await chromium!.context.newPage();
     await page.goto(`${boardUrl}/queue/reasoning/${encodeURIComponent(job.id!)}`);
     const main = page.locator("main");
-    mkdirSync(ARTIFACTS, { recursive: true });
     // The job's progress object, as the board renders it on its Progress tab.
     await main.getByText("Progress", { exact: true }).click();
     await main.getByText('phase:"completed"').waitFor();
     await main.getByText(`resumedAt:${stoppedAt}`).waitFor();
     await main.getByText(`iteration:${ITERATIONS}`).waitFor();
-    await page.screenshot({ path: join(ARTIFACTS, "bull-board-resumed-run-progress.png"), fullPage: true });
+    await saveScreenshot(page, "bull-board-resumed-run-progress.png");
     // Its log: a line per thought step, the interruption and the resume, in order.
     await main.getByText("Logs", { exact: true }).click();
     await main.getByText(`resumed at iteration ${stoppedAt} of ${ITERATIONS} from its checkpoints`, { exact: false }).waitFor();
@@ -73,6 +56,6 @@ describe("a resumed run in Bull Board, in headless Chromium", () => {
     expect(steps).toEqual(Array.from({ length: ITERATIONS }, (_, i) => i + 1));
     expect(text.indexOf("interrupted by a shutdown")).toBeGreaterThan(text.indexOf(`iteration ${stoppedAt} · `));
     expect(text.indexOf("resumed at iteration")).toBeLessThan(text.indexOf(`iteration ${stoppedAt + 1} · `));
-    await page.screenshot({ path: join(ARTIFACTS, "bull-board-resumed-run-log.png"), fullPage: true });
+    await saveScreenshot(page, "bull-board-resumed-run-log.png");
   });
 });
