@@ -114,7 +114,7 @@ describe("docker-compose.yml", () => {
     const configured = composeConfig(dotenv);
 
     const users = Object.entries(READS).filter(([, reads]) => reads.includes("REDIS_CLUSTER_NODES")).map(([name]) => name);
-    expect(users.sort()).toEqual(["bull-board", "checkpointer", "reasoner", "trader"]);
+    expect(users.sort()).toEqual(["bull-board", "checkpointer", "console", "reasoner", "trader"]);
     for (const name of users) {
       expect(configured.services[name]!.environment, name).toMatchObject({
         REDIS_CLUSTER_NODES: "redis-cluster:7001,redis-cluster:7002,redis-cluster:7003",

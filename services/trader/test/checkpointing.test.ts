@@ -76,7 +76,7 @@ describe("session checkpoints", () => {
     void trader.run();
     await eventually("two positions", () => (trader.state.positions.size === 2 ? true : undefined));
 
-    expect(await trader.stop("SIGINT")).toEqual({ end: { reason: "stopped", cause: "SIGINT" }, exitCode: 0 });
+    expect(await trader.stop("SIGINT")).toEqual({ end: { reason: "stopped", cause: "SIGINT" }, exitCode: 0, final: { confirmed: true, status: "interrupted" } });
     const final = await storedSnapshot(stack.env, trader.sessionId);
     expect(final).toMatchObject({ kind: "shutdown", status: "interrupted", epoch: 0, seq: trader.checkpoints.created - 1 });
     expect({ ...final.state, takenAt: null }).toEqual({ ...trader.state.toSnapshot(new Date()), takenAt: null });
@@ -91,7 +91,7 @@ describe("session checkpoints", () => {
 
   it("marks the session completed when --duration ends, so --resume no longer picks it", async () => {
     const { trader, messages } = await openTrader(args("--duration", "0.005", ...NEVER_ENTER));
-    expect(await trader.run()).toEqual({ end: { reason: "completed" }, exitCode: 0 });
+    expect(await trader.run()).toEqual({ end: { reason: "completed" }, exitCode: 0, final: { confirmed: true, status: "completed" } });
     expect(await storedSnapshot(stack.env, trader.sessionId)).toMatchObject({ kind: "final", status: "completed" });
     expect(messages()).toContain("✓ Session duration reached; finishing");
     // Earlier tests left interrupted sessions of the same simulated account; whichever --resume picks, not this one.
@@ -109,7 +109,7 @@ describe("session checkpoints", () => {
     sim.control.setMarketOpen(false);
     await eventually("two working entries", () => (trader.state.pendingEntries.size === 2 ? true : undefined));
 
-    expect(await running).toEqual({ end: { reason: "completed" }, exitCode: 0 });
+    expect(await running).toEqual({ end: { reason: "completed" }, exitCode: 0, final: { confirmed: true, status: "completed" } });
     expect(messages().filter((message) => message === "session ending: canceling its working entry order")).toHaveLength(2);
     const final = await storedSnapshot(stack.env, trader.sessionId);
     expect(final).toMatchObject({ kind: "final", status: "completed", state: { pendingEntries: [], positions: [] } });
