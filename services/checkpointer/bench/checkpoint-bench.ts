@@ -117,6 +117,8 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
   teardown.add(() => noopEvents.close());
   await noopEvents.waitUntilReady();
   const pool = new pg.Pool({ connectionString: environment.databaseUrl, max: settings.BENCH_DIRECT_CONNECTIONS });
+  // Dropping the bench database may terminate a connection pool.end() has not closed yet.
+  pool.on("error", () => undefined);
   teardown.add(() => pool.end());
   const langgraph = await LangGraphPeer.open(environment.databaseUrl);
   teardown.add(() => langgraph.close());

@@ -22,6 +22,8 @@ export class LangGraphPeer {
   static async open(databaseUrl: string): Promise<LangGraphPeer> {
     // PostgresSaver.fromConnString's pool, sized explicitly so that closing it is ours to do.
     const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+    // Dropping the bench database may terminate a connection pool.end() has not closed yet.
+    pool.on("error", () => undefined);
     const saver = new PostgresSaver(pool, undefined, { schema: SCHEMA });
     await saver.setup();
     return new LangGraphPeer(pool, saver);

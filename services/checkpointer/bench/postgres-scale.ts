@@ -232,7 +232,7 @@ async function dropDatabase(databaseUrl: string): Promise<void> {
 async function freshStore(databaseUrl: string): Promise<{ pool: pg.Pool; store: CheckpointStore }> {
   await dropDatabase(databaseUrl);
   await migrate({ databaseUrl, direction: "up" });
-  const pool = createPool({ databaseUrl, maxConnections: 4, statementTimeoutMs: 3_600_000 });
+  const pool = createPool({ databaseUrl, maxConnections: 4, statementTimeoutMs: 3_600_000, onConnectionLost: () => undefined });
   return { pool, store: new CheckpointStore(pool) };
 }
 

@@ -30,13 +30,13 @@ export type RunningCheckpointer = RunningService;
 
 /** Wires the store, the batched writer and the three queue consumers, and starts consuming. */
 export async function startCheckpointer(config: CheckpointerConfig, logger: Logger, registry: Registry): Promise<RunningCheckpointer> {
+  const onConnectionLost = (error: Error & { code?: string }) => logger.warn({ problem: error.message, code: error.code }, "idle Postgres connection lost");
   const pool = createPool({
     databaseUrl: config.DATABASE_URL,
     maxConnections: config.PG_POOL_SIZE,
     statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+    onConnectionLost,
   });
-  // An idle connection dropped by the server is replaced on next use; it must not crash the process.
-  pool.on("error", (error) => logger.warn({ problem: error.message, code: (error as { code?: string }).code }, "idle Postgres connection lost"));
   const store = new CheckpointStore(pool);
 
   const target = redisTargetOf(config);
@@ -92,8 +92,8 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
     databaseUrl: config.DATABASE_URL,
     maxConnections: config.BATCH_MAX_CONCURRENCY,
     statementTimeoutMs: config.PG_STATEMENT_TIMEOUT_MS,
+    onConnectionLost,
   });
-  confirmedPool.on("error", (error) => logger.warn({ problem: error.message, code: (error as { code?: string }).code }, "idle Postgres connection lost"));
   const writers = {
     fireAndForget: new SnapshotWriter(store, outage, metrics, logger, writerOptions),
     confirmed: new SnapshotWriter(new CheckpointStore(confirmedPool), outage, metrics, logger, writerOptions),

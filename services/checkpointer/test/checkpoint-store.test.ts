@@ -15,7 +15,7 @@ describe.each(CHECKPOINT_TABLE_LAYOUTS)("CheckpointStore.persistBatch on $layout
 
   beforeAll(async () => {
     env = await createTestEnvironment("checkpoint-store", { checkpointPartitions });
-    pool = createPool({ databaseUrl: env.databaseUrl, maxConnections: 2, statementTimeoutMs: 10_000 });
+    pool = createPool({ databaseUrl: env.databaseUrl, maxConnections: 2, statementTimeoutMs: 10_000, onConnectionLost: () => undefined });
     store = new CheckpointStore(pool);
   });
   afterAll(async () => {

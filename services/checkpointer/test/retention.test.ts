@@ -60,7 +60,7 @@ describe.each(CHECKPOINT_TABLE_LAYOUTS)("retention and session counters on $layo
 
   beforeAll(async () => {
     env = await createTestEnvironment("retention", { checkpointPartitions });
-    pool = createPool({ databaseUrl: env.databaseUrl, maxConnections: 6, statementTimeoutMs: 30_000 });
+    pool = createPool({ databaseUrl: env.databaseUrl, maxConnections: 6, statementTimeoutMs: 30_000, onConnectionLost: () => undefined });
     const spied = withChunkLog(pool);
     log = spied.log;
     store = new CheckpointStore(spied.pool);
@@ -124,7 +124,7 @@ describe.each(CHECKPOINT_TABLE_LAYOUTS)("retention and session counters on $layo
   });
 
   it("keeps counters exact under two stores writing overlapping batches of the same sessions at once", async () => {
-    const otherPool = createPool({ databaseUrl: env.databaseUrl, maxConnections: 4, statementTimeoutMs: 30_000 });
+    const otherPool = createPool({ databaseUrl: env.databaseUrl, maxConnections: 4, statementTimeoutMs: 30_000, onConnectionLost: () => undefined });
     const other = new CheckpointStore(otherPool);
     try {
       const batches = Array.from({ length: 60 }, (_, index) =>

@@ -22,10 +22,13 @@ export interface StorePoolOptions {
   databaseUrl: string;
   maxConnections: number;
   statementTimeoutMs: number;
+  /** An idle connection the server dropped (restart, DROP DATABASE … FORCE); the pool replaces it on next use. */
+  onConnectionLost: (error: Error & { code?: string }) => void;
 }
 
-export function createPool({ databaseUrl, maxConnections, statementTimeoutMs }: StorePoolOptions): pg.Pool {
-  return new pg.Pool({
+/** A pool whose lost idle connections are reported to `onConnectionLost`, never thrown as an unhandled 'error'. */
+export function createPool({ databaseUrl, maxConnections, statementTimeoutMs, onConnectionLost }: StorePoolOptions): pg.Pool {
+  const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: maxConnections,
     connectionTimeoutMillis: 3_000,
@@ -33,6 +36,8 @@ export function createPool({ databaseUrl, maxConnections, statementTimeoutMs }: 
     statement_timeout: statementTimeoutMs,
     application_name: "savepoint-checkpointer",
   });
+  pool.on("error", onConnectionLost);
+  return pool;
 }
 
 interface SnapshotRow {
