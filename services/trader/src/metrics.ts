@@ -34,7 +34,7 @@ export class TraderMetrics {
     });
     this.orders = new Counter({
       name: "savepoint_trader_orders_total",
-      help: "Order placements, by outcome: placed, found (already at the broker), rejected, unknown (no answer)",
+      help: "Order placements, by outcome: placed, found (already at the broker), rejected, not_placed (rate limited), unknown (no answer)",
       labelNames: ["outcome"],
       registers,
     });

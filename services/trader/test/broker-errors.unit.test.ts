@@ -2,7 +2,8 @@ import { ApiError, FetchError } from "@alpacahq/alpaca-trade-api";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { classifySdkError, describeSdkFailure } from "../src/broker/alpaca-broker.js";
-import { BrokerRefusedError, BrokerUnavailableError, classifyPlacementFailure } from "../src/broker/errors.js";
+import { BrokerRateLimitedError, BrokerRefusedError, BrokerUnavailableError, classifyPlacementFailure } from "../src/broker/errors.js";
+import { RateLimitedError } from "../src/broker/rate-limit.js";
 
 const apiError = (status: number, message: string, code?: number, retryAfterMs?: number) =>
   new ApiError(new Response(null, { status }), status, code, message, undefined, retryAfterMs);
@@ -30,7 +31,6 @@ describe("the Alpaca adapter's reading of the SDK's errors", () => {
   it.each([
     { name: "a request timeout (408)", error: apiError(408, "timeout") },
     { name: "too early (425)", error: apiError(425, "too early") },
-    { name: "rate limited (429)", error: apiError(429, "rate limit exceeded", 42910000, 1_500) },
     { name: "a server error (500)", error: apiError(500, "internal error") },
     { name: "unavailable (503)", error: apiError(503, "unavailable") },
     { name: "a network error", error: new FetchError(new Error("socket hang up")) },
@@ -41,8 +41,22 @@ describe("the Alpaca adapter's reading of the SDK's errors", () => {
     expect(classifyPlacementFailure(unavailable)).toBe("ambiguous");
   });
 
-  it("keeps the broker's suggested wait of a 429", () => {
-    expect(classifySdkError(OPERATION, apiError(429, "rate limit exceeded", 42910000, 1_500))).toMatchObject({ status: 429, retryAfterMs: 1_500 });
+  it("makes a 429 a BrokerRateLimitedError, not carried out, with the broker's suggested wait", () => {
+    const before = Date.now();
+    const limited = classifySdkError(OPERATION, apiError(429, "rate limit exceeded", 42910000, 1_500));
+    expect(limited).toBeInstanceOf(BrokerRateLimitedError);
+    expect(classifyPlacementFailure(limited)).toBe("rate_limited");
+    const { retryAt } = limited as BrokerRateLimitedError;
+    expect(retryAt.getTime()).toBeGreaterThanOrEqual(before + 1_500);
+    expect(retryAt.getTime()).toBeLessThanOrEqual(Date.now() + 1_500);
+  });
+
+  it("makes a request the back-off held back unsent a BrokerRateLimitedError until the limit's reset", () => {
+    const until = new Date(Date.now() + 30_000);
+    const limited = classifySdkError(OPERATION, new RateLimitedError(until));
+    expect(limited).toBeInstanceOf(BrokerRateLimitedError);
+    expect(limited).toMatchObject({ retryAt: until, message: `POST /v2/orders not carried out: rate limited (HTTP 429) until ${until.toISOString()}; no request is sent before then` });
+    expect(classifyPlacementFailure(limited)).toBe("rate_limited");
   });
 
   it("names the operation, status, code and Alpaca's message in one line", () => {

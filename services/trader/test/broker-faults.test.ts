@@ -71,6 +71,33 @@ describe("broker faults", () => {
     expect(sessionOrders(sim, String(sessionId)).map((order) => order.client_order_id)).toEqual([`${sessionId}:AAPL:1`]);
   });
 
+  it("takes an entry refused by a long 429 as not placed, sends nothing until the reset, then places it under the same client_order_id", async () => {
+    sim = await stack.startSimulator({ seed: "post-429" });
+    // Longer than the trader waits within a request (2 s): the placement fails instead of waiting.
+    sim.control.injectFault({ kind: "error", count: 1, status: 429, retryAfterSeconds: 3, method: "POST", path: "/v2/orders" });
+    const running = trader([...ONE, ...RUN]);
+    const { sessionId } = await running.waitForLog(tradingStarted);
+    const clientOrderId = `${sessionId}:AAPL:1`;
+    const notPlaced = await running.waitForLog((line) => String(line.msg).startsWith("entry order not placed: the broker's rate limit refused it (HTTP 429)"));
+    expect(notPlaced).toMatchObject({ symbol: "AAPL", clientOrderId });
+    const placed = await running.waitForLog((line) => line.msg === "entry order placed");
+
+    expect(placed.clientOrderId).toBe(clientOrderId);
+    expect(statuses(sim, "POST", "/v2/orders")).toEqual([429, 200]);
+    // Certainly not placed: never looked up, never kept as a pending entry whose order might surface.
+    expect(statuses(sim, "GET", "/v2/orders:by_client_order_id")).toEqual([]);
+    expect(running.logs.map((line) => line.msg)).not.toContain("entry order outcome unknown; it is looked up again next tick and its id is reused, never replaced");
+    expect(running.logs.flatMap((line) => (line.change ? [(line.change as { kind: string }).kind] : []))).not.toContain("placement_not_found");
+    // Nothing reached the trading API between the refusal and its Retry-After.
+    const posts = sim.control.requests({ method: "POST", path: "/v2/orders" });
+    const refusedAt = Date.parse(posts[0]!.receivedAt);
+    const resumedAt = Date.parse(String(notPlaced.retryAt));
+    expect(resumedAt - refusedAt).toBeGreaterThanOrEqual(2_900);
+    const trading = sim.control.requests().filter((request) => !request.path.startsWith("/v2/stocks/"));
+    expect(trading.filter((request) => Date.parse(request.receivedAt) > refusedAt && Date.parse(request.receivedAt) < resumedAt - 50)).toEqual([]);
+    expect(sessionOrders(sim, String(sessionId)).map((order) => order.client_order_id)).toEqual([clientOrderId]);
+  });
+
   it("recognises an entry already at the broker under the id it regenerates after a restart, and tracks it", async () => {
     sim = await stack.startSimulator({ seed: "regenerated-id" });
     const { logger, lines } = captureLogger();

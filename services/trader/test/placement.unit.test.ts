@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BrokerRefusedError, BrokerUnavailableError } from "../src/broker/errors.js";
+import { BrokerRateLimitedError, BrokerRefusedError, BrokerUnavailableError } from "../src/broker/errors.js";
 import { placeOrder } from "../src/broker/placement.js";
 import { ScriptedBroker } from "./scripted-broker.js";
 
@@ -7,6 +7,8 @@ const ID = "trader-1:AAPL:1";
 const OPERATION = "POST /v2/orders";
 const buyingPower = new BrokerRefusedError(OPERATION, "insufficient_buying_power", 403, 40310000, "insufficient buying power");
 const duplicate = new BrokerRefusedError(OPERATION, "duplicate_client_order_id", 422, 40010001, "client_order_id must be unique");
+const RESET = new Date("2026-01-05T15:31:00.000Z");
+const rateLimited = new BrokerRateLimitedError(OPERATION, `rate limited (HTTP 429) until ${RESET.toISOString()}; no request is sent before then`, RESET);
 const request = { clientOrderId: ID, symbol: "AAPL", side: "buy" as const, qty: 10, takeProfit: 110, stopLoss: 90 };
 
 /** The broker after a submission: whether the order reached it, and what the submission answered. */
@@ -30,6 +32,8 @@ describe("placing an order", () => {
 
   it.each([
     { name: "refused (buying power)", reached: false, failure: buyingPower, outcome: { outcome: "rejected", reason: buyingPower.message }, lookups: 0 },
+    // Alpaca refuses a rate-limited request before creating the order, so there is nothing to look up.
+    { name: "rate limited (429)", reached: false, failure: rateLimited, outcome: { outcome: "not_placed", reason: rateLimited.message, retryAt: RESET }, lookups: 0 },
     { name: "ambiguous, and the order is at the broker", reached: true, failure: new BrokerUnavailableError(OPERATION, "network error: socket hang up"), outcome: { outcome: "found", cause: "ambiguous" }, lookups: 1 },
     { name: "a duplicate of an order placed before a restart", reached: true, failure: duplicate, outcome: { outcome: "found", cause: "duplicate" }, lookups: 1 },
     {

@@ -3,8 +3,8 @@ import { describeIssues, type Logger } from "@savepoint/shared";
 import { ZodError, type z } from "zod";
 import type { BrokerConnection } from "../config.js";
 import type { Broker } from "./broker.js";
-import { BrokerReadError, BrokerRefusedError, BrokerUnavailableError, type BrokerRefusal } from "./errors.js";
-import { RateLimitBackoff, RateLimitedError } from "./rate-limit.js";
+import { BrokerRateLimitedError, BrokerReadError, BrokerRefusedError, BrokerUnavailableError, type BrokerRefusal } from "./errors.js";
+import { isRateLimitRefusal, RateLimitBackoff, RateLimitedError } from "./rate-limit.js";
 import {
   accountSchema,
   assetSchema,
@@ -186,7 +186,9 @@ export class AlpacaBroker implements Broker {
 
   replaceOrder(orderId: string, request: ReplaceRequest): Promise<BrokerOrder> {
     return write(`PATCH /v2/orders/${orderId} (${request.clientOrderId})`, orderSchema, () =>
-      this.ordersApi.patchOrderByOrderId({ orderId, patchOrderRequest: { limitPrice: money(request.limitPrice), clientOrderId: request.clientOrderId } }),
+      this.tradingLimit.send(() =>
+        this.ordersApi.patchOrderByOrderId({ orderId, patchOrderRequest: { limitPrice: money(request.limitPrice), clientOrderId: request.clientOrderId } }),
+      ),
     );
   }
 
@@ -211,8 +213,8 @@ async function read<S extends z.ZodType>(operation: string, schema: S, call: () 
 
 /**
  * One request that changes something: the SDK call, then the parse of its answer (none for `schema` null). A
- * refusal is a BrokerRefusedError; anything else, an unparseable answer included, is a BrokerUnavailableError,
- * since the broker may have acted on it.
+ * refusal is a BrokerRefusedError, a 429 a BrokerRateLimitedError; anything else, an unparseable answer
+ * included, is a BrokerUnavailableError, since the broker may have acted on it.
  */
 async function write<S extends z.ZodType>(operation: string, schema: S | null, call: () => Promise<unknown>): Promise<z.output<S>> {
   let answer: unknown;
@@ -228,19 +230,21 @@ async function write<S extends z.ZodType>(operation: string, schema: S | null, c
 }
 
 /** Statuses that say nothing about whether the request was carried out: retry-style answers, not refusals. */
-const TRANSIENT_STATUSES = new Set([408, 425, 429]);
+const TRANSIENT_STATUSES = new Set([408, 425]);
 
 /**
- * The SDK's error as the port's: an answered 4xx (other than 408/425/429) is a refusal, told apart by what the
- * trader acts on; everything else leaves the outcome unknown.
+ * The SDK's error as the port's: a 429, or a request the back-off held back after one, was not carried out
+ * (Alpaca refuses a rate-limited request before acting on it); another answered 4xx (other than 408/425) is a
+ * refusal, told apart by what the trader acts on; everything else leaves the outcome unknown.
  */
-export function classifySdkError(operation: string, error: unknown): BrokerRefusedError | BrokerUnavailableError {
+export function classifySdkError(operation: string, error: unknown): BrokerRefusedError | BrokerRateLimitedError | BrokerUnavailableError {
+  const { detail, status } = describeSdkFailure(error);
+  if (error instanceof RateLimitedError) return new BrokerRateLimitedError(operation, detail, error.until);
+  if (isRateLimitRefusal(error)) return new BrokerRateLimitedError(operation, detail, new Date(Date.now() + (error.retryAfterMs ?? 0)));
   if (error instanceof ApiError && error.status >= 400 && error.status < 500 && !TRANSIENT_STATUSES.has(error.status)) {
     return new BrokerRefusedError(operation, refusalOf(error.status, error.message), error.status, error.code, error.message);
   }
-  const { detail, status } = describeSdkFailure(error);
-  if (error instanceof RateLimitedError) return new BrokerUnavailableError(operation, detail, 429, Math.max(0, error.until.getTime() - Date.now()));
-  return new BrokerUnavailableError(operation, detail, status, error instanceof ApiError ? error.retryAfterMs : undefined);
+  return new BrokerUnavailableError(operation, detail, status);
 }
 
 /**

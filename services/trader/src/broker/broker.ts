@@ -3,8 +3,8 @@ import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerOrder, Brok
 /**
  * What the trader needs from a broker, in the port's own errors (errors.ts), never a broker SDK's: reads throw
  * BrokerReadError when they cannot give a trustworthy answer; submissions and cancels throw BrokerRefusedError
- * when the broker answered no (with its status, code and the refusal's kind) and BrokerUnavailableError when
- * the outcome is unknown.
+ * when the broker answered no (with its status, code and the refusal's kind), BrokerRateLimitedError when its
+ * rate limit kept the request from being carried out, and BrokerUnavailableError when the outcome is unknown.
  */
 export interface Broker {
   account(): Promise<BrokerAccount>;

@@ -45,9 +45,8 @@ export class BrokerRefusedError extends Error {
 }
 
 /**
- * The broker gave no usable answer to a request that changes something (no answer, a timeout, 408/425/429, a
- * 5xx, or an answer that does not parse): it may or may not have done it, so look before doing anything else.
- * `retryAfterMs` is the broker's suggested wait, when it gave one (429).
+ * The broker gave no usable answer to a request that changes something (no answer, a timeout, 408/425, a 5xx,
+ * or an answer that does not parse): it may or may not have done it, so look before doing anything else.
  */
 export class BrokerUnavailableError extends Error {
   override name = "BrokerUnavailableError";
@@ -55,9 +54,24 @@ export class BrokerUnavailableError extends Error {
     readonly operation: string,
     readonly detail: string,
     readonly status?: number,
-    readonly retryAfterMs?: number,
   ) {
     super(`${operation} failed: ${detail}`);
+  }
+}
+
+/**
+ * The broker's rate limit kept a request that changes something from being carried out: the broker answered
+ * 429, which Alpaca does before acting on a request (no order is created), or the request was held back unsent
+ * until the limit's reset after an earlier 429. Nothing was done; the broker takes requests again at `retryAt`.
+ */
+export class BrokerRateLimitedError extends Error {
+  override name = "BrokerRateLimitedError";
+  constructor(
+    readonly operation: string,
+    readonly detail: string,
+    readonly retryAt: Date,
+  ) {
+    super(`${operation} not carried out: ${detail}`);
   }
 }
 
@@ -65,11 +79,13 @@ export class BrokerUnavailableError extends Error {
  * How an order placement failed:
  * - duplicate: the broker already has an order with this client_order_id (an earlier attempt got through);
  * - rejected: the broker answered and refused it (buying power, invalid prices …); nothing was placed;
+ * - rate_limited: the broker's rate limit refused it (429) or held it back unsent; nothing was placed;
  * - ambiguous: no answer, a timeout or a 5xx; the order may or may not exist, so look it up before anything else.
  */
-export type PlacementFailure = "duplicate" | "rejected" | "ambiguous";
+export type PlacementFailure = "duplicate" | "rejected" | "rate_limited" | "ambiguous";
 
 export function classifyPlacementFailure(error: unknown): PlacementFailure {
+  if (error instanceof BrokerRateLimitedError) return "rate_limited";
   if (!(error instanceof BrokerRefusedError)) return "ambiguous";
   return error.refusal === "duplicate_client_order_id" ? "duplicate" : "rejected";
 }

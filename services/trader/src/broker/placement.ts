@@ -1,5 +1,5 @@
 import type { Broker } from "./broker.js";
-import { classifyPlacementFailure, describeBrokerFailure } from "./errors.js";
+import { BrokerRateLimitedError, classifyPlacementFailure, describeBrokerFailure } from "./errors.js";
 import type { BrokerOrder } from "./types.js";
 
 /**
@@ -8,6 +8,8 @@ import type { BrokerOrder } from "./types.js";
  * - found: the broker already had an order under this client_order_id (placed by an earlier attempt, or by
  *   this one before its answer was lost); it is that order;
  * - rejected: the broker refused it; nothing was placed;
+ * - not_placed: the broker's rate limit refused it (429) or held it back unsent; nothing was placed, and the
+ *   broker takes orders again at `retryAt`;
  * - unknown: no answer and the lookup found nothing (or failed). The order may still surface, so the caller
  *   must reuse the same client_order_id for its next attempt, never a new one.
  */
@@ -15,6 +17,7 @@ export type Placement =
   | { outcome: "placed"; order: BrokerOrder }
   | { outcome: "found"; order: BrokerOrder; cause: "duplicate" | "ambiguous" }
   | { outcome: "rejected"; reason: string }
+  | { outcome: "not_placed"; reason: string; retryAt: Date }
   | { outcome: "unknown"; reason: string };
 
 /**
@@ -28,6 +31,8 @@ export async function placeOrder(broker: Broker, clientOrderId: string, submit: 
     const failure = classifyPlacementFailure(error);
     const detail = describeBrokerFailure(error);
     if (failure === "rejected") return { outcome: "rejected", reason: detail };
+    // Certainly not placed, so nothing to look up (the lookup would meet the same limit).
+    if (failure === "rate_limited") return { outcome: "not_placed", reason: detail, retryAt: (error as BrokerRateLimitedError).retryAt };
     let existing: BrokerOrder | null;
     try {
       existing = await broker.orderByClientOrderId(clientOrderId);

@@ -388,6 +388,13 @@ export class TradingSession {
       logger.warn({ ...described, problem: placement.reason }, "entry order rejected by the broker; nothing placed");
       return;
     }
+    if (placement.outcome === "not_placed") {
+      logger.warn(
+        { ...described, retryAt: placement.retryAt.toISOString(), problem: placement.reason },
+        "entry order not placed: the broker's rate limit refused it (HTTP 429); the strategy decides again once the limit resets, under the same client_order_id",
+      );
+      return;
+    }
     // Charged as Alpaca charges it, so a second entry in the same tick is sized against what is really left.
     if (account) account.buyingPower -= plan.buyingPowerNeeded;
     if (placement.outcome === "unknown") {
@@ -443,6 +450,13 @@ export class TradingSession {
     this.parts.metrics?.orders.inc({ outcome: placement.outcome });
     if (placement.outcome === "rejected") {
       logger.warn({ ...described, problem: placement.reason }, "exit refused by the broker; nothing changed, the next sync shows the position as the broker has it");
+      return;
+    }
+    if (placement.outcome === "not_placed") {
+      logger.warn(
+        { ...described, retryAt: placement.retryAt.toISOString(), problem: placement.reason },
+        "exit not placed: the broker's rate limit refused it (HTTP 429); nothing changed, it is asked for again once the limit resets",
+      );
       return;
     }
     position.exit = exit;
