@@ -1,21 +1,22 @@
 #!/usr/bin/env node
 /**
  * `npm run stack`: the whole stack as local processes, for a machine with Redis and PostgreSQL but no Docker.
- * Runs the migrations, then starts every service with the commands and environment docker-compose.yml uses
- * (both come from ./definition.mjs), each once what it depends on is healthy; prefixes their output; and on
- * Ctrl+C (or SIGTERM) stops them in reverse dependency order, each within its grace period.
+ * Reads docker-compose.yml (./compose.mjs: its services, commands, environment, health checks, dependencies and
+ * grace periods, with the few rules that make them local processes), runs the migrations, then starts every
+ * service, each once what it depends on is healthy; prefixes their output; and on Ctrl+C (or SIGTERM) stops
+ * them in reverse dependency order, each within its grace period.
  *
  *   node scripts/stack/run.mjs [--port-offset N] [--dotenv PATH]
  *
  * --port-offset moves every port (8080-8091) by N, to run beside another stack. --dotenv names the
  * settings file (default: .env at the repository root, when there is one); the process environment wins
- * over it, as with docker compose.
+ * over it, as with docker compose, and its COMPOSE_PROFILES picks profiles the same way.
  */
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { nativePlacement, stackServices } from "./definition.mjs";
-import { readEnvFile, resolveValue, serviceEnvironment } from "./environment.mjs";
+import { nativePlan } from "./compose.mjs";
+import { readEnvFile } from "./environment.mjs";
 import { waitForHealthy, waitForPort } from "./health.mjs";
 import { prefixedOutput } from "./output.mjs";
 import { SupervisedProcess } from "./supervised-process.mjs";
@@ -42,9 +43,19 @@ function commandLine() {
   }
 }
 
+/** The stack docker-compose.yml defines, as local processes; a compose file it cannot read stops the runner here. */
+function plan() {
+  try {
+    return nativePlan(userEnv, { portOffset });
+  } catch (error) {
+    console.error(`cannot read the stack: ${error.message}`);
+    process.exit(2);
+  }
+}
+
 const { portOffset, envFile } = commandLine();
 const userEnv = { ...readEnvFile(envFile), ...process.env };
-const services = stackServices(nativePlacement(portOffset));
+const services = plan();
 const byName = new Map(services.map((service) => [service.name, service]));
 const output = prefixedOutput([RUNNER, ...services.filter((service) => service.command).map((service) => service.name)]);
 const say = (line) => output(RUNNER, line);
@@ -52,11 +63,10 @@ const say = (line) => output(RUNNER, line);
 const processes = new Map();
 const startup = new AbortController();
 
-const healthUrl = (service) => `http://127.0.0.1:${service.port}${service.health}`;
-
 /** Memoized per service: resolves once it is healthy (or, for a one-shot step, has succeeded). */
 const settled = new Map();
 function settle(name) {
+  if (!byName.has(name)) return Promise.reject(new Error(`a service depends on ${name}, which is not in the stack (a profile left out of COMPOSE_PROFILES?)`));
   if (!settled.has(name)) settled.set(name, bringUp(byName.get(name)));
   return settled.get(name);
 }
@@ -65,8 +75,13 @@ async function bringUp(service) {
   await Promise.all(Object.keys(service.dependsOn ?? {}).map(settle));
   startup.signal.throwIfAborted();
   if (service.kind === "infrastructure") {
+    if (!service.address) {
+      throw new Error(
+        `${service.name} (profile ${service.profiles.join(", ")} in COMPOSE_PROFILES) is a container only docker compose runs; leave COMPOSE_PROFILES unset for npm run stack`,
+      );
+    }
     try {
-      await waitForPort(resolveValue(service.url, userEnv, service.variable), { timeoutMs: INFRASTRUCTURE_TIMEOUT_MS });
+      await waitForPort(service.address, { timeoutMs: INFRASTRUCTURE_TIMEOUT_MS });
     } catch (error) {
       throw new Error(`${service.name}: ${error.message}; start it, or point ${service.variable} at yours (in .env or the environment)`, { cause: error });
     }
@@ -76,7 +91,8 @@ async function bringUp(service) {
   const supervised = new SupervisedProcess({
     name: service.name,
     command: service.command,
-    env: serviceEnvironment(service, userEnv),
+    // The user's environment under what compose would set in the container, as the service's own.
+    env: { ...userEnv, ...service.env },
     cwd: REPOSITORY,
     output,
     restart: service.kind === "service",
@@ -88,8 +104,12 @@ async function bringUp(service) {
     say(`${service.name} done`);
     return;
   }
-  await waitForHealthy(healthUrl(service), { timeoutMs: HEALTH_TIMEOUT_MS, signal: startup.signal });
-  say(`${service.name} healthy: ${healthUrl(service)}`);
+  if (!service.health) {
+    say(`${service.name} started (docker-compose.yml gives it no health check)`);
+    return;
+  }
+  await waitForHealthy(service.health, { timeoutMs: HEALTH_TIMEOUT_MS, signal: startup.signal });
+  say(`${service.name} healthy: ${service.health}`);
 }
 
 /** Stops every process started, each only after the services that depend on it (compose's order). */
@@ -100,7 +120,7 @@ async function stopAll() {
       const dependents = services.filter((service) => Object.hasOwn(service.dependsOn ?? {}, name)).map((service) => service.name);
       stopped.set(
         name,
-        Promise.all(dependents.map(stop)).then(() => processes.get(name)?.stop(byName.get(name).stopGraceMs ?? 10_000)),
+        Promise.all(dependents.map(stop)).then(() => processes.get(name)?.stop(byName.get(name).stopGraceMs)),
       );
     }
     return stopped.get(name);
@@ -151,9 +171,9 @@ try {
 }
 if (!stopping) {
   const board = byName.get("bull-board");
-  const password = userEnv.BULL_BOARD_PASSWORD ? "BULL_BOARD_PASSWORD" : `"${board.env.BULL_BOARD_PASSWORD.default}" (development default; set BULL_BOARD_PASSWORD)`;
+  const password = userEnv.BULL_BOARD_PASSWORD ? "BULL_BOARD_PASSWORD" : `"${board.env.BULL_BOARD_PASSWORD}" (development default; set BULL_BOARD_PASSWORD)`;
   const consoleService = byName.get("console");
-  const consolePassword = userEnv.CONSOLE_PASSWORD ? "CONSOLE_PASSWORD" : `"${consoleService.env.CONSOLE_PASSWORD.default}" (development default; set CONSOLE_PASSWORD)`;
+  const consolePassword = userEnv.CONSOLE_PASSWORD ? "CONSOLE_PASSWORD" : `"${consoleService.env.CONSOLE_PASSWORD}" (development default; set CONSOLE_PASSWORD)`;
   say(`stack is up. Bull Board: http://127.0.0.1:${board.port}/ (user ${userEnv.BULL_BOARD_USER || "admin"}, password ${password}).`);
   say(`Console: http://127.0.0.1:${consoleService.port}/ (user ${userEnv.CONSOLE_USER || "admin"}, password ${consolePassword}). Ctrl+C stops everything.`);
 }

@@ -35,7 +35,7 @@ export class SupervisedProcess {
   start() {
     const { name, command, env, cwd, output } = this.options;
     const [program, ...args] = command;
-    // "node" in the shared definition is the container's node; here, the one running this script.
+    // "node" in docker-compose.yml is the container's node; here, the one running this script.
     const executable = program === "node" ? process.execPath : program;
     const child = spawn(executable, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     this.child = child;

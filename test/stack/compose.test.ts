@@ -12,12 +12,14 @@ import { reasonerEnvSchema } from "../../services/reasoner/src/config.js";
 import { modelServerEnvSchema } from "../../services/model-server/src/config.js";
 import { traderEnvSchema } from "../../services/trader/src/config.js";
 import { simulatorEnvSchema } from "../../services/alpaca-simulator/src/config.js";
-import { COMPOSE_PLACEMENT, stackServices } from "../../scripts/stack/definition.mjs";
+import { composeServices, nativePlan } from "../../scripts/stack/compose.mjs";
+import { readEnvFile } from "../../scripts/stack/environment.mjs";
 
 const REPOSITORY = fileURLToPath(new URL("../..", import.meta.url));
 const COMPOSE_FILE = join(REPOSITORY, "docker-compose.yml");
 
 interface ComposeService {
+  build?: unknown;
   command?: string[];
   environment?: Record<string, string>;
   healthcheck?: { test: string[] };
@@ -28,6 +30,7 @@ interface ComposeService {
   container_name?: string;
   image?: string;
   profiles?: string[];
+  restart?: string;
 }
 interface ComposeFile {
   services: Record<string, ComposeService>;
@@ -51,14 +54,14 @@ function composeConfig(envFile: string): ComposeFile {
   return JSON.parse(json) as ComposeFile;
 }
 
-const definition = stackServices(COMPOSE_PLACEMENT);
-const containers = definition.filter((service) => service.command);
-const defaultOf = (value: string | { default: string }) => (typeof value === "string" ? value : value.default);
+/** What `npm run stack` takes from docker-compose.yml (scripts/stack/compose.mjs), given the same .env. */
+const readByRunner = (envFile: string) => composeServices(readEnvFile(envFile));
 const seconds = (duration: string) => {
   const match = /^(\d+)s$/.exec(duration);
   if (!match) throw new Error(`stop_grace_period "${duration}" is not in seconds (e.g. 30s)`);
   return Number(match[1]) * 1000;
 };
+const CONDITIONS: Record<string, string> = { service_healthy: "healthy", service_completed_successfully: "completed", service_started: "started" };
 
 const variables = (schema: z.ZodObject, ...unused: string[]) => Object.keys(schema.shape).filter((name) => !unused.includes(name));
 
@@ -98,20 +101,59 @@ describe("docker-compose.yml", () => {
   /** The services `docker compose up` starts without a profile: the stack's. */
   const unprofiled = () => Object.keys(compose.services).filter((name) => !compose.services[name]!.profiles);
 
+  /** Fails unless the runner's reading of the compose file, given `envFile`, is docker-compose's, service by service. */
+  const expectRunnerAgrees = (envFile: string) => {
+    const configured = composeConfig(envFile);
+    const read = readByRunner(envFile);
+    expect(read.map((service) => service.name).sort()).toEqual(Object.keys(configured.services).sort());
+    for (const service of read) {
+      const container = configured.services[service.name]!;
+      expect(service.built, `${service.name} is built from this repository`).toBe(container.build !== undefined);
+      expect(service.profiles, service.name).toEqual(container.profiles ?? []);
+      expect(service.command, service.name).toEqual(container.command);
+      expect(service.environment, service.name).toEqual(container.environment ?? {});
+      expect(service.healthcheck, service.name).toEqual(container.healthcheck?.test);
+      expect(service.restart, service.name).toBe(container.restart);
+      expect(service.stopGraceMs, service.name).toBe(seconds(container.stop_grace_period ?? "10s"));
+      expect(service.dependsOn, service.name).toEqual(
+        Object.fromEntries(Object.entries(container.depends_on ?? {}).map(([name, { condition }]) => [name, CONDITIONS[condition]])),
+      );
+    }
+    return configured;
+  };
+
   it("parses and names every service of the stack, and the cluster profile's one more", () => {
     expect(unprofiled().sort()).toEqual(
       ["alpaca-simulator", "bull-board", "checkpointer", "console", "migrate", "model-server", "postgres", "reasoner", "redis", "trader"].sort(),
     );
-    expect(unprofiled().sort()).toEqual(definition.map((service) => service.name).sort());
     expect(Object.fromEntries(Object.entries(compose.services).filter(([, service]) => service.profiles).map(([name, service]) => [name, service.profiles]))).toEqual({
       "redis-cluster": ["cluster"],
     });
+    // What the native runner starts without a profile: the same services.
+    expect(nativePlan({}).map((service) => service.name).sort()).toEqual(unprofiled().sort());
+  });
+
+  it("is read by npm run stack as docker-compose reads it: commands, environment, health checks, order, grace periods", () => {
+    expectRunnerAgrees(join(scratch, "empty.env"));
+  });
+
+  it("is read by npm run stack as docker-compose reads it with every variable it passes set in .env", () => {
+    const names = [...new Set(Object.values(compose.services).flatMap((service) => Object.keys(service.environment ?? {})))];
+    const dotenv = join(scratch, "all-set.env");
+    // One set empty, which ${VAR:-default} treats as unset.
+    writeFileSync(dotenv, [...names.filter((name) => name !== "TRADER_INTERVAL_SECONDS").map((name) => `${name}=from-dotenv-${name}`), "TRADER_INTERVAL_SECONDS="].join("\n"));
+
+    const configured = expectRunnerAgrees(dotenv);
+
+    // Fixed settings stay fixed, whatever .env says (the services rely on them: their ports, their shutdown budget).
+    expect(configured.services.checkpointer!.environment).toMatchObject({ HTTP_PORT: "8081", SHUTDOWN_TIMEOUT_MS: "20000", LOG_LEVEL: "from-dotenv-LOG_LEVEL" });
+    expect(configured.services.trader!.environment).toMatchObject({ TRADER_INTERVAL_SECONDS: "60" });
   });
 
   it("with the cluster profile's settings in .env, points every service that uses Redis at its cluster, with a hash-tag prefix", () => {
     const dotenv = join(scratch, "cluster.env");
     writeFileSync(dotenv, "COMPOSE_PROFILES=cluster\nREDIS_CLUSTER_NODES=redis-cluster:7001,redis-cluster:7002,redis-cluster:7003\nQUEUE_PREFIX={savepoint}\n");
-    const configured = composeConfig(dotenv);
+    const configured = expectRunnerAgrees(dotenv);
 
     const users = Object.entries(READS).filter(([, reads]) => reads.includes("REDIS_CLUSTER_NODES")).map(([name]) => name);
     expect(users.sort()).toEqual(["bull-board", "checkpointer", "console", "reasoner", "trader"]);
@@ -131,52 +173,64 @@ describe("docker-compose.yml", () => {
     expect(cluster.volumes).toEqual(["redis-cluster-data:/data:rw"]);
     expect(cluster.healthcheck?.test.join(" ")).toMatch(/cluster_state:ok/);
     expect(cluster.ports).toBeUndefined();
+
+    // Natively the profile's container is in the stack too, but as one only compose can run (the runner refuses it).
+    const native = nativePlan(readEnvFile(dotenv)).find((service) => service.name === "redis-cluster");
+    expect(native).toMatchObject({ kind: "infrastructure", profiles: ["cluster"] });
+    expect(native?.address).toBeUndefined();
   });
 
-  it("runs each service with the command and settings of the shared definition (scripts/stack/definition.mjs)", () => {
-    for (const service of containers) {
-      const container = compose.services[service.name]!;
-      expect(container.command, service.name).toEqual(service.command);
-      expect(container.image, service.name).toBe("savepoint:local");
-      for (const [name, value] of Object.entries(service.env ?? {})) {
-        expect(container.environment?.[name], `${service.name} ${name}`).toBe(defaultOf(value));
+  it("runs natively with compose's settings, only this machine's addresses and ports in place of the containers'", () => {
+    const userEnv = { REDIS_URL: "redis://127.0.0.1:6390", DATABASE_URL: "postgres://me@127.0.0.1:5433/mine", BULL_BOARD_PASSWORD: "from-the-user" };
+    const read = new Map(composeServices(userEnv).map((service) => [service.name, service]));
+    const plan = nativePlan(userEnv, { portOffset: 1000 });
+
+    for (const service of plan) {
+      const composed = read.get(service.name)!;
+      expect(service.dependsOn, service.name).toEqual(composed.dependsOn);
+      expect(service.stopGraceMs, service.name).toBe(composed.stopGraceMs);
+      if (!composed.built) {
+        expect(service.kind, service.name).toBe("infrastructure");
+        continue;
+      }
+      expect(service.kind, service.name).toBe(composed.restart === "no" ? "one-shot" : "service");
+      expect(service.command, service.name).toEqual(composed.command);
+      expect(Object.keys(service.env), service.name).toEqual(Object.keys(composed.environment));
+      for (const [name, value] of Object.entries(service.env)) {
+        // Only a value naming a container (a URL at one of the stack's services) or a service's own port differs.
+        const differs = value !== composed.environment[name];
+        const namesContainer = URL.canParse(composed.environment[name]!) && read.has(new URL(composed.environment[name]!).hostname);
+        expect(!differs || namesContainer || Number(value) === Number(composed.environment[name]) + 1000, `${service.name} ${name}=${value}`).toBe(true);
       }
     }
+
+    const byName = new Map(plan.map((service) => [service.name, service]));
+    // The infrastructure is the user's, through the variables the services use.
+    expect(byName.get("redis")).toMatchObject({ variable: "REDIS_URL", address: "redis://127.0.0.1:6390" });
+    expect(byName.get("postgres")).toMatchObject({ variable: "DATABASE_URL", address: "postgres://me@127.0.0.1:5433/mine" });
+    expect(byName.get("console")!.env).toMatchObject({ CONSOLE_DATABASE_URL: "postgres://me@127.0.0.1:5433/mine", REDIS_URL: "redis://127.0.0.1:6390" });
+    // The stack's own services on 127.0.0.1, every port moved by the offset.
+    expect(byName.get("reasoner")).toMatchObject({ port: 9083, health: "http://127.0.0.1:9083/readyz" });
+    expect(byName.get("reasoner")!.env).toMatchObject({ HTTP_PORT: "9083", ANTHROPIC_BASE_URL: "http://127.0.0.1:9091", APCA_API_BASE_URL: "http://127.0.0.1:9090" });
+    expect(byName.get("model-server")!.env).toMatchObject({ MODEL_SERVER_PORT: "9091", MODEL_SERVER_HOST: "0.0.0.0" });
+    expect(byName.get("bull-board")!.env).toMatchObject({ BULL_BOARD_PASSWORD: "from-the-user" });
+    // Without the user's settings, the local defaults: compose's URLs at 127.0.0.1.
+    expect(nativePlan({}).find((service) => service.name === "postgres")!.address).toBe("postgres://postgres:savepoint@127.0.0.1:5432/savepoint");
   });
 
-  it("takes the settings the definition leaves to the user from .env, and no others", () => {
-    const names = [...new Set(containers.flatMap((service) => Object.keys(service.env ?? {})))];
-    const dotenv = join(scratch, "all-set.env");
-    writeFileSync(dotenv, names.map((name) => `${name}=from-dotenv-${name}`).join("\n"));
-
-    const configured = composeConfig(dotenv);
-
-    for (const service of containers) {
-      for (const [name, value] of Object.entries(service.env ?? {})) {
-        const expected = typeof value === "string" ? value : `from-dotenv-${name}`;
-        expect(configured.services[service.name]!.environment?.[name], `${service.name} ${name}`).toBe(expected);
-      }
-    }
-  });
-
-  it("checks health where the definition says, waits for what it depends on, and stops within its grace period", () => {
-    const conditions = { healthy: "service_healthy", completed: "service_completed_successfully" };
-    for (const service of definition) {
+  it("checks each service's health on its own port, and gives it a grace period above its SHUTDOWN_TIMEOUT_MS", () => {
+    for (const service of nativePlan({})) {
       const container = compose.services[service.name]!;
-      const dependsOn = Object.fromEntries(Object.entries(container.depends_on ?? {}).map(([name, { condition }]) => [name, condition]));
-      expect(dependsOn, service.name).toEqual(
-        Object.fromEntries(Object.entries(service.dependsOn ?? {}).map(([name, condition]) => [name, conditions[condition]])),
-      );
       if (service.kind === "one-shot") {
         expect(container.healthcheck, service.name).toBeUndefined();
         continue;
       }
       expect(container.healthcheck?.test.length, `${service.name} has a health check`).toBeGreaterThan(0);
       if (service.kind !== "service") continue;
-      expect(container.healthcheck?.test, service.name).toEqual(["CMD", "node", "scripts/healthcheck.mjs", `http://127.0.0.1:${service.port}${service.health}`]);
-      expect(seconds(container.stop_grace_period ?? "10s"), service.name).toBe(service.stopGraceMs);
-      const shutdownTimeoutMs = Number(defaultOf(service.env!.SHUTDOWN_TIMEOUT_MS!));
-      expect(service.stopGraceMs!, `${service.name}: grace period above SHUTDOWN_TIMEOUT_MS`).toBeGreaterThanOrEqual(shutdownTimeoutMs + 5_000);
+      expect(service.health, service.name).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${service.port}/(readyz|healthz)$`));
+      expect(Object.values(service.env), `${service.name} listens where its health is checked`).toContain(String(service.port));
+      const shutdownTimeoutMs = Number(service.env.SHUTDOWN_TIMEOUT_MS);
+      expect(service.stopGraceMs, `${service.name}: grace period above SHUTDOWN_TIMEOUT_MS`).toBeGreaterThanOrEqual(shutdownTimeoutMs + 5_000);
     }
   });
 
@@ -197,7 +251,7 @@ describe("docker-compose.yml", () => {
 
   it("passes every variable a service reads to its container, and .env.example documents each", () => {
     const documented = readFileSync(join(REPOSITORY, ".env.example"), "utf8");
-    for (const service of containers) {
+    for (const service of readByRunner(join(scratch, "empty.env")).filter((candidate) => candidate.built)) {
       const reads = READS[service.name];
       expect(reads, `${service.name} is listed in READS`).toBeDefined();
       for (const name of reads!) {

@@ -2,10 +2,10 @@ import { DECISION_ACTIONS, requestDecision, thinkJobId, type ThinkResult } from 
 import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
 import { Queue, QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { nativePlacement, stackServices } from "../../scripts/stack/definition.mjs";
+import { nativePlan } from "../../scripts/stack/compose.mjs";
 import { isRunning, NativeStack, pollUntil } from "./support.js";
 
-const services = stackServices(nativePlacement()).filter((service) => service.kind === "service");
+const services = nativePlan({}).filter((service) => service.kind === "service");
 
 describe("npm run stack (native, no Docker)", () => {
   let env: TestEnvironment;
@@ -82,7 +82,7 @@ describe("npm run stack (native, no Docker)", () => {
 
   it("serves /healthz and, where a service has it, /readyz on every service", async () => {
     for (const service of services) {
-      const paths = service.health === "/readyz" ? ["/healthz", "/readyz"] : ["/healthz"];
+      const paths = service.health?.endsWith("/readyz") ? ["/healthz", "/readyz"] : ["/healthz"];
       for (const path of paths) {
         const response = await fetch(stack.url(service.name, path));
         expect(response.status, `${service.name} ${path}: ${await response.text()}`).toBe(200);

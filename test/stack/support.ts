@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { TestEnvironment } from "@savepoint/shared/testing";
-import { nativePlacement, stackServices } from "../../scripts/stack/definition.mjs";
+import { nativePlan } from "../../scripts/stack/compose.mjs";
 
 const RUNNER = fileURLToPath(new URL("../../scripts/stack/run.mjs", import.meta.url));
 
@@ -58,9 +58,9 @@ export class NativeStack {
 
   /** The URL a service answers on natively (its port moved by the offset). */
   url(service: string, path: string): string {
-    const definition = stackServices(nativePlacement(this.portOffset)).find((candidate) => candidate.name === service);
-    if (!definition?.port) throw new Error(`${service} has no port in scripts/stack/definition.mjs`);
-    return `http://127.0.0.1:${definition.port}${path}`;
+    const planned = nativePlan({}, { portOffset: this.portOffset }).find((candidate) => candidate.name === service);
+    if (!planned?.port) throw new Error(`${service} has no port in docker-compose.yml (none its health check asks)`);
+    return `http://127.0.0.1:${planned.port}${path}`;
   }
 
   /** Process ids of every service process the runner started, by service, in start order. */
@@ -170,7 +170,7 @@ async function portIsFree(port: number): Promise<boolean> {
 
 /** An offset that moves every port of the stack onto free ones (other tests share this machine). */
 async function freePortOffset(): Promise<number> {
-  const ports = stackServices(nativePlacement(0)).flatMap((service) => (service.port ? [service.port] : []));
+  const ports = nativePlan({}).flatMap((service) => (service.port ? [service.port] : []));
   for (let attempt = 0; attempt < 50; attempt += 1) {
     const offset = 20_000 + Math.floor(Math.random() * 20_000);
     const free = await Promise.all(ports.map((port) => portIsFree(port + offset)));
