@@ -57,6 +57,8 @@ const RECONCILE_ATTEMPTS = 3;
 const RECONCILE_BACKOFF_MS = 500;
 /** The final checkpoint gets this long to be confirmed on shutdown. */
 const FINAL_CHECKPOINT_TIMEOUT_MS = 10_000;
+/** How often a read at start that the broker's rate limit refuses waits for the limit's reset before starting fails. */
+const STARTUP_RATE_LIMIT_WAITS = 3;
 /** At the end of the session (--duration), working entry orders get this long to be canceled or filled. */
 const SETTLE_ENTRIES_TIMEOUT_MS = 5_000;
 
@@ -93,14 +95,14 @@ export class Trader {
 
   static async open(options: TraderOptions, context: TraderContext): Promise<Trader> {
     const { broker, client, logger } = context;
-    const account = await readAccount(broker);
+    const account = await readAccount(broker, logger);
     let sessionId: string;
     let state: TradingState;
     let epoch: number;
     const start = await sessionToStart(client, options.session, account, logger);
     if (!("snapshot" in start)) {
-      await checkSymbols(broker, start.symbols);
-      const clock = await broker.clock();
+      await checkSymbols(broker, start.symbols, logger);
+      const clock = await readAtStartup("read the market clock", () => broker.clock(), logger);
       sessionId = newSessionId();
       state = new TradingState({
         sessionStartedAt: new Date().toISOString(),
@@ -245,7 +247,7 @@ type Redis = Awaited<ReturnType<typeof connectRedis>>;
  */
 export async function reconcileOnly(options: TraderOptions, context: TraderContext): Promise<ReconciliationReport> {
   const { broker, client, logger } = context;
-  const account = await readAccount(broker);
+  const account = await readAccount(broker, logger);
   if (options.session.kind === "new" || options.session.kind === "resume-or-new") throw new UsageError("--reconcile-only needs a session to compare: the latest one, or --resume-session ID");
   let restored: RestoredSession | undefined;
   try {
@@ -255,7 +257,7 @@ export async function reconcileOnly(options: TraderOptions, context: TraderConte
     if (!(error instanceof StartupError && options.session.kind === "resume")) throw error;
     logger.warn({ accountId: account.id }, "no active or interrupted session to reconcile; comparing the broker with an empty session");
   }
-  const clock = await broker.clock();
+  const clock = await readAtStartup("read the market clock", () => broker.clock(), logger);
   const state =
     restored?.state.clone() ??
     new TradingState({
@@ -267,17 +269,46 @@ export async function reconcileOnly(options: TraderOptions, context: TraderConte
   return reconcileOnStart(broker, state, restored?.snapshot.sessionId ?? null, logger);
 }
 
-async function readAccount(broker: Broker): Promise<BrokerAccount> {
-  try {
-    return await broker.account();
-  } catch (error) {
-    throw new StartupError(`cannot read the broker account: ${(error as Error).message}. Check APCA_API_BASE_URL and the API keys (or that the simulator is running).`);
+function readAccount(broker: Broker, logger: Logger): Promise<BrokerAccount> {
+  return readAtStartup("read the broker account", () => broker.account(), logger, "Check APCA_API_BASE_URL and the API keys (or that the simulator is running).");
+}
+
+/**
+ * A broker read the trader cannot start without. One refused by the broker's rate limit (429) waits for the
+ * limit's reset, saying until when, and is sent again, up to STARTUP_RATE_LIMIT_WAITS times: the trader has
+ * nothing else to do, and Alpaca's window starts over within a minute. Starting fails in one line when the limit
+ * still refuses it after that, or when the read fails otherwise (`advice` says what to check).
+ */
+export async function readAtStartup<T>(what: string, read: () => Promise<T>, logger: Logger, advice = "Try again once the broker answers."): Promise<T> {
+  for (let waits = 0; ; waits++) {
+    try {
+      return await read();
+    } catch (error) {
+      if (!(error instanceof BrokerReadError) || error.retryAt === undefined) {
+        throw new StartupError(`cannot ${what}: ${(error as Error).message}. ${advice}`);
+      }
+      const retryAt = error.retryAt.toISOString();
+      if (waits === STARTUP_RATE_LIMIT_WAITS) {
+        throw new StartupError(
+          `cannot ${what}: the broker's rate limit (HTTP 429) still refuses requests after ${waits} waits for its reset, now until ${retryAt}. ` +
+            "Something else uses these API keys' requests (Alpaca allows 200 a minute per key), or BROKER_REQUESTS_PER_MINUTE is above the account's limit: stop the other client or lower it, then start again.",
+        );
+      }
+      const waitMs = Math.max(0, error.retryAt.getTime() - Date.now());
+      logger.warn(
+        { event: "rate_limited_at_start", retryAt, waitMs },
+        `cannot ${what} yet: the broker's rate limit is reached (HTTP 429); waiting for its reset and trying again at ${retryAt} (in ${Math.ceil(waitMs / 1000)} s)`,
+      );
+      await delay(waitMs);
+    }
   }
 }
 
 /** Every symbol must be a tradable asset at the broker; unknown ones are named together. */
-async function checkSymbols(broker: Broker, symbols: string[]): Promise<void> {
-  const assets = await Promise.all(symbols.map(async (symbol) => ({ symbol, asset: await broker.asset(symbol) })));
+async function checkSymbols(broker: Broker, symbols: string[], logger: Logger): Promise<void> {
+  const assets = await Promise.all(
+    symbols.map(async (symbol) => ({ symbol, asset: await readAtStartup(`look up symbol ${symbol} at the broker`, () => broker.asset(symbol), logger) })),
+  );
   const unknown = assets.filter(({ asset }) => asset === null).map(({ symbol }) => symbol);
   const untradable = assets.filter(({ asset }) => asset !== null && (!asset.tradable || asset.status !== "active")).map(({ symbol }) => symbol);
   const problems = [
@@ -400,8 +431,11 @@ async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: 
             "Nothing was traded: a failed or contradictory broker read is never taken to mean the account is flat. Try again once the broker answers.",
         );
       }
-      logger.warn({ attempt, problem: error.message }, "reconciliation failed; retrying");
-      await delay(RECONCILE_BACKOFF_MS * attempt);
+      // A read the rate limit refused is tried again once the limit has reset, not before.
+      const retryAt = error instanceof BrokerReadError ? error.retryAt : undefined;
+      const waitMs = Math.max(RECONCILE_BACKOFF_MS * attempt, retryAt ? retryAt.getTime() - Date.now() : 0);
+      logger.warn({ attempt, problem: error.message, retryAt: retryAt?.toISOString() }, "reconciliation failed; retrying");
+      await delay(waitMs);
     }
   }
 }

@@ -44,6 +44,24 @@ describe("the trader within Alpaca's limits", () => {
     expect(sessionOrders(sim, String(sessionId)).filter((order) => order.order_class === "bracket")).toHaveLength(3);
   });
 
+  it("rate limited at start, says so and when it tries again, waits for the limit's reset and then trades", async () => {
+    sim = await stack.startSimulator({ seed: "rate-limited-start", tickIntervalMs: 100 });
+    // Longer than a request waits within itself (2 s): the account read fails, and the trader waits at start.
+    sim.control.injectFault({ kind: "error", count: 1, status: 429, retryAfterSeconds: 3, method: "GET", path: "/v2/account" });
+    const trader = stack.spawnTrader(sim, ["--symbols", "AAPL", ...RUN]);
+    await trader.waitForLog(tradingStarted, 60_000);
+    expect(await trader.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+
+    const waiting = trader.logs.filter((line) => line.event === "rate_limited_at_start");
+    expect(waiting.map((line) => String(line.msg))).toEqual([
+      expect.stringMatching(/^cannot read the broker account yet: the broker's rate limit is reached \(HTTP 429\); waiting for its reset and trying again at \S+Z \(in [23] s\)$/),
+    ]);
+    expect(trader.output.join("\n")).not.toMatch(/APCA_API_BASE_URL|\n\s+at /);
+    const reads = sim.control.requests({ method: "GET", path: "/v2/account" });
+    expect(reads.slice(0, 2).map((request) => request.status)).toEqual([429, 200]);
+    expect(Date.parse(reads[1]!.receivedAt) - Date.parse(reads[0]!.receivedAt)).toBeGreaterThanOrEqual(2_900);
+  });
+
   it("sizes entries within the buying power as Alpaca charges it, so none is refused", async () => {
     // A cash-like account ($6,000, multiplier 1) and $4,000 positions: the second entry and later are paid
     // from what is left, with the collar on a market buy (2.5% from $50) and 3% on a short sale.

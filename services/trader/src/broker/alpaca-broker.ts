@@ -204,6 +204,7 @@ async function read<S extends z.ZodType>(operation: string, schema: S, call: () 
     answer = await call();
   } catch (error) {
     const { detail, status } = describeSdkFailure(error);
+    if (error instanceof RateLimitedError) throw new BrokerReadError(operation, detail, 429, error.until);
     throw new BrokerReadError(operation, detail, status);
   }
   const parsed = schema.safeParse(answer);

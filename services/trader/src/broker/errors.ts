@@ -5,7 +5,8 @@
 
 /**
  * A broker read failed after the adapter's retries, or answered something that does not parse. Callers must
- * treat the thing read as unknown: never as empty, flat or unchanged.
+ * treat the thing read as unknown: never as empty, flat or unchanged. `retryAt` is set when the broker's rate
+ * limit refused it (429): the broker takes requests again then.
  */
 export class BrokerReadError extends Error {
   override name = "BrokerReadError";
@@ -13,6 +14,7 @@ export class BrokerReadError extends Error {
     readonly operation: string,
     readonly detail: string,
     readonly status?: number,
+    readonly retryAt?: Date,
   ) {
     super(`${operation} failed: ${detail}`);
   }
