@@ -17,6 +17,7 @@ export * from "./migrations.js";
 export * from "./schemas/snapshot.js";
 export * from "./schemas/requests.js";
 export * from "./schemas/reasoning.js";
+export * from "./schemas/session-control.js";
 export * from "./decisions.js";
 export * from "./reasoning-client.js";
 export * from "./redrive.js";

@@ -13,6 +13,7 @@ import {
   statsResultSchema,
 } from "./schemas/requests.js";
 import { thinkPayloadSchema, thinkResultSchema } from "./schemas/reasoning.js";
+import { stopRequestSchema, stopResultSchema } from "./schemas/session-control.js";
 import { snapshotEnvelopeSchema, snapshotReceiptSchema } from "./schemas/snapshot.js";
 
 interface JobContract {
@@ -41,6 +42,10 @@ export const jobCatalog = {
   reasoning: {
     think: { payload: thinkPayloadSchema, result: thinkResultSchema },
   },
+  // One BullMQ queue per running session, `trader-control.<sessionId>` (session-control.ts), not one fixed queue.
+  "trader-control": {
+    stop: { payload: stopRequestSchema, result: stopResultSchema },
+  },
 } as const satisfies Record<string, Record<string, JobContract>>;
 
 type Catalog = typeof jobCatalog;
@@ -51,7 +56,11 @@ export type JobPayload<Q extends QueueName, J extends JobName<Q>> = z.output<Con
 export type JobInput<Q extends QueueName, J extends JobName<Q>> = z.input<Contract<Q, J>["payload"]>;
 export type JobResult<Q extends QueueName, J extends JobName<Q>> = z.output<Contract<Q, J>["result"]>;
 
-export const QUEUE_NAMES = Object.keys(jobCatalog) as QueueName[];
+/** Catalog queues consumed as one BullMQ queue per session (traderControlQueueName), so never listed by name. */
+const PER_SESSION_QUEUES: readonly QueueName[] = ["trader-control"];
+
+/** The catalog's queues that each are one BullMQ queue of that name: what the board and the fleet page list. */
+export const QUEUE_NAMES = (Object.keys(jobCatalog) as QueueName[]).filter((name) => !PER_SESSION_QUEUES.includes(name));
 
 /**
  * How long finished jobs stay in Redis. Completed ones stay briefly so a hand-built producer's
@@ -82,6 +91,8 @@ export const defaultJobOptions: Record<QueueName, JobsOptions> = {
     removeOnComplete: KEEP_COMPLETED,
     removeOnFail: KEEP_FAILED,
   },
+  // A stop is asked once (requestStop withdraws one nobody took); finished ones stay a day, the queue being otherwise empty.
+  "trader-control": { attempts: 1, removeOnComplete: { age: 24 * 3600, count: 100 }, removeOnFail: { age: 24 * 3600, count: 100 } },
 };
 
 /**

@@ -1,35 +1,17 @@
-import { Queue, QueueEvents, Worker, type ConnectionOptions, type Job } from "bullmq";
-import { z } from "zod";
-import { describeIssues, JobRejectedError } from "./jobs.js";
-import { SESSION_ID_PATTERN, sessionStatusSchema } from "./schemas/snapshot.js";
+import { Queue, QueueEvents, type ConnectionOptions, type Job, type Worker } from "bullmq";
+import { createCatalogWorker } from "./catalog-worker.js";
+import { defaultJobOptions, describeIssues, JobRejectedError } from "./jobs.js";
+import { stopRequestSchema, stopResultSchema, type StopRequest, type StopResult } from "./schemas/session-control.js";
 
 /**
  * Asking a running trader to stop its session gracefully, through BullMQ like every other request. Each
  * running session has a control queue of its own, `trader-control.<sessionId>`, with one worker: the trader
  * trading it. A queue per session, because a stop must reach that one process and BullMQ hands a queue's jobs
  * to whichever of its workers asks first; a worker on the queue is also how a caller can tell whether anyone
- * trades the session right now (BullMQ's getWorkers, from CLIENT LIST). Not in the job catalog, whose queues
- * have fixed names.
+ * trades the session right now (BullMQ's getWorkers, from CLIENT LIST). The job catalog's `trader-control`
+ * queue: one payload and result type, and the worker built by createCatalogWorker like every other.
  */
 export const traderControlQueueName = (sessionId: string) => `trader-control.${sessionId}`;
-
-export const stopRequestSchema = z.strictObject({
-  sessionId: z.string().regex(SESSION_ID_PATTERN, "must be 1-128 characters from A-Z, a-z, 0-9, '_', '.', '-'"),
-  /** Who asked (the console's user, the CLI's), for the trader's log. */
-  requestedBy: z.string().min(1).max(200),
-  reason: z.string().max(500).optional(),
-});
-export type StopRequest = z.infer<typeof stopRequestSchema>;
-
-export const stopResultSchema = z.strictObject({
-  sessionId: z.string(),
-  epoch: z.number().int().min(0),
-  /** The status of the final checkpoint: `stopped` (not picked by --resume; --resume-session continues it). */
-  status: sessionStatusSchema,
-  /** Whether the final checkpoint was confirmed stored before the trader answered. */
-  confirmed: z.boolean(),
-});
-export type StopResult = z.infer<typeof stopResultSchema>;
 
 /**
  * Why a stop was not done: `not_running`, no trader listens on the session's control queue (it is not being
@@ -49,9 +31,6 @@ export class StopRefusedError extends Error {
   }
 }
 
-/** Finished stop requests stay this long (the trader's control queue is otherwise empty). */
-const KEEP_FINISHED = { age: 24 * 3600, count: 100 };
-
 /**
  * Asks the trader of `sessionId` to stop and waits until it has written its final checkpoint. Refused at once
  * (`not_running`) when no trader listens; past `timeoutMs`, a request nobody took is withdrawn (`no_answer`).
@@ -69,7 +48,7 @@ export async function requestStop(
       throw new StopRefusedError("not_running", `no trader is running session ${parsed.sessionId} (none listens on its control queue), so there is nothing to stop`);
     }
     await events.waitUntilReady();
-    const job = await queue.add("stop", parsed, { attempts: 1, removeOnComplete: KEEP_FINISHED, removeOnFail: KEEP_FINISHED });
+    const job = await queue.add("stop", parsed, defaultJobOptions["trader-control"]);
     return await finished(job, events, options.timeoutMs, parsed.sessionId);
   } finally {
     await Promise.allSettled([events.close(), queue.close()]);
@@ -109,17 +88,16 @@ export function listenForStop(
   options: { connection: ConnectionOptions; prefix: string; sessionId: string; name: string },
   stop: (request: StopRequest) => Promise<StopResult>,
 ): Worker {
-  return new Worker(
-    traderControlQueueName(options.sessionId),
-    async (job: Job) => {
-      if (job.name !== "stop") throw new JobRejectedError("unknown_job", `unknown job name "${job.name}" on ${traderControlQueueName(options.sessionId)}; expected stop`);
-      const parsed = stopRequestSchema.safeParse(job.data);
-      if (!parsed.success) throw new JobRejectedError("invalid", `invalid stop job: ${describeIssues(parsed.error)}`);
-      if (parsed.data.sessionId !== options.sessionId) {
-        throw new JobRejectedError("invalid", `stop job for session ${parsed.data.sessionId} on the control queue of ${options.sessionId}`);
-      }
-      return stop(parsed.data);
+  return createCatalogWorker(
+    "trader-control",
+    {
+      stop: async (request) => {
+        if (request.sessionId !== options.sessionId) {
+          throw new JobRejectedError("invalid", `stop job for session ${request.sessionId} on the control queue of ${options.sessionId}`);
+        }
+        return stop(request);
+      },
     },
-    { connection: options.connection, prefix: options.prefix, name: options.name, concurrency: 1 },
+    { connection: options.connection, prefix: options.prefix, name: options.name, concurrency: 1, queueName: traderControlQueueName(options.sessionId) },
   );
 }
