@@ -194,8 +194,13 @@ export async function postAction(service: RunningConsole, action: string, body: 
 }
 
 /** A trader process on the test's queues trading against the simulator at `brokerUrl`; resolves with its session once it trades. */
-export async function spawnTrader(env: TestEnvironment, brokerUrl: string, args: string[]): Promise<{ trader: ServiceProcess; sessionId: string }> {
-  const trader = ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", APCA_API_BASE_URL: brokerUrl, BROKER_READ_RETRIES: "1" }, args);
+export async function spawnTrader(
+  env: TestEnvironment,
+  brokerUrl: string,
+  args: string[],
+  settings: Record<string, string> = {},
+): Promise<{ trader: ServiceProcess; sessionId: string }> {
+  const trader = ServiceProcess.start(TRADER_MAIN, { ...env.env, HTTP_PORT: "0", APCA_API_BASE_URL: brokerUrl, BROKER_READ_RETRIES: "1", ...settings }, args);
   try {
     const started = await trader.waitForLog((line) => line.event === "trading_started", 60_000);
     return { trader, sessionId: String(started.sessionId) };
