@@ -23,7 +23,8 @@ import {
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
 const TWO = ["--symbols", "AAPL,MSFT", "--entry-threshold-pct", "0", "--lookback", "3", "--position-size", "3000", "--stop-loss-pct", "5", "--take-profit-pct", "5"];
-const LEASE = { TRADER_ACCOUNT_LEASE_MS: "3000" };
+/** A short lease, so take-overs are learnt within seconds; the broker timeout within it, as the trader requires. */
+const LEASE = { TRADER_ACCOUNT_LEASE_MS: "6000", BROKER_TIMEOUT_MS: "3000" };
 
 const count = (lines, prefix) => lines.logs.filter((line) => String(line.msg).startsWith(prefix)).length;
 

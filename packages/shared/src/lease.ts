@@ -28,7 +28,9 @@ export type LeaseStanding = { held: true } | { held: false; holder: LeaseHolder 
 
 /*
  * KEYS[1] the lease (a hash: owner, generation, token; expires with the lease), KEYS[2] the fencing counter
- * (never expires, so a token is never granted twice even after the lease lapsed or was released).
+ * (never expires, so a token is never granted twice even after the lease lapsed or was released), KEYS[3]
+ * each owner's newest generation granted and its token (a hash: owner and owner:token; never expires, so an
+ * earlier generation is not granted a lease a later one held and let lapse, say while its process stalled).
  * Every operation is one script, so grant, renewal, check and release never interleave.
  */
 const HOLDER = `
@@ -44,20 +46,30 @@ local function grant(owner, generation, token, ttl)
 end
 `;
 
-/** ARGV: owner, generation, ttl ms, take over (1/0). Returns {1, token, previous...} or {0, holder...}. */
+/**
+ * ARGV: owner, generation, ttl ms, take over (1/0). Returns {1, token, previous...} or {0, holder...}; an
+ * owner's earlier generation is refused even when the later one's lease has lapsed (the holder named is the
+ * later one, with 0 ms left).
+ */
 const ACQUIRE_SCRIPT = `${HOLDER}
 local current = holder()
 local generation = tonumber(ARGV[2])
+if current and current[1] == ARGV[1] and current[2] == generation then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {1, current[3]}
+end
+local newest = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '-1')
+if newest > generation then
+  if current and current[1] == ARGV[1] then return {0, current[1], current[2], current[3], current[4]} end
+  return {0, ARGV[1], newest, tonumber(redis.call('HGET', KEYS[3], ARGV[1] .. ':token')), 0}
+end
 if current then
-  if current[1] == ARGV[1] and current[2] == generation then
-    redis.call('PEXPIRE', KEYS[1], ARGV[3])
-    return {1, current[3]}
-  end
   local supersedes = current[1] == ARGV[1] and current[2] < generation
   if not supersedes and ARGV[4] ~= '1' then return {0, current[1], current[2], current[3], current[4]} end
 end
 local token = redis.call('INCR', KEYS[2])
 grant(ARGV[1], generation, token, ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[1], generation, ARGV[1] .. ':token', token)
 if current then return {1, token, current[1], current[2], current[3], current[4]} end
 return {1, token}`;
 
@@ -105,12 +117,14 @@ function holderFrom(reply: Reply, at: number): LeaseHolder | null {
  */
 export class RedisLease {
   private readonly fenceKey: string;
+  private readonly generationsKey: string;
 
   constructor(
     private readonly redis: RedisConnection,
     /**
-     * The lease's key, and with `:fence` its fencing counter's. Every script touches both, so on a Redis Cluster
-     * they must share a slot: the key must carry a hash tag (the queue prefix's, `{savepoint}:…`).
+     * The lease's key, with `:fence` its fencing counter's and with `:generations` its owners' newest generations.
+     * Scripts touch them together, so on a Redis Cluster they must share a slot: the key must carry a hash tag
+     * (the queue prefix's, `{savepoint}:…`).
      */
     readonly key: string,
     readonly ttlMs: number,
@@ -120,14 +134,26 @@ export class RedisLease {
       throw new RangeError(`lease key ${JSON.stringify(key)} has no hash tag, so on a Redis Cluster it and its fence would be in different slots; put one in it, e.g. {savepoint}:…`);
     }
     this.fenceKey = `${key}:fence`;
+    this.generationsKey = `${key}:generations`;
   }
 
   /**
    * Grants the lease when it is free, already this claim's, or held by an earlier generation of the same
-   * owner; `takeOver` grants it whoever holds it. Otherwise refuses, naming the holder.
+   * owner; `takeOver` grants it whoever holds it. Otherwise refuses, naming the holder. An earlier generation
+   * of an owner than one granted before is always refused, the lease held or not.
    */
   async acquire(claim: LeaseClaim, options: { takeOver?: boolean } = {}): Promise<LeaseGrant> {
-    const reply = (await this.redis.eval(ACQUIRE_SCRIPT, 2, this.key, this.fenceKey, claim.owner, claim.generation, this.ttlMs, options.takeOver ? 1 : 0)) as Reply;
+    const reply = (await this.redis.eval(
+      ACQUIRE_SCRIPT,
+      3,
+      this.key,
+      this.fenceKey,
+      this.generationsKey,
+      claim.owner,
+      claim.generation,
+      this.ttlMs,
+      options.takeOver ? 1 : 0,
+    )) as Reply;
     if (Number(reply[0]) === 1) return { granted: true, token: Number(reply[1]), previous: holderFrom(reply, 2) };
     return { granted: false, holder: holderFrom(reply, 1)! };
   }

@@ -46,6 +46,21 @@ describe("RedisLease", () => {
     expect(await lease.renew({ owner: "session-a", generation: 2 }, 2)).toEqual({ held: true });
   });
 
+  it("never grants an earlier generation the lease a later one of the same owner held and let lapse", async () => {
+    const lease = newLease();
+    await lease.acquire({ owner: "session-a", generation: 1 });
+    await lease.acquire({ owner: "session-a", generation: 2 });
+    // Generation 2's process stalls past the lease's time to live: the lease lapses (as its key expiring does).
+    await redis.del(lease.key);
+    expect(await lease.acquire({ owner: "session-a", generation: 1 })).toEqual({ granted: false, holder: { owner: "session-a", generation: 2, token: 2, expiresInMs: 0 } });
+    expect(await lease.renew({ owner: "session-a", generation: 1 }, 1)).toEqual({ held: false, holder: null });
+    // Generation 2 takes it up again, and a later generation or another owner may still be granted it.
+    expect(await lease.renew({ owner: "session-a", generation: 2 }, 2)).toEqual({ held: true });
+    expect(await lease.acquire({ owner: "session-a", generation: 3 })).toMatchObject({ granted: true, token: 3 });
+    expect(await lease.release(3)).toBe(true);
+    expect(await lease.acquire({ owner: "session-b", generation: 0 })).toMatchObject({ granted: true, token: 4 });
+  });
+
   it("is taken over only when asked, with a new token that fences the old holder", async () => {
     const lease = newLease();
     await lease.acquire({ owner: "session-a", generation: 0 });

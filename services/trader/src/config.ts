@@ -1,6 +1,6 @@
 import { commonEnvSchema, port } from "@savepoint/shared";
 import { z } from "zod";
-import { ALPACA_REQUESTS_PER_MINUTE } from "./broker/rate-limit.js";
+import { ALPACA_REQUESTS_PER_MINUTE, MAX_INLINE_WAIT_MS } from "./broker/rate-limit.js";
 
 /** Alpaca's paper endpoints, used when keys are configured and no base URL overrides them. */
 export const ALPACA_PAPER_TRADING_URL = "https://paper-api.alpaca.markets";
@@ -9,6 +9,11 @@ export const ALPACA_DATA_URL = "https://data.alpaca.markets";
 export const SIMULATOR_URL = "http://127.0.0.1:8090";
 const SIMULATOR_KEY_ID = "simulator-key";
 const SIMULATOR_SECRET = "simulator-secret";
+
+/** The longest an order request can take: the broker's timeout, after the rate-limit back-off's wait within a request. */
+export const orderRequestMs = (brokerTimeoutMs: number) => brokerTimeoutMs + MAX_INLINE_WAIT_MS;
+/** How much longer than an order request the account lease must live: the renewal before each order, and its answer. */
+const LEASE_RENEWAL_ALLOWANCE_MS = 1_000;
 
 const baseUrl = z
   .url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://127.0.0.1:8090" })
@@ -41,6 +46,14 @@ export const traderEnvSchema = commonEnvSchema
     TRADER_ACCOUNT_LEASE_MS: z.coerce.number().int().min(1_000).max(600_000).default(15_000),
   })
   .superRefine((env, context) => {
+    const leaseMinMs = orderRequestMs(env.BROKER_TIMEOUT_MS) + LEASE_RENEWAL_ALLOWANCE_MS;
+    if (env.TRADER_ACCOUNT_LEASE_MS < leaseMinMs) {
+      context.addIssue({
+        code: "custom",
+        path: ["TRADER_ACCOUNT_LEASE_MS"],
+        message: `must be at least ${leaseMinMs} (BROKER_TIMEOUT_MS + ${MAX_INLINE_WAIT_MS + LEASE_RENEWAL_ALLOWANCE_MS}): every order is sent only while the lease outlives its request, so another trader cannot be granted the account while it is on its way; raise it or lower BROKER_TIMEOUT_MS`,
+      });
+    }
     const keys = [env.APCA_API_KEY_ID, env.APCA_API_SECRET_KEY].filter((value) => value !== undefined);
     if (keys.length === 1) {
       const missing = env.APCA_API_KEY_ID === undefined ? "APCA_API_KEY_ID" : "APCA_API_SECRET_KEY";

@@ -15,7 +15,7 @@ import {
 import type { Registry } from "prom-client";
 import { AlpacaBroker } from "./broker/alpaca-broker.js";
 import { HelpRequested, parseCommandLine, UsageError, type TraderOptions } from "./cli/options.js";
-import { brokerConnection, traderEnvSchema, type TraderEnv } from "./config.js";
+import { brokerConnection, orderRequestMs, traderEnvSchema, type TraderEnv } from "./config.js";
 import { TraderMetrics } from "./metrics.js";
 import { connectRedis, pingRedis, RedisUnavailableError } from "./redis.js";
 import { AccountInUseError } from "./session/account-lease.js";
@@ -131,6 +131,7 @@ async function startTrader(options: TraderOptions, env: TraderEnv, logger: Logge
     redis: { target: redisTarget, queuePrefix: env.QUEUE_PREFIX },
     reasoningTimeoutMs: env.REASONING_TIMEOUT_MS,
     accountLeaseMs: env.TRADER_ACCOUNT_LEASE_MS,
+    orderRequestMs: orderRequestMs(connection.timeoutMs),
   };
 
   let trader: Trader;

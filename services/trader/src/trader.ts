@@ -36,6 +36,10 @@ export interface TraderContext {
   reasoningTimeoutMs: number;
   /** The account lease's time to live: how long after a trader dies its account stays locked. */
   accountLeaseMs: number;
+  /** The longest an order request can take (config.ts, orderRequestMs): the lease must outlive it, checked before each order. */
+  orderRequestMs: number;
+  /** Test hook: a stall of the process after each renewal of the account lease before an order (AccountLeaseOptions). */
+  stallAfterLeaseRenewal?: () => void;
 }
 
 export interface TraderOutcome {
@@ -138,7 +142,9 @@ export class Trader {
         epoch,
         ttlMs: context.accountLeaseMs,
         takeOver: options.takeOver,
+        orderRequestMs: context.orderRequestMs,
         logger,
+        stallAfterRenewal: context.stallAfterLeaseRenewal,
       });
     } catch (error) {
       redis.disconnect();

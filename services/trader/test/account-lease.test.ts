@@ -1,18 +1,25 @@
+import { Worker } from "node:worker_threads";
 import { HttpTap, type ServiceProcess } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
-import { brokerHoldings, eventually, sessionOrders, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
+import { parseCommandLine } from "../src/cli/options.js";
+import { orderRequestMs } from "../src/config.js";
+import { Trader } from "../src/trader.js";
+import { brokerHoldings, captureLogger, eventually, sessionOrders, stateHoldings, storedSnapshot, traderContext, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
 const TWO = ["--symbols", "AAPL,MSFT", "--entry-threshold-pct", "0", "--lookback", "3", "--position-size", "3000", "--stop-loss-pct", "5", "--take-profit-pct", "5"];
-/** Short enough that a trader learns of a take-over by its renewals within a second. */
-const LEASE = { TRADER_ACCOUNT_LEASE_MS: "3000" };
+/**
+ * Short enough that a trader learns of a take-over by its renewals within two seconds; the broker timeout short
+ * enough that an order request fits within the lease, as the trader requires (BROKER_TIMEOUT_MS + 3 s at most).
+ */
+const LEASE = { TRADER_ACCOUNT_LEASE_MS: "6000", BROKER_TIMEOUT_MS: "3000" };
 
 const messages = (trader: ServiceProcess) => trader.logs.map((line) => String(line.msg));
 const changeKinds = (trader: ServiceProcess) => trader.logs.flatMap((line) => (line.change ? [(line.change as { kind: string }).kind] : []));
 
 describe("one trading session per broker account", () => {
-  const stack = useTraderStack("trader-account-lease");
+  const stack = useTraderStack("trader-account-lease", { client: true });
   let sim: RunningSimulator;
 
   const trader = (args: string[], env: Record<string, string> = {}) => stack.spawnTrader(sim, args, { ...LEASE, ...env });
@@ -74,6 +81,39 @@ describe("one trading session per broker account", () => {
     // The positions nobody owns any longer are the new session's now.
     expect(changeKinds(second).filter((kind) => kind === "position_adopted")).toHaveLength(2);
     expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+
+  it("a trader stalled between renewing its lease and sending an order, until the lease lapsed and another session took the account, sends no order", async () => {
+    sim = await stack.startSimulator({ seed: "stalled-owner", tickIntervalMs: 50 });
+    const ttlMs = 8_000;
+    const key = `${stack.env.queuePrefix}:trader-account-leases:${sim.control.state().account.id}`;
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const intruder = new Worker(new URL("./lease-intruder.mjs", import.meta.url), { workerData: { redisUrl: stack.env.redisUrl, key, ttlMs, flag: flag.buffer } });
+    stack.stopAfterTest(() => intruder.terminate());
+    const { logger, lines } = captureLogger();
+    let renewals = 0;
+    const trader = await Trader.open(parseCommandLine(["--symbols", "AAPL", "--interval", "0.1", "--checkpoint-interval", "60", ...TWO.slice(2)]), {
+      ...traderContext(stack.env, sim, stack.client, logger),
+      accountLeaseMs: ttlMs,
+      orderRequestMs: orderRequestMs(5_000),
+      // The renewal before the first order is answered, then the process stalls, event loop and lease
+      // renewals and all, until the lease has lapsed and the intruder holds the account.
+      stallAfterLeaseRenewal: () => {
+        if (renewals++ > 0) return;
+        Atomics.store(flag, 0, 1);
+        Atomics.notify(flag, 0);
+        Atomics.wait(flag, 0, 1, 30_000);
+      },
+    });
+    stack.stopAfterTest(() => trader.stop("test over"));
+
+    const outcome = await trader.run();
+    expect(Atomics.load(flag, 0)).toBe(2);
+    expect(outcome).toMatchObject({ end: { reason: "taken_over" }, exitCode: 3, final: null });
+    expect(sim.control.requests({ method: "POST", path: "/v2/orders" })).toEqual([]);
+    expect(lines.find((line) => line.msg === "tick skipped: this trader's hold on the account might not outlast an order request; trying again next tick")?.problem).toMatch(
+      /^account \S+'s lease was renewed too late to cover an order: 0 ms of it left, and an order request may take 7000 ms \(the trader or Redis stalled\); no order until the next check$/,
+    );
   });
 
   it.each([1, 2, 3])("of two traders resuming one session at once, the one fenced out places no order (trial %i)", async (trial) => {

@@ -125,6 +125,14 @@ describe("trader command line", () => {
     expect(brokerConnection(parseEnv(traderEnvSchema, { BROKER_REQUESTS_PER_MINUTE: "0" })).requestsPerMinute).toBeNull();
     expect(() => parseEnv(traderEnvSchema, { ...keys, BROKER_REQUESTS_PER_MINUTE: "0" })).toThrow(/BROKER_REQUESTS_PER_MINUTE: must be more than 0 with Alpaca keys/);
   });
+
+  it("refuses an account lease an order request could outlive", () => {
+    expect(parseEnv(traderEnvSchema, {}).TRADER_ACCOUNT_LEASE_MS).toBe(15_000);
+    expect(parseEnv(traderEnvSchema, { TRADER_ACCOUNT_LEASE_MS: "6000", BROKER_TIMEOUT_MS: "3000" }).TRADER_ACCOUNT_LEASE_MS).toBe(6_000);
+    expect(() => parseEnv(traderEnvSchema, { TRADER_ACCOUNT_LEASE_MS: "3000" })).toThrow(
+      /TRADER_ACCOUNT_LEASE_MS: must be at least 13000 \(BROKER_TIMEOUT_MS \+ 3000\): every order is sent only while the lease outlives its request/,
+    );
+  });
 });
 
 describe("trader process start-up errors", () => {

@@ -13,6 +13,7 @@ import {
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
+import { orderRequestMs } from "../src/config.js";
 import type { TraderState } from "../src/session/state.js";
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from "@savepoint/alpaca-simulator";
 import type { TraderContext } from "../src/trader.js";
@@ -137,7 +138,15 @@ export function traderContext(env: TestEnvironment, sim: RunningSimulator, clien
     { tradingUrl: sim.url, dataUrl: sim.url, keyId: "test", secret: "test", simulated: true, timeoutMs: 5_000, readRetries: 1, requestsPerMinute: TEST_REQUESTS_PER_MINUTE.trader },
     logger,
   );
-  return { broker, client, logger, redis: { target: { url: env.redisUrl }, queuePrefix: env.queuePrefix }, reasoningTimeoutMs: 10_000, accountLeaseMs: 15_000 };
+  return {
+    broker,
+    client,
+    logger,
+    redis: { target: { url: env.redisUrl }, queuePrefix: env.queuePrefix },
+    reasoningTimeoutMs: 10_000,
+    accountLeaseMs: 15_000,
+    orderRequestMs: orderRequestMs(5_000),
+  };
 }
 
 /** The newest stored snapshot of a session, straight from Postgres. */

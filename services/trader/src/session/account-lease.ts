@@ -8,6 +8,15 @@ export class AccountInUseError extends Error {
   override name = "AccountInUseError";
 }
 
+/**
+ * The lease was renewed, but too late to cover an order request: less of its time to live is left than the
+ * request may take, so it could lapse, and another trader be granted the account, while the order is on its
+ * way. No order now; the next check renews it again.
+ */
+export class LeaseTooShortError extends Error {
+  override name = "LeaseTooShortError";
+}
+
 export interface AccountLeaseOptions {
   redis: Redis;
   queuePrefix: string;
@@ -17,7 +26,19 @@ export interface AccountLeaseOptions {
   ttlMs: number;
   /** --take-over: take the account from whichever session holds it. */
   takeOver: boolean;
+  /**
+   * The longest an order request can take from the ownership check before it to its answer (the broker's
+   * timeout and the rate-limit back-off's wait within a request): `confirm()` passes only while at least this
+   * much of the lease's time to live is left. Must be less than `ttlMs`.
+   */
+  orderRequestMs: number;
   logger: Logger;
+  /**
+   * Test hook: runs within `confirm()` between the renewal's answer and the check of what is left of the
+   * lease, where a stalled event loop delays the trader in production. The fencing test stalls the process
+   * there until the lease has lapsed and another trader holds the account.
+   */
+  stallAfterRenewal?: () => void;
 }
 
 const seconds = (ms: number) => `${Math.ceil(ms / 1000)} s`;
@@ -47,6 +68,9 @@ export class AccountLease {
    */
   static async acquire(options: AccountLeaseOptions): Promise<AccountLease> {
     const { redis, queuePrefix, accountId, sessionId, epoch, ttlMs, takeOver, logger } = options;
+    if (options.orderRequestMs >= ttlMs) {
+      throw new RangeError(`the account lease's time to live (${ttlMs} ms) must be longer than an order request may take (${options.orderRequestMs} ms)`);
+    }
     const lease = new RedisLease(redis, `${queuePrefix}:trader-account-leases:${accountId}`, ttlMs);
     const claim = { owner: sessionId, generation: epoch };
     let grant;
@@ -89,7 +113,7 @@ export class AccountLease {
   keepRenewed(onLost: (error: SessionTakenOverError) => void): void {
     const every = Math.max(1, Math.floor(this.options.ttlMs / 3));
     this.renewal = setInterval(() => {
-      this.confirm().catch((error: unknown) => {
+      this.renew().catch((error: unknown) => {
         if (error instanceof SessionTakenOverError) onLost(error);
       });
     }, every);
@@ -97,10 +121,28 @@ export class AccountLease {
   }
 
   /**
-   * Before every order: renews the lease and resolves only if this trader still holds it. Throws
-   * SessionTakenOverError when another trader holds it now, RedisUnavailableError when that cannot be known.
+   * Before every order: renews the lease and resolves only if this trader still holds it for longer than the
+   * order request may take, counted from when the renewal was sent (the lease may lapse `ttlMs` after Redis
+   * ran it, and no sooner). Throws SessionTakenOverError when another trader holds it now,
+   * RedisUnavailableError when that cannot be known, and LeaseTooShortError when the renewal's answer came
+   * too late to cover the order (a stalled process or a slow Redis), since by the time the order reached the
+   * broker the lease could have lapsed and been granted to another trader.
    */
   async confirm(): Promise<void> {
+    const sentAt = Date.now();
+    await this.renew();
+    this.options.stallAfterRenewal?.();
+    const { accountId, ttlMs, orderRequestMs } = this.options;
+    const leftMs = sentAt + ttlMs - Date.now();
+    if (leftMs < orderRequestMs) {
+      throw new LeaseTooShortError(
+        `account ${accountId}'s lease was renewed too late to cover an order: ${Math.max(0, leftMs)} ms of it left, and an order request may take ${orderRequestMs} ms (the trader or Redis stalled); no order until the next check`,
+      );
+    }
+  }
+
+  /** Renews the lease; resolves only if this trader still holds it (see confirm). */
+  private async renew(): Promise<void> {
     if (this.lost) throw this.lost;
     const { accountId, logger } = this.options;
     let standing;

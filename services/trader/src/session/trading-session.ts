@@ -9,6 +9,7 @@ import { BarHistory } from "../strategy/bar-history.js";
 import { planBracket } from "../strategy/bracket-plan.js";
 import type { MarketSnapshot, Signal, Strategy } from "../strategy/strategy.js";
 import { isOrderFinal, type BrokerOrder, type MarketClock } from "../broker/types.js";
+import { LeaseTooShortError } from "./account-lease.js";
 import { readLiveView } from "./broker-view.js";
 import { BrokerClockPace, closedMarketStepMs } from "./market-hours.js";
 import type { SessionCheckpoints } from "./checkpoints.js";
@@ -25,9 +26,13 @@ export interface SessionSettings {
   durationMs: number | null;
 }
 
-/** What tells the session, before each order, that it still owns its session and account. */
+/** What tells the session, right before each order, that it still owns its session and account. */
 export interface Ownership {
-  /** Resolves only if this trader still holds them; throws SessionTakenOverError or RedisUnavailableError otherwise. */
+  /**
+   * Resolves only if this trader still holds them for as long as the order request may take; throws
+   * SessionTakenOverError (another trader holds them), RedisUnavailableError (cannot be known) or
+   * LeaseTooShortError (held, but not surely for the whole request) otherwise.
+   */
   confirm(): Promise<void>;
 }
 
@@ -271,6 +276,11 @@ export class TradingSession {
       if (error instanceof RedisUnavailableError) {
         this.parts.metrics?.ticks.inc({ outcome: "skipped" });
         this.parts.logger.warn({ problem: error.message }, "tick skipped: Redis does not answer; open positions keep their stop-loss and take-profit legs at the broker; trying again next tick");
+        return undefined;
+      }
+      if (error instanceof LeaseTooShortError) {
+        this.parts.metrics?.ticks.inc({ outcome: "skipped" });
+        this.parts.logger.warn({ problem: error.message }, "tick skipped: this trader's hold on the account might not outlast an order request; trying again next tick");
         return undefined;
       }
       if (!(error instanceof BrokerReadError) && !(error instanceof ReconciliationError)) return error as Error;
