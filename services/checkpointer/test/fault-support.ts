@@ -1,4 +1,4 @@
-import type { CheckpointClient, SnapshotEnvelope, SnapshotReceipt } from "@savepoint/shared";
+import { CheckpointTimeoutError, CheckpointUnavailableError, type CheckpointClient, type SnapshotEnvelope, type SnapshotReceipt } from "@savepoint/shared";
 import type { ServiceProcess, TestEnvironment } from "@savepoint/shared/testing";
 import { snapshot } from "./support.js";
 
@@ -92,4 +92,25 @@ export async function metricValue(baseUrl: string, name: string): Promise<number
     .split("\n")
     .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
+}
+
+/**
+ * Saves `envelope` until a save is confirmed: the first tries after Redis comes back may come before every
+ * connection is back (the client has no event for that), so a try that timed out or found Redis unreachable
+ * waits `retryMs` before the next, for up to `withinMs`; any other failure is the test's.
+ */
+export async function confirmEventually(
+  client: CheckpointClient,
+  envelope: SnapshotEnvelope,
+  { withinMs, retryMs }: { withinMs: number; retryMs: number },
+): Promise<SnapshotReceipt> {
+  const deadline = Date.now() + withinMs;
+  for (;;) {
+    try {
+      return await client.saveAndConfirm(envelope);
+    } catch (error) {
+      if (Date.now() > deadline || !(error instanceof CheckpointTimeoutError || error instanceof CheckpointUnavailableError)) throw error;
+      await new Promise((resolve) => setTimeout(resolve, retryMs));
+    }
+  }
 }

@@ -9,13 +9,12 @@ import {
   defaultJobOptions,
   SNAPSHOT_QUEUE_SHARDS,
   snapshotQueues,
-  type SnapshotReceipt,
 } from "@savepoint/shared";
 import { createTestEnvironment, RedisCluster, type TestEnvironment } from "@savepoint/shared/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningCheckpointer } from "../src/checkpointer.js";
-import { keysOf, SnapshotStream, storedKeys } from "./fault-support.js";
+import { confirmEventually, keysOf, SnapshotStream, storedKeys } from "./fault-support.js";
 import { snapshot, startTestCheckpointer } from "./support.js";
 
 describe("on a 3-master Redis Cluster", () => {
@@ -107,7 +106,7 @@ describe("on a 3-master Redis Cluster", () => {
     expect(confirmed.filter((key) => !stored.has(key))).toEqual([]);
 
     // Once the master is back, every session (so every shard) confirms again.
-    const after = await Promise.all(sessions.map((sessionId) => confirmEventually(client, sessionId)));
+    const after = await Promise.all(sessions.map((sessionId) => confirmEventually(client, snapshot({ sessionId, seq: 100_000 }), { withinMs: 30_000, retryMs: 200 })));
     expect(after.every((receipt) => receipt.outcome === "stored")).toBe(true);
   });
 });
@@ -119,17 +118,4 @@ async function waitForStored(env: TestEnvironment, key: string, timeoutMs = 20_0
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   return false;
-}
-
-/** A confirmed save, tried again while the cluster's connections come back (there is no event for that). */
-async function confirmEventually(client: CheckpointClient, sessionId: string): Promise<SnapshotReceipt> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      return await client.saveAndConfirm(snapshot({ sessionId, seq: 100_000 }));
-    } catch (error) {
-      if (Date.now() > deadline || !(error instanceof CheckpointTimeoutError || error instanceof CheckpointUnavailableError)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
-  }
 }

@@ -1,16 +1,12 @@
-import {
-  CheckpointClient,
-  CheckpointTimeoutError,
-  CheckpointUnavailableError,
-  type SnapshotReceipt,
-} from "@savepoint/shared";
+import { CheckpointClient, CheckpointTimeoutError, CheckpointUnavailableError } from "@savepoint/shared";
 import { createTestEnvironment, RedisServer, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { keysOf, SnapshotStream, storedKeys } from "./fault-support.js";
+import { confirmEventually, keysOf, SnapshotStream, storedKeys } from "./fault-support.js";
 import { snapshot, startTestCheckpointer } from "./support.js";
 import type { RunningCheckpointer } from "../src/checkpointer.js";
 
 const CONFIRM_TIMEOUT_MS = 1_500;
+const AFTER_RESTART = { withinMs: 20_000, retryMs: 100 };
 
 describe("Redis killed while confirmations are in flight", () => {
   let env: TestEnvironment;
@@ -44,7 +40,7 @@ describe("Redis killed while confirmations are in flight", () => {
     for (let trial = 0; trial < 3; trial++) {
       const sessions = [`crash-${trial}-a`, `crash-${trial}-b`];
       // A stream that works (after a restart, once every connection is back) is what the crash strikes.
-      await waitForConfirmation(client, `crash-${trial}-warm`);
+      await confirmEventually(client, snapshot({ sessionId: `crash-${trial}-warm`, seq: 1 }), AFTER_RESTART);
       const stream = new SnapshotStream(client, { sessions, everyMs: 10, confirm: true }).start();
       const requests: Array<Promise<unknown>> = [];
       const inFlight = client.saveAndConfirm(snapshot({ sessionId: `crash-${trial}-warm`, seq: 2 }), {
@@ -77,25 +73,9 @@ describe("Redis killed while confirmations are in flight", () => {
       expect(confirmed.filter((key) => !stored.has(key))).toEqual([]);
 
       await redis.restart();
-      await expect(waitForConfirmation(client, `crash-${trial}-after`)).resolves.toMatchObject({ outcome: "stored" });
+      await expect(confirmEventually(client, snapshot({ sessionId: `crash-${trial}-after`, seq: 1 }), AFTER_RESTART)).resolves.toMatchObject({ outcome: "stored" });
       expect(unhandled).toEqual([]);
     }
     expect(await storedKeys(env)).toContain("trader/crash-2-after/0/1");
   });
 });
-
-/**
- * Saves until one is confirmed: the first tries after a restart may come before every connection is back
- * (the client has no event for that), so a failed try waits a little before the next.
- */
-async function waitForConfirmation(client: CheckpointClient, sessionId: string): Promise<SnapshotReceipt> {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      return await client.saveAndConfirm(snapshot({ sessionId, seq: 1 }));
-    } catch (error) {
-      if (Date.now() > deadline || !(error instanceof CheckpointTimeoutError || error instanceof CheckpointUnavailableError)) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
