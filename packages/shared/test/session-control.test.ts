@@ -1,6 +1,7 @@
 import type { Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { listenForStop, requestStop, StopRefusedError, traderControlQueueName, type StopRequest } from "../src/session-control.js";
+import type { StopRequest } from "../src/schemas/session-control.js";
+import { listenForStop, requestStop, StopRefusedError, traderControlQueueName } from "../src/session-control.js";
 import { createTestEnvironment, openQueueWithEvents, type QueueWithEvents, type TestEnvironment } from "../src/testing/index.js";
 
 describe("a trader's control queue (the catalog's trader-control, one queue per session)", () => {
