@@ -5,7 +5,7 @@ import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.j
 import { TRADER_STATE_VERSION, type TraderState } from "../src/session/state.js";
 import type { RunningSimulator, SimulatorOptions } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
-import { captureLogger, eventually, expectBrokersRealizedPl, orderIn, storedSnapshot, traderContext, useTraderStack } from "./support.js";
+import { brokerHoldings, captureLogger, eventually, expectBrokersRealizedPl, orderIn, stateHoldings, storedSnapshot, traderContext, useTraderStack } from "./support.js";
 
 /** Trades AAPL and MSFT on fast ticks; `extra` adds or overrides flags. */
 const args = (...extra: string[]) => ["--symbols", "AAPL,MSFT", "--interval", "0.05", "--lookback", "3", "--position-size", "2000", ...extra];
@@ -118,6 +118,45 @@ describe("session checkpoints", () => {
       [`${trader.sessionId}:AAPL:1`, "canceled"],
       [`${trader.sessionId}:MSFT:1`, "canceled"],
     ]);
+  });
+
+  it("cancels the rest of a part-filled entry when --duration ends, and the final checkpoint holds what filled until the cancel completed", async () => {
+    // The clock moves only when the test says, and only the test's trades fill (the minute's own trades are too
+    // small for any share): each fills a part of what remains.
+    const { trader, messages } = await openTrader(args("--duration", "0.15", "--checkpoint-interval", "60", ...ALWAYS_ENTER), {
+      tickIntervalMs: 0,
+      partialFillChance: 1,
+      tradeVolumeShare: 1e-9,
+    });
+    const running = trader.run();
+    const entries = () => sim.control.state().orders.filter((order) => order.order_class === "bracket" && String(order.client_order_id).startsWith(`${trader.sessionId}:`));
+    const entryOf = (symbol: string) => entries().find((order) => order.symbol === symbol)!;
+    await eventually("both entries at the broker", () => (entries().length === 2 ? true : undefined));
+    sim.control.advance(1);
+    sim.control.setPrice("AAPL", sim.control.price("AAPL"));
+    const filledBefore = await eventually("AAPL's entry part-filled and booked", () => {
+      const position = trader.state.positions.get("AAPL");
+      return position?.entryFilling ? position.qty : undefined;
+    });
+    expect(filledBefore).toBe(Number(entryOf("AAPL").filled_qty));
+
+    // The session ends: both cancels are asked for, and complete only on the broker's next step. A trade
+    // before then fills more of AAPL's entry: that too belongs in the final checkpoint.
+    await eventually("both cancels pending", () => (entries().every((order) => order.status === "pending_cancel") ? true : undefined), 20_000);
+    sim.control.setPrice("AAPL", sim.control.price("AAPL"));
+    sim.control.advance(1);
+    expect(await running).toEqual({ end: { reason: "completed" }, exitCode: 0, final: { confirmed: true, status: "completed" } });
+
+    expect(entries().filter((order) => !["canceled", "filled"].includes(String(order.status)))).toEqual([]);
+    const filled = Number(entryOf("AAPL").filled_qty);
+    expect(filled).toBeGreaterThan(filledBefore);
+    expect(Number(entryOf("MSFT").filled_qty)).toBe(0);
+    expect(messages().filter((message) => message === "session ending: canceling the rest of its part-filled entry order")).toHaveLength(1);
+    expect(messages().filter((message) => message === "session ending: canceling its working entry order")).toHaveLength(1);
+    const final = await storedSnapshot(stack.env, trader.sessionId);
+    expect(final).toMatchObject({ kind: "final", status: "completed", state: { pendingEntries: [] } });
+    expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
+    expect(final.state.positions).toEqual([expect.objectContaining({ symbol: "AAPL", qty: filled, entryFilling: false })]);
   });
 
   it("offers the seed's programmatic API: createCheckpoint, restoreFromLatestCheckpoint, getCheckpointStats, cleanupOldCheckpoints", async () => {

@@ -351,4 +351,23 @@ describe("around the loop", () => {
     expect(state.pendingEntries.size).toBe(0);
     expect(state.nextTradeNo("AAPL")).toBe(2);
   });
+
+  it("settles a part-filled entry at the end: cancels the rest, waits for the cancel, and keeps what filled", async () => {
+    const { broker, session, state, lines } = setUp();
+    await session.tick();
+    broker.fillEntry(ENTRY, 100, 4);
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, entryFilling: true });
+
+    await session.settleEntries(300);
+    expect(broker.orders[0]!.status).toBe("pending_cancel");
+    expect(lines.filter((line) => line.msg === "session ending: canceling the rest of its part-filled entry order")).toHaveLength(1);
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, entryFilling: true });
+
+    broker.completeChanges();
+    await session.settleEntries(5_000);
+    expect(broker.orders[0]!.status).toBe("canceled");
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, entryFilling: false });
+    expect(broker.calls.filter((call) => call === "cancelOrder")).toHaveLength(1);
+  });
 });

@@ -52,6 +52,14 @@ export type SessionEnd =
   | { reason: "taken_over"; error: SessionTakenOverError }
   | { reason: "failed"; error: Error };
 
+/** An entry order the broker may still fill, as the state knows it. */
+interface WorkingEntry {
+  symbol: string;
+  clientOrderId: string;
+  /** Null while its placement's outcome is unknown. */
+  orderId: string | null;
+}
+
 /** Bars kept per symbol: the rule strategy's window, or enough recent closes for the reasoner. */
 const MIN_BARS_KEPT = 120;
 /** Between looks at entry orders being settled when the session ends. */
@@ -304,45 +312,70 @@ export class TradingSession {
   }
 
   /**
-   * At the end of the session (--duration): cancels every entry order still working and waits until the
-   * broker has settled each (canceled, or filled and so booked as a position with its legs), so the final
-   * checkpoint holds no entry the broker could still fill. Gives up after `timeoutMs`, leaving what is
-   * unsettled in the state as pending.
+   * At the end of the session (--duration): cancels every entry order the broker could still fill, unfilled
+   * (pending) or part-filled (its position still filling), and waits until the broker has completed each cancel
+   * (pending_cancel, then canceled) or filled the order, booking what filled until then, so the final checkpoint
+   * holds every fill of the session and no entry that could fill after it. Canceling a part-filled entry cancels
+   * its bracket legs with it (as on Alpaca), so what filled is left without a stop-loss (see the README, "End
+   * of a --duration session"). Gives up after `timeoutMs`, leaving what is unsettled in the state as it is.
    */
   async settleEntries(timeoutMs: number): Promise<void> {
-    const { broker, logger } = this.parts;
+    const { logger } = this.parts;
     const deadline = Date.now() + timeoutMs;
-    const canceled = new Set<string>();
-    while (this.state.pendingEntries.size > 0) {
-      for (const entry of this.state.pendingEntries.values()) {
-        if (canceled.has(entry.clientOrderId)) continue;
-        try {
-          const order = entry.orderId ? await broker.order(entry.orderId) : await broker.orderByClientOrderId(entry.clientOrderId);
-          if (order && !isOrderFinal(order)) {
-            await broker.cancelOrder(order.id);
-            logger.info({ symbol: entry.symbol, clientOrderId: entry.clientOrderId, orderId: order.id }, "session ending: canceling its working entry order");
-          }
-          canceled.add(entry.clientOrderId);
-        } catch (error) {
-          // The order became final meanwhile (filled or canceled); the sync below books it.
-          if (error instanceof BrokerRefusedError && error.refusal === "not_open") canceled.add(entry.clientOrderId);
-          else logger.warn({ symbol: entry.symbol, clientOrderId: entry.clientOrderId, problem: (error as Error).message }, "could not cancel a working entry order; trying again");
-        }
+    const canceling = new Set<string>();
+    for (;;) {
+      for (const entry of this.workingEntries()) {
+        if (!canceling.has(entry.clientOrderId) && (await this.cancelEntry(entry))) canceling.add(entry.clientOrderId);
       }
       try {
         await this.sync();
       } catch (error) {
         logger.warn({ problem: (error as Error).message }, "could not read the broker while settling entry orders; trying again");
       }
-      if (this.state.pendingEntries.size === 0) return;
+      const working = this.workingEntries();
+      if (working.length === 0) return;
       if (Date.now() >= deadline) {
         logger.warn(
-          { pending: [...this.state.pendingEntries.keys()], timeoutMs },
-          "entry orders not settled at the end of the session; the final checkpoint keeps them as pending and --reconcile-only shows what became of them",
+          { working: working.map((entry) => entry.clientOrderId), timeoutMs },
+          "entry orders not settled at the end of the session; the final checkpoint keeps them as they are and --reconcile-only shows what became of them",
         );
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+    }
+  }
+
+  /** Entry orders of this session the broker may still fill: the pending ones, and the part-filled ones still filling. */
+  private workingEntries(): WorkingEntry[] {
+    const pending = [...this.state.pendingEntries.values()].map(({ symbol, clientOrderId, orderId }) => ({ symbol, clientOrderId, orderId }));
+    const filling = [...this.state.positions.values()].flatMap(({ symbol, entryFilling, orders }) =>
+      entryFilling && orders.entryClientOrderId !== null ? [{ symbol, clientOrderId: orders.entryClientOrderId, orderId: orders.entryId }] : [],
+    );
+    return [...pending, ...filling];
+  }
+
+  /**
+   * Asks the broker to cancel a working entry; true once there is nothing more to ask (the cancel accepted, one
+   * already pending, or the order final), false to ask again (a failure, or an order whose placement is unknown
+   * and not visible yet: the sync drops it once the broker's list shows it was never placed).
+   */
+  private async cancelEntry({ symbol, clientOrderId, orderId }: WorkingEntry): Promise<boolean> {
+    const { broker, logger } = this.parts;
+    try {
+      const order = orderId ? await broker.order(orderId) : await broker.orderByClientOrderId(clientOrderId);
+      if (!order) return false;
+      if (isOrderFinal(order) || order.status === "pending_cancel") return true;
+      await broker.cancelOrder(order.id);
+      logger.info(
+        { symbol, clientOrderId, orderId: order.id, qty: order.qty, filledQty: order.filledQty },
+        order.filledQty > 0 ? "session ending: canceling the rest of its part-filled entry order" : "session ending: canceling its working entry order",
+      );
+      return true;
+    } catch (error) {
+      // The order became final meanwhile (filled or canceled), or its cancel is already pending; the sync books it.
+      if (error instanceof BrokerRefusedError && error.refusal === "not_open") return true;
+      logger.warn({ symbol, clientOrderId, problem: (error as Error).message }, "could not cancel a working entry order; trying again");
+      return false;
     }
   }
 
