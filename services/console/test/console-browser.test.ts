@@ -178,13 +178,16 @@ describe("the console in headless Chromium, against a stack that traded and reas
     stops.push(() => env.dispose());
     const checkpointer = await spawnCheckpointer(env);
     stops.push(() => checkpointer.kill("SIGTERM"));
-    [trading, reasoning] = await Promise.all([tradeCrashAndResume(), thinkInterruptAndResume()]);
+    const parts = [tradeCrashAndResume().then((done) => (trading = done)), thinkInterruptAndResume().then((done) => (reasoning = done))];
+    // Both have registered what they started by the time both have settled, so a failed setup stops it all.
+    const failed = (await Promise.allSettled(parts)).find((part) => part.status === "rejected");
+    if (failed) throw failed.reason;
     service = await startConsole(env, { CONSOLE_REFRESH_SECONDS: "1" });
     stops.push(() => service.process.kill("SIGTERM"));
     const chromium = await launchHeadlessChromium({ viewport: { width: 1280, height: 900 } });
     stops.push(() => chromium.close());
     browser = chromium.context;
-  }, 90_000);
+  }, 120_000);
 
   afterAll(() => stopNewestFirst(stops));
 

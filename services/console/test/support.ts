@@ -167,7 +167,7 @@ export async function spawnReasoner(env: TestEnvironment, modelUrl: string, sett
     ...settings,
   });
   try {
-    await worker.waitForLog("reasoner consuming reasoning");
+    await worker.waitForLog("reasoner consuming reasoning", 60_000);
     return worker;
   } catch (error) {
     await worker.kill("SIGKILL");
