@@ -9,8 +9,7 @@ import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
 import { CheckpointClient } from "@savepoint/shared";
-import { RedisServer } from "@savepoint/shared/testing";
-import { spawnCheckpointer, Tally } from "./harness.mjs";
+import { onOwnRedis, Tally } from "./harness.mjs";
 
 const CONFIRMING_LOOPS = 16;
 const BACKLOG = 100_000;
@@ -37,11 +36,7 @@ async function lostAndDuplicated(env, like, confirmed) {
 /** Item 4: saveAndConfirm calls in flight when Redis is SIGKILLed, then restarted. */
 export async function confirmDuringRedisCrash({ env: base, trials, stops }) {
   const tally = new Tally(4, "saveAndConfirm in flight during a Redis crash");
-  const redis = await RedisServer.start();
-  stops.push(() => redis.stop());
-  const env = { ...base, redisUrl: redis.url, env: { ...base.env, REDIS_URL: redis.url } };
-  const checkpointer = await spawnCheckpointer(env);
-  stops.push(() => checkpointer.kill("SIGTERM"));
+  const { redis, env } = await onOwnRedis(base, stops);
   const client = await CheckpointClient.connect({ redisUrl: redis.url, queuePrefix: env.queuePrefix, confirmTimeoutMs: 5_000 });
   stops.push(() => client.close());
   let unhandled = 0;

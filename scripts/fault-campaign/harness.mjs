@@ -5,7 +5,7 @@
 import { createRequire } from "node:module";
 import { setTimeout as delay } from "node:timers/promises";
 import { startSimulator } from "@savepoint/alpaca-simulator";
-import { ServiceProcess, spawnCheckpointer } from "@savepoint/shared/testing";
+import { RedisServer, ServiceProcess, spawnCheckpointer } from "@savepoint/shared/testing";
 
 const require = createRequire(import.meta.url);
 export const TRADER_MAIN = require.resolve("@savepoint/trader");
@@ -41,6 +41,19 @@ export function spawnTrader(env, brokerUrl, args, extraEnv = {}) {
 }
 
 export { spawnCheckpointer };
+
+/**
+ * A Redis of the scenario's own, to kill and restart, with `base` pointed at it and a checkpointer on it;
+ * each is stopped with `stops`.
+ */
+export async function onOwnRedis(base, stops) {
+  const redis = await RedisServer.start();
+  stops.push(() => redis.stop());
+  const env = { ...base, redisUrl: redis.url, env: { ...base.env, REDIS_URL: redis.url } };
+  const checkpointer = await spawnCheckpointer(env);
+  stops.push(() => checkpointer.kill("SIGTERM"));
+  return { redis, env, checkpointer };
+}
 
 /** Polls `check` until it returns something other than undefined; throws after `timeoutMs`. */
 export async function eventually(what, check, timeoutMs = 20_000) {

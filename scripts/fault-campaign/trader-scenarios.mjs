@@ -5,15 +5,15 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { createCatalogWorker } from "@savepoint/shared";
-import { HttpTap, RedisServer } from "@savepoint/shared/testing";
+import { HttpTap } from "@savepoint/shared/testing";
 import {
   changeKinds,
   doubledFills,
   eventually,
   holdingsLost,
   sessionOrders,
+  onOwnRedis,
   simulator,
-  spawnCheckpointer,
   spawnTrader,
   stackLines,
   storedSnapshot,
@@ -28,6 +28,22 @@ const LEASE = { TRADER_ACCOUNT_LEASE_MS: "6000", BROKER_TIMEOUT_MS: "3000" };
 
 const count = (lines, prefix) => lines.logs.filter((line) => String(line.msg).startsWith(prefix)).length;
 
+/** A trial's start for items 1 and 2: a simulated account, and a first trader trading two positions on it. */
+async function firstSession(env, stops, seed, simOptions) {
+  const sim = await simulator(`${seed}-${Date.now()}`, simOptions);
+  stops.push(() => sim.close());
+  const first = spawnTrader(env, sim.url, [...TWO, ...RUN], LEASE);
+  stops.push(() => first.kill("SIGKILL"));
+  const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
+  return { sim, first, sessionId };
+}
+
+/** What the session's final snapshot lost, and what the broker filled twice, against the simulator's books. */
+async function damage(env, sessionId, sim) {
+  const final = await storedSnapshot(env, sessionId);
+  return { lost: holdingsLost(final.state, sim), duplicated: doubledFills(sim) };
+}
+
 /** Item 1: with a trader running, a second session on the same account (no --resume). */
 export async function secondSessionOnAccount({ env, trials, stops }) {
   const tally = new Tally(1, "a second session on a traded account");
@@ -38,11 +54,7 @@ export async function secondSessionOnAccount({ env, trials, stops }) {
   let lost = 0;
   let duplicated = 0;
   for (let trial = 1; trial <= trials; trial++) {
-    const sim = await simulator(`campaign-owner-${trial}-${Date.now()}`);
-    stops.push(() => sim.close());
-    const first = spawnTrader(env, sim.url, [...TWO, ...RUN], LEASE);
-    stops.push(() => first.kill("SIGKILL"));
-    const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
+    const { sim, first, sessionId } = await firstSession(env, stops, `campaign-owner-${trial}`);
     await eventually("two positions", () => (sim.control.state().positions.length === 2 ? true : undefined));
 
     const tap = await HttpTap.start(sim.url);
@@ -58,9 +70,9 @@ export async function secondSessionOnAccount({ env, trials, stops }) {
     const stopped = await first.kill("SIGTERM");
     tally.expect(`trial ${trial}: the first trader stopped cleanly (got ${JSON.stringify(stopped)})`, stopped.code === 0);
     foreignCorrections += changeKinds(first).filter((kind) => kind === "quantity_corrected" || kind === "position_adopted").length;
-    const final = await storedSnapshot(env, sessionId);
-    lost += holdingsLost(final.state, sim);
-    duplicated += doubledFills(sim);
+    const trialDamage = await damage(env, sessionId, sim);
+    lost += trialDamage.lost;
+    duplicated += trialDamage.duplicated;
     await sim.close();
   }
   tally.figure("trials", trials);
@@ -86,11 +98,7 @@ export async function twoResumers({ env, trials, stops }) {
   let lost = 0;
   let duplicated = 0;
   for (let trial = 1; trial <= trials; trial++) {
-    const sim = await simulator(`campaign-resumers-${trial}-${Date.now()}`, { closed: true });
-    stops.push(() => sim.close());
-    const first = spawnTrader(env, sim.url, [...TWO, ...RUN], LEASE);
-    stops.push(() => first.kill("SIGKILL"));
-    const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
+    const { sim, first, sessionId } = await firstSession(env, stops, `campaign-resumers-${trial}`, { closed: true });
     await first.kill("SIGKILL");
 
     const taps = [await HttpTap.start(sim.url), await HttpTap.start(sim.url)];
@@ -113,9 +121,9 @@ export async function twoResumers({ env, trials, stops }) {
     if (startedBoth) fencedWhileTrading += 1;
     else refusedAtStart += 1;
     loserOrders += taps[loser].count("POST", "/v2/orders");
-    const final = await storedSnapshot(env, sessionId);
-    lost += holdingsLost(final.state, sim);
-    duplicated += doubledFills(sim);
+    const trialDamage = await damage(env, sessionId, sim);
+    lost += trialDamage.lost;
+    duplicated += trialDamage.duplicated;
     tally.expect(`trial ${trial}: no stack printed by the loser`, stackLines(resumers[loser]) === 0);
     await Promise.all(taps.map((tap) => tap.close()));
     await sim.close();
@@ -144,11 +152,7 @@ async function readiness(port) {
 /** Item 3: Redis killed by pid while the reasoner strategy asks for decisions, then started again. */
 export async function redisOutage({ env: base, trials, stops }) {
   const tally = new Tally(3, "Redis outage, --strategy reasoner");
-  const redis = await RedisServer.start();
-  stops.push(() => redis.stop());
-  const env = { ...base, redisUrl: redis.url, env: { ...base.env, REDIS_URL: redis.url } };
-  const checkpointer = await spawnCheckpointer(env);
-  stops.push(() => checkpointer.kill("SIGTERM"));
+  const { redis, env } = await onOwnRedis(base, stops);
   let decisions = 0;
   const worker = createCatalogWorker(
     "reasoning",
