@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
+import type { Logger } from "./logger.js";
 
 /**
  * Shortest password a web service behind basic auth accepts (Bull Board's BULL_BOARD_PASSWORD, the console's
@@ -39,5 +40,19 @@ export function credentialsChecker(expected: Credentials): (given: Credentials) 
     const userMatches = timingSafeEqual(digest(given.user), user);
     const passwordMatches = timingSafeEqual(digest(given.password), password);
     return userMatches && passwordMatches;
+  };
+}
+
+/**
+ * The `validate` of @fastify/basic-auth for a web service behind one set of credentials (Bull Board, the
+ * console): checks them with credentialsChecker, logs a refusal as "<service> login refused" with the user,
+ * address and URL (never the password), and refuses with the error that makes the plugin answer 401.
+ */
+export function basicAuthValidator(expected: Credentials, logger: Logger, service: string) {
+  const matches = credentialsChecker(expected);
+  return async (user: string, password: string, request: { ip: string; url: string }): Promise<void> => {
+    if (matches({ user, password })) return;
+    logger.warn({ user, ip: request.ip, url: request.url }, `${service} login refused: wrong user name or password`);
+    throw new Error("wrong user name or password");
   };
 }

@@ -1,7 +1,7 @@
 import { createBullBoard } from "@bull-board/api";
 import { FastifyAdapter } from "@bull-board/fastify";
 import basicAuth from "@fastify/basic-auth";
-import { catalogQueues, createRedisConnection, credentialsChecker, isCluster, redisTargetOf, type Logger } from "@savepoint/shared";
+import { basicAuthValidator, catalogQueues, createRedisConnection, isCluster, redisTargetOf, type Logger } from "@savepoint/shared";
 import { Queue } from "bullmq";
 import type { FastifyPluginAsync } from "fastify";
 import type { BoardConfig } from "./config.js";
@@ -27,14 +27,9 @@ export function boardRoutes(config: BoardConfig, logger: Logger): FastifyPluginA
       connection.disconnect();
     });
 
-    const matches = credentialsChecker({ user: config.BULL_BOARD_USER, password: config.BULL_BOARD_PASSWORD });
     await app.register(basicAuth, {
       authenticate: { realm: BOARD_REALM },
-      validate: async (user, password, request) => {
-        if (matches({ user, password })) return;
-        logger.warn({ user, ip: request.ip, url: request.url }, "Bull Board login refused: wrong user name or password");
-        throw new Error("wrong user name or password");
-      },
+      validate: basicAuthValidator({ user: config.BULL_BOARD_USER, password: config.BULL_BOARD_PASSWORD }, logger, "Bull Board"),
     });
     app.addHook("onRequest", app.basicAuth);
 

@@ -1,11 +1,11 @@
-import { createTestEnvironment, type TestEnvironment } from "@savepoint/shared/testing";
+import { createTestEnvironment, type RunningWebService, type TestEnvironment } from "@savepoint/shared/testing";
 import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BOARD_QUEUES, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, startBoard, USER, type RunningBoard } from "./support.js";
+import { BOARD_QUEUES, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, startBoard, USER } from "./support.js";
 
 describe("Bull Board in headless Chromium", () => {
   let env: TestEnvironment;
-  let board: RunningBoard;
+  let board: RunningWebService;
   let chromium: HeadlessBrowser;
   let browser: HeadlessBrowser["context"];
 

@@ -1,9 +1,9 @@
 import { catalogQueues, CheckpointClient, createRedisConnection, SNAPSHOT_QUEUE_SHARDS, sessionShard, waitForRedis, type RedisConnection } from "@savepoint/shared";
-import { createTestEnvironment, RedisCluster, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { basicAuth, createTestEnvironment, RedisCluster, ServiceProcess, type RunningWebService, type TestEnvironment } from "@savepoint/shared/testing";
 import { Queue } from "bullmq";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { basicAuth, BOARD_QUEUES, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, SNAPSHOT, startBoard, USER, type RunningBoard } from "./support.js";
+import { BOARD_QUEUES, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, SNAPSHOT, startBoard, USER } from "./support.js";
 
 const BOARD_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 
@@ -17,7 +17,7 @@ interface QueuesResponse {
 
 describe("Bull Board", () => {
   let env: TestEnvironment;
-  let board: RunningBoard;
+  let board: RunningWebService;
   let connection: RedisConnection;
   const started: ServiceProcess[] = [];
 
@@ -185,7 +185,7 @@ describe("Bull Board", () => {
 describe("Bull Board on a 3-master Redis Cluster", () => {
   let env: TestEnvironment;
   let cluster: RedisCluster;
-  let board: RunningBoard | undefined;
+  let board: RunningWebService | undefined;
   let client: CheckpointClient | undefined;
   let prefix: string;
 

@@ -1,5 +1,5 @@
 import { catalogQueues, createRedisConnection, waitForRedis } from "@savepoint/shared";
-import { ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { startWebService, type RunningWebService, type TestEnvironment } from "@savepoint/shared/testing";
 import { Queue } from "bullmq";
 import { fileURLToPath } from "node:url";
 
@@ -8,32 +8,9 @@ const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 export const USER = "operator";
 export const PASSWORD = "correct horse battery staple";
 
-export interface RunningBoard {
-  url: string;
-  process: ServiceProcess;
-}
-
 /** Starts the built board as a real process on a free port and resolves once it serves. */
-export async function startBoard(env: TestEnvironment, settings: Record<string, string> = {}): Promise<RunningBoard> {
-  const board = ServiceProcess.start(MAIN, {
-    ...env.env,
-    HTTP_PORT: "0",
-    BULL_BOARD_USER: USER,
-    BULL_BOARD_PASSWORD: PASSWORD,
-    ...settings,
-  });
-  try {
-    const started = await board.waitForLog("bull-board starting");
-    await board.waitForLog((line) => typeof line.msg === "string" && line.msg.startsWith("Bull Board on"));
-    return { url: `http://127.0.0.1:${String(started.httpPort)}`, process: board };
-  } catch (error) {
-    await board.kill("SIGKILL");
-    throw error;
-  }
-}
-
-export function basicAuth(user: string, password: string): Record<string, string> {
-  return { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
+export function startBoard(env: TestEnvironment, settings: Record<string, string> = {}): Promise<RunningWebService> {
+  return startWebService(MAIN, { ...env.env, BULL_BOARD_USER: USER, BULL_BOARD_PASSWORD: PASSWORD, ...settings }, { starting: "bull-board starting", serving: "Bull Board on" });
 }
 
 /** A snapshot as a trader sends it. */

@@ -1,5 +1,5 @@
 import basicAuth from "@fastify/basic-auth";
-import { credentialsChecker, type Logger } from "@savepoint/shared";
+import { basicAuthValidator, type Logger } from "@savepoint/shared";
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from "fastify";
 import type { z } from "zod";
 import {
@@ -85,14 +85,9 @@ export function consoleRoutes(config: ConsoleConfig, { store, fleet, actions }: 
       await store.close();
     });
 
-    const matches = credentialsChecker({ user: config.CONSOLE_USER, password: config.CONSOLE_PASSWORD });
     await app.register(basicAuth, {
       authenticate: { realm: CONSOLE_REALM },
-      validate: async (user, password, request) => {
-        if (matches({ user, password })) return;
-        logger.warn({ user, ip: request.ip, url: request.url }, "console login refused: wrong user name or password");
-        throw new Error("wrong user name or password");
-      },
+      validate: basicAuthValidator({ user: config.CONSOLE_USER, password: config.CONSOLE_PASSWORD }, logger, "console"),
     });
     app.addHook("onRequest", app.basicAuth);
 

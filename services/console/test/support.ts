@@ -1,5 +1,5 @@
 import { CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
-import { ServiceProcess, spawnCheckpointer, type TestEnvironment } from "@savepoint/shared/testing";
+import { basicAuth, ServiceProcess, spawnCheckpointer, startWebService, type RunningWebService, type TestEnvironment } from "@savepoint/shared/testing";
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
@@ -13,33 +13,17 @@ export const SAVEPOINT_CLI = fileURLToPath(new URL("../bin/savepoint.js", import
 export const USER = "operator";
 export const PASSWORD = "correct horse battery staple";
 
-export interface RunningConsole {
-  url: string;
-  process: ServiceProcess;
-}
+// The console's tests take these from here, beside the console's own credentials.
+export { basicAuth };
+export type RunningConsole = RunningWebService;
 
 /** Starts the built console as a real process on a free port, reading the test database, and resolves once it serves. */
-export async function startConsole(env: TestEnvironment, settings: Record<string, string> = {}): Promise<RunningConsole> {
-  const service = ServiceProcess.start(MAIN, {
-    ...env.env,
-    HTTP_PORT: "0",
-    CONSOLE_USER: USER,
-    CONSOLE_PASSWORD: PASSWORD,
-    CONSOLE_DATABASE_URL: env.databaseUrl,
-    ...settings,
-  });
-  try {
-    const started = await service.waitForLog("console starting");
-    await service.waitForLog((line) => typeof line.msg === "string" && line.msg.startsWith("Savepoint console on"));
-    return { url: `http://127.0.0.1:${String(started.httpPort)}`, process: service };
-  } catch (error) {
-    await service.kill("SIGKILL");
-    throw error;
-  }
-}
-
-export function basicAuth(user: string, password: string): Record<string, string> {
-  return { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}` };
+export function startConsole(env: TestEnvironment, settings: Record<string, string> = {}): Promise<RunningConsole> {
+  return startWebService(
+    MAIN,
+    { ...env.env, CONSOLE_USER: USER, CONSOLE_PASSWORD: PASSWORD, CONSOLE_DATABASE_URL: env.databaseUrl, ...settings },
+    { starting: "console starting", serving: "Savepoint console on" },
+  );
 }
 
 const at = (minute: number) => new Date(Date.UTC(2026, 0, 5, 14, 30 + minute)).toISOString();

@@ -8,3 +8,4 @@ export * from "./in-memory-checkpoints.js";
 export * from "./redis-server.js";
 export * from "./redis-cluster.js";
 export * from "./http-tap.js";
+export * from "./web-service.js";
