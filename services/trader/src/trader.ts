@@ -63,8 +63,8 @@ const RECONCILE_BACKOFF_MS = 500;
 const FINAL_CHECKPOINT_TIMEOUT_MS = 10_000;
 /** How often a read at start that the broker's rate limit refuses waits for the limit's reset before starting fails. */
 const STARTUP_RATE_LIMIT_WAITS = 3;
-/** At the end of the session (--duration), working entry orders get this long to be canceled or filled. */
-const SETTLE_ENTRIES_TIMEOUT_MS = 5_000;
+/** At the end of the session (--duration), working entry orders get this long to be canceled or filled, and what they left unprotected to be closed. */
+const SETTLE_ENTRIES_TIMEOUT_MS = 10_000;
 
 /** `trader-20260105-150000-1a2b3c`: sortable by start time, unique by its random tail. */
 export function newSessionId(now = new Date()): string {

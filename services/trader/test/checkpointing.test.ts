@@ -120,7 +120,7 @@ describe("session checkpoints", () => {
     ]);
   });
 
-  it("cancels the rest of a part-filled entry when --duration ends, and the final checkpoint holds what filled until the cancel completed", async () => {
+  it("cancels the rest of a part-filled entry when --duration ends, closes what filled until the cancel completed, and checkpoints that", async () => {
     // The clock moves only when the test says, and only the test's trades fill (the minute's own trades are too
     // small for any share): each fills a part of what remains.
     const { trader, messages } = await openTrader(args("--duration", "0.15", "--checkpoint-interval", "60", ...ALWAYS_ENTER), {
@@ -145,18 +145,27 @@ describe("session checkpoints", () => {
     await eventually("both cancels pending", () => (entries().every((order) => order.status === "pending_cancel") ? true : undefined), 20_000);
     sim.control.setPrice("AAPL", sim.control.price("AAPL"));
     sim.control.advance(1);
+    // The cancel took AAPL's legs with it: the trader closes what filled at market, and waits for that too.
+    const close = await eventually("AAPL's close filled", () => {
+      const order = sim.control.state().orders.find((candidate) => candidate.client_order_id === `${trader.sessionId}:AAPL:1:close`);
+      if (order?.status === "filled") return order;
+      if (order?.status === "new" || order?.status === "partially_filled") sim.control.setPrice("AAPL", sim.control.price("AAPL"));
+      else if (order) sim.control.advance(1);
+      return undefined;
+    });
     expect(await running).toEqual({ end: { reason: "completed" }, exitCode: 0, final: { confirmed: true, status: "completed" } });
 
     expect(entries().filter((order) => !["canceled", "filled"].includes(String(order.status)))).toEqual([]);
     const filled = Number(entryOf("AAPL").filled_qty);
     expect(filled).toBeGreaterThan(filledBefore);
+    expect(Number(close.filled_qty)).toBe(filled);
     expect(Number(entryOf("MSFT").filled_qty)).toBe(0);
     expect(messages().filter((message) => message === "session ending: canceling the rest of its part-filled entry order")).toHaveLength(1);
     expect(messages().filter((message) => message === "session ending: canceling its working entry order")).toHaveLength(1);
     const final = await storedSnapshot(stack.env, trader.sessionId);
-    expect(final).toMatchObject({ kind: "final", status: "completed", state: { pendingEntries: [] } });
+    expect(final).toMatchObject({ kind: "final", status: "completed", state: { pendingEntries: [], positions: [], closedTrades: 1 } });
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
-    expect(final.state.positions).toEqual([expect.objectContaining({ symbol: "AAPL", qty: filled, entryFilling: false })]);
+    expectBrokersRealizedPl(final.state, sim);
   });
 
   it("offers the seed's programmatic API: createCheckpoint, restoreFromLatestCheckpoint, getCheckpointStats, cleanupOldCheckpoints", async () => {

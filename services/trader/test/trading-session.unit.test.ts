@@ -352,7 +352,7 @@ describe("around the loop", () => {
     expect(state.nextTradeNo("AAPL")).toBe(2);
   });
 
-  it("settles a part-filled entry at the end: cancels the rest, waits for the cancel, and keeps what filled", async () => {
+  it("settles a part-filled entry at the end: cancels the rest, waits for the cancel, keeps what filled and closes it at market", async () => {
     const { broker, session, state, lines } = setUp();
     await session.tick();
     broker.fillEntry(ENTRY, 100, 4);
@@ -364,10 +364,16 @@ describe("around the loop", () => {
     expect(lines.filter((line) => line.msg === "session ending: canceling the rest of its part-filled entry order")).toHaveLength(1);
     expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, entryFilling: true });
 
+    // The cancel took the legs with it: the four shares that filled are closed at market, and that is waited for.
     broker.completeChanges();
-    await session.settleEntries(5_000);
+    await session.settleEntries(300);
     expect(broker.orders[0]!.status).toBe("canceled");
-    expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, entryFilling: false });
     expect(broker.calls.filter((call) => call === "cancelOrder")).toHaveLength(1);
+    expect(broker.orders[1]).toMatchObject({ clientOrderId: `${ENTRY}:close`, type: "market", side: "sell", qty: 4 });
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, entryFilling: false, exit: { clientOrderId: `${ENTRY}:close`, method: "market" } });
+    expect(lines.filter((line) => line.msg === "entry orders not settled at the end of the session; the final checkpoint keeps them as they are and --reconcile-only shows what became of them").at(-1)).toMatchObject({
+      working: [],
+      exiting: ["AAPL"],
+    });
   });
 });

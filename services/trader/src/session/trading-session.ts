@@ -316,13 +316,15 @@ export class TradingSession {
    * (pending) or part-filled (its position still filling), and waits until the broker has completed each cancel
    * (pending_cancel, then canceled) or filled the order, booking what filled until then, so the final checkpoint
    * holds every fill of the session and no entry that could fill after it. Canceling a part-filled entry cancels
-   * its bracket legs with it (as on Alpaca), so what filled is left without a stop-loss (see the README, "End
-   * of a --duration session"). Gives up after `timeoutMs`, leaving what is unsettled in the state as it is.
+   * its bracket legs with it (as on Alpaca), so what filled is left without a stop-loss: while the market is
+   * open it is closed at market, as a tick would, and that close is waited for too. Gives up after `timeoutMs`,
+   * leaving what is unsettled in the state as it is.
    */
   async settleEntries(timeoutMs: number): Promise<void> {
     const { logger } = this.parts;
     const deadline = Date.now() + timeoutMs;
     const canceling = new Set<string>();
+    const closing = new Set<string>();
     for (;;) {
       for (const entry of this.workingEntries()) {
         if (!canceling.has(entry.clientOrderId) && (await this.cancelEntry(entry))) canceling.add(entry.clientOrderId);
@@ -333,15 +335,50 @@ export class TradingSession {
         logger.warn({ problem: (error as Error).message }, "could not read the broker while settling entry orders; trying again");
       }
       const working = this.workingEntries();
-      if (working.length === 0) return;
+      if (working.length === 0) await this.closeUnprotected(closing);
+      const exiting = [...closing].filter((symbol) => this.state.positions.get(symbol)?.exit);
+      if (working.length === 0 && exiting.length === 0) return;
       if (Date.now() >= deadline) {
         logger.warn(
-          { working: working.map((entry) => entry.clientOrderId), timeoutMs },
+          { working: working.map((entry) => entry.clientOrderId), exiting, timeoutMs },
           "entry orders not settled at the end of the session; the final checkpoint keeps them as they are and --reconcile-only shows what became of them",
         );
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+    }
+  }
+
+  /**
+   * At the end of the session, once no entry works: each position of the strategy that nothing protects at the
+   * broker (a part-filled entry canceled, legs and all) is closed at market, once, while the market is open;
+   * while it is closed, a market order would fill only after the final checkpoint, so it is left, and said so.
+   */
+  private async closeUnprotected(closing: Set<string>): Promise<void> {
+    const { logger } = this.parts;
+    const unprotected = [...this.state.positions.values()].filter((position) => isUnprotected(position) && !position.exit && !closing.has(position.symbol));
+    if (unprotected.length === 0) return;
+    for (const { symbol } of unprotected) closing.add(symbol);
+    let open: boolean;
+    try {
+      open = (await this.readClock()).isOpen;
+    } catch (error) {
+      open = false;
+      logger.warn({ problem: describeBrokerFailure(error) }, "could not read the market clock at the end of the session");
+    }
+    if (!open) {
+      logger.warn(
+        { symbols: unprotected.map((position) => position.symbol) },
+        "session ending with positions no stop-loss protects (an entry canceled part-filled takes its legs with it); not closed now, as the market is not open: close them or trade the account again",
+      );
+      return;
+    }
+    for (const position of unprotected) {
+      try {
+        await this.exit(position, { action: "CLOSE", reason: "session ending: its entry was canceled part-filled, and its stop-loss with it" }, this.bars.snapshot(position.symbol)?.price ?? position.entryPrice);
+      } catch (error) {
+        logger.warn({ symbol: position.symbol, problem: (error as Error).message }, "could not close a position no stop-loss protects at the end of the session");
+      }
     }
   }
 
