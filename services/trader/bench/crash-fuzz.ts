@@ -1,3 +1,4 @@
+import { mkdirSync, writeFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
 import type { Decision, ThinkPayload } from "@savepoint/shared";
 import { ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
@@ -667,6 +668,14 @@ export function orderIdProblems(sim: SimulatorState, sessionId: string): string[
     position.set(fill.symbol, Math.round((before + (fill.side === "buy" ? 1 : -1) * num(fill.qty)) * 1e9) / 1e9);
   }
   return problems;
+}
+
+/** Writes a failed run's plan, violations, and the broker's orders and fills and the traders' warnings into `dir` as `<kind>-<seed>.log`; returns the path. */
+export function saveEvidence(result: RunResult, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const path = `${dir}${result.kind}-${result.seed}.log`;
+  writeFileSync(path, `${result.plan}\n${result.violations.join("\n")}\n${result.evidence}\n`);
+  return path;
 }
 
 /** Runs `runs` with at most `concurrency` at once, in order of start; `onResult` sees each as it ends. `signal` starts no more. */

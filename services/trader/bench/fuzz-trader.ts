@@ -1,9 +1,8 @@
-import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { createTestEnvironment, spawnCheckpointer } from "@savepoint/shared/testing";
 import { z } from "zod";
-import { KILL_KINDS, runAll, startScriptedReasoner, type KillKind, type RunResult } from "./crash-fuzz.js";
+import { KILL_KINDS, runAll, saveEvidence, startScriptedReasoner, type KillKind, type RunResult } from "./crash-fuzz.js";
 
 /*
  * npm run fuzz:trader: FUZZ_RUNS crash-fuzz runs (300 by default), spread evenly over the kill kinds, FUZZ_CONCURRENCY
@@ -56,8 +55,7 @@ try {
     if (result.violations.length > 0) {
       console.log(`✗ ${result.kind}:${result.seed} (${result.plan})`);
       for (const violation of result.violations) console.log(`    ${violation}`);
-      mkdirSync(EVIDENCE_DIR, { recursive: true });
-      writeFileSync(`${EVIDENCE_DIR}${result.kind}-${result.seed}.log`, `${result.plan}\n${result.violations.join("\n")}\n${result.evidence}\n`);
+      saveEvidence(result, EVIDENCE_DIR);
     } else if (process.env.FUZZ_VERBOSE) {
       console.log(`✓ ${result.kind}:${result.seed} ${JSON.stringify(result.phases)}`);
     } else if (done % 25 === 0) {

@@ -43,6 +43,7 @@ const holding = (symbol: string, entryId: string, openedAt: Date | null = SUBMIT
   entryFilling: false,
   exit: null,
   closeAttempts: 0,
+  exitFills: {},
 });
 
 /** Records the arguments of the listing calls, which the call log alone does not show. */

@@ -53,6 +53,7 @@ const holding = (symbol: string, fields: Partial<OpenPosition> = {}): OpenPositi
   entryFilling: false,
   exit: null,
   closeAttempts: 0,
+  exitFills: {},
   ...fields,
 });
 
@@ -389,8 +390,42 @@ const rows: Row[] = [
     given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
     orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98, filledQty: 6 } })],
     positions: [brokerPosition("AAPL", 4, 100)],
-    changes: [{ kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "long", qty: 4 } }],
-    after: { positions: [holding("AAPL", { qty: 4, exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-2", stopLossId: "sl-1" } })], closedTrades: 0 },
+    changes: [
+      { kind: "exit_partially_filled", symbol: "AAPL", tradeNo: 1, exitedQty: 6, realizedPl: -12 },
+      { kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "long", qty: 4 } },
+    ],
+    after: {
+      positions: [
+        holding("AAPL", {
+          qty: 4,
+          exit: { ...EXIT, orderId: "tp-2" },
+          closeAttempts: 1,
+          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-2", stopLossId: "sl-1" },
+          exitFills: { "tp-2": { qty: 6, price: 98, realizedPl: -12 } },
+        }),
+      ],
+      closedTrades: 0,
+      realizedPl: -12,
+    },
+  },
+  {
+    name: "books only what an exit filled beyond what was booked, and the rest as it closes the trade",
+    given: (state) => {
+      state.open(holding("AAPL", { qty: 4, exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, exitFills: { "tp-2": { qty: 6, price: 98, realizedPl: -12 } } }));
+      state.realizedPl = -12;
+    },
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98.5 }, stopLossLeg: { status: "canceled" } })],
+    changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 98.5, realizedPl: -15, via: "close_order" }) }],
+    after: { positions: [], closedTrades: 1, realizedPl: -15 },
+  },
+  {
+    name: "leaves a position the broker shows smaller than its orders account for to the next sync, which reads them again",
+    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
+    // The exit had filled 6 when the orders were read, 8 by the time the positions were.
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98, filledQty: 6 } })],
+    positions: [brokerPosition("AAPL", 2, 100)],
+    changes: [{ kind: "exit_partially_filled", symbol: "AAPL", tradeNo: 1, exitedQty: 6, realizedPl: -12 }],
+    after: { positions: [holding("AAPL", { qty: 10, exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, orders: expect.anything(), exitFills: { "tp-2": { qty: 6, price: 98, realizedPl: -12 } } })], realizedPl: -12 },
   },
   {
     name: "books every exit fill of a trade at their average: part by its first close, the rest by its second",

@@ -40,6 +40,14 @@ describe("reconciliation report", () => {
       line: "AAPL: long 10 closed by no fill the broker shows at an unknown price (P&L not booked)",
     },
     {
+      change: { kind: "position_closed", openedUnseen: false, trade: { ...trade, exitPrice: null, realizedPl: 12, via: "unknown" } },
+      line: "AAPL: long 10 closed by no fill the broker shows at an unknown price (realised +$12.00 by the exit fills seen before)",
+    },
+    {
+      change: { kind: "exit_partially_filled", symbol: "AAPL", tradeNo: 1, exitedQty: 6, realizedPl: 24 },
+      line: "AAPL: exits of trade 1 have filled 6; realised +$24.00 more, the rest stays open",
+    },
+    {
       change: { kind: "position_adopted", symbol: "MSFT", side: "short", qty: 3, avgEntryPrice: 400 },
       line: "MSFT: held at the broker (short 3 @ 400) but unknown to the session; adopted without bracket protection",
     },

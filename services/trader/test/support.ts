@@ -14,7 +14,7 @@ import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
 import { orderRequestMs } from "../src/config.js";
-import type { TraderState } from "../src/session/state.js";
+import { roundMoney, type TraderState } from "../src/session/state.js";
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from "@savepoint/alpaca-simulator";
 import type { TraderContext } from "../src/trader.js";
 
@@ -174,13 +174,13 @@ export function stateHoldings(state: Pick<TraderState, "positions">): string[] {
 }
 
 /**
- * The session's realised P&L is the broker's, to the cent per trade: the trader books each trade in cents, while
- * the simulator keeps six decimals (average prices of partial fills are rarely whole cents), so the totals may
- * differ by up to half a cent a closed trade, never more.
+ * The session's realised P&L is the broker's, to the cent: the simulator keeps six decimals (average prices of
+ * partial fills are rarely whole cents), the trader books each exit fill as it sees it and a trade's fills in
+ * cents once, which are the cents its fills realised.
  */
-export function expectBrokersRealizedPl(state: Pick<TraderState, "realizedPl" | "closedTrades">, sim: RunningSimulator): void {
+export function expectBrokersRealizedPl(state: Pick<TraderState, "realizedPl">, sim: RunningSimulator): void {
   const broker = sim.control.state().realizedPl;
-  expect(Math.abs(state.realizedPl - broker), `session ${state.realizedPl}, broker ${broker}`).toBeLessThanOrEqual(0.005 * Math.max(1, state.closedTrades) + 1e-9);
+  expect(state.realizedPl, `session ${state.realizedPl}, broker ${broker}`).toBe(roundMoney(broker));
 }
 
 /** Polls `check` until it returns a value other than undefined, or fails after `timeoutMs`. */

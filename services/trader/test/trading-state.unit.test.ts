@@ -21,8 +21,11 @@ const position = (symbol: string, fields: Partial<OpenPosition> = {}): OpenPosit
   entryFilling: false,
   exit: null,
   closeAttempts: 0,
+  exitFills: {},
   ...fields,
 });
+
+const fill = (id: string, filledQty: number, filledAvgPrice: number | null) => ({ id, filledQty, filledAvgPrice });
 
 describe("profit of a trade", () => {
   it.each([
@@ -56,7 +59,7 @@ describe("trading state", () => {
     state.open(position("AAPL", { tradeNo: 2 }));
     expect([state.pendingEntries.size, state.positions.size, state.nextTradeNo("AAPL")]).toEqual([0, 1, 3]);
 
-    expect(state.close("AAPL", { exitPrice: 104, via: "take_profit" })).toEqual({ symbol: "AAPL", side: "long", qty: 10, entryPrice: 100, exitPrice: 104, realizedPl: 40, via: "take_profit", tradeNo: 2 });
+    expect(state.close("AAPL", { fills: [fill("tp-1", 10, 104)], via: "take_profit" })).toEqual({ symbol: "AAPL", side: "long", qty: 10, entryPrice: 100, exitPrice: 104, realizedPl: 40, via: "take_profit", tradeNo: 2 });
     expect([state.isEngaged("AAPL"), state.closedTrades, state.realizedPl]).toEqual([false, 1, 40]);
   });
 
@@ -64,13 +67,49 @@ describe("trading state", () => {
     const state = new TradingState(identity);
     state.open(position("AAPL"));
     state.open(position("MSFT"));
-    expect(state.close("AAPL", { exitPrice: null, via: "unknown" }).realizedPl).toBe(0);
-    expect(state.close("MSFT", { exitPrice: 90, qty: 4, via: "other_order" })).toMatchObject({ qty: 4, realizedPl: -40 });
+    expect(state.close("AAPL", { fills: [], via: "unknown" })).toMatchObject({ qty: 10, exitPrice: null, realizedPl: 0 });
+    expect(state.close("MSFT", { fills: [fill("other", 4, 90)], via: "other_order" })).toMatchObject({ qty: 4, exitPrice: 90, realizedPl: -40 });
     expect([state.closedTrades, state.realizedPl]).toEqual([2, -40]);
   });
 
+  it("books each exit fill when it is seen, once, and the trade whole when it closes", () => {
+    const state = new TradingState(identity);
+    state.open(position("AAPL"));
+    const held = state.positions.get("AAPL")!;
+    expect(state.bookExitFills(held, [fill("tp-1", 3, 104)])).toBe(12);
+    expect(state.bookExitFills(held, [fill("tp-1", 3, 104)])).toBe(0);
+    // An order read filled less than booked (an older answer) changes nothing; one without a price waits.
+    expect(state.bookExitFills(held, [fill("tp-1", 2, 104), fill("close-1", 1, null)])).toBe(0);
+    expect(state.realizedPl).toBe(12);
+    const resumed = TradingState.fromSnapshot(traderStateSchema.parse(state.toSnapshot(new Date(0))));
+    expect(resumed.close("AAPL", { fills: [fill("tp-1", 7, 104.5)], via: "take_profit" })).toMatchObject({ qty: 7, exitPrice: 104.5, realizedPl: 31.5 });
+    expect([resumed.closedTrades, resumed.realizedPl]).toEqual([1, 31.5]);
+    // Booked earlier by one order, closed by another that the close sees alone.
+    state.bookExitFills(held, [fill("tp-1", 4, 104)]);
+    expect(state.close("AAPL", { fills: [fill("close-1", 6, 99)], via: "close_order" })).toMatchObject({ qty: 10, exitPrice: 101, realizedPl: 10 });
+    expect(state.realizedPl).toBe(10);
+  });
+
+  it("books a trade closed by several orders at the cent its fills realised, not at the sum of its parts rounded", () => {
+    const state = new TradingState(identity);
+    // Entry 3 @ 100.003333 (2 @ 100.00, 1 @ 100.01), closed a share at a time @ 101: each part is 0.996667, a cent
+    // each rounded, 3.00 together; the fills realised 303 - 300.01.
+    state.open(position("AAPL", { qty: 3, entryPrice: 100.003333 }));
+    const held = state.positions.get("AAPL")!;
+    expect(state.bookExitFills(held, [fill("tp-1", 1, 101)])).toBe(1);
+    expect(state.close("AAPL", { fills: [fill("close-1", 1, 101), fill("close-2", 1, 101)], via: "close_order" }).realizedPl).toBe(2.99);
+    expect(state.realizedPl).toBe(2.99);
+  });
+
+  it("reads a stored position from before exit fills were booked as none booked", () => {
+    const snapshot = new TradingState(identity).toSnapshot(new Date(0));
+    const { exitFills, ...older } = position("AAPL");
+    expect(exitFills).toEqual({});
+    expect(traderStateSchema.parse({ ...snapshot, positions: [older] }).positions[0]!.exitFills).toEqual({});
+  });
+
   it("refuses to close what it does not hold, naming the symbol", () => {
-    expect(() => new TradingState(identity).close("AAPL", { exitPrice: 1, via: "unknown" })).toThrow("cannot close AAPL: the session holds no position in it");
+    expect(() => new TradingState(identity).close("AAPL", { fills: [], via: "unknown" })).toThrow("cannot close AAPL: the session holds no position in it");
   });
 
   it("keeps realised P&L in cents however many trades add to it", () => {
@@ -105,7 +144,7 @@ describe("trading state", () => {
     state.open(position("AAPL"));
     const copy = state.clone();
     copy.positions.get("AAPL")!.qty = 1;
-    copy.close("AAPL", { exitPrice: 1, via: "unknown" });
+    copy.close("AAPL", { fills: [], via: "unknown" });
     expect(state.positions.get("AAPL")?.qty).toBe(10);
     expect(state.closedTrades).toBe(0);
   });

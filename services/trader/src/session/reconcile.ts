@@ -1,6 +1,6 @@
 import { isOrderFinal, type BrokerAccount, type BrokerLeg, type BrokerOrder, type BrokerPosition } from "../broker/types.js";
 import { parseClientOrderId } from "./client-order-ids.js";
-import { profitOf, type ClosedTrade, type ExitVia, type OpenPosition, type PendingEntry, type PositionSide, type TradingState } from "./state.js";
+import { realizedPlOf, type ClosedTrade, type ExitFill, type ExitVia, type OpenPosition, type PendingEntry, type PositionSide, type TradingState } from "./state.js";
 
 /**
  * What the broker says, read in one go. `orders` are top-level orders with their bracket legs nested.
@@ -24,6 +24,7 @@ export type Change =
   | { kind: "order_recovered"; symbol: string; tradeNo: number; clientOrderId: string; status: string; filledQty: number }
   | { kind: "placement_not_found"; symbol: string; clientOrderId: string }
   | { kind: "exit_ended"; symbol: string; tradeNo: number; clientOrderId: string; status: string; filledQty: number }
+  | { kind: "exit_partially_filled"; symbol: string; tradeNo: number; exitedQty: number; realizedPl: number }
   | { kind: "position_closed"; trade: ClosedTrade; openedUnseen: boolean }
   | { kind: "position_adopted"; symbol: string; side: PositionSide; qty: number; avgEntryPrice: number }
   | { kind: "quantity_corrected"; symbol: string; local: { side: PositionSide; qty: number }; broker: { side: PositionSide; qty: number } }
@@ -36,6 +37,8 @@ export class ReconciliationError extends Error {
 }
 
 interface Exit {
+  /** The exit orders that filled, each once. */
+  fills: ExitFill[];
   price: number | null;
   qty: number;
   via: ExitVia;
@@ -82,7 +85,7 @@ export function reconcile(state: TradingState, view: BrokerView, sessionId: stri
   for (const entry of ours.entries) {
     changes.push(...settleEntry(state, entry, ours.closes.get(`${entry.symbol}:${entry.tradeNo}`) ?? [], held.has(entry.symbol), sessionId, view.readAt));
   }
-  changes.push(...settleExits(state, view, ours.closes, sessionId, view.readAt));
+  changes.push(...settleExits(state, view, ours.closes, held, sessionId, view.readAt));
 
   for (const position of [...state.positions.values()]) {
     // A position that changed after the sync decided which orders to read is settled by the next sync.
@@ -90,12 +93,13 @@ export function reconcile(state: TradingState, view: BrokerView, sessionId: stri
     const broker = held.get(position.symbol);
     if (!broker) {
       const exit = otherExit(view.orders, sessionId, position, ours.closes.get(`${position.symbol}:${position.tradeNo}`) ?? []);
-      const trade = state.close(position.symbol, exit ? { exitPrice: exit.price, qty: exit.qty, via: exit.via } : { exitPrice: null, via: "unknown" });
+      const trade = state.close(position.symbol, exit ? { fills: exit.fills, via: exit.via } : { fills: [], via: "unknown" });
       changes.push({ kind: "position_closed", trade, openedUnseen: false });
       continue;
     }
     const brokerQty = Math.abs(broker.qty);
     if (broker.side !== position.side || brokerQty !== position.qty) {
+      if (ordersBehind(position, brokerQty, ours.entries, ours.closes)) continue;
       changes.push({
         kind: "quantity_corrected",
         symbol: position.symbol,
@@ -125,6 +129,7 @@ export function reconcile(state: TradingState, view: BrokerView, sessionId: stri
       entryFilling: false,
       exit: null,
       closeAttempts: 0,
+      exitFills: {},
     });
     changes.push({ kind: "position_adopted", symbol: broker.symbol, side, qty, avgEntryPrice: broker.avgEntryPrice });
   }
@@ -170,7 +175,7 @@ function settleEntry(
   // filled while the rest is still held leaves the position open, at the broker's quantity.
   if (exit && (!stillHeld || exit.qty >= order.filledQty)) {
     if (ownsPosition) {
-      const trade = state.close(symbol, { exitPrice: exit.price, qty: exit.qty, via: exit.via, entryPrice: order.filledAvgPrice ?? undefined });
+      const trade = state.close(symbol, { fills: exit.fills, via: exit.via, entryPrice: fillPriceOf(order) });
       return [{ kind: "position_closed", trade, openedUnseen: false }];
     }
     if (!ownsPending && known) return [];
@@ -183,7 +188,7 @@ function settleEntry(
       qty: exit.qty,
       entryPrice,
       exitPrice: exit.price,
-      realizedPl: exit.price === null ? 0 : profitOf(side, exit.qty, entryPrice, exit.price),
+      realizedPl: realizedPlOf(side, entryPrice, exit.fills),
       via: exit.via,
       tradeNo,
     });
@@ -195,6 +200,8 @@ function settleEntry(
     if (!stillHeld) return [];
     const changes: Change[] = [];
     position.entryFilling = !isOrderFinal(order);
+    // Part of the position has exited: the broker realised those fills, and so does the session, now.
+    if (exit) changes.push(...bookExits(state, position, exit.fills, fillPriceOf(order)));
     // The entry filled further since the position was booked (a partial fill, then the rest).
     if (!exit && position.qty !== order.filledQty) {
       Object.assign(position, { qty: order.filledQty, entryPrice: fillPriceOf(order), openedAt: position.openedAt ?? order.filledAt?.toISOString() ?? null });
@@ -253,6 +260,35 @@ function attachLegs(position: OpenPosition, order: BrokerOrder, sessionId: strin
   return [{ kind: "legs_attached", symbol: position.symbol, takeProfitId: current.takeProfitId, stopLossId: current.stopLossId }];
 }
 
+/** Books the exit fills of an open position beyond those booked, and says so when there were any. */
+function bookExits(state: TradingState, position: OpenPosition, fills: ExitFill[], entryPrice?: number): Change[] {
+  const exitedBefore = exitedQtyOf(position);
+  const realizedPl = state.bookExitFills(position, fills, entryPrice);
+  const exitedQty = exitedQtyOf(position);
+  if (exitedQty === exitedBefore) return [];
+  return [{ kind: "exit_partially_filled", symbol: position.symbol, tradeNo: position.tradeNo, exitedQty, realizedPl }];
+}
+
+const exitedQtyOf = (position: OpenPosition) => Object.values(position.exitFills).reduce((sum, fill) => sum + fill.qty, 0);
+
+/**
+ * True when the broker's quantity for a position differs from what the trade's orders in the view account for
+ * (the entry's fills less its exits') while one of them still works: it filled after the orders were read and
+ * before the positions were. Correcting the quantity now would leave that fill unbooked, the position then
+ * matching the broker's and read no more; left as it is, the next sync sees it differ and reads its orders again.
+ */
+function ordersBehind(position: OpenPosition, brokerQty: number, entries: SessionEntry[], closes: Map<string, BrokerOrder[]>): boolean {
+  if (position.origin !== "strategy") return false;
+  const entry = entries.find((candidate) => candidate.symbol === position.symbol && candidate.tradeNo === position.tradeNo)?.order;
+  if (!entry) return false;
+  const tradeCloses = closes.get(`${position.symbol}:${position.tradeNo}`) ?? [];
+  const exits = [...new Map([...entry.legs, ...tradeCloses].map((exit) => [exit.id, exit])).values()];
+  if (![entry, ...exits].some((order) => !isOrderFinal(order))) return false;
+  const exited = exits.reduce((sum, exit) => sum + Math.max(exit.filledQty, position.exitFills[exit.id]?.qty ?? 0), 0);
+  const booked = Object.entries(position.exitFills).reduce((sum, [id, fill]) => sum + (exits.some((exit) => exit.id === id) ? 0 : fill.qty), 0);
+  return Math.abs(entry.filledQty - exited - booked - brokerQty) > 1e-9;
+}
+
 function protectionLost(position: OpenPosition, order: BrokerOrder): Change {
   return {
     kind: "protection_lost",
@@ -275,12 +311,15 @@ function closeAttemptOf(order: Pick<BrokerOrder, "clientOrderId">, sessionId: st
  * the order of each exit in progress, so an exit without an order id that is not in it is not at the broker. Working close orders of a held position that the state does
  * not know of (placed by a run that crashed before its checkpoint) become its exit.
  */
-function settleExits(state: TradingState, view: BrokerView, closes: Map<string, BrokerOrder[]>, sessionId: string, readAt: Date): Change[] {
+function settleExits(state: TradingState, view: BrokerView, closes: Map<string, BrokerOrder[]>, held: Map<string, BrokerPosition>, sessionId: string, readAt: Date): Change[] {
   const changes: Change[] = [];
   const everything = view.orders.flatMap((order) => [order, ...order.legs]);
   for (const position of state.positions.values()) {
     const tradeCloses = closes.get(`${position.symbol}:${position.tradeNo}`) ?? [];
     for (const close of tradeCloses) position.closeAttempts = Math.max(position.closeAttempts, closeAttemptOf(close, sessionId, position) ?? 0);
+    // Fills of close orders read without their trade's entry (an adopted position's, a replaced leg looked up by
+    // id); a position gone at the broker is booked whole as it closes, below.
+    if (held.has(position.symbol)) changes.push(...bookExits(state, position, tradeCloses.filter((close) => close.filledQty > 0)));
     const unknownClose = tradeCloses.find((close) => !isOrderFinal(close));
     if (!position.exit && unknownClose) {
       position.exit = { clientOrderId: unknownClose.clientOrderId, orderId: unknownClose.id, method: "market", requestedAt: readAt.toISOString() };
@@ -316,7 +355,7 @@ function exitOf(order: BrokerOrder, closes: BrokerOrder[], sessionId: string): E
   if (filled.length === 0) return null;
   const largest = filled.reduce((most, exit) => (exit.filledQty > most.filledQty ? exit : most));
   const ours = parseClientOrderId(sessionId, largest.clientOrderId)?.role === "close";
-  return { ...averageFill(filled), via: ours ? "close_order" : isTakeProfit(largest) ? "take_profit" : "stop_loss" };
+  return { fills: filled, ...averageFill(filled), via: ours ? "close_order" : isTakeProfit(largest) ? "take_profit" : "stop_loss" };
 }
 
 /** Total quantity and average price of some fills; the price is unknown if any fill lacks one. */
@@ -334,7 +373,7 @@ function averageFill(fills: BrokerLeg[]): { qty: number; price: number | null } 
  */
 function otherExit(orders: BrokerOrder[], sessionId: string, position: OpenPosition, closes: BrokerOrder[]): Exit | null {
   const closed = closes.filter((close) => close.filledQty > 0);
-  if (closed.length > 0) return { ...averageFill(closed), via: "close_order" };
+  if (closed.length > 0) return { fills: closed, ...averageFill(closed), via: "close_order" };
   const side = exitSide(position.side);
   const openedAt = position.openedAt ? new Date(position.openedAt).getTime() : undefined;
   const fills = orders
@@ -344,7 +383,9 @@ function otherExit(orders: BrokerOrder[], sessionId: string, position: OpenPosit
     .filter((order) => openedAt === undefined || (order.filledAt?.getTime() ?? 0) >= openedAt);
   if (fills.length === 0) return null;
   const { qty, price } = averageFill(fills);
-  return { price, qty: Math.min(qty, position.qty), via: "other_order" };
+  // Orders of someone else's may have done more than close this position; only what it held was closed.
+  const closedQty = Math.min(qty, position.qty);
+  return { fills: [{ id: `other:${position.symbol}:${position.tradeNo}`, filledQty: closedQty, filledAvgPrice: price }], price, qty: closedQty, via: "other_order" };
 }
 
 interface SessionEntry {
@@ -438,5 +479,6 @@ function positionFrom(order: BrokerOrder, symbol: string, tradeNo: number): Open
     entryFilling: !isOrderFinal(order),
     exit: null,
     closeAttempts: 0,
+    exitFills: {},
   };
 }

@@ -47,9 +47,12 @@ export function describeChange(change: Change): string {
       return `${change.symbol}: entry ${change.clientOrderId} got no answer and the broker has no such order; the next decision reuses its id`;
     case "exit_ended":
       return `${change.symbol}: exit ${change.clientOrderId} ended ${change.status} with ${change.filledQty} filled; the position stays open and its next exit takes a new id`;
+    case "exit_partially_filled":
+      return `${change.symbol}: exits of trade ${change.tradeNo} have filled ${change.exitedQty}; realised ${formatPl(change.realizedPl)} more, the rest stays open`;
     case "position_closed": {
       const { trade } = change;
-      const exit = trade.exitPrice === null ? "at an unknown price (P&L not booked)" : `@ ${trade.exitPrice} (entry ${trade.entryPrice}), realised ${formatPl(trade.realizedPl)}`;
+      const unpriced = trade.realizedPl === 0 ? "at an unknown price (P&L not booked)" : `at an unknown price (realised ${formatPl(trade.realizedPl)} by the exit fills seen before)`;
+      const exit = trade.exitPrice === null ? unpriced : `@ ${trade.exitPrice} (entry ${trade.entryPrice}), realised ${formatPl(trade.realizedPl)}`;
       const unseen = change.openedUnseen ? "; it opened and closed while the session was not watching" : "";
       return `${trade.symbol}: ${trade.side} ${trade.qty} closed by ${VIA[trade.via]} ${exit}${unseen}`;
     }

@@ -42,6 +42,10 @@ const exitSchema = z.strictObject({
 });
 export type PositionExit = z.infer<typeof exitSchema>;
 
+/** One exit order's fills as booked: its filled quantity and average price then, and the P&L they realised. */
+const bookedExitSchema = z.strictObject({ qty: quantity, price, realizedPl: z.number() });
+export type BookedExit = z.infer<typeof bookedExitSchema>;
+
 const openPositionSchema = z.strictObject({
   symbol: tradingSymbolSchema,
   side: sideSchema,
@@ -70,6 +74,13 @@ const openPositionSchema = z.strictObject({
   exit: exitSchema.nullable().default(null),
   /** Exit client_order_ids the trade has used (`:close`, `:close:2` …); the next exit takes the next one. */
   closeAttempts: z.number().int().min(0).default(0),
+  /**
+   * The exit fills booked so far, by exit order id (a bracket leg, the leg that replaced it, a close order): the
+   * broker realises each fill, so the session books each one when it sees it, and a resume books only what
+   * filled beyond this. Absent in snapshots from before exits were booked per fill: those booked a trade whole
+   * once it closed, so nothing of an open position was booked.
+   */
+  exitFills: z.record(z.string(), bookedExitSchema).default({}),
 });
 export type OpenPosition = z.infer<typeof openPositionSchema>;
 
@@ -135,8 +146,42 @@ export const roundMoney = (value: number) => Math.round(value * 100) / 100;
 
 /** Profit or loss of closing `qty` of a position entered at `entryPrice` at `exitPrice`, in cents. */
 export function profitOf(side: PositionSide, qty: number, entryPrice: number, exitPrice: number): number {
-  return roundMoney((exitPrice - entryPrice) * qty * (side === "long" ? 1 : -1));
+  return roundMoney(exactProfitOf(side, qty, entryPrice, exitPrice));
 }
+
+/**
+ * The same to a millionth of a dollar, the precision of the broker's average prices: the parts of a trade closed
+ * by several orders are summed at this precision and the trade is booked in cents once, so a trade's P&L is
+ * the cent the broker's fills realised, not the sum of its parts each rounded.
+ */
+const exactProfitOf = (side: PositionSide, qty: number, entryPrice: number, exitPrice: number) =>
+  Math.round((exitPrice - entryPrice) * qty * (side === "long" ? 1 : -1) * 1_000_000) / 1_000_000;
+
+/** An exit order as the broker reports it: how much of it has filled, at what average price (null: not said). */
+export interface ExitFill {
+  id: string;
+  filledQty: number;
+  filledAvgPrice: number | null;
+}
+
+/** What the trade's exit fills have realised, in cents: the sum of its exit orders' P&L, rounded once. */
+const bookedPlOf = (exits: Record<string, BookedExit>) => roundMoney(Object.values(exits).reduce((sum, exit) => sum + exit.realizedPl, 0));
+
+/**
+ * The exit orders' fills merged into those booked (an order counts once, at the most of it seen filled; one seen
+ * filled less than booked, or without a price, changes nothing).
+ */
+function mergeExitFills(booked: Record<string, BookedExit>, side: PositionSide, entryPrice: number, fills: readonly ExitFill[]): Record<string, BookedExit> {
+  const merged = { ...booked };
+  for (const fill of fills) {
+    if (fill.filledQty <= (merged[fill.id]?.qty ?? 0) || fill.filledAvgPrice === null) continue;
+    merged[fill.id] = { qty: fill.filledQty, price: fill.filledAvgPrice, realizedPl: exactProfitOf(side, fill.filledQty, entryPrice, fill.filledAvgPrice) };
+  }
+  return merged;
+}
+
+/** The P&L, in cents, of a trade the session never held: its entry at `entryPrice`, closed by `fills`. */
+export const realizedPlOf = (side: PositionSide, entryPrice: number, fills: readonly ExitFill[]) => bookedPlOf(mergeExitFills({}, side, entryPrice, fills));
 
 export interface SessionIdentity {
   sessionStartedAt: string;
@@ -231,15 +276,38 @@ export class TradingState {
     this.markTradeNoUsed(position.symbol, position.tradeNo);
   }
 
-  /** Removes the position and books its profit or loss. */
-  close(symbol: string, exit: { exitPrice: number | null; qty?: number; via: ExitVia; entryPrice?: number }): ClosedTrade {
+  /**
+   * Books what the position's exit orders have filled beyond what is booked (the position stays open: the rest
+   * of it is still held) and returns the P&L added, in cents. `entryPrice`: the entry's average fill price.
+   */
+  bookExitFills(position: OpenPosition, fills: readonly ExitFill[], entryPrice = position.entryPrice): number {
+    const before = bookedPlOf(position.exitFills);
+    position.exitFills = mergeExitFills(position.exitFills, position.side, entryPrice, fills);
+    const added = roundMoney(bookedPlOf(position.exitFills) - before);
+    this.realizedPl = roundMoney(this.realizedPl + added);
+    return added;
+  }
+
+  /**
+   * Removes the position and books its profit or loss: every exit fill, those booked while it was open and
+   * `fills`, the exit orders that closed it (none when the broker shows no fill that did: then the trade is
+   * reported at an unknown price, its P&L only what was booked).
+   */
+  close(symbol: string, exit: { fills: readonly ExitFill[]; via: ExitVia; entryPrice?: number }): ClosedTrade {
     const position = this.positions.get(symbol);
     if (!position) throw new Error(`cannot close ${symbol}: the session holds no position in it`);
-    const qty = exit.qty ?? position.qty;
     const entryPrice = exit.entryPrice ?? position.entryPrice;
-    const realizedPl = exit.exitPrice === null ? 0 : profitOf(position.side, qty, entryPrice, exit.exitPrice);
+    const booked = bookedPlOf(position.exitFills);
+    const exits = Object.values(mergeExitFills(position.exitFills, position.side, entryPrice, exit.fills));
+    const priced = exit.fills.length > 0 && exit.fills.every((fill) => fill.filledAvgPrice !== null);
+    const qty = exits.reduce((sum, fill) => sum + fill.qty, 0);
+    const exitPrice = priced && qty > 0 ? Math.round((exits.reduce((sum, fill) => sum + fill.qty * fill.price, 0) / qty) * 1_000_000) / 1_000_000 : null;
+    const realizedPl = roundMoney(exits.reduce((sum, fill) => sum + fill.realizedPl, 0));
     this.positions.delete(symbol);
-    return this.book({ symbol, side: position.side, qty, entryPrice, exitPrice: exit.exitPrice, realizedPl, via: exit.via, tradeNo: position.tradeNo });
+    this.closedTrades += 1;
+    this.realizedPl = roundMoney(this.realizedPl + realizedPl - booked);
+    this.markTradeNoUsed(symbol, position.tradeNo);
+    return { symbol, side: position.side, qty: qty > 0 ? qty : position.qty, entryPrice, exitPrice, realizedPl, via: exit.via, tradeNo: position.tradeNo };
   }
 
   /** Books a whole trade that opened and closed without the session holding it (it happened while down). */

@@ -577,6 +577,8 @@ export class TradingSession {
     metrics?.changes.inc({ kind: change.kind });
     if (change.kind === "entry_filled") {
       logger.info({ symbol: change.symbol, side: change.side, qty: change.qty, price: change.fillPrice, clientOrderId: change.clientOrderId }, "Entry filled");
+    } else if (change.kind === "exit_partially_filled") {
+      logger.info({ ...change, sessionRealizedPl: this.state.realizedPl }, `Exit partly filled: ${describeChange(change)}`);
     } else if (change.kind === "position_closed" && change.trade.via !== "unknown") {
       const { trade } = change;
       logger.info(
