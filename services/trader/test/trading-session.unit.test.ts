@@ -3,7 +3,7 @@ import { SessionTakenOverError } from "@savepoint/shared";
 import { InMemoryCheckpoints } from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { BrokerReadError, BrokerRefusedError } from "../src/broker/errors.js";
+import { BrokerRateLimitedError, BrokerReadError, BrokerRefusedError } from "../src/broker/errors.js";
 import type { Bar } from "../src/broker/types.js";
 import { RedisUnavailableError } from "../src/redis.js";
 import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
@@ -350,6 +350,21 @@ describe("around the loop", () => {
     expect(broker.orders[0]!.status).toBe("canceled");
     expect(state.pendingEntries.size).toBe(0);
     expect(state.nextTradeNo("AAPL")).toBe(2);
+  });
+
+  it("settling, waits out a rate limit before asking the broker again, without a warning per look", async () => {
+    const { broker, session, lines } = setUp();
+    await session.tick();
+    const resetsAt = Date.now() + 400;
+    broker.failNext("cancelOrder", new BrokerRateLimitedError("DELETE /v2/orders/1", "rate limited (HTTP 429)", new Date(resetsAt)));
+    const cancels: number[] = [];
+    const cancel = broker.cancelOrder.bind(broker);
+    broker.cancelOrder = (orderId) => (cancels.push(Date.now()), cancel(orderId));
+    await session.settleEntries(1_000);
+    expect(cancels).toHaveLength(2);
+    expect(cancels[1]).toBeGreaterThanOrEqual(resetsAt);
+    expect(broker.orders[0]!.status).toBe("pending_cancel");
+    expect(lines.map((line) => line.msg)).not.toContain("could not cancel a working entry order; trying again");
   });
 
   it("settles a part-filled entry at the end: cancels the rest, waits for the cancel, keeps what filled and closes it at market", async () => {

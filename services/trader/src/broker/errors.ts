@@ -92,5 +92,9 @@ export function classifyPlacementFailure(error: unknown): PlacementFailure {
   return error.refusal === "duplicate_client_order_id" ? "duplicate" : "rejected";
 }
 
+/** When the broker takes requests again, for a request its rate limit refused or held back; undefined for any other failure. */
+export const rateLimitedUntil = (error: unknown): Date | undefined =>
+  error instanceof BrokerRateLimitedError || error instanceof BrokerReadError ? error.retryAt : undefined;
+
 /** What went wrong in a broker call, in one line. */
 export const describeBrokerFailure = (error: unknown): string => (error instanceof Error ? error.message : String(error));

@@ -1,7 +1,7 @@
 import { SessionTakenOverError, type Logger, type SnapshotKind } from "@savepoint/shared";
 import { performance } from "node:perf_hooks";
 import type { Broker } from "../broker/broker.js";
-import { BrokerReadError, BrokerRefusedError, describeBrokerFailure } from "../broker/errors.js";
+import { BrokerReadError, BrokerRefusedError, describeBrokerFailure, rateLimitedUntil } from "../broker/errors.js";
 import { placeOrder, type Placement } from "../broker/placement.js";
 import type { TraderMetrics } from "../metrics.js";
 import { RedisUnavailableError } from "../redis.js";
@@ -325,14 +325,21 @@ export class TradingSession {
     const deadline = Date.now() + timeoutMs;
     const canceling = new Set<string>();
     const closing = new Set<string>();
+    // After a 429 the broker is asked nothing until the limit resets (the adapter has said so once).
+    let resumeAt = 0;
+    const rateLimited = (error: unknown) => {
+      const until = rateLimitedUntil(error);
+      if (until) resumeAt = Math.max(resumeAt, until.getTime());
+      return until !== undefined;
+    };
     for (;;) {
       for (const entry of this.workingEntries()) {
-        if (!canceling.has(entry.clientOrderId) && (await this.cancelEntry(entry))) canceling.add(entry.clientOrderId);
+        if (!canceling.has(entry.clientOrderId) && (await this.cancelEntry(entry, rateLimited))) canceling.add(entry.clientOrderId);
       }
       try {
         await this.sync();
       } catch (error) {
-        logger.warn({ problem: (error as Error).message }, "could not read the broker while settling entry orders; trying again");
+        if (!rateLimited(error)) logger.warn({ problem: (error as Error).message }, "could not read the broker while settling entry orders; trying again");
       }
       const working = this.workingEntries();
       if (working.length === 0) await this.closeUnprotected(closing);
@@ -345,7 +352,7 @@ export class TradingSession {
         );
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(SETTLE_POLL_MS, Math.min(resumeAt, deadline) - Date.now())));
     }
   }
 
@@ -394,9 +401,10 @@ export class TradingSession {
   /**
    * Asks the broker to cancel a working entry; true once there is nothing more to ask (the cancel accepted, one
    * already pending, or the order final), false to ask again (a failure, or an order whose placement is unknown
-   * and not visible yet: the sync drops it once the broker's list shows it was never placed).
+   * and not visible yet: the sync drops it once the broker's list shows it was never placed). A failure
+   * `rateLimited` claims is not logged.
    */
-  private async cancelEntry({ symbol, clientOrderId, orderId }: WorkingEntry): Promise<boolean> {
+  private async cancelEntry({ symbol, clientOrderId, orderId }: WorkingEntry, rateLimited: (error: unknown) => boolean): Promise<boolean> {
     const { broker, logger } = this.parts;
     try {
       const order = orderId ? await broker.order(orderId) : await broker.orderByClientOrderId(clientOrderId);
@@ -411,7 +419,7 @@ export class TradingSession {
     } catch (error) {
       // The order became final meanwhile (filled or canceled), or its cancel is already pending; the sync books it.
       if (error instanceof BrokerRefusedError && error.refusal === "not_open") return true;
-      logger.warn({ symbol, clientOrderId, problem: (error as Error).message }, "could not cancel a working entry order; trying again");
+      if (!rateLimited(error)) logger.warn({ symbol, clientOrderId, problem: (error as Error).message }, "could not cancel a working entry order; trying again");
       return false;
     }
   }
