@@ -1,6 +1,7 @@
 export * from "./config.js";
 export * from "./redaction.js";
 export * from "./credentials.js";
+export * from "./alpaca.js";
 export * from "./logger.js";
 export * from "./redis.js";
 export * from "./lease.js";

@@ -1,4 +1,4 @@
-import { commonEnvSchema, envFlag, envInt, MAX_ITERATIONS, MIN_ITERATIONS, port } from "@savepoint/shared";
+import { alpacaEndpoint, alpacaEnvShape, commonEnvSchema, envFlag, envInt, MAX_ITERATIONS, MIN_ITERATIONS, port, refineAlpacaKeys } from "@savepoint/shared";
 import { z } from "zod";
 import type { BrokerEndpoint } from "./tools/broker-market-data.js";
 
@@ -8,18 +8,6 @@ const positiveInt = (max: number) => envInt(1, max);
 export const LOCAL_MODEL_SERVER_URL = "http://127.0.0.1:8091";
 /** Sent as the API key to the local model server, which accepts any key unless it is given one. */
 export const LOCAL_MODEL_SERVER_KEY = "local-model-server";
-
-/** Alpaca's own endpoints, used when keys are set and no base URL overrides them. */
-export const ALPACA_PAPER_TRADING_URL = "https://paper-api.alpaca.markets";
-export const ALPACA_DATA_URL = "https://data.alpaca.markets";
-/** Sent to a keyless Alpaca-compatible endpoint (the stack's simulator), which accepts any key. */
-const SIMULATOR_KEY_ID = "simulator-key";
-const SIMULATOR_SECRET = "simulator-secret";
-
-const alpacaBaseUrl = z
-  .url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://127.0.0.1:8090" })
-  // The SDK's paths already start with /v2, so a base URL copied from Alpaca's docs with /v2 would double it.
-  .transform((value) => value.replace(/\/+$/, "").replace(/\/v2$/, ""));
 
 /** The reasoner's environment: every variable is optional and defaults to a local setup. */
 export const reasonerEnvSchema = commonEnvSchema.extend({
@@ -67,10 +55,7 @@ export const reasonerEnvSchema = commonEnvSchema.extend({
    * base URLs say otherwise); with a base URL and no keys, an Alpaca-compatible simulator there; with
    * neither, the job's own marketContext.
    */
-  APCA_API_KEY_ID: z.string().min(1).optional(),
-  APCA_API_SECRET_KEY: z.string().min(1).optional(),
-  APCA_API_BASE_URL: alpacaBaseUrl.optional(),
-  APCA_DATA_BASE_URL: alpacaBaseUrl.optional(),
+  ...alpacaEnvShape,
   /** Per market-data request, each attempt. */
   MARKET_DATA_TIMEOUT_MS: positiveInt(120_000).default(10_000),
   /**
@@ -82,10 +67,7 @@ export const reasonerEnvSchema = commonEnvSchema.extend({
     .regex(/^([1-9]|[1-5]\d)(Min|Hour|Day|Week)$/, "must be an Alpaca timeframe such as 1Min, 15Min, 1Hour or 1Day")
     .default("1Day"),
 }).superRefine((env, context) => {
-  if ((env.APCA_API_KEY_ID === undefined) !== (env.APCA_API_SECRET_KEY === undefined)) {
-    const missing = env.APCA_API_KEY_ID === undefined ? "APCA_API_KEY_ID" : "APCA_API_SECRET_KEY";
-    context.addIssue({ code: "custom", path: [missing], message: "must be set together with the other Alpaca key (set both, or neither for the simulator)" });
-  }
+  refineAlpacaKeys(env, context);
   if (env.REASONER_CALL_GRACE_MS !== undefined && env.REASONER_CALL_GRACE_MS >= env.SHUTDOWN_TIMEOUT_MS) {
     context.addIssue({ code: "custom", path: ["REASONER_CALL_GRACE_MS"], message: "must be below SHUTDOWN_TIMEOUT_MS, which also covers the final saves" });
   }
@@ -119,17 +101,8 @@ type MarketSettings = Pick<
 
 /** The broker to read the market from, or undefined when none is configured (then the job's marketContext). */
 export function marketEndpoint(config: MarketSettings): BrokerEndpoint | undefined {
-  const common = { timeoutMs: config.MARKET_DATA_TIMEOUT_MS, readRetries: 2, barsTimeframe: config.MARKET_BARS_TIMEFRAME };
-  if (config.APCA_API_KEY_ID && config.APCA_API_SECRET_KEY) {
-    return {
-      ...common,
-      tradingUrl: config.APCA_API_BASE_URL ?? ALPACA_PAPER_TRADING_URL,
-      dataUrl: config.APCA_DATA_BASE_URL ?? ALPACA_DATA_URL,
-      keyId: config.APCA_API_KEY_ID,
-      secret: config.APCA_API_SECRET_KEY,
-    };
-  }
-  const tradingUrl = config.APCA_API_BASE_URL ?? config.APCA_DATA_BASE_URL;
-  if (!tradingUrl) return undefined;
-  return { ...common, tradingUrl, dataUrl: config.APCA_DATA_BASE_URL ?? tradingUrl, keyId: SIMULATOR_KEY_ID, secret: SIMULATOR_SECRET };
+  // Keyless, the simulator's market data is wherever a base URL says.
+  const endpoint = alpacaEndpoint(config, config.APCA_DATA_BASE_URL);
+  if (!endpoint) return undefined;
+  return { ...endpoint, timeoutMs: config.MARKET_DATA_TIMEOUT_MS, readRetries: 2, barsTimeframe: config.MARKET_BARS_TIMEFRAME };
 }

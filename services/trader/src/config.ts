@@ -1,33 +1,20 @@
-import { commonEnvSchema, port } from "@savepoint/shared";
+import { alpacaEndpoint, alpacaEnvShape, commonEnvSchema, port, refineAlpacaKeys, type AlpacaEndpoint } from "@savepoint/shared";
 import { z } from "zod";
 import { ALPACA_REQUESTS_PER_MINUTE, MAX_INLINE_WAIT_MS } from "./broker/rate-limit.js";
 
-/** Alpaca's paper endpoints, used when keys are configured and no base URL overrides them. */
-export const ALPACA_PAPER_TRADING_URL = "https://paper-api.alpaca.markets";
-export const ALPACA_DATA_URL = "https://data.alpaca.markets";
 /** The simulator shipped in this repository (`npm run sim -w @savepoint/trader`), used when no keys are set. */
 export const SIMULATOR_URL = "http://127.0.0.1:8090";
-const SIMULATOR_KEY_ID = "simulator-key";
-const SIMULATOR_SECRET = "simulator-secret";
 
 /** The longest an order request can take: the broker's timeout, after the rate-limit back-off's wait within a request. */
 export const orderRequestMs = (brokerTimeoutMs: number) => brokerTimeoutMs + MAX_INLINE_WAIT_MS;
 /** How much longer than an order request the account lease must live: the renewal before each order, and its answer. */
 const LEASE_RENEWAL_ALLOWANCE_MS = 1_000;
 
-const baseUrl = z
-  .url({ protocol: /^https?$/, error: "must be an http(s) URL such as http://127.0.0.1:8090" })
-  // The SDK's paths already start with /v2, so a base URL copied from Alpaca's docs with /v2 would double it.
-  .transform((value) => value.replace(/\/+$/, "").replace(/\/v2$/, ""));
-
 /** The trader's environment: the common variables, Alpaca's own names, and the trader's tuning knobs. */
 export const traderEnvSchema = commonEnvSchema
   .extend({
     HTTP_PORT: port().default(8082),
-    APCA_API_KEY_ID: z.string().min(1).optional(),
-    APCA_API_SECRET_KEY: z.string().min(1).optional(),
-    APCA_API_BASE_URL: baseUrl.optional(),
-    APCA_DATA_BASE_URL: baseUrl.optional(),
+    ...alpacaEnvShape,
     /** Per broker request, each attempt. */
     BROKER_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
     /** Retries of safe broker reads (GET) on 408/425/429/5xx and network errors; order placements are never retried. */
@@ -54,12 +41,8 @@ export const traderEnvSchema = commonEnvSchema
         message: `must be at least ${leaseMinMs} (BROKER_TIMEOUT_MS + ${MAX_INLINE_WAIT_MS + LEASE_RENEWAL_ALLOWANCE_MS}): every order is sent only while the lease outlives its request, so another trader cannot be granted the account while it is on its way; raise it or lower BROKER_TIMEOUT_MS`,
       });
     }
-    const keys = [env.APCA_API_KEY_ID, env.APCA_API_SECRET_KEY].filter((value) => value !== undefined);
-    if (keys.length === 1) {
-      const missing = env.APCA_API_KEY_ID === undefined ? "APCA_API_KEY_ID" : "APCA_API_SECRET_KEY";
-      context.addIssue({ code: "custom", path: [missing], message: "must be set together with the other Alpaca key (set both, or neither to use the simulator)" });
-    }
-    if (keys.length === 2 && env.BROKER_REQUESTS_PER_MINUTE === 0) {
+    refineAlpacaKeys(env, context);
+    if (env.APCA_API_KEY_ID !== undefined && env.APCA_API_SECRET_KEY !== undefined && env.BROKER_REQUESTS_PER_MINUTE === 0) {
       context.addIssue({
         code: "custom",
         path: ["BROKER_REQUESTS_PER_MINUTE"],
@@ -69,13 +52,7 @@ export const traderEnvSchema = commonEnvSchema
   });
 export type TraderEnv = z.infer<typeof traderEnvSchema>;
 
-export interface BrokerConnection {
-  tradingUrl: string;
-  dataUrl: string;
-  keyId: string;
-  secret: string;
-  /** True when talking to the simulator with placeholder keys. */
-  simulated: boolean;
+export interface BrokerConnection extends AlpacaEndpoint {
   /** The SDK's client-side limit per API; null for none (the simulator without a limit). */
   requestsPerMinute: number | null;
   timeoutMs: number;
@@ -92,23 +69,6 @@ export function brokerConnection(env: TraderEnv): BrokerConnection {
     readRetries: env.BROKER_READ_RETRIES,
     requestsPerMinute: env.BROKER_REQUESTS_PER_MINUTE === 0 ? null : env.BROKER_REQUESTS_PER_MINUTE,
   };
-  if (env.APCA_API_KEY_ID && env.APCA_API_SECRET_KEY) {
-    return {
-      ...common,
-      tradingUrl: env.APCA_API_BASE_URL ?? ALPACA_PAPER_TRADING_URL,
-      dataUrl: env.APCA_DATA_BASE_URL ?? ALPACA_DATA_URL,
-      keyId: env.APCA_API_KEY_ID,
-      secret: env.APCA_API_SECRET_KEY,
-      simulated: false,
-    };
-  }
-  const tradingUrl = env.APCA_API_BASE_URL ?? SIMULATOR_URL;
-  return {
-    ...common,
-    tradingUrl,
-    dataUrl: env.APCA_DATA_BASE_URL ?? tradingUrl,
-    keyId: SIMULATOR_KEY_ID,
-    secret: SIMULATOR_SECRET,
-    simulated: true,
-  };
+  // Always an endpoint: keyless, the simulator's default address stands in for a base URL.
+  return { ...common, ...alpacaEndpoint(env, SIMULATOR_URL)! };
 }
