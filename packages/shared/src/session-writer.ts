@@ -4,6 +4,12 @@ import type { Logger } from "./logger.js";
 import type { SessionStatus, SnapshotEnvelope, SnapshotKind, SnapshotReceipt } from "./schemas/snapshot.js";
 
 /**
+ * Resolves on a later turn of the event loop, after the I/O callbacks due: the work that follows (serializing,
+ * checking and queuing a snapshot) runs while the caller waits for its own I/O, not before it can go on.
+ */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
  * Another owner holds the session now (a higher epoch was stored or claimed): this one must stop writing
  * and acting for it. The one error a service sees for being fenced off, whatever found out.
  */
@@ -48,12 +54,15 @@ export interface SessionSnapshot {
 /**
  * Writes one owner's snapshots of a session through a `CheckpointPort`: builds each envelope, numbers it
  * within the epoch, and saves it either durably-queued (`save`: resolves once the port accepts it, confirmed
- * in the background) or confirmed (`saveConfirmed`: resolves once committed). A stale-epoch refusal from
+ * in the background), handed off (`handOff`: returns at once, sent and confirmed in the background) or
+ * confirmed (`saveConfirmed`: resolves once committed). The port sees them in the order they were made. A stale-epoch refusal from
  * either becomes one `SessionTakenOverError`, kept: every save after it throws it without writing.
  */
 export class SessionWriter {
   private nextSeq = 0;
   private readonly confirmations = new Set<Promise<void>>();
+  /** Settles once every snapshot sent so far is accepted by the port or failed: the next one is sent after it. */
+  private sending: Promise<void> = Promise.resolve();
   private lost: SessionTakenOverError | undefined;
   private readonly now: () => Date;
 
@@ -82,9 +91,68 @@ export class SessionWriter {
    * in Redis); its confirmation runs in the background (see `settle`). A failure before acceptance throws.
    */
   async save(snapshot: SessionSnapshot): Promise<SnapshotEnvelope> {
+    const { envelope, accepted } = this.send(snapshot, false);
+    await accepted;
+    return envelope;
+  }
+
+  /**
+   * Takes the snapshot now (its state built now, so it must not share objects the caller changes later) and
+   * returns at once: it is sent to the port after the snapshots handed off before it, on a later turn of the
+   * event loop, and confirmed in the background. For a loop that must not wait for Redis: a failure to send
+   * is logged as a warning (the next snapshot carries the same state), a take-over found later reaches
+   * `onTakenOver`; `accepted` resolves once every snapshot handed off so far is accepted or has failed.
+   */
+  handOff(snapshot: SessionSnapshot): SnapshotEnvelope {
+    const { envelope, accepted } = this.send(snapshot, true);
+    accepted.catch((error: unknown) => {
+      if (error instanceof SessionTakenOverError) return;
+      const at = { sessionId: envelope.sessionId, epoch: envelope.epoch, seq: envelope.seq, kind: envelope.kind };
+      this.options.logger.warn({ ...at, problem: (error as Error).message }, "checkpoint could not be queued; the next one will carry the same state");
+    });
+    return envelope;
+  }
+
+  /** Resolves once every snapshot saved or handed off so far has been accepted by the port, or has failed. */
+  accepted(): Promise<void> {
+    return this.sending;
+  }
+
+  /** Saves a snapshot and resolves once it is committed; throws `SessionTakenOverError` if refused as stale. */
+  async saveConfirmed(snapshot: SessionSnapshot, options: { timeoutMs?: number } = {}): Promise<SnapshotReceipt> {
     this.throwIfTakenOver();
     const envelope = this.envelope(snapshot);
-    await new Promise<void>((accepted, failed) => {
+    // After the snapshots handed off before it, so the port sees them in order.
+    await this.sending;
+    try {
+      return await this.port.saveAndConfirm(envelope, { timeoutMs: options.timeoutMs });
+    } catch (error) {
+      throw this.asTakeOver(error) ?? error;
+    }
+  }
+
+  /** Waits for the background confirmations in flight. */
+  async settle(): Promise<void> {
+    await this.sending;
+    await Promise.all([...this.confirmations]);
+  }
+
+  /**
+   * Builds the envelope now and sends it once the snapshots before it are accepted (`later`: not before the
+   * next turn of the event loop): `accepted` settles when the port has it (or refused it before accepting),
+   * while its confirmation goes on in the background.
+   */
+  private send(snapshot: SessionSnapshot, later: boolean): { envelope: SnapshotEnvelope; accepted: Promise<void> } {
+    this.throwIfTakenOver();
+    const envelope = this.envelope(snapshot);
+    const accepted = (later ? this.sending.then(nextTurn) : this.sending).then(() => this.sendNow(envelope));
+    this.sending = accepted.catch(() => undefined);
+    return { envelope, accepted };
+  }
+
+  private sendNow(envelope: SnapshotEnvelope): Promise<void> {
+    this.throwIfTakenOver();
+    return new Promise<void>((accepted, failed) => {
       let queued = false;
       const confirmation = this.port
         .saveAndConfirm(envelope, {
@@ -100,23 +168,6 @@ export class SessionWriter {
       this.confirmations.add(confirmation);
       void confirmation.finally(() => this.confirmations.delete(confirmation));
     });
-    return envelope;
-  }
-
-  /** Saves a snapshot and resolves once it is committed; throws `SessionTakenOverError` if refused as stale. */
-  async saveConfirmed(snapshot: SessionSnapshot, options: { timeoutMs?: number } = {}): Promise<SnapshotReceipt> {
-    this.throwIfTakenOver();
-    const envelope = this.envelope(snapshot);
-    try {
-      return await this.port.saveAndConfirm(envelope, { timeoutMs: options.timeoutMs });
-    } catch (error) {
-      throw this.asTakeOver(error) ?? error;
-    }
-  }
-
-  /** Waits for the background confirmations in flight. */
-  async settle(): Promise<void> {
-    await Promise.all([...this.confirmations]);
   }
 
   private envelope(snapshot: SessionSnapshot): SnapshotEnvelope {

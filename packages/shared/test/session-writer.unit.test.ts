@@ -180,6 +180,52 @@ describe("SessionWriter", () => {
     expect(error).not.toHaveBeenCalled();
   });
 
+  it("hands off a snapshot at once: taken now, sent on a later turn after those before it, accepted() once the port has them", async () => {
+    const port = new HeldPort();
+    const session = writer(port);
+    const sent = vi.spyOn(port, "saveAndConfirm");
+    let n = 0;
+    const first = session.handOff({ kind: "periodic", status: "active", state: () => ({ n: ++n }) });
+    const second = session.handOff({ kind: "event", status: "active", state: () => ({ n: ++n }) });
+    expect([first.seq, first.state, second.seq, second.state]).toEqual([0, { n: 1 }, 1, { n: 2 }]);
+    expect(sent).not.toHaveBeenCalled();
+
+    await session.accepted();
+    expect(port.held.map(({ envelope }) => [envelope.seq, envelope.kind])).toEqual([
+      [0, "periodic"],
+      [1, "event"],
+    ]);
+    const confirmed = session.saveConfirmed({ kind: "shutdown", status: "interrupted", state: {} });
+    await vi.waitFor(() => expect(port.held).toHaveLength(3));
+    for (const { settle } of port.held) settle();
+    await confirmed;
+    await session.settle();
+    expect(port.held.map(({ envelope }) => envelope.seq)).toEqual([0, 1, 2]);
+  });
+
+  it("logs a handed-off snapshot that cannot be queued as a warning and sends the next one", async () => {
+    const port = new InMemoryCheckpoints({ maxStateBytes: 10 });
+    const logger = pino({ level: "silent" });
+    const warn = vi.spyOn(logger, "warn");
+    const session = writer(port, { logger });
+    session.handOff({ kind: "periodic", status: "active", state: { big: "x".repeat(100) } });
+    session.handOff({ kind: "periodic", status: "active", state: {} });
+    await session.settle();
+    expect(warn).toHaveBeenCalledWith(expect.objectContaining({ seq: 0, problem: expect.stringMatching(/invalid snapshot/) }), "checkpoint could not be queued; the next one will carry the same state");
+    expect(await positions(port)).toEqual([[2, 1, "periodic"]]);
+  });
+
+  it("refuses to hand off once the session is taken over", async () => {
+    const port = new InMemoryCheckpoints();
+    await writer(port, { epoch: 5 }).saveConfirmed({ kind: "event", status: "active", state: {} });
+    const onTakenOver = vi.fn();
+    const stale = writer(port, { onTakenOver });
+    stale.handOff({ kind: "periodic", status: "active", state: {} });
+    await stale.settle();
+    expect(onTakenOver).toHaveBeenCalledTimes(1);
+    expect(() => stale.handOff({ kind: "periodic", status: "active", state: {} })).toThrow(SessionTakenOverError);
+  });
+
   it("throws a failure from before the port accepted the snapshot to the caller of save", async () => {
     const port = new InMemoryCheckpoints({ maxStateBytes: 10 });
     await expect(writer(port).save({ kind: "periodic", status: "active", state: { big: "x".repeat(100) } })).rejects.toThrow(/invalid snapshot/);

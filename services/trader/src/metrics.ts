@@ -27,7 +27,7 @@ export class TraderMetrics {
     });
     this.checkpointSeconds = new Histogram({
       name: "savepoint_trader_checkpoint_seconds",
-      help: "Time the trading loop spends creating a checkpoint (until it is durable in Redis), by kind",
+      help: "Time the trading loop spends creating a checkpoint (taking the snapshot; it is queued in Redis and confirmed in the background), by kind",
       labelNames: ["kind"],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers,

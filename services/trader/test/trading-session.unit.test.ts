@@ -75,7 +75,11 @@ function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; st
     checkpointIntervalMs: options.checkpointIntervalMs ?? 3_600_000,
     durationMs: options.durationMs === undefined ? null : options.durationMs,
   });
-  const latest = () => store.latest({ service: TRADER_SERVICE, sessionId: SESSION });
+  // The session's checkpoints are sent in the background: the newest once those handed off are in.
+  const latest = async () => {
+    await checkpoints.accepted();
+    return store.latest({ service: TRADER_SERVICE, sessionId: SESSION });
+  };
   return { broker, strategy, store, lines, state, session, checkpoints, confirmations, latest };
 }
 
@@ -309,7 +313,7 @@ describe("the loop", () => {
     const newer = await store.claimEpoch(TRADER_SERVICE, SESSION, 1);
     await store.saveAndConfirm({ v: 1, service: TRADER_SERVICE, sessionId: SESSION, epoch: newer, seq: 0, kind: "periodic", status: "active", schemaVersion: 1, takenAt: SUBMITTED_AT.toISOString(), state: {} });
 
-    await session.checkpoint("periodic");
+    session.checkpoint("periodic");
     await checkpoints.settle();
     const end = await session.run();
     expect(end).toMatchObject({ reason: "taken_over", error: { name: "SessionTakenOverError", message: expect.stringMatching(/^another trader has taken over session trader-1 \(this one holds epoch 0/) } });

@@ -149,6 +149,26 @@ describe("trading state", () => {
     expect(state.closedTrades).toBe(0);
   });
 
+  it("takes a snapshot that shares no object with the state, which changes on while the snapshot is sent", () => {
+    const state = new TradingState(identity);
+    state.open(position("AAPL", { exit: { clientOrderId: "s:AAPL:1:close", orderId: null, method: "market", requestedAt: "2026-01-05T15:32:00.000Z" }, exitFills: { "tp-1": { qty: 2, price: 104, realizedPl: 8 } } }));
+    state.pendingEntries.set("MSFT", { symbol: "MSFT", side: "long", qty: 5, tradeNo: 1, clientOrderId: "s:MSFT:1", orderId: null, takeProfit: 104, stopLoss: 98, submittedAt: "2026-01-05T15:32:00.000Z", confirmed: false });
+    state.account = { id: "acct", portfolioValue: 100_000, buyingPower: 90_000, cash: 95_000, asOf: "2026-01-05T15:32:00.000Z" };
+    const snapshot = state.toSnapshot(new Date("2026-01-05T15:33:00.000Z"));
+    const taken = structuredClone(snapshot);
+
+    const held = state.positions.get("AAPL")!;
+    held.qty = 20;
+    held.orders.stopLossId = "sl-2";
+    held.exit!.orderId = "close-1";
+    held.exitFills["tp-1"]!.qty = 4;
+    state.pendingEntries.get("MSFT")!.orderId = "o-2";
+    state.account.buyingPower = 0;
+    state.identity.symbols.push("TSLA");
+    state.identity.strategy.positionSize = 5;
+    expect(snapshot).toEqual(taken);
+  });
+
   it.each([
     { name: "a zero quantity", change: { positions: [position("AAPL", { qty: 0 })] }, path: "positions" },
     { name: "a trade number 0", change: { nextTradeNo: { AAPL: 0 } }, path: "nextTradeNo" },

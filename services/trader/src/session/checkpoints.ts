@@ -42,8 +42,9 @@ export type RestoreTarget = { sessionId: string } | { ownerId: string };
  * The session's checkpoints through the shared session writer, in the seed's terms: createCheckpoint,
  * restoreFromLatestCheckpoint, getCheckpointStats, cleanupOldCheckpoints.
  *
- * Routine checkpoints (periodic, on fills) are durable in Redis before `createCheckpoint` returns and are
- * confirmed in the background, so a tick never waits for Postgres. A confirmation refused for a stale
+ * `createCheckpoint` is durable in Redis on return; the trading loop's routine checkpoints (periodic, on fills)
+ * are handed off (`handOffCheckpoint`) and queued right after, so a tick waits neither for Redis nor for
+ * Postgres. Both are confirmed in the background. A confirmation refused for a stale
  * epoch means another trader has taken the session over: `onTakenOver` is called once.
  */
 export class SessionCheckpoints {
@@ -76,6 +77,21 @@ export class SessionCheckpoints {
   async createCheckpoint(state: TradingState, kind: SnapshotKind = "periodic", status: SessionStatus = "active"): Promise<void> {
     await this.writer.save({ kind, status, state: (takenAt) => state.toSnapshot(takenAt) });
     this.counted();
+  }
+
+  /**
+   * Takes a snapshot of `state` now and returns at once, for the trading loop: it is queued in Redis right
+   * after (see `accepted`) and confirmed in the background; a failure to queue it is logged, a take-over found
+   * later reaches `onTakenOver`.
+   */
+  handOffCheckpoint(state: TradingState, kind: SnapshotKind = "periodic"): void {
+    this.writer.handOff({ kind, status: "active", state: (takenAt) => state.toSnapshot(takenAt) });
+    this.counted();
+  }
+
+  /** Resolves once every checkpoint created or handed off so far is queued in Redis (or failed to be). */
+  accepted(): Promise<void> {
+    return this.writer.accepted();
   }
 
   /** Saves a snapshot and resolves only once the checkpointer has committed it (shutdown, resume). */

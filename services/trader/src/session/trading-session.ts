@@ -146,7 +146,7 @@ export class TradingSession {
         else nextTick = Math.max(nextTick + this.settings.intervalMs, Date.now());
       }
       if (Date.now() >= nextCheckpoint && !this.takenOver) {
-        await this.checkpoint("periodic");
+        this.checkpoint("periodic");
         nextCheckpoint = Date.now() + this.settings.checkpointIntervalMs;
       }
     }
@@ -182,17 +182,18 @@ export class TradingSession {
     return changes;
   }
 
-  /** Snapshots the state now; durable in Redis on return (confirmation follows in the background). */
-  async checkpoint(kind: SnapshotKind): Promise<void> {
+  /**
+   * Snapshots the state now and goes on: the snapshot is serialized, queued in Redis and confirmed in the
+   * background, so the tick waits for neither. Before its next order the session waits until it is queued
+   * (see `beforeOrder`), as it did when this waited.
+   */
+  checkpoint(kind: SnapshotKind): void {
     const started = performance.now();
     try {
-      await this.parts.checkpoints.createCheckpoint(this.state, kind);
+      this.parts.checkpoints.handOffCheckpoint(this.state, kind);
     } catch (error) {
-      if (error instanceof SessionTakenOverError) {
-        this.takeOver(error);
-        return;
-      }
-      this.parts.logger.warn({ kind, problem: (error as Error).message }, "checkpoint could not be queued; the next one will carry the same state");
+      if (!(error instanceof SessionTakenOverError)) throw error;
+      this.takeOver(error);
       return;
     }
     this.parts.metrics?.checkpointSeconds.observe({ kind }, (performance.now() - started) / 1000);
@@ -428,7 +429,7 @@ export class TradingSession {
     const view = await readLiveView(this.parts.broker, this.state);
     const changes = reconcile(this.state, view, this.settings.sessionId);
     for (const change of changes) this.logChange(change);
-    if (changes.length > 0) await this.checkpoint("event");
+    if (changes.length > 0) this.checkpoint("event");
     return changes;
   }
 
@@ -455,6 +456,15 @@ export class TradingSession {
     }
   }
 
+  /**
+   * Before an order: the checkpoints taken so far are in Redis (what the last sync booked survives a crash
+   * before the broker acts on the order), and this trader still owns its session and account.
+   */
+  private async beforeOrder(): Promise<void> {
+    await this.parts.checkpoints.accepted();
+    await this.parts.ownership.confirm();
+  }
+
   private async enter(market: MarketSnapshot, side: PositionSide, signal: Signal): Promise<void> {
     const { broker, logger } = this.parts;
     const { symbol } = market;
@@ -466,7 +476,7 @@ export class TradingSession {
     }
     const tradeNo = this.state.nextTradeNo(symbol);
     const clientOrderId = entryClientOrderId(this.settings.sessionId, symbol, tradeNo);
-    await this.parts.ownership.confirm();
+    await this.beforeOrder();
     const placement = await placeOrder(broker, clientOrderId, () =>
       broker.submitBracket({ clientOrderId, symbol, side: side === "long" ? "buy" : "sell", qty: plan.qty, takeProfit: plan.takeProfit, stopLoss: plan.stopLoss }),
     );
@@ -525,7 +535,7 @@ export class TradingSession {
       logger.warn({ symbol, legs: legs.map((leg) => leg.status) }, "exit waits: the bracket's stop-loss works without its take-profit; the next sync shows what the broker did");
       return;
     }
-    await this.parts.ownership.confirm();
+    await this.beforeOrder();
     const attempt = position.closeAttempts + 1;
     const clientOrderId = closeClientOrderId(this.settings.sessionId, symbol, position.tradeNo, attempt);
     const exit: PositionExit = { clientOrderId, orderId: null, method: takeProfit ? "replace_take_profit" : "market", requestedAt: new Date().toISOString() };
@@ -555,7 +565,7 @@ export class TradingSession {
       exit.orderId = placement.order.id;
       logger.info({ ...described, orderId: placement.order.id, status: placement.order.status }, placedMessage("exit", placement));
     }
-    await this.checkpoint("event");
+    this.checkpoint("event");
   }
 
   /**
@@ -576,7 +586,7 @@ export class TradingSession {
     position.exit = { clientOrderId, orderId: found.id, method: found.type === "market" ? "market" : "replace_take_profit", requestedAt: new Date().toISOString() };
     position.closeAttempts += 1;
     this.parts.logger.info({ symbol: position.symbol, clientOrderId, orderId: found.id, status: found.status }, "exit already at the broker under this id (asked for before a restart); tracking it");
-    await this.checkpoint("event");
+    this.checkpoint("event");
     return true;
   }
 
