@@ -5,7 +5,7 @@
  */
 import { setTimeout as delay } from "node:timers/promises";
 import { createCatalogWorker } from "@savepoint/shared";
-import { HttpTap } from "@savepoint/shared/testing";
+import { HttpTap, thinkResult } from "@savepoint/shared/testing";
 import {
   changeKinds,
   doubledFills,
@@ -160,7 +160,7 @@ export async function redisOutage({ env: base, trials, stops }) {
       think: async (payload, job) => {
         decisions += 1;
         const opened = job.id.endsWith(`.${payload.symbol}.1`);
-        return { action: opened ? "OPEN_LONG" : "HOLD", confidence: 0.8, rationale: "fault campaign", sessionId: job.id, iterations: 1, resumed: false, resumedAtIteration: 0, modelCalls: 1, modelCallsSaved: 0, limitReached: false };
+        return thinkResult({ action: opened ? "OPEN_LONG" : "HOLD", confidence: 0.8, rationale: "fault campaign", sessionId: job.id });
       },
     },
     { connection: { url: redis.url, maxRetriesPerRequest: null }, prefix: env.queuePrefix },

@@ -2,22 +2,11 @@ import { UnrecoverableError, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DecisionRequestError } from "../src/decisions.js";
 import { ReasoningClient, ReasoningFailedError, ReasoningTimeoutError } from "../src/reasoning-client.js";
-import { thinkJobId, type ThinkResult } from "../src/schemas/reasoning.js";
-import { createTestEnvironment, type TestEnvironment } from "../src/testing/index.js";
+import { thinkJobId } from "../src/schemas/reasoning.js";
+import { createTestEnvironment, thinkResult, type TestEnvironment } from "../src/testing/index.js";
 
 const payload = (symbol: string) => ({ agentId: "agent-1", symbol, marketContext: { price: 187.4 } });
-const decision = (sessionId: string): ThinkResult => ({
-  action: "OPEN_LONG",
-  confidence: 0.8,
-  rationale: "trend up",
-  sessionId,
-  iterations: 3,
-  resumed: false,
-  resumedAtIteration: 0,
-  modelCalls: 3,
-  modelCallsSaved: 0,
-  limitReached: false,
-});
+const decision = (sessionId: string) => thinkResult({ action: "OPEN_LONG", confidence: 0.8, rationale: "trend up", sessionId, iterations: 3, modelCalls: 3 });
 
 describe("ReasoningClient", () => {
   let env: TestEnvironment;

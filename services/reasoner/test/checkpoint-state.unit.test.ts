@@ -1,4 +1,4 @@
-import type { ThinkResult } from "@savepoint/shared";
+import { thinkResult } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
 import type { ThoughtStep } from "../src/engine/thought-step.js";
 import { parseCheckpoint, STATE_SCHEMA_VERSION, type RunInfo } from "../src/session/checkpoint-state.js";
@@ -11,18 +11,7 @@ const step: ThoughtStep = {
   model: { model: "m", stopReason: "end_turn", calls: 1, retries: [], inputTokens: 0, outputTokens: 0, ms: 0 },
   finishedAt: "2026-11-21T11:59:00.000Z",
 };
-const result: ThinkResult = {
-  action: "HOLD",
-  confidence: 0.5,
-  rationale: "flat",
-  sessionId: "think.agent-1.1",
-  iterations: 1,
-  resumed: false,
-  resumedAtIteration: 0,
-  modelCalls: 1,
-  modelCallsSaved: 0,
-  limitReached: false,
-};
+const result = thinkResult();
 const stored = (kind: string, state: unknown, schemaVersion = STATE_SCHEMA_VERSION) => ({ kind, state, schemaVersion, epoch: 2, seq: 7 }) as Parameters<typeof parseCheckpoint>[0];
 
 describe("reasoner checkpoint states", () => {

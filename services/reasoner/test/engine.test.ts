@@ -1,16 +1,14 @@
-import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ChainOfThought, RunInterruptedError, type RunOutcome } from "../src/engine/chain-of-thought.js";
 import { emptyThinkingState, foldSteps, type ThinkingState } from "../src/engine/thinking-state.js";
 import type { ThoughtStep } from "../src/engine/thought-step.js";
-import { AnthropicModel } from "../src/model/anthropic-model.js";
 import { ModelRequestError } from "../src/model/reasoning-model.js";
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { marketAnalysisTool } from "../src/tools/market-analysis.js";
 import { JobContextMarketData, type MarketSnapshot } from "../src/tools/market-data.js";
 import { LessonBook, memoryRecallTool } from "../src/tools/memory-recall.js";
 import { positionLookupTool } from "../src/tools/position-lookup.js";
-import { market, startModelServer } from "./support.js";
+import { market, startModelServer, testModel } from "./support.js";
 
 /**
  * The chain of thought on the local model server through the real Anthropic adapter: its analyst's chain,
@@ -24,18 +22,7 @@ describe("chain of thought on the local model server", () => {
   let sessions = 0;
 
   const engine = (options: { timeoutMs?: number; maxRetries?: number } = {}) =>
-    new ChainOfThought(
-      new AnthropicModel({
-        baseURL: url,
-        apiKey: "test-key",
-        model: "claude-sonnet-5-5",
-        maxTokens: 1_024,
-        timeoutMs: options.timeoutMs ?? 10_000,
-        maxRetries: options.maxRetries ?? 3,
-        maxRetryWaitMs: 5_000,
-        logger: pino({ level: "silent" }),
-      }),
-      [marketAnalysisTool, positionLookupTool, memoryRecallTool(new LessonBook())],
+    new ChainOfThought(testModel(url, options), [marketAnalysisTool, positionLookupTool, memoryRecallTool(new LessonBook())],
     );
 
   async function run(
@@ -141,17 +128,7 @@ describe("chain of thought on the local model server", () => {
     const port = await guarded.listen(0);
     const outcomes: string[] = [];
     try {
-      const model = new AnthropicModel({
-        baseURL: `http://127.0.0.1:${port}`,
-        apiKey: "a-wrong-key",
-        model: "claude-sonnet-5-5",
-        maxTokens: 1_024,
-        timeoutMs: 10_000,
-        maxRetries: 3,
-        maxRetryWaitMs: 5_000,
-        logger: pino({ level: "silent" }),
-        onCall: (outcome) => outcomes.push(outcome),
-      });
+      const model = testModel(`http://127.0.0.1:${port}`, { apiKey: "a-wrong-key", onCall: (outcome) => outcomes.push(outcome) });
       const refused = new ChainOfThought(model, [marketAnalysisTool]).run(
         { sessionId: nextSession(), agentId: "agent-7", symbol: "AAPL", maxIterations: 3, market: snapshot, restored: emptyThinkingState() },
         { signal: new AbortController().signal, onStep: async () => undefined },

@@ -4,9 +4,8 @@ import { parseEnv, type Logger } from "@savepoint/shared";
 import { pino } from "pino";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { reasonerEnvSchema } from "../src/config.js";
-import { AnthropicModel } from "../src/model/anthropic-model.js";
 import { ModelInterruptedError, type ModelTurn, type ModelTurnRequest } from "../src/model/reasoning-model.js";
-import { decisionOf, think, useReasonerStack } from "./support.js";
+import { decisionOf, testModel, think, useReasonerStack } from "./support.js";
 
 const request = (sessionId: string): ModelTurnRequest => ({
   system: "You are a trading analyst.",
@@ -28,17 +27,7 @@ describe("the model adapter with MODEL_STREAMING", () => {
   let sessions = 0;
   const nextSession = () => `streaming-${process.pid}-${++sessions}`;
   const model = (options: { streaming: boolean; timeoutMs?: number; maxRetries?: number; logger?: Logger }) =>
-    new AnthropicModel({
-      baseURL: url,
-      apiKey: "test-key",
-      model: "claude-sonnet-5-5",
-      maxTokens: 1_024,
-      timeoutMs: options.timeoutMs ?? 10_000,
-      maxRetries: options.maxRetries ?? 0,
-      maxRetryWaitMs: 1_000,
-      streaming: options.streaming,
-      logger: options.logger ?? pino({ level: "silent" }),
-    });
+    testModel(url, { maxRetries: 0, maxRetryWaitMs: 1_000, ...options });
   const never = new AbortController().signal;
 
   beforeAll(async () => {

@@ -1,4 +1,5 @@
-import type { StoredSnapshot, ThinkResult } from "@savepoint/shared";
+import type { StoredSnapshot } from "@savepoint/shared";
+import { thinkResult } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
 import { foldSteps } from "../src/engine/thinking-state.js";
 import type { ThoughtStep } from "../src/engine/thought-step.js";
@@ -115,18 +116,7 @@ describe("planResume", () => {
   });
 
   it("returns the stored result of a run that completed before its worker could report it", () => {
-    const result: ThinkResult = {
-      action: "HOLD",
-      confidence: 0.6,
-      rationale: "flat",
-      sessionId: "think.agent-1.1",
-      iterations: 1,
-      resumed: false,
-      resumedAtIteration: 0,
-      modelCalls: 1,
-      modelCallsSaved: 0,
-      limitReached: false,
-    };
+    const result = thinkResult({ confidence: 0.6 });
     const final = snapshot(1, 2, "final", { event: "completed", chain: 1, run: run(1), result });
     expect(planResume(newestFirst([iteration(1, 1, step(1)), final]), { now: NOW, ttlMs: TTL })).toEqual({ kind: "completed", chain: 1, result });
   });
@@ -139,7 +129,7 @@ describe("currentChainSteps (what a fork copies)", () => {
       event: "completed",
       chain,
       run: run(epoch),
-      result: { action: "HOLD", confidence: 0.5, rationale: "wait", sessionId: "think.agent-1.1", iterations: 3, resumed: false, resumedAtIteration: 0, modelCalls: 3, modelCallsSaved: 0, limitReached: false },
+      result: thinkResult({ rationale: "wait", iterations: 3, modelCalls: 3 }),
     });
 
   it("gives the steps of a completed run, however old, newest owner's copy of each", () => {

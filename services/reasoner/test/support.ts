@@ -24,6 +24,7 @@ import {
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { reasonerEnvSchema } from "../src/config.js";
+import { AnthropicModel, type AnthropicModelOptions } from "../src/model/anthropic-model.js";
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { startReasoner, type RunningReasoner } from "../src/reasoner.js";
 
@@ -36,6 +37,24 @@ export async function startModelServer(latencyMs: number): Promise<{ server: Mod
   const server = createModelServer({ latencyMs });
   const port = await server.listen(0);
   return { server, url: `http://127.0.0.1:${port}` };
+}
+
+/**
+ * The reasoner's model adapter against a model server at `baseURL` (the local one), quiet, with a test's
+ * settings over these.
+ */
+export function testModel(baseURL: string, options: Partial<AnthropicModelOptions> = {}): AnthropicModel {
+  return new AnthropicModel({
+    baseURL,
+    apiKey: "test-key",
+    model: "claude-sonnet-5-5",
+    maxTokens: 1_024,
+    timeoutMs: 10_000,
+    maxRetries: 3,
+    maxRetryWaitMs: 5_000,
+    logger: pino({ level: "silent" }),
+    ...options,
+  });
 }
 
 /** Settings that make crashes visible within seconds instead of the production 30 s lock. */

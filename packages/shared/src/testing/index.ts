@@ -9,3 +9,4 @@ export * from "./redis-server.js";
 export * from "./redis-cluster.js";
 export * from "./http-tap.js";
 export * from "./web-service.js";
+export * from "./think-result.js";
