@@ -2,6 +2,7 @@ export * from "./config.js";
 export * from "./redaction.js";
 export * from "./credentials.js";
 export * from "./alpaca.js";
+export * from "./random.js";
 export * from "./logger.js";
 export * from "./redis.js";
 export * from "./lease.js";

@@ -1,5 +1,6 @@
+import { hashSeed } from "@savepoint/shared";
 import { roundPrice, roundTo } from "./numbers.js";
-import { hashSeed, SeededRandom } from "./random.js";
+import { SeededRandom } from "./random.js";
 import type { SymbolSpec } from "./universe.js";
 
 /** One bar as the model keeps it: `t` is the bar's start in epoch milliseconds. */

@@ -1,7 +1,8 @@
+import { hashSeed } from "@savepoint/shared";
 import { Broker, type LifecycleOptions } from "./broker.js";
 import { MarketClock, type MarketHours } from "./market-clock.js";
 import { PriceModel } from "./price-model.js";
-import { hashSeed, SeededRandom, stableUuid } from "./random.js";
+import { SeededRandom, stableUuid } from "./random.js";
 import type { SymbolSpec } from "./universe.js";
 
 export interface SimulationSettings {

@@ -1,4 +1,4 @@
-import type { SnapshotEnvelope } from "@savepoint/shared";
+import { seededRandom, type SnapshotEnvelope } from "@savepoint/shared";
 
 const SYMBOLS = ["AAPL", "MSFT", "NVDA", "AMZN", "GOOG", "META", "TSLA", "AMD", "NFLX", "ORCL", "INTC", "CRM"];
 const WORDS = [
@@ -6,18 +6,6 @@ const WORDS = [
   "earnings", "next", "week", "spread", "widened", "trimmed", "position", "into", "strength", "waiting", "for",
   "pullback", "support", "held", "resistance", "near", "prior", "high", "sector", "rotation", "risk", "off",
 ];
-
-/** Deterministic pseudo-random numbers (mulberry32): every run stores the same states. */
-function randomSource(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const price = (next: () => number) => Math.round((20 + next() * 600) * 100) / 100;
 
@@ -32,7 +20,8 @@ function prose(next: () => number, length: number): string {
  * compress about as well as real states do, unlike random bytes (which do not) or padding (which vanishes).
  */
 export function benchState(bytes: number, n: number): Record<string, unknown> {
-  const next = randomSource(n + 1);
+  // Seeded: every run stores the same states.
+  const next = seededRandom(n + 1);
   const positions: Array<Record<string, unknown>> = [];
   const state = {
     account: { portfolioValue: price(next) * 1000, buyingPower: price(next) * 500, cash: price(next) * 300 },

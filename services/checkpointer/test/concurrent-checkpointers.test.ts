@@ -1,5 +1,5 @@
 import { Queue } from "bullmq";
-import { defaultJobOptions, snapshotJobId, type CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
+import { defaultJobOptions, seededRandom, snapshotJobId, type CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
 import { createTestEnvironment, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { keysOf, metricValue, opsUrl, storedKeys } from "./fault-support.js";
@@ -18,19 +18,9 @@ const keyOf = (s: SnapshotEnvelope) => keysOf([s])[0]!;
 const jobIdOf = ({ envelope, copy }: Delivery) =>
   copy === 0 ? snapshotJobId(envelope) : `${snapshotJobId(envelope)}.redelivery-${copy}`;
 
-/** A deterministic random source (mulberry32), so a failing order can be replayed from its seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
 /** `items` in a random order; each item's `lateness` (0..1) pushes it towards the end. */
 function shuffled<T>(items: T[], seed: number, lateness: (item: T) => number = () => 0): T[] {
+  // Seeded, so a failing order can be replayed from its seed.
   const random = seededRandom(seed);
   return items
     .map((item) => ({ item, at: lateness(item) + (1 - lateness(item)) * random() }))

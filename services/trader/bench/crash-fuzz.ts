@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
-import type { Decision, ThinkPayload } from "@savepoint/shared";
+import { hashSeed, seededRandom, type Decision, type ThinkPayload } from "@savepoint/shared";
 import { ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
 import { startSimulator, type RunningSimulator, type SimulatorOptions, type SimulatorState } from "@savepoint/alpaca-simulator";
 import { reasoningWorker } from "../test/reasoning-worker.js";
@@ -63,18 +63,7 @@ const NEXT_OPEN = Date.parse("2026-01-06T14:30:00.000Z");
 const MINUTE = 60_000;
 
 /** A seeded generator (FNV-1a of the seed, then mulberry32): the same seed gives the same plan and decisions. */
-export function seededRandom(seed: string): () => number {
-  let state = 0x811c9dc5;
-  for (let index = 0; index < seed.length; index++) state = Math.imul(state ^ seed.charCodeAt(index), 0x01000193);
-  state >>>= 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
+const randomFrom = (seed: string) => seededRandom(hashSeed(seed));
 
 interface RunPlan {
   kind: KillKind;
@@ -104,7 +93,7 @@ interface RunPlan {
 
 /** The run's plan, a function of its kind and seed only. */
 export function planRun(kind: KillKind, seed: string): RunPlan {
-  const random = seededRandom(`${kind}:${seed}`);
+  const random = randomFrom(`${kind}:${seed}`);
   const between = (low: number, high: number) => low + Math.floor(random() * (high - low + 1));
   const pick = <T>(items: readonly T[]) => items[Math.floor(random() * items.length)]!;
   const symbols = ["AAPL", "MSFT", "NVDA", "TSLA"].filter(() => random() < 0.6);
@@ -163,7 +152,7 @@ export function startScriptedReasoner(env: TestEnvironment): ScriptedReasoner {
   const decide = (payload: ThinkPayload, jobId: string): Decision => {
     const seed = seeds.get(payload.agentId);
     if (seed === undefined) return { action: "HOLD", confidence: 0.5, rationale: "session not registered yet" };
-    const draw = seededRandom(`${seed}:${jobId}`)();
+    const draw = randomFrom(`${seed}:${jobId}`)();
     const action = payload.marketContext.position ? (draw < 0.35 ? "CLOSE" : "HOLD") : draw < 0.45 ? "OPEN_LONG" : draw < 0.9 ? "OPEN_SHORT" : "HOLD";
     return { action, confidence: 0.8, rationale: `fuzz decision ${draw.toFixed(3)}` };
   };

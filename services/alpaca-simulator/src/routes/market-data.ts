@@ -1,3 +1,4 @@
+import { hashSeed } from "@savepoint/shared";
 import type { FastifyInstance } from "fastify";
 import type { z } from "zod";
 import { invalidRequest, notFound } from "../errors.js";
@@ -11,7 +12,6 @@ import {
   symbolParamSchema,
 } from "../schemas.js";
 import { newYorkDate, newYorkMidnight, phaseAt } from "../calendar.js";
-import { hashSeed } from "../random.js";
 import type { Simulation } from "../simulation.js";
 import { aggregate, bucketStart } from "../timeframe.js";
 import { barJson, tradeJson } from "../wire.js";
