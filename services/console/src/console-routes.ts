@@ -21,7 +21,7 @@ import { layout, type PageSettings } from "./pages/layout.js";
 import { LIVE_SCRIPT } from "./pages/live-script.js";
 import { reasoningPage, sessionPage, tradingPage } from "./pages/session-pages.js";
 import { sessionsPage } from "./pages/sessions-page.js";
-import type { ConsoleStore } from "./store.js";
+import type { ConsoleStore, StoredState } from "./store.js";
 import { reasoningView } from "./views/reasoning.js";
 import { tradingView } from "./views/trading.js";
 
@@ -116,22 +116,19 @@ export function consoleRoutes(config: ConsoleConfig, { store, fleet, actions }: 
       const last = timeline.at(-1);
       return { session, timeline, next: timeline.length === query.limit && last ? `${last.epoch}.${last.seq}` : null };
     };
-    const trading = async (params: unknown, input: unknown) => {
-      const { sessionId } = parsed(sessionIdParamsSchema, params, "path");
-      const { limit } = parsed(viewQuerySchema, input, "query");
-      const session = await store.session("trader", sessionId);
-      if (!session) throw notFound("trader", sessionId);
-      const snapshots = await store.snapshots("trader", sessionId, limit);
-      return { session, truncated: snapshots.length === limit, ...tradingView(snapshots) };
-    };
-    const reasoning = async (params: unknown, input: unknown) => {
-      const { sessionId } = parsed(sessionIdParamsSchema, params, "path");
-      const { limit } = parsed(viewQuerySchema, input, "query");
-      const session = await store.session("reasoner", sessionId);
-      if (!session) throw notFound("reasoner", sessionId);
-      const snapshots = await store.snapshots("reasoner", sessionId, limit);
-      return { session, truncated: snapshots.length === limit, ...reasoningView(snapshots) };
-    };
+    /** A session's page data: the session, and `view` of its newest snapshots (up to the query's limit). */
+    const sessionView =
+      <View extends object>(service: "trader" | "reasoner", view: (snapshots: readonly StoredState[]) => View) =>
+      async (params: unknown, input: unknown) => {
+        const { sessionId } = parsed(sessionIdParamsSchema, params, "path");
+        const { limit } = parsed(viewQuerySchema, input, "query");
+        const session = await store.session(service, sessionId);
+        if (!session) throw notFound(service, sessionId);
+        const snapshots = await store.snapshots(service, sessionId, limit);
+        return { session, truncated: snapshots.length === limit, ...view(snapshots) };
+      };
+    const trading = sessionView("trader", tradingView);
+    const reasoning = sessionView("reasoner", reasoningView);
 
     app.get("/api/sessions", (request) => listSessions(request.query));
     app.get("/api/sessions/:service/:sessionId", (request) => sessionWithTimeline(request.params, request.query));

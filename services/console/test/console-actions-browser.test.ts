@@ -5,8 +5,7 @@ import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startSimulator } from "@savepoint/alpaca-simulator";
-import { basicAuth, PASSWORD, spawnReasoner, spawnTrader, startConsole, USER, type RunningConsole } from "./support.js";
+import { basicAuth, PASSWORD, spawnReasoner, spawnTrader, startConsole, startInstantSimulator, USER, type RunningConsole } from "./support.js";
 
 const market = { price: 187.4, previousClose: 184.1, recentCloses: [180.1, 181.3, 182.8, 183.5, 184.1, 185.0] };
 const payload = (agentId: string): ThinkPayload => ({ agentId, symbol: "AAPL", marketContext: market, maxIterations: 6 });
@@ -114,7 +113,7 @@ describe("console actions in headless Chromium: fork, re-drive and stop behind c
   });
 
   it("stops a running trading session from its page, behind the confirm dialog", async () => {
-    const sim = await startSimulator({ seed: "console-ui-stop", start: new Date("2026-01-05T15:30:00.000Z"), historyBars: 240, instantOrders: true, marketHours: "always_open", requestsPerMinute: null, partialFillChance: 0 });
+    const sim = await startInstantSimulator("console-ui-stop");
     stops.push(() => sim.close());
     const { trader, sessionId } = await spawnTrader(env, sim.url, ["--symbols", "AAPL,MSFT", "--interval", "1", "--checkpoint-interval", "1"]);
     stops.push(() => trader.kill("SIGKILL"));

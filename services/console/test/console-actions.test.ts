@@ -1,11 +1,10 @@
-import { startSimulator } from "@savepoint/alpaca-simulator";
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { Queue } from "bullmq";
 import { defaultJobOptions, requestDecision, thinkJobId, type ThinkPayload, type ThinkResult } from "@savepoint/shared";
 import { createTestEnvironment, openQueueWithEvents, spawnCheckpointer, stopNewestFirst, type QueueWithEvents, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { basicAuth, PASSWORD, postAction, savepoint, spawnReasoner, spawnTrader, startConsole, USER, type RunningConsole } from "./support.js";
+import { basicAuth, PASSWORD, postAction, savepoint, spawnReasoner, spawnTrader, startConsole, startInstantSimulator, USER, type RunningConsole } from "./support.js";
 
 const ITERATIONS = 6;
 
@@ -149,7 +148,7 @@ describe("console actions end to end: fork, re-drive and stop and their refusals
   });
 
   it("stops a running trader gracefully: final checkpoint stopped, the trader exits 0, and a second stop is refused", async () => {
-    const sim = await startSimulator({ seed: "console-stop", start: new Date("2026-01-05T15:30:00.000Z"), historyBars: 240, instantOrders: true, marketHours: "always_open", requestsPerMinute: null, partialFillChance: 0 });
+    const sim = await startInstantSimulator("console-stop");
     stops.push(() => sim.close());
     const { trader, sessionId } = await spawnTrader(env, sim.url, ["--symbols", "AAPL,MSFT", "--interval", "1", "--checkpoint-interval", "1"]);
     stops.push(() => trader.kill("SIGKILL"));
@@ -175,7 +174,7 @@ describe("console actions end to end: fork, re-drive and stop and their refusals
   });
 
   it("refuses to stop an active session whose trader is gone (not_running), leaving no request behind", async () => {
-    const sim = await startSimulator({ seed: "console-gone", start: new Date("2026-01-05T15:30:00.000Z"), historyBars: 240, instantOrders: true, marketHours: "always_open", requestsPerMinute: null, partialFillChance: 0 });
+    const sim = await startInstantSimulator("console-gone");
     stops.push(() => sim.close());
     const { trader, sessionId } = await spawnTrader(env, sim.url, ["--symbols", "AAPL", "--interval", "1"]);
     await trader.kill("SIGKILL");

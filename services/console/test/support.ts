@@ -1,3 +1,4 @@
+import { startSimulator, type RunningSimulator } from "@savepoint/alpaca-simulator";
 import { CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
 import { basicAuth, ServiceProcess, spawnCheckpointer, startWebService, type RunningWebService, type TestEnvironment } from "@savepoint/shared/testing";
 import { fileURLToPath } from "node:url";
@@ -175,6 +176,14 @@ export async function postAction(service: RunningConsole, action: string, body: 
   });
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the answers are what the tests check, field by field
   return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+/**
+ * A simulated broker for a trader the console acts on, with the trader tests' shortcuts: an instant broker in an
+ * always-open market, without a rate limit or partial fills.
+ */
+export function startInstantSimulator(seed: string): Promise<RunningSimulator> {
+  return startSimulator({ seed, start: new Date("2026-01-05T15:30:00.000Z"), historyBars: 240, instantOrders: true, marketHours: "always_open", requestsPerMinute: null, partialFillChance: 0 });
 }
 
 /** A trader process on the test's queues trading against the simulator at `brokerUrl`; resolves with its session once it trades. */
