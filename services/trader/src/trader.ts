@@ -14,6 +14,7 @@ import { MAX_CLIENT_ORDER_ID_LENGTH } from "./session/client-order-ids.js";
 import { reconcile, ReconciliationError } from "./session/reconcile.js";
 import type { ReconciliationReport } from "./session/report.js";
 import { logReconciliation, logResume } from "./session/resume-log.js";
+import { resumeRecord, type ResumeRecord } from "./session/resume-record.js";
 import { TradingState, type StrategyParams } from "./session/state.js";
 import { TradingSession, type SessionEnd } from "./session/trading-session.js";
 import { ReasonerStrategy } from "./strategy/reasoner-strategy.js";
@@ -103,6 +104,7 @@ export class Trader {
     let sessionId: string;
     let state: TradingState;
     let epoch: number;
+    let restoredFrom: ResumeRecord["restoredFrom"] | undefined;
     const start = await sessionToStart(client, options.session, account, logger);
     if (!("snapshot" in start)) {
       await checkSymbols(broker, start.symbols, logger);
@@ -122,6 +124,7 @@ export class Trader {
       logResume(logger, restored);
       sessionId = restored.snapshot.sessionId;
       state = restored.state;
+      restoredFrom = { epoch: restored.snapshot.epoch, seq: restored.snapshot.seq, takenAt: restored.snapshot.takenAt };
       // Above every earlier owner's epoch, and distinct from any other trader resuming the same session now.
       epoch = await client.claimEpoch(TRADER_SERVICE, sessionId, restored.snapshot.epoch + 1);
     }
@@ -159,6 +162,8 @@ export class Trader {
       strategy = await createStrategy(state, sessionId, context);
       const report = await reconcileOnStart(broker, state, sessionId, logger);
       logReconciliation(logger, report);
+      // In the state, so the first checkpoint below carries it, and every one after it.
+      if (restoredFrom) state.recordResume(resumeRecord(report, epoch, restoredFrom));
       session = new TradingSession({ broker, strategy, checkpoints, ownership: lease, logger, metrics: context.metrics }, state, {
         sessionId,
         intervalMs: options.intervalMs,

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { sdk } from "@savepoint/alpaca-simulator/testing";
+import type { ReconciliationReport } from "../src/session/report.js";
+import type { TraderState } from "../src/session/state.js";
 import { advanceUntil, brokerHoldings, eventually, eventuallyAdvancing, expectBrokersRealizedPl, orderIn, sessionOrders, stateHoldings, storedSnapshot, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
@@ -18,6 +20,12 @@ describe("recovery", () => {
   let sim: RunningSimulator;
 
   const trader = (args: string[]) => stack.spawnTrader(sim, args);
+
+  /** The first snapshot the session's owner of `epoch` wrote. */
+  async function firstSnapshotOf(sessionId: string, epoch: number) {
+    const { rows } = await stack.env.query<{ state: TraderState }>("SELECT state FROM checkpoints WHERE service = 'trader' AND session_id = $1 AND epoch = $2 ORDER BY seq LIMIT 1", [sessionId, epoch]);
+    return rows[0]!;
+  }
 
   /**
    * Starts a session on three symbols and moves the simulated clock (on which the broker routes and fills the
@@ -150,8 +158,24 @@ describe("recovery", () => {
 
     const resumed = trader(["--resume", ...RUN, "--interval", "60"]);
     await resumed.waitForLog(tradingStarted);
-    const report = resumed.logs.find((line) => line.report)?.report as { changes: Array<{ kind: string }> };
+    const report = resumed.logs.find((line) => line.report)?.report as ReconciliationReport;
     expect(report.changes.map((change) => change.kind)).toEqual(["position_closed", "position_adopted"]);
+    // The resumed trader's first checkpoint holds the report as logged: its counts, and each change with its warning's line.
+    const firstResumed = await firstSnapshotOf(sessionId, 1);
+    const logged = resumed.logs.filter((line) => line.msg?.startsWith("Reconciliation: ")).map((line) => line.msg!.slice("Reconciliation: ".length));
+    expect(firstResumed.state.resumes).toEqual([
+      {
+        epoch: 1,
+        resumedAt: report.checkedAt,
+        restoredFrom: { epoch: checkpointed.epoch, seq: checkpointed.seq, takenAt: expect.any(String) },
+        downtimeMs: Date.parse(report.checkedAt) - checkpointed.taken_at.getTime(),
+        positions: { before: report.positionsBefore, atBroker: report.brokerPositions, after: report.positionsAfter },
+        closedTradesAdded: report.closedTradesAdded,
+        realizedPlAdded: report.realizedPlAdded,
+        changes: report.changes.map((change, i) => ({ category: ["trades", "positions"][i], text: logged[i], change })),
+      },
+    ]);
+    expect(Date.parse(firstResumed.state.resumes[0]!.restoredFrom.takenAt)).toBe(checkpointed.taken_at.getTime());
     expect(await resumed.kill("SIGTERM")).toEqual({ code: 0, signal: null });
     const final = await storedSnapshot(stack.env, sessionId);
     expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));

@@ -1,5 +1,6 @@
 import { tradingSymbolSchema } from "@savepoint/shared";
 import { z } from "zod";
+import { RESUMES_KEPT, resumeRecordSchema, type ResumeRecord } from "./resume-record.js";
 
 /** Version of the checkpointed state below; bump it when its shape changes incompatibly. */
 export const TRADER_STATE_VERSION = 1;
@@ -124,6 +125,8 @@ export const traderStateSchema = z.strictObject({
   decisionRuns: z.record(z.string(), z.number().int().min(0)),
   closedTrades: z.number().int().min(0),
   realizedPl: z.number(),
+  /** The latest resumes, oldest first, each with its reconciliation report. Absent in snapshots from before they were kept. */
+  resumes: z.array(resumeRecordSchema).default([]),
   takenAt: iso,
 });
 export type TraderState = z.infer<typeof traderStateSchema>;
@@ -216,6 +219,7 @@ export class TradingState {
   account: AccountFigures | null = null;
   closedTrades = 0;
   realizedPl = 0;
+  resumes: ResumeRecord[] = [];
   private readonly nextTradeNos = new Map<string, number>();
   private readonly decisionRunCounts = new Map<string, number>();
 
@@ -235,6 +239,7 @@ export class TradingState {
     restored.account = state.account;
     restored.closedTrades = state.closedTrades;
     restored.realizedPl = state.realizedPl;
+    restored.resumes = state.resumes;
     return restored;
   }
 
@@ -252,6 +257,7 @@ export class TradingState {
       decisionRuns: Object.fromEntries([...this.decisionRunCounts].sort(([a], [b]) => byKey(a, b))),
       closedTrades: this.closedTrades,
       realizedPl: this.realizedPl,
+      resumes: this.resumes,
       takenAt: takenAt.toISOString(),
     };
   }
@@ -328,6 +334,11 @@ export class TradingState {
     this.realizedPl = roundMoney(this.realizedPl + realizedPl - booked);
     this.markTradeNoUsed(symbol, position.tradeNo);
     return { symbol, side: position.side, qty: qty > 0 ? qty : position.qty, entryPrice, exitPrice, realizedPl, via: exit.via, tradeNo: position.tradeNo };
+  }
+
+  /** Keeps the record of a resume, dropping the oldest beyond RESUMES_KEPT. */
+  recordResume(record: ResumeRecord): void {
+    this.resumes = [...this.resumes, record].slice(-RESUMES_KEPT);
   }
 
   /** Books a whole trade that opened and closed without the session holding it (it happened while down). */
