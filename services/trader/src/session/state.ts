@@ -257,6 +257,7 @@ export class TradingState {
       decisionRuns: Object.fromEntries([...this.decisionRunCounts].sort(([a], [b]) => byKey(a, b))),
       closedTrades: this.closedTrades,
       realizedPl: this.realizedPl,
+      // Shared, not copied on every snapshot: a record is never changed, and recordResume replaces the list.
       resumes: this.resumes,
       takenAt: takenAt.toISOString(),
     };
