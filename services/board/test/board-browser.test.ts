@@ -1,5 +1,5 @@
 import { createTestEnvironment, type RunningWebService, type TestEnvironment } from "@savepoint/shared/testing";
-import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
+import { expectBasicAuthChallenge, launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BOARD_QUEUES, PASSWORD, SEEDED_AGENTS, SEEDED_JOBS, seedJobs, startBoard, USER } from "./support.js";
 
@@ -26,11 +26,7 @@ describe("Bull Board in headless Chromium", () => {
   it("asks for credentials, then shows every queue of the catalog with its jobs", async () => {
     const page = await browser.newPage();
 
-    const challenge = page.waitForResponse(`${board.url}/`);
-    await expect(page.goto(`${board.url}/`)).rejects.toThrow(/ERR_INVALID_AUTH_CREDENTIALS/);
-    const refused = await challenge;
-    expect(refused.status()).toBe(401);
-    expect(refused.headers()["www-authenticate"]).toMatch(/^Basic realm="Savepoint Bull Board"/);
+    await expectBasicAuthChallenge(page, `${board.url}/`, "Savepoint Bull Board");
 
     await browser.setHTTPCredentials({ username: USER, password: PASSWORD, origin: board.url });
     const overview = await page.goto(`${board.url}/`);

@@ -2,7 +2,7 @@ import { startSimulator, type RunningSimulator } from "@savepoint/alpaca-simulat
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { requestDecision, thinkJobId, type ThinkPayload, type ThinkResult } from "@savepoint/shared";
 import { createTestEnvironment, openQueueWithEvents, spawnCheckpointer, stopNewestFirst, type QueueWithEvents, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
-import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
+import { expectBasicAuthChallenge, launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { hostname } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { formatPl } from "../src/pages/format.js";
@@ -193,11 +193,7 @@ describe("the console in headless Chromium, against a stack that traded and reas
 
   it("asks for credentials, then lists both sessions with their status, owner and resumes", async () => {
     const page = await browser.newPage();
-    const challenge = page.waitForResponse(`${service.url}/sessions`);
-    await expect(page.goto(`${service.url}/sessions`)).rejects.toThrow(/ERR_INVALID_AUTH_CREDENTIALS/);
-    const refused = await challenge;
-    expect(refused.status()).toBe(401);
-    expect(refused.headers()["www-authenticate"]).toMatch(/^Basic realm="Savepoint console"/);
+    await expectBasicAuthChallenge(page, `${service.url}/sessions`, "Savepoint console");
 
     await browser.setHTTPCredentials({ username: USER, password: PASSWORD, origin: service.url });
     const response = await page.goto(`${service.url}/`);

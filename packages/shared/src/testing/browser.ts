@@ -47,3 +47,23 @@ export async function saveScreenshot(page: Page, name: string, { fullPage = true
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, name), fullPage });
 }
+
+/**
+ * Opens `url` without credentials and fails unless the service asked for them: a 401 whose WWW-Authenticate
+ * names `realm` (Chromium then fails the navigation with ERR_INVALID_AUTH_CREDENTIALS).
+ */
+export async function expectBasicAuthChallenge(page: Page, url: string, realm: string): Promise<void> {
+  const challenge = page.waitForResponse(url);
+  const opened = await page.goto(url).then(
+    () => true,
+    (error: Error) => {
+      if (!/ERR_INVALID_AUTH_CREDENTIALS/.test(error.message)) throw error;
+      return false;
+    },
+  );
+  const response = await challenge;
+  const asked = response.headers()["www-authenticate"] ?? "";
+  if (opened || response.status() !== 401 || !asked.startsWith(`Basic realm="${realm}"`)) {
+    throw new Error(`${url} without credentials: expected a 401 asking for realm "${realm}", got ${response.status()} (WWW-Authenticate: ${asked || "none"})`);
+  }
+}
