@@ -205,46 +205,28 @@ const sessionRowSchema = z
   }));
 export type SessionRow = z.output<typeof sessionRowSchema>;
 
-const timelineEntrySchema = z
-  .object({
-    epoch: count,
-    seq: count,
-    kind: z.enum(SNAPSHOT_KINDS),
-    status: z.enum(SESSION_STATUSES),
-    taken_at: time,
-    persisted_at: time,
-    bytes: count,
-  })
-  .transform((row) => ({
-    epoch: row.epoch,
-    seq: row.seq,
-    kind: row.kind,
-    status: row.status,
-    takenAt: row.taken_at,
-    persistedAt: row.persisted_at,
-    bytes: row.bytes,
-  }));
+/** The columns of every snapshot row: where it stands in its session, and when it was taken and stored. */
+const snapshotColumns = {
+  epoch: count,
+  seq: count,
+  kind: z.enum(SNAPSHOT_KINDS),
+  status: z.enum(SESSION_STATUSES),
+  taken_at: time,
+  persisted_at: time,
+};
+const snapshotFields = (row: z.output<z.ZodObject<typeof snapshotColumns>>) => ({
+  epoch: row.epoch,
+  seq: row.seq,
+  kind: row.kind,
+  status: row.status,
+  takenAt: row.taken_at,
+  persistedAt: row.persisted_at,
+});
+
+const timelineEntrySchema = z.object({ ...snapshotColumns, bytes: count }).transform((row) => ({ ...snapshotFields(row), bytes: row.bytes }));
 export type TimelineEntry = z.output<typeof timelineEntrySchema>;
 
 const storedStateSchema = z
-  .object({
-    epoch: count,
-    seq: count,
-    kind: z.enum(SNAPSHOT_KINDS),
-    status: z.enum(SESSION_STATUSES),
-    schema_version: count,
-    taken_at: time,
-    persisted_at: time,
-    state: z.unknown(),
-  })
-  .transform((row) => ({
-    epoch: row.epoch,
-    seq: row.seq,
-    kind: row.kind,
-    status: row.status,
-    schemaVersion: row.schema_version,
-    takenAt: row.taken_at,
-    persistedAt: row.persisted_at,
-    state: row.state,
-  }));
+  .object({ ...snapshotColumns, schema_version: count, state: z.unknown() })
+  .transform((row) => ({ ...snapshotFields(row), schemaVersion: row.schema_version, state: row.state }));
 export type StoredState = z.output<typeof storedStateSchema>;
