@@ -162,6 +162,17 @@ const rows: Row[] = [
     after: { positions: [holding("AAPL")], nextTradeNo: { AAPL: 2 } },
   },
   {
+    name: "books what the exits of a recovered entry filled already, though the position stays open (a fill while down)",
+    orders: [aaplBracket({ filledAt: 100, stopLossLeg: { filledAt: 90, filledQty: 3 } })],
+    positions: [brokerPosition("AAPL", 7, 100)],
+    changes: [
+      { kind: "order_recovered", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), status: "filled", filledQty: 10 },
+      { kind: "exit_partially_filled", symbol: "AAPL", tradeNo: 1, exitedQty: 3, realizedPl: -30 },
+      { kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "long", qty: 7 } },
+    ],
+    after: { positions: [holding("AAPL", { qty: 7, exitFills: { "sl-1": { qty: 3, price: 90, realizedPl: -30 } } })], realizedPl: -30, closedTrades: 0 },
+  },
+  {
     name: "records that an unknown entry canceled unfilled used its trade number, and nothing else",
     orders: [aaplBracket({ status: "canceled", ...canceledLegs })],
     changes: [{ kind: "order_recovered", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), status: "canceled", filledQty: 0 }],

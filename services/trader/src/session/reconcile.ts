@@ -213,6 +213,8 @@ function settleEntry(
   const opened = positionFrom(order, symbol, tradeNo);
   state.open(opened);
   const changes: Change[] = [ownsPending ? entryFillOf(order, symbol, tradeNo) : recovered()];
+  // Its exits may have filled part of it already (while the trader was down): the broker realised those.
+  if (exit) changes.push(...bookExits(state, opened, exit.fills, fillPriceOf(order)));
   if (order.legs.length > 0 && order.legs.every(isOrderFinal)) changes.push(protectionLost(opened, order));
   return changes;
 }
