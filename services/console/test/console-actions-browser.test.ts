@@ -1,14 +1,13 @@
-import { createModelServer, type ModelServer } from "@savepoint/model-server";
+import type { ModelServer } from "@savepoint/model-server";
 import { defaultJobOptions, requestDecision, thinkJobId, type ThinkPayload, type ThinkResult } from "@savepoint/shared";
-import { createTestEnvironment, openQueueWithEvents, spawnCheckpointer, stopNewestFirst, type QueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
+import { createTestEnvironment, stopNewestFirst, type QueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { basicAuth, PASSWORD, spawnReasoner, spawnTrader, startConsole, startInstantSimulator, USER, type RunningConsole } from "./support.js";
+import { basicAuth, MARKET, PASSWORD, spawnTrader, startConsole, startInstantSimulator, startReasoningBackend, USER, type RunningConsole } from "./support.js";
 
-const market = { price: 187.4, previousClose: 184.1, recentCloses: [180.1, 181.3, 182.8, 183.5, 184.1, 185.0] };
-const payload = (agentId: string): ThinkPayload => ({ agentId, symbol: "AAPL", marketContext: market, maxIterations: 6 });
+const payload = (agentId: string): ThinkPayload => ({ agentId, symbol: "AAPL", marketContext: MARKET, maxIterations: 6 });
 
 describe("console actions in headless Chromium: fork, re-drive and stop behind confirm dialogs, against reasoner and trader processes", () => {
   let env: TestEnvironment;
@@ -23,15 +22,7 @@ describe("console actions in headless Chromium: fork, re-drive and stop behind c
   beforeAll(async () => {
     env = await createTestEnvironment("console_actions_browser");
     stops.push(() => env.dispose());
-    const checkpointer = await spawnCheckpointer(env);
-    stops.push(() => checkpointer.kill("SIGTERM"));
-    model = createModelServer({ latencyMs: 20 });
-    const modelUrl = `http://127.0.0.1:${await model.listen(0)}`;
-    stops.push(() => model.close());
-    producer = await openQueueWithEvents(env, "reasoning");
-    stops.push(() => producer.close());
-    const reasoner = await spawnReasoner(env, modelUrl, { MODEL_MAX_RETRIES: "0" });
-    stops.push(() => reasoner.kill("SIGTERM"));
+    ({ model, producer } = await startReasoningBackend(env, stops));
     service = await startConsole(env, { CONSOLE_ACTIONS_ENABLED: "true", CONSOLE_REFRESH_SECONDS: "1" });
     stops.push(() => service.process.kill("SIGTERM"));
 

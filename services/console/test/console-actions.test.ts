@@ -1,10 +1,10 @@
-import { createModelServer, type ModelServer } from "@savepoint/model-server";
+import type { ModelServer } from "@savepoint/model-server";
 import { Queue } from "bullmq";
 import { defaultJobOptions, requestDecision, thinkJobId, type ThinkPayload, type ThinkResult } from "@savepoint/shared";
-import { createTestEnvironment, openQueueWithEvents, spawnCheckpointer, stopNewestFirst, type QueueWithEvents, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { createTestEnvironment, stopNewestFirst, type QueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { basicAuth, PASSWORD, postAction, savepoint, spawnReasoner, spawnTrader, startConsole, startInstantSimulator, USER, type RunningConsole } from "./support.js";
+import { basicAuth, MARKET, PASSWORD, postAction, savepoint, spawnTrader, startConsole, startInstantSimulator, startReasoningBackend, USER, type RunningConsole } from "./support.js";
 
 const ITERATIONS = 6;
 
@@ -27,7 +27,6 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve));
   return port;
 }
-const market = { price: 187.4, previousClose: 184.1, recentCloses: [180.1, 181.3, 182.8, 183.5, 184.1, 185.0] };
 
 // The answers are what these tests check, field by field.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -36,14 +35,12 @@ type Answer = Record<string, any>;
 describe("console actions end to end: fork, re-drive and stop and their refusals, through the console to reasoner and trader processes", () => {
   let env: TestEnvironment;
   let model: ModelServer;
-  let modelUrl: string;
   let producer: QueueWithEvents;
-  let reasoner: ServiceProcess;
   let service: RunningConsole;
   let readOnly: RunningConsole;
   const stops: Array<() => Promise<unknown>> = [];
   let runs = 0;
-  const payload = (agentId: string): ThinkPayload => ({ agentId, symbol: "AAPL", marketContext: market, maxIterations: ITERATIONS });
+  const payload = (agentId: string): ThinkPayload => ({ agentId, symbol: "AAPL", marketContext: MARKET, maxIterations: ITERATIONS });
   const get = async (path: string): Promise<Answer> => (await fetch(`${service.url}${path}`, { headers: basicAuth(USER, PASSWORD) })).json() as Promise<Answer>;
   const finished = async (sessionId: string) => {
     const job = (await producer.queue.getJob(sessionId))!;
@@ -59,15 +56,7 @@ describe("console actions end to end: fork, re-drive and stop and their refusals
   beforeAll(async () => {
     env = await createTestEnvironment("console_actions");
     stops.push(() => env.dispose());
-    const checkpointer = await spawnCheckpointer(env);
-    stops.push(() => checkpointer.kill("SIGTERM"));
-    model = createModelServer({ latencyMs: 20 });
-    modelUrl = `http://127.0.0.1:${await model.listen(0)}`;
-    stops.push(() => model.close());
-    producer = await openQueueWithEvents(env, "reasoning");
-    stops.push(() => producer.close());
-    reasoner = await spawnReasoner(env, modelUrl, { MODEL_MAX_RETRIES: "0" });
-    stops.push(() => reasoner.kill("SIGTERM"));
+    ({ model, producer } = await startReasoningBackend(env, stops));
     service = await startConsole(env, { CONSOLE_ACTIONS_ENABLED: "true" });
     stops.push(() => service.process.kill("SIGTERM"));
     readOnly = await startConsole(env);

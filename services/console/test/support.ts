@@ -1,6 +1,7 @@
 import { startSimulator, type RunningSimulator } from "@savepoint/alpaca-simulator";
 import { CheckpointClient, type SnapshotEnvelope } from "@savepoint/shared";
-import { basicAuth, ServiceProcess, spawnCheckpointer, startWebService, type RunningWebService, type TestEnvironment } from "@savepoint/shared/testing";
+import { createModelServer, type ModelServer } from "@savepoint/model-server";
+import { basicAuth, openQueueWithEvents, ServiceProcess, spawnCheckpointer, startWebService, type QueueWithEvents, type RunningWebService, type TestEnvironment } from "@savepoint/shared/testing";
 import { fileURLToPath } from "node:url";
 
 const MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
@@ -139,6 +140,27 @@ export async function seedSnapshots(env: TestEnvironment, snapshots: readonly Sn
     await client.close();
     await checkpointer.kill("SIGTERM");
   }
+}
+
+/** The market a think job of these tests carries. */
+export const MARKET = { price: 187.4, previousClose: 184.1, recentCloses: [180.1, 181.3, 182.8, 183.5, 184.1, 185.0] };
+
+/**
+ * What the console's reasoning actions reach through BullMQ, on `env`: a checkpointer and a reasoner process
+ * (no model retries) on a model server answering in 20 ms, with the `reasoning` queue as a producer sees it;
+ * each is stopped with `stops`.
+ */
+export async function startReasoningBackend(env: TestEnvironment, stops: Array<() => Promise<unknown>>): Promise<{ model: ModelServer; producer: QueueWithEvents }> {
+  const checkpointer = await spawnCheckpointer(env);
+  stops.push(() => checkpointer.kill("SIGTERM"));
+  const model = createModelServer({ latencyMs: 20 });
+  const modelUrl = `http://127.0.0.1:${await model.listen(0)}`;
+  stops.push(() => model.close());
+  const producer = await openQueueWithEvents(env, "reasoning");
+  stops.push(() => producer.close());
+  const reasoner = await spawnReasoner(env, modelUrl, { MODEL_MAX_RETRIES: "0" });
+  stops.push(() => reasoner.kill("SIGTERM"));
+  return { model, producer };
 }
 
 /** A reasoner worker process on the test's queues, calling the model server at `modelUrl`; resolves once it consumes. */
