@@ -33,10 +33,19 @@ interface StoredPosition {
   orders: { takeProfitId: string | null };
 }
 
-interface ReconciliationReport {
+interface Change {
+  kind: string;
+  trade?: { symbol: string; via: string };
+}
+
+/** What the console reads of a resume the trader recorded in its state (services/trader/src/session/resume-record.ts). */
+interface ResumeRecord {
+  epoch: number;
+  downtimeMs: number;
+  positions: { before: number; atBroker: number; after: number };
   closedTradesAdded: number;
   realizedPlAdded: number;
-  changes: Array<{ kind: string; trade?: { symbol: string; via: string } }>;
+  changes: Array<{ category: string; text: string; change: Change }>;
 }
 
 const payload = (agentId: string, maxIterations: number): ThinkPayload => ({
@@ -73,7 +82,7 @@ describe("the console in headless Chromium, against a stack that traded and reas
   }
 
   async function newestTraderSnapshot(sessionId: string) {
-    const { rows } = await env.query<{ epoch: string; seq: string; state: { positions: StoredPosition[]; closedTrades: number } }>(
+    const { rows } = await env.query<{ epoch: string; seq: string; state: { positions: StoredPosition[]; closedTrades: number; resumes?: ResumeRecord[] } }>(
       "SELECT epoch, seq, state FROM checkpoints WHERE service = 'trader' AND session_id = $1 ORDER BY epoch DESC, seq DESC LIMIT 1",
       [sessionId],
     );
@@ -126,12 +135,15 @@ describe("the console in headless Chromium, against a stack that traded and reas
     const resumed = await spawnTrader(env, sim.url, ["--resume", ...PACE], TRADER_SETTINGS);
     stops.push(() => resumed.trader.kill("SIGKILL"));
     expect(resumed.sessionId).toBe(sessionId);
-    const report = resumed.trader.logs.find((line) => line.report)?.report as ReconciliationReport;
+    const logged = resumed.trader.logs.find((line) => line.report)?.report as { changes: Change[] };
     // The resumed owner's curve needs a few points: its first checkpoint is written after the reconciliation.
-    await until("three checkpoints of the resumed trader", async () => {
-      const newest = await newestTraderSnapshot(sessionId);
-      return newest && newest.epoch === 1 && newest.seq >= 2 ? true : undefined;
+    const newest = await until("three checkpoints of the resumed trader", async () => {
+      const snapshot = await newestTraderSnapshot(sessionId);
+      return snapshot && snapshot.epoch === 1 && snapshot.seq >= 2 ? snapshot : undefined;
     });
+    // The page shows the report as the trader stored it in its state; the log had the same changes.
+    const report = newest.state.resumes!.find((record) => record.epoch === 1)!;
+    expect(report.changes.map((item) => item.change)).toEqual(logged.changes);
     return { sessionId, watched, unwatched, report, downAtLeastMs, trader: resumed.trader };
   }
 
@@ -261,20 +273,26 @@ describe("the console in headless Chromium, against a stack that traded and reas
       expect.stringContaining(`${trading.unwatched.symbol} ${trading.unwatched.side} ${trading.unwatched.qty} @ $`),
     ]);
 
-    // The resume: what the trader's reconciliation report says it did, and a downtime at least as long as the kill lasted.
+    // The resume: the reconciliation report the trader stored in its state, item for item, and a downtime at least as long as the kill lasted.
     const { report } = trading;
     expect(report.closedTradesAdded).toBe(1);
-    expect(report.changes).toContainEqual(expect.objectContaining({ kind: "position_closed", trade: expect.objectContaining({ symbol: trading.unwatched.symbol, via: "take_profit" }) }));
+    expect(report.changes).toContainEqual({
+      category: "trades",
+      text: expect.any(String),
+      change: expect.objectContaining({ kind: "position_closed", trade: expect.objectContaining({ symbol: trading.unwatched.symbol, via: "take_profit" }) }),
+    });
     expect(closings[1]).toContain(formatPl(report.realizedPlAdded));
-    const resume = await page.locator("table.resumes tbody td").allTextContents();
-    expect(resume).toEqual([
-      "0 → 1",
-      expect.stringMatching(/^\d+ s$/),
-      expect.stringMatching(/\((periodic|event), active\)$/),
-      expect.stringMatching(/\(event\)$/),
-      `gone at the broker ${trading.unwatched.symbol}#${trading.unwatched.tradeNo}; 1 trade(s) booked (${formatPl(report.realizedPlAdded)})`,
-    ]);
+    const resume = await page.locator("table.resumes tbody > tr > td").allTextContents();
+    expect(resume.slice(0, 4)).toEqual(["0 → 1", expect.stringMatching(/^\d+ s$/), expect.stringMatching(/\((periodic|event), active\)$/), expect.stringMatching(/\(event\)$/)]);
     expect(Number.parseInt(resume[1]!, 10)).toBeGreaterThanOrEqual(Math.round(trading.downAtLeastMs / 1000));
+    const shown = page.locator("table.resumes .report[data-epoch='1']");
+    await expect(shown.locator(".summary").textContent()).resolves.toBe(
+      `Positions: ${report.positions.before} in the checkpoint, ${report.positions.atBroker} at the broker, ${report.positions.after} after reconciling; 1 trade(s) booked (${formatPl(report.realizedPlAdded)})`,
+    );
+    const items = await shown.locator("li").evaluateAll((lines) => lines.map((line) => ({ category: line.parentElement!.getAttribute("data-category"), kind: line.getAttribute("data-kind"), text: line.textContent })));
+    // Grouped by category, in the order of the trader's categories (resume-record.ts, CHANGE_CATEGORIES).
+    const categories = ["positions", "trades", "orders", "client_order_ids", "protection"].filter((category) => report.changes.some((item) => item.category === category));
+    expect(items).toEqual(categories.flatMap((category) => report.changes.filter((item) => item.category === category).map((item) => ({ category, kind: item.change.kind, text: item.text }))));
     // The checkpoint timeline marks the downtime: the new owner's first row follows the gap.
     const gaps = await page.locator("table.timeline tr.gap").evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll("td")].map((cell) => cell.textContent!)));
     expect(gaps.filter((cells) => cells.at(-1)!.endsWith(" · resumed")).map((cells) => cells.slice(0, 2))).toEqual([["1", "0"]]);

@@ -35,7 +35,38 @@ export const TRADING_ACCOUNT = "PA-TEST-ACCOUNT";
 export const REASONING_SESSION = "think-agent-7-AAPL-1";
 export const REASONING_AGENT = "agent-7";
 
-function traderState(minute: number, figures: { value: number; positions: object[]; closedTrades: number; realizedPl: number }) {
+/**
+ * Epoch 2's resume as the trader records it (services/trader/src/session/resume-record.ts): a trade that opened
+ * and closed while the session was down booked, and an MSFT position adopted.
+ */
+export const TRADING_RESUME = {
+  epoch: 2,
+  resumedAt: at(15),
+  restoredFrom: { epoch: 1, seq: 5, takenAt: at(5) },
+  downtimeMs: 10 * 60_000,
+  positions: { before: 0, atBroker: 1, after: 1 },
+  closedTradesAdded: 1,
+  realizedPlAdded: 30,
+  changes: [
+    {
+      category: "trades",
+      text: "AAPL: long 10 closed by its take-profit @ 183 (entry 180), realised +$30.00; it opened and closed while the session was not watching",
+      change: {
+        kind: "position_closed",
+        openedUnseen: true,
+        trade: { symbol: "AAPL", side: "long", qty: 10, entryPrice: 180, exitPrice: 183, realizedPl: 30, via: "take_profit", tradeNo: 2 },
+      },
+    },
+    {
+      category: "positions",
+      text: "MSFT: held at the broker (long 50 @ 400) but unknown to the session; adopted without bracket protection",
+      change: { kind: "position_adopted", symbol: "MSFT", side: "long", qty: 50, avgEntryPrice: 400 },
+    },
+  ],
+};
+
+/** A trader's state; `resumes` left out, as in snapshots from before the trader kept them, unless given. */
+function traderState(minute: number, figures: { value: number; positions: object[]; closedTrades: number; realizedPl: number; resumes?: object[] }) {
   return {
     sessionStartedAt: at(0),
     brokerSessionStartedAt: at(0),
@@ -48,6 +79,7 @@ function traderState(minute: number, figures: { value: number; positions: object
     decisionRuns: {},
     closedTrades: figures.closedTrades,
     realizedPl: figures.realizedPl,
+    ...(figures.resumes && { resumes: figures.resumes }),
     takenAt: at(minute),
   };
 }
@@ -72,9 +104,9 @@ export function tradingSnapshots(): SnapshotEnvelope[] {
     [1, 3, 3, "periodic", "active", { value: 100_100, positions: [aapl], closedTrades: 0, realizedPl: 0 }],
     [1, 4, 4, "event", "active", { value: 100_120, positions: [], closedTrades: 1, realizedPl: 120 }],
     [1, 5, 5, "shutdown", "interrupted", { value: 100_120, positions: [], closedTrades: 1, realizedPl: 120 }],
-    [2, 0, 15, "event", "active", { value: 100_150, positions: [msft], closedTrades: 2, realizedPl: 150 }],
-    [2, 1, 16, "periodic", "active", { value: 100_180, positions: [msft], closedTrades: 2, realizedPl: 150 }],
-    [2, 2, 17, "periodic", "active", { value: 100_140, positions: [msft], closedTrades: 2, realizedPl: 150 }],
+    [2, 0, 15, "event", "active", { value: 100_150, positions: [msft], closedTrades: 2, realizedPl: 150, resumes: [TRADING_RESUME] }],
+    [2, 1, 16, "periodic", "active", { value: 100_180, positions: [msft], closedTrades: 2, realizedPl: 150, resumes: [TRADING_RESUME] }],
+    [2, 2, 17, "periodic", "active", { value: 100_140, positions: [msft], closedTrades: 2, realizedPl: 150, resumes: [TRADING_RESUME] }],
   ];
   return steps.map(([epoch, seq, minute, kind, status, figures]) => ({
     v: 1, service: "trader", sessionId: TRADING_SESSION, ownerId: TRADING_ACCOUNT, epoch, seq, kind, status,

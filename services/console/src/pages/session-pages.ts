@@ -1,6 +1,6 @@
 import type { SessionRow, TimelineEntry } from "../store.js";
 import type { ReasoningView } from "../views/reasoning.js";
-import type { TradingView } from "../views/trading.js";
+import type { StoredResume, TradingResume, TradingView } from "../views/trading.js";
 import { equityChart } from "./equity-chart.js";
 import { formatDuration, formatPl, formatTime, formatUsd } from "./format.js";
 import { actionButton } from "./action-button.js";
@@ -29,6 +29,44 @@ const unreadableNote = (unreadable: ReadonlyArray<{ epoch: number; seq: number; 
   unreadable.length === 0
     ? ""
     : html`<p class="event">${unreadable.length} checkpoint(s) could not be read and are left out, first (${unreadable[0]!.epoch}, ${unreadable[0]!.seq}): ${unreadable[0]!.problem}</p>`;
+
+/** The trader's headings for the categories of its resume records' changes (resume-record.ts, CHANGE_CATEGORIES). */
+const CATEGORY_HEADINGS: Record<string, string> = {
+  positions: "Positions adopted or corrected",
+  trades: "Trades booked",
+  orders: "Orders found at the broker",
+  client_order_ids: "Client order ids resolved",
+  protection: "Protection",
+};
+
+/** Where a category's heading goes: in the order above, any the console does not know after them. */
+const categoryRank = (category: string) => {
+  const rank = Object.keys(CATEGORY_HEADINGS).indexOf(category);
+  return rank === -1 ? Number.POSITIVE_INFINITY : rank;
+};
+
+/** A resume's reconciliation as the trader reported it: the counts, then each change under its category's heading. */
+function storedReport(report: StoredResume): SafeHtml {
+  const categories = [...new Set(report.changes.map((item) => item.category))].sort((a, b) => categoryRank(a) - categoryRank(b));
+  return html`<div class="report" data-epoch="${report.epoch}"><p class="summary">Positions: ${report.positions.before} in the checkpoint, ${report.positions.atBroker} at the broker, ${report.positions.after} after reconciling; ${report.closedTradesAdded} trade(s) booked (${formatPl(report.realizedPlAdded)})${report.changes.length === 0 ? "; no differences with the broker" : ""}</p>
+${categories.map(
+  (category) => html`<h4>${CATEGORY_HEADINGS[category] ?? category}</h4><ul data-category="${category}">${report.changes
+    .filter((item) => item.category === category)
+    .map((item) => html`<li data-kind="${item.change.kind}">${item.text}</li>`)}</ul>`,
+)}</div>`;
+}
+
+/** What the two snapshots around a resume differ by: all there is for a resume the trader kept no report of. */
+function derivedReport(resume: TradingResume): string {
+  if (resume.positionsOpened.length + resume.positionsClosed.length + resume.closedTradesAdded === 0) return "no differences with the broker";
+  return [
+    resume.positionsOpened.length ? `adopted ${resume.positionsOpened.join(", ")}` : "",
+    resume.positionsClosed.length ? `gone at the broker ${resume.positionsClosed.join(", ")}` : "",
+    resume.closedTradesAdded ? `${resume.closedTradesAdded} trade(s) booked (${formatPl(resume.realizedPlAdded)})` : "",
+  ]
+    .filter(Boolean)
+    .join("; ");
+}
 
 /** Any session: its facts and its checkpoint timeline. */
 export function sessionPage(session: SessionRow, timeline: readonly TimelineEntry[]): SafeHtml {
@@ -90,19 +128,9 @@ ${
     ? html`<p class="empty">Never interrupted.</p>`
     : html`<table class="resumes"><thead><tr><th>epoch</th><th>down</th><th>last before</th><th>first after</th><th>reconciliation</th></tr></thead><tbody>
 ${view.resumes.map(
-  (resume) => html`<tr><td>${resume.fromEpoch} → ${resume.toEpoch}</td><td>${formatDuration(resume.downtimeMs)}</td>
+  (resume) => html`<tr><td>${resume.fromEpoch} → ${resume.toEpoch}</td><td>${formatDuration(resume.report?.downtimeMs ?? resume.downtimeMs)}</td>
 <td>${formatTime(resume.lastBefore.takenAt)} (${resume.lastBefore.kind}, ${resume.lastBefore.status})</td><td>${formatTime(resume.firstAfter.takenAt)} (${resume.firstAfter.kind})</td>
-<td>${
-    resume.positionsOpened.length + resume.positionsClosed.length + resume.closedTradesAdded === 0
-      ? "no differences with the broker"
-      : [
-          resume.positionsOpened.length ? `adopted ${resume.positionsOpened.join(", ")}` : "",
-          resume.positionsClosed.length ? `gone at the broker ${resume.positionsClosed.join(", ")}` : "",
-          resume.closedTradesAdded ? `${resume.closedTradesAdded} trade(s) booked (${formatPl(resume.realizedPlAdded)})` : "",
-        ]
-          .filter(Boolean)
-          .join("; ")
-  }</td></tr>`,
+<td>${resume.report ? storedReport(resume.report) : derivedReport(resume)}</td></tr>`,
 )}</tbody></table>`
 }
 <h2>Checkpoints</h2>

@@ -20,6 +20,22 @@ const positionSchema = z.looseObject({
   origin: z.string(),
   openedAt: z.string().nullable(),
 });
+/**
+ * A resume as the trader recorded it (services/trader/src/session/resume-record.ts): its reconciliation report,
+ * each change with the line the trader logged for it, so the console shows it without knowing every kind.
+ */
+const storedResumeSchema = z.looseObject({
+  epoch: z.number().int(),
+  resumedAt: z.string(),
+  restoredFrom: z.looseObject({ epoch: z.number().int(), seq: z.number().int(), takenAt: z.string() }),
+  downtimeMs: z.number(),
+  positions: z.looseObject({ before: z.number(), atBroker: z.number(), after: z.number() }),
+  closedTradesAdded: z.number(),
+  realizedPlAdded: z.number(),
+  changes: z.array(z.looseObject({ category: z.string(), text: z.string(), change: z.looseObject({ kind: z.string() }) })),
+});
+export type StoredResume = z.infer<typeof storedResumeSchema>;
+
 const traderStateSchema = z.looseObject({
   sessionStartedAt: z.string(),
   symbols: z.array(z.string()),
@@ -28,6 +44,8 @@ const traderStateSchema = z.looseObject({
   positions: z.array(positionSchema),
   closedTrades: z.number().int().min(0),
   realizedPl: z.number(),
+  /** The trader's latest resumes; absent in snapshots from before it kept them. */
+  resumes: z.array(storedResumeSchema).default([]),
 });
 type TraderState = z.infer<typeof traderStateSchema>;
 export type Position = z.infer<typeof positionSchema>;
@@ -54,8 +72,13 @@ export interface Closing {
   positions: Position[];
 }
 
-/** A resume, with what the new owner's reconciliation with the broker changed in the state it took over. */
+/**
+ * A resume, with what the new owner's reconciliation with the broker changed in the state it took over: the
+ * trader's own report of it, and the difference between the two snapshots, all there is for resumes from before
+ * the trader kept its reports (or older than the last it keeps).
+ */
 export interface TradingResume extends Handover {
+  report: StoredResume | null;
   positionsOpened: string[];
   positionsClosed: string[];
   closedTradesAdded: number;
@@ -122,6 +145,7 @@ export function tradingView(snapshots: readonly StoredState[]): TradingView {
   }
 
   const byPosition = new Map(readable.map((entry) => [`${entry.snapshot.epoch}.${entry.snapshot.seq}`, entry.state]));
+  const reports = new Map((readable.at(-1)?.state.resumes ?? []).map((report) => [report.epoch, report]));
   const resumes = handovers(readable.map((entry) => entry.snapshot)).map((handover): TradingResume => {
     const before = byPosition.get(`${handover.lastBefore.epoch}.${handover.lastBefore.seq}`)!;
     const after = byPosition.get(`${handover.firstAfter.epoch}.${handover.firstAfter.seq}`)!;
@@ -129,6 +153,7 @@ export function tradingView(snapshots: readonly StoredState[]): TradingView {
     const holds = new Set(after.positions.map(key));
     return {
       ...handover,
+      report: reports.get(handover.toEpoch) ?? null,
       positionsOpened: after.positions.filter((position) => !held.has(key(position))).map(key),
       positionsClosed: before.positions.filter((position) => !holds.has(key(position))).map(key),
       closedTradesAdded: after.closedTrades - before.closedTrades,
