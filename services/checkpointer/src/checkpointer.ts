@@ -99,23 +99,30 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
     confirmed: new SnapshotWriter(new CheckpointStore(confirmedPool), outage, metrics, logger, writerOptions),
   };
   const answers = new AnswerSender(answerConnection, prefix);
-  // SNAPSHOT_CONCURRENCY is shared among the queues of each kind.
-  const perQueue = (confirmed: boolean) =>
-    Math.max(1, Math.ceil(config.SNAPSHOT_CONCURRENCY / snapshotLanes.filter((lane) => lane.confirmed === confirmed).length));
+  // SNAPSHOT_CONCURRENCY is shared among the workers of each kind. The confirmed queues have CONFIRMED_FETCHERS
+  // workers between them (at least one each), so confirmed saves that arrive together are fetched side by side;
+  // each fire-and-forget queue keeps one worker, whose one-at-a-time fetches its large batches amortize.
+  const queuesOf = (confirmed: boolean) => snapshotLanes.filter((lane) => lane.confirmed === confirmed).length;
+  const perQueue = (confirmed: boolean) => Math.max(1, Math.ceil(config.SNAPSHOT_CONCURRENCY / queuesOf(confirmed)));
+  const workersPerQueue = (confirmed: boolean) => (confirmed ? Math.min(perQueue(true), Math.max(1, Math.ceil(config.CONFIRMED_FETCHERS / queuesOf(true)))) : 1);
+  const concurrencyOf = (confirmed: boolean) => Math.max(1, Math.ceil(perQueue(confirmed) / workersPerQueue(confirmed)));
   for (const { queue, confirmed } of snapshotLanes) {
-    snapshotWorkers.push(
-      createSnapshotWorker({
-        connection: confirmed ? confirmedWorkerConnection : workerConnection,
-        queue,
-        concurrency: perQueue(confirmed),
-        lockDurationMs: config.JOB_LOCK_DURATION_MS,
-        maxStateBytes: config.MAX_STATE_BYTES,
-        writer: confirmed ? writers.confirmed : writers.fireAndForget,
-        answers,
-        metrics,
-        logger,
-      }),
-    );
+    for (let index = 0; index < workersPerQueue(confirmed); index++) {
+      snapshotWorkers.push(
+        createSnapshotWorker({
+          connection: confirmed ? confirmedWorkerConnection : workerConnection,
+          queue,
+          concurrency: concurrencyOf(confirmed),
+          lockDurationMs: config.JOB_LOCK_DURATION_MS,
+          maxStateBytes: config.MAX_STATE_BYTES,
+          writer: confirmed ? writers.confirmed : writers.fireAndForget,
+          confirmed,
+          answers,
+          metrics,
+          logger,
+        }),
+      );
+    }
   }
   const workers = [
     ...snapshotWorkers,

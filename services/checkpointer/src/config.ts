@@ -13,6 +13,12 @@ export const checkpointerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.sh
   SNAPSHOT_LANES: z.enum(["all", "confirmed", "fire-and-forget"]).default("all"),
   /** Snapshot jobs held at once; also the largest possible batch. */
   SNAPSHOT_CONCURRENCY: positiveInt(10_000).default(256),
+  /**
+   * Workers fetching confirmed snapshots at once, over all confirmed queues. A BullMQ worker fetches one job per
+   * round trip, in sequence, so a burst of confirmed saves waits for as many round trips as it holds jobs unless
+   * several workers fetch side by side.
+   */
+  CONFIRMED_FETCHERS: positiveInt(64).default(8),
   BATCH_MAX_SIZE: positiveInt(5_000).default(256),
   /** Batches written at once, each by its own lane of sessions (and on its own connection). */
   BATCH_MAX_CONCURRENCY: positiveInt(64).default(2),

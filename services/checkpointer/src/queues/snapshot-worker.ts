@@ -13,6 +13,8 @@ export interface SnapshotWorkerOptions {
   lockDurationMs: number;
   maxStateBytes: number;
   writer: SnapshotWriter;
+  /** Confirmed saves: each job starts as soon as it is fetched (`startJobsOnArrival`). */
+  confirmed: boolean;
   answers: AnswerSender;
   metrics: CheckpointerMetrics;
   logger: Logger;
@@ -33,6 +35,19 @@ export class SnapshotJobWorker extends TextDataWorker {
   private readonly taking = new Set<Promise<unknown>>();
   /** Set while intake is paused; resolved by `resumeIntake` or `close`. */
   private held: { released: Promise<void>; release: () => void } | undefined;
+  /** See `startJobsOnArrival`. */
+  private startsOnArrival = false;
+
+  /**
+   * Starts each fetched job at once. BullMQ's main loop fetches one job per round trip and goes on fetching
+   * until the queue is empty or the worker full, and only then starts the jobs it has: the first of a burst of
+   * confirmed saves would wait for a round trip per job behind it. The loop stops fetching to start what it has
+   * when it sees a time to wait for delayed jobs (`blockUntil`); one long past, set after each job fetched, makes
+   * it do that every time, and the next fetch or completion sets the real one again.
+   */
+  startJobsOnArrival(): void {
+    this.startsOnArrival = true;
+  }
 
   /** Stops taking jobs; resolves once no command that could still hand this worker a job is in flight. */
   async pauseIntake(): Promise<void> {
@@ -59,7 +74,9 @@ export class SnapshotJobWorker extends TextDataWorker {
   protected override async moveToActive(token: string, name?: string): Promise<Job<string>> {
     while (this.held) await this.held.released;
     if (this.closing) return undefined as unknown as Job<string>; // what BullMQ's own fetch answers when closing
-    return this.whileTaking(super.moveToActive(token, name));
+    const job = await this.whileTaking(super.moveToActive(token, name));
+    if (job && this.startsOnArrival) (this as unknown as { blockUntil: number }).blockUntil = 1;
+    return job;
   }
 
   // A completion or failure sent before the pause may fetch the next job in the same command.
@@ -133,6 +150,7 @@ export function createSnapshotWorker(options: SnapshotWorkerOptions): SnapshotJo
       maxStalledCount: 100,
     },
   );
+  if (options.confirmed) worker.startJobsOnArrival();
   worker.on("failed", (job, error) => {
     if (error instanceof JobRejectedError) {
       metrics.rejected.inc({ reason: error.code });
