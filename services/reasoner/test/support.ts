@@ -1,4 +1,3 @@
-import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { Queue, QueueEvents, type Job } from "bullmq";
 import {
@@ -20,6 +19,7 @@ import {
   type LogLine,
   type QueueWithEvents,
   type TestEnvironment,
+  recordingLogger,
 } from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
@@ -71,14 +71,8 @@ export async function startInProcessReasoner(
   overrides: Record<string, string> = {},
 ): Promise<{ reasoner: RunningReasoner; logs: LogLine[] }> {
   const config = parseEnv(reasonerEnvSchema, reasonerEnv(env, modelUrl, overrides));
-  const logs: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logs.push(JSON.parse(chunk.toString()) as LogLine);
-      done();
-    },
-  });
-  const reasoner = await startReasoner(config, pino({ level: "info" }, sink), createMetricsRegistry("reasoner"));
+  const { logger, lines: logs } = recordingLogger();
+  const reasoner = await startReasoner(config, logger, createMetricsRegistry("reasoner"));
   return { reasoner, logs };
 }
 

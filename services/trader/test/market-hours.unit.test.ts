@@ -1,6 +1,4 @@
-import { Writable } from "node:stream";
-import { InMemoryCheckpoints } from "@savepoint/shared/testing";
-import { pino } from "pino";
+import { InMemoryCheckpoints, recordingLogger } from "@savepoint/shared/testing";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
 import { BrokerClockPace, closedMarketStepMs, UNMEASURED_STEP_MS } from "../src/session/market-hours.js";
@@ -107,16 +105,7 @@ describe("a session while the market is closed", () => {
     };
     const strategy = new Entering();
     const store = new InMemoryCheckpoints();
-    const lines: Array<{ msg: string; event?: string }> = [];
-    const logger = pino(
-      { level: "info" },
-      new Writable({
-        write(chunk: Buffer, _encoding, done) {
-          lines.push(JSON.parse(chunk.toString()) as { msg: string });
-          done();
-        },
-      }),
-    );
+    const { logger, lines } = recordingLogger<{ msg: string; event?: string }>();
     const state = new TradingState({
       sessionStartedAt: SUBMITTED_AT.toISOString(),
       brokerSessionStartedAt: SUBMITTED_AT.toISOString(),

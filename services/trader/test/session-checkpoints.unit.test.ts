@@ -1,7 +1,5 @@
-import { Writable } from "node:stream";
 import { SessionTakenOverError } from "@savepoint/shared";
-import { InMemoryCheckpoints } from "@savepoint/shared/testing";
-import { pino } from "pino";
+import { InMemoryCheckpoints, recordingLogger } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
 import { RestoreError, SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
 import { TRADER_STATE_VERSION, TradingState } from "../src/session/state.js";
@@ -17,16 +15,7 @@ const identity = {
 };
 
 function setUp(epoch = 0, store = new InMemoryCheckpoints()) {
-  const lines: { msg: string; [field: string]: unknown }[] = [];
-  const logger = pino(
-    { level: "info" },
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as { msg: string });
-        done();
-      },
-    }),
-  );
+  const { logger, lines } = recordingLogger<{ msg: string; [field: string]: unknown }>();
   const takeOvers: SessionTakenOverError[] = [];
   const checkpoints = new SessionCheckpoints(store, { sessionId: SESSION, ownerId: "account-1", epoch }, logger, (error) => takeOvers.push(error));
   return { store, checkpoints, lines, takeOvers };

@@ -1,21 +1,11 @@
-import { Writable } from "node:stream";
-import { pino } from "pino";
+import { recordingLogger } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
 import { BrokerReadError } from "../src/broker/errors.js";
 import { readAtStartup, StartupError } from "../src/trader.js";
 
 const OPERATION = "GET /v2/account";
 /** A read the broker's rate limit refuses, its reset a moment away. */
-function captureLogger() {
-  const lines: Array<{ msg: string; event?: string }> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()) as { msg: string });
-      done();
-    },
-  });
-  return { logger: pino({ level: "info" }, sink), lines };
-}
+const captureLogger = () => recordingLogger<{ msg: string; event?: string }>();
 const rateLimited = () => new BrokerReadError(OPERATION, "rate limited (HTTP 429)", 429, new Date(Date.now() + 20));
 
 describe("a broker read the trader cannot start without", () => {

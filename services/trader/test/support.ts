@@ -1,5 +1,4 @@
 import { fileURLToPath } from "node:url";
-import { Writable } from "node:stream";
 import { CheckpointClient, type Logger } from "@savepoint/shared";
 import {
   createTestEnvironment,
@@ -9,8 +8,8 @@ import {
   stopNewestFirst,
   type LogLine,
   type TestEnvironment,
+  recordingLogger,
 } from "@savepoint/shared/testing";
-import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
 import { orderRequestMs } from "../src/config.js";
@@ -120,17 +119,8 @@ export function connectClient(env: TestEnvironment): Promise<CheckpointClient> {
   return CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix });
 }
 
-/** A logger whose JSON lines the test can read. */
-export function captureLogger(level = "info"): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const text of chunk.toString("utf8").split("\n")) if (text) lines.push(JSON.parse(text) as LogLine);
-      done();
-    },
-  });
-  return { logger: pino({ level, base: { service: "trader" } }, sink), lines };
-}
+/** A logger whose JSON lines the test can read, with the trader's service name in each. */
+export const captureLogger = (level = "info") => recordingLogger<LogLine>(level, { service: "trader" });
 
 /** What the in-process Trader needs, against `sim` and the test environment. */
 export function traderContext(env: TestEnvironment, sim: RunningSimulator, client: CheckpointClient, logger: Logger): TraderContext {

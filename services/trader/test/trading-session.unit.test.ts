@@ -1,7 +1,5 @@
-import { Writable } from "node:stream";
 import { SessionTakenOverError } from "@savepoint/shared";
-import { InMemoryCheckpoints } from "@savepoint/shared/testing";
-import { pino } from "pino";
+import { InMemoryCheckpoints, recordingLogger } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
 import { BrokerRateLimitedError, BrokerReadError, BrokerRefusedError } from "../src/broker/errors.js";
 import type { Bar } from "../src/broker/types.js";
@@ -50,16 +48,7 @@ function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; st
   const broker = new ScriptedBroker().addBar("AAPL", bar(0, 100));
   const strategy = options.strategy ?? new ScriptedStrategy(openLong);
   const store = options.store ?? new InMemoryCheckpoints();
-  const lines: LogLine[] = [];
-  const logger = pino(
-    { level: "debug" },
-    new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(JSON.parse(chunk.toString()) as LogLine);
-        done();
-      },
-    }),
-  );
+  const { logger, lines } = recordingLogger<LogLine>("debug");
   const state = new TradingState({
     sessionStartedAt: SUBMITTED_AT.toISOString(),
     brokerSessionStartedAt: SUBMITTED_AT.toISOString(),

@@ -10,3 +10,4 @@ export * from "./redis-cluster.js";
 export * from "./http-tap.js";
 export * from "./web-service.js";
 export * from "./think-result.js";
+export * from "./recording-logger.js";
