@@ -3,7 +3,7 @@ import { BrokerReadError } from "../src/broker/errors.js";
 import { readFullView, readLiveView } from "../src/session/broker-view.js";
 import { entryClientOrderId } from "../src/session/client-order-ids.js";
 import { TradingState, type OpenPosition, type PendingEntry } from "../src/session/state.js";
-import { bracketOrder, brokerOrder, brokerPosition, ScriptedBroker, SUBMITTED_AT } from "./scripted-broker.js";
+import { bracketOrder, brokerOrder, brokerPosition, openPosition, ScriptedBroker, SUBMITTED_AT } from "./scripted-broker.js";
 
 const SESSION = "trader-1";
 const MINUTE = 60_000;
@@ -29,22 +29,12 @@ const pending = (symbol: string, orderId: string | null): PendingEntry => ({
   confirmed: orderId !== null,
 });
 
-const holding = (symbol: string, entryId: string, openedAt: Date | null = SUBMITTED_AT): OpenPosition => ({
-  symbol,
-  side: "long",
-  qty: 10,
-  entryPrice: 100,
-  stopLoss: 90,
-  takeProfit: 110,
-  tradeNo: 1,
-  origin: "strategy",
-  openedAt: openedAt?.toISOString() ?? null,
-  orders: { entryId, entryClientOrderId: entryClientOrderId(SESSION, symbol, 1), takeProfitId: null, stopLossId: null },
-  entryFilling: false,
-  exit: null,
-  closeAttempts: 0,
-  exitFills: {},
-});
+/** A position whose entry order is `entryId`, its legs not yet known. */
+const holding = (symbol: string, entryId: string, openedAt: Date | null = SUBMITTED_AT): OpenPosition =>
+  openPosition(symbol, {
+    openedAt: openedAt?.toISOString() ?? null,
+    orders: { entryId, entryClientOrderId: entryClientOrderId(SESSION, symbol, 1), takeProfitId: null, stopLossId: null },
+  });
 
 /** Records the arguments of the listing calls, which the call log alone does not show. */
 function listingsOf(broker: ScriptedBroker): { after: Date; symbols?: string[] }[] {

@@ -2,8 +2,8 @@ import { describe, expect, it } from "vitest";
 import type { BrokerOrder, BrokerPosition } from "../src/broker/types.js";
 import { closeClientOrderId, entryClientOrderId } from "../src/session/client-order-ids.js";
 import { reconcile, ReconciliationError, type BrokerView, type Change } from "../src/session/reconcile.js";
-import { TradingState, type ClosedTrade, type OpenPosition, type PendingEntry, type TraderState } from "../src/session/state.js";
-import { bracketOrder, brokerAccount, brokerOrder, brokerPosition, SUBMITTED_AT } from "./scripted-broker.js";
+import { TradingState, type ClosedTrade, type PendingEntry, type TraderState } from "../src/session/state.js";
+import { bracketOrder, brokerAccount, brokerOrder, brokerPosition, openPosition, SUBMITTED_AT } from "./scripted-broker.js";
 
 /**
  * Every case of `reconcile(state, view)` as one row: the session's state before, what the broker says, the
@@ -38,24 +38,6 @@ const pending = (symbol: string, fields: Partial<PendingEntry> = {}): PendingEnt
   ...fields,
 });
 
-/** A position the session opened from its bracket `entry-1` (legs `tp-1` and `sl-1`). */
-const holding = (symbol: string, fields: Partial<OpenPosition> = {}): OpenPosition => ({
-  symbol,
-  side: "long",
-  qty: 10,
-  entryPrice: 100,
-  stopLoss: 90,
-  takeProfit: 110,
-  tradeNo: 1,
-  origin: "strategy",
-  openedAt: SUBMITTED_AT.toISOString(),
-  orders: { entryId: "entry-1", entryClientOrderId: entryId(symbol), takeProfitId: "tp-1", stopLossId: "sl-1" },
-  entryFilling: false,
-  exit: null,
-  closeAttempts: 0,
-  exitFills: {},
-  ...fields,
-});
 
 /** The session's AAPL bracket `entry-1` with legs `tp-1` (110) and `sl-1` (90). */
 const aaplBracket = (script: Partial<Parameters<typeof bracketOrder>[0]> = {}) =>
@@ -128,7 +110,7 @@ const rows: Row[] = [
     orders: [aaplBracket({ filledAt: 100.5 })],
     positions: [brokerPosition("AAPL", 10, 100.5)],
     changes: [{ kind: "entry_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "long", qty: 10, fillPrice: 100.5 }],
-    after: { pendingEntries: [], positions: [holding("AAPL", { entryPrice: 100.5 })], nextTradeNo: { AAPL: 2 } },
+    after: { pendingEntries: [], positions: [openPosition("AAPL", { entryPrice: 100.5 })], nextTradeNo: { AAPL: 2 } },
   },
   {
     name: "opens a short from a sell entry, its take-profit below and its stop-loss above",
@@ -136,7 +118,7 @@ const rows: Row[] = [
     orders: [aaplBracket({ side: "sell", filledAt: 100, takeProfit: 90, stopLoss: 110 })],
     positions: [brokerPosition("AAPL", -10, 100)],
     changes: [{ kind: "entry_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "short", qty: 10, fillPrice: 100 }],
-    after: { positions: [holding("AAPL", { side: "short", takeProfit: 90, stopLoss: 110 })] },
+    after: { positions: [openPosition("AAPL", { side: "short", takeProfit: 90, stopLoss: 110 })] },
   },
   {
     name: "leaves a broker position behind a still-pending entry to the next sync (it filled after its order was read)",
@@ -159,7 +141,7 @@ const rows: Row[] = [
     orders: [aaplBracket({ filledAt: 100 })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [{ kind: "order_recovered", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), status: "filled", filledQty: 10 }],
-    after: { positions: [holding("AAPL")], nextTradeNo: { AAPL: 2 } },
+    after: { positions: [openPosition("AAPL")], nextTradeNo: { AAPL: 2 } },
   },
   {
     name: "books what the exits of a recovered entry filled already, though the position stays open (a fill while down)",
@@ -170,7 +152,7 @@ const rows: Row[] = [
       { kind: "exit_partially_filled", symbol: "AAPL", tradeNo: 1, exitedQty: 3, realizedPl: -30 },
       { kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "long", qty: 7 } },
     ],
-    after: { positions: [holding("AAPL", { qty: 7, exitFills: { "sl-1": { qty: 3, price: 90, realizedPl: -30 } } })], realizedPl: -30, closedTrades: 0 },
+    after: { positions: [openPosition("AAPL", { qty: 7, exitFills: { "sl-1": { qty: 3, price: 90, realizedPl: -30 } } })], realizedPl: -30, closedTrades: 0 },
   },
   {
     name: "records that an unknown entry canceled unfilled used its trade number, and nothing else",
@@ -209,28 +191,28 @@ const rows: Row[] = [
   // Positions the session holds.
   {
     name: "closes a position whose take-profit filled, with the P&L of its own fills",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { filledAt: 110.5 }, stopLossLeg: { status: "canceled" } })],
     changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 110.5, realizedPl: 105, via: "take_profit" }) }],
     after: { positions: [], closedTrades: 1, realizedPl: 105 },
   },
   {
     name: "closes a position whose stop-loss filled, at the entry's fill price rather than the session's",
-    given: (state) => state.open(holding("AAPL", { entryPrice: 99 })),
+    given: (state) => state.open(openPosition("AAPL", { entryPrice: 99 })),
     orders: [aaplBracket({ filledAt: 100, stopLossLeg: { filledAt: 89.9 }, takeProfitLeg: { status: "canceled" } })],
     changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 89.9, realizedPl: -101, via: "stop_loss" }) }],
     after: { positions: [], realizedPl: -101 },
   },
   {
     name: "closes a short whose stop-loss filled, at a loss",
-    given: (state) => state.open(holding("AAPL", { side: "short", takeProfit: 90, stopLoss: 110 })),
+    given: (state) => state.open(openPosition("AAPL", { side: "short", takeProfit: 90, stopLoss: 110 })),
     orders: [aaplBracket({ side: "sell", filledAt: 100, takeProfit: 90, stopLoss: 110, stopLossLeg: { filledAt: 105 }, takeProfitLeg: { status: "canceled" } })],
     changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ side: "short", exitPrice: 105, realizedPl: -50, via: "stop_loss" }) }],
     after: { positions: [], realizedPl: -50 },
   },
   {
     name: "closes a position by this session's own close order",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [
       aaplBracket({ filledAt: 100, ...canceledLegs }),
       brokerOrder({ clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", status: "filled", filledQty: 10, filledAvgPrice: 103, filledAt: LATER }),
@@ -240,14 +222,14 @@ const rows: Row[] = [
   },
   {
     name: "closes a position gone at the broker by its close order even when that order is all the broker shows",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [brokerOrder({ clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", status: "filled", filledQty: 10, filledAvgPrice: 97, filledAt: LATER })],
     changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 97, realizedPl: -30, via: "close_order" }) }],
     after: { positions: [], realizedPl: -30 },
   },
   {
     name: "closes a position closed by someone else's orders at their average fill",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [
       aaplBracket({ filledAt: 100, ...canceledLegs }),
       brokerOrder({ clientOrderId: "closed-by-hand-1", symbol: "AAPL", side: "sell", qty: 4, status: "filled", filledQty: 4, filledAvgPrice: 95, filledAt: LATER }),
@@ -259,73 +241,73 @@ const rows: Row[] = [
   },
   {
     name: "does not take a fill from before the position opened as its exit; the exit price is then unknown",
-    given: (state) => state.open(holding("AAPL", { openedAt: LATER.toISOString() })),
+    given: (state) => state.open(openPosition("AAPL", { openedAt: LATER.toISOString() })),
     orders: [brokerOrder({ clientOrderId: "closed-by-hand", symbol: "AAPL", side: "sell", status: "filled", filledQty: 10, filledAvgPrice: 95, filledAt: SUBMITTED_AT })],
     changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: null, realizedPl: 0, via: "unknown" }) }],
     after: { positions: [], closedTrades: 1, realizedPl: 0 },
   },
   {
     name: "does not take a fill on the entry's side as an exit",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [brokerOrder({ clientOrderId: "bought-by-hand", symbol: "AAPL", side: "buy", status: "filled", filledQty: 10, filledAvgPrice: 95, filledAt: LATER })],
     changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: null, realizedPl: 0, via: "unknown" }) }],
     after: { positions: [] },
   },
   {
     name: "leaves a position a live sync did not examine to the next sync, even when the broker no longer lists it",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     examined: [],
     changes: [],
-    after: { positions: [holding("AAPL")] },
+    after: { positions: [openPosition("AAPL")] },
   },
   {
     name: "closes a position a live sync examined and the broker no longer lists",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     examined: ["AAPL"],
     changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: null, realizedPl: 0, via: "unknown" }) }],
     after: { positions: [] },
   },
   {
     name: "takes the broker's quantity and average price when they differ from the session's",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     positions: [brokerPosition("AAPL", 15, 101)],
     changes: [{ kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "long", qty: 15 } }],
-    after: { positions: [holding("AAPL", { qty: 15, entryPrice: 101 })] },
+    after: { positions: [openPosition("AAPL", { qty: 15, entryPrice: 101 })] },
   },
   {
     name: "takes the broker's side when the position flipped",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     positions: [brokerPosition("AAPL", -5, 98)],
     changes: [{ kind: "quantity_corrected", symbol: "AAPL", local: { side: "long", qty: 10 }, broker: { side: "short", qty: 5 } }],
-    after: { positions: [holding("AAPL", { side: "short", qty: 5, entryPrice: 98 })] },
+    after: { positions: [openPosition("AAPL", { side: "short", qty: 5, entryPrice: 98 })] },
   },
   {
     name: "changes nothing when the broker holds what the session holds",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [aaplBracket({ filledAt: 100 })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [],
-    after: { positions: [holding("AAPL")] },
+    after: { positions: [openPosition("AAPL")] },
   },
   {
     name: "re-attaches legs replaced at the broker, taking their prices",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [aaplBracket({ filledAt: 100, stopLoss: 95, stopLossLeg: { id: "sl-2" } })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [{ kind: "legs_attached", symbol: "AAPL", takeProfitId: "tp-1", stopLossId: "sl-2" }],
-    after: { positions: [holding("AAPL", { stopLoss: 95, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-1", stopLossId: "sl-2" } })] },
+    after: { positions: [openPosition("AAPL", { stopLoss: 95, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-1", stopLossId: "sl-2" } })] },
   },
   {
     name: "attaches the legs of a position restored without them",
-    given: (state) => state.open(holding("AAPL", { orders: { entryId: null, entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })),
+    given: (state) => state.open(openPosition("AAPL", { orders: { entryId: null, entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })),
     orders: [aaplBracket({ filledAt: 100 })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [{ kind: "legs_attached", symbol: "AAPL", takeProfitId: "tp-1", stopLossId: "sl-1" }],
-    after: { positions: [holding("AAPL")] },
+    after: { positions: [openPosition("AAPL")] },
   },
   {
     name: "reports a position whose exit legs were canceled without a fill as unprotected",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [aaplBracket({ filledAt: 100, ...canceledLegs })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [
@@ -335,15 +317,15 @@ const rows: Row[] = [
         detail: "its exit legs are canceled and canceled without a fill, so the broker holds no stop-loss or take-profit for it; the session closes it at market",
       },
     ],
-    after: { positions: [holding("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
+    after: { positions: [openPosition("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
   },
   {
     name: "reports the lost protection once: legs it knows are gone are not reported again",
-    given: (state) => state.open(holding("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })),
+    given: (state) => state.open(openPosition("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })),
     orders: [aaplBracket({ filledAt: 100, ...canceledLegs })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [],
-    after: { positions: [holding("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
+    after: { positions: [openPosition("AAPL", { orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
   },
 
   // Partial entry fills: the position is what filled; the rest works on, its legs held until it is whole.
@@ -354,15 +336,15 @@ const rows: Row[] = [
     positions: [brokerPosition("AAPL", 4, 100.5)],
     changes: [{ kind: "entry_partially_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "long", qty: 4, ordered: 10, fillPrice: 100.5 }],
     // Alpaca stamps filled_at only once the order has filled whole.
-    after: { pendingEntries: [], positions: [holding("AAPL", { qty: 4, entryPrice: 100.5, openedAt: null, entryFilling: true })], nextTradeNo: { AAPL: 2 } },
+    after: { pendingEntries: [], positions: [openPosition("AAPL", { qty: 4, entryPrice: 100.5, openedAt: null, entryFilling: true })], nextTradeNo: { AAPL: 2 } },
   },
   {
     name: "grows the position as the rest of its entry fills, at the entry's average price",
-    given: (state) => state.open(holding("AAPL", { qty: 4, entryPrice: 100.5, openedAt: null, entryFilling: true })),
+    given: (state) => state.open(openPosition("AAPL", { qty: 4, entryPrice: 100.5, openedAt: null, entryFilling: true })),
     orders: [aaplBracket({ filledAt: 100.8 })],
     positions: [brokerPosition("AAPL", 10, 100.8)],
     changes: [{ kind: "entry_filled", symbol: "AAPL", tradeNo: 1, clientOrderId: entryId("AAPL"), side: "long", qty: 10, fillPrice: 100.8 }],
-    after: { positions: [holding("AAPL", { entryPrice: 100.8, openedAt: SUBMITTED_AT.toISOString() })] },
+    after: { positions: [openPosition("AAPL", { entryPrice: 100.8, openedAt: SUBMITTED_AT.toISOString() })] },
   },
   {
     name: "keeps what a canceled entry filled, unprotected, since Alpaca cancels its legs with it",
@@ -377,28 +359,28 @@ const rows: Row[] = [
         detail: "its exit legs are canceled and canceled without a fill, so the broker holds no stop-loss or take-profit for it; the session closes it at market",
       },
     ],
-    after: { positions: [holding("AAPL", { qty: 3, openedAt: null, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
+    after: { positions: [openPosition("AAPL", { qty: 3, openedAt: null, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
   },
 
   // Exits in progress: the take-profit leg replaced under the trade's close id, or a market close.
   {
     name: "follows the exit's replacement once the replace completed, keeping the planned take-profit",
-    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
+    given: (state) => state.open(openPosition("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
     orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), limitPrice: 97.5 } })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [],
-    after: { positions: [holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-2", stopLossId: "sl-1" } })] },
+    after: { positions: [openPosition("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-2", stopLossId: "sl-1" } })] },
   },
   {
     name: "books a position closed by its exit's replacement leg as closed by the session's exit",
-    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
+    given: (state) => state.open(openPosition("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
     orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98 }, stopLossLeg: { status: "canceled" } })],
     changes: [{ kind: "position_closed", openedUnseen: false, trade: trade({ exitPrice: 98, realizedPl: -20, via: "close_order" }) }],
     after: { positions: [], closedTrades: 1, realizedPl: -20 },
   },
   {
     name: "keeps a position open while its exit has filled only part of it, at the broker's quantity",
-    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
+    given: (state) => state.open(openPosition("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
     orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98, filledQty: 6 } })],
     positions: [brokerPosition("AAPL", 4, 100)],
     changes: [
@@ -407,7 +389,7 @@ const rows: Row[] = [
     ],
     after: {
       positions: [
-        holding("AAPL", {
+        openPosition("AAPL", {
           qty: 4,
           exit: { ...EXIT, orderId: "tp-2" },
           closeAttempts: 1,
@@ -422,7 +404,7 @@ const rows: Row[] = [
   {
     name: "books only what an exit filled beyond what was booked, and the rest as it closes the trade",
     given: (state) => {
-      state.open(holding("AAPL", { qty: 4, exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, exitFills: { "tp-2": { qty: 6, price: 98, realizedPl: -12 } } }));
+      state.open(openPosition("AAPL", { qty: 4, exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, exitFills: { "tp-2": { qty: 6, price: 98, realizedPl: -12 } } }));
       state.realizedPl = -12;
     },
     orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98.5 }, stopLossLeg: { status: "canceled" } })],
@@ -431,16 +413,16 @@ const rows: Row[] = [
   },
   {
     name: "leaves a position the broker shows smaller than its orders account for to the next sync, which reads them again",
-    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
+    given: (state) => state.open(openPosition("AAPL", { exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1 })),
     // The exit had filled 6 when the orders were read, 8 by the time the positions were.
     orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), filledAt: 98, filledQty: 6 } })],
     positions: [brokerPosition("AAPL", 2, 100)],
     changes: [{ kind: "exit_partially_filled", symbol: "AAPL", tradeNo: 1, exitedQty: 6, realizedPl: -12 }],
-    after: { positions: [holding("AAPL", { qty: 10, exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, orders: expect.anything(), exitFills: { "tp-2": { qty: 6, price: 98, realizedPl: -12 } } })], realizedPl: -12 },
+    after: { positions: [openPosition("AAPL", { qty: 10, exit: { ...EXIT, orderId: "tp-2" }, closeAttempts: 1, orders: expect.anything(), exitFills: { "tp-2": { qty: 6, price: 98, realizedPl: -12 } } })], realizedPl: -12 },
   },
   {
     name: "books every exit fill of a trade at their average: part by its first close, the rest by its second",
-    given: (state) => state.open(holding("AAPL", { qty: 4, exit: { ...EXIT, clientOrderId: closeClientOrderId(SESSION, "AAPL", 1, 2), orderId: "close-2" }, closeAttempts: 2 })),
+    given: (state) => state.open(openPosition("AAPL", { qty: 4, exit: { ...EXIT, clientOrderId: closeClientOrderId(SESSION, "AAPL", 1, 2), orderId: "close-2" }, closeAttempts: 2 })),
     orders: [
       aaplBracket({ filledAt: 100, ...canceledLegs }),
       brokerOrder({ id: "close-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", status: "canceled", filledQty: 6, filledAvgPrice: 98 }),
@@ -451,31 +433,31 @@ const rows: Row[] = [
   },
   {
     name: "clears an exit the broker ended unfilled, so the next one takes the next close id",
-    given: (state) => state.open(holding("AAPL", { exit: { ...EXIT, method: "market", orderId: "close-1" }, closeAttempts: 1 })),
+    given: (state) => state.open(openPosition("AAPL", { exit: { ...EXIT, method: "market", orderId: "close-1" }, closeAttempts: 1 })),
     orders: [aaplBracket({ filledAt: 100, ...canceledLegs }), brokerOrder({ id: "close-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", status: "rejected" })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [
       { kind: "protection_lost", symbol: "AAPL", detail: "its exit legs are canceled and canceled without a fill, so the broker holds no stop-loss or take-profit for it; the session closes it at market" },
       { kind: "exit_ended", symbol: "AAPL", tradeNo: 1, clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), status: "rejected", filledQty: 0 },
     ],
-    after: { positions: [holding("AAPL", { exit: null, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
+    after: { positions: [openPosition("AAPL", { exit: null, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })] },
   },
   {
     name: "drops an exit that got no answer and is not at the broker, so its id is asked for again",
-    given: (state) => state.open(holding("AAPL", { exit: EXIT, closeAttempts: 1 })),
+    given: (state) => state.open(openPosition("AAPL", { exit: EXIT, closeAttempts: 1 })),
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [{ kind: "placement_not_found", symbol: "AAPL", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1) }],
-    after: { positions: [holding("AAPL", { exit: null, closeAttempts: 0 })] },
+    after: { positions: [openPosition("AAPL", { exit: null, closeAttempts: 0 })] },
   },
   {
     name: "takes a working exit the checkpoint does not have (asked for by a run that crashed) as the position's exit",
-    given: (state) => state.open(holding("AAPL")),
+    given: (state) => state.open(openPosition("AAPL")),
     orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { id: "tp-2", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1, 2), limitPrice: 97.5 } })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [],
     after: {
       positions: [
-        holding("AAPL", {
+        openPosition("AAPL", {
           exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1, 2), orderId: "tp-2", method: "replace_take_profit", requestedAt: READ_AT.toISOString() },
           closeAttempts: 2,
           orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-2", stopLossId: "sl-1" },
@@ -492,7 +474,7 @@ const rows: Row[] = [
     changes: [{ kind: "position_adopted", symbol: "MSFT", side: "long", qty: 3, avgEntryPrice: 400 }],
     after: {
       positions: [
-        holding("MSFT", {
+        openPosition("MSFT", {
           qty: 3,
           entryPrice: 400,
           stopLoss: null,
@@ -606,7 +588,7 @@ describe("reconcile refuses answers it cannot keep the books on, changing nothin
     },
     {
       name: "no position while a filled entry's take-profit is still working",
-      given: (state) => state.open(holding("AAPL")),
+      given: (state) => state.open(openPosition("AAPL")),
       orders: [aaplBracket({ filledAt: 100 })],
       message: `the broker lists no AAPL position, yet order ${entryId("AAPL")} still has a working take-profit leg (new) protecting one; refusing to treat AAPL as flat on contradictory answers`,
     },
@@ -618,7 +600,7 @@ describe("reconcile refuses answers it cannot keep the books on, changing nothin
     {
       // Its last fills came between the order read and the positions read: booking 6 would lose the other 4.
       name: "no position while a filled entry's take-profit has exited part of it and still works",
-      given: (state) => state.open(holding("AAPL")),
+      given: (state) => state.open(openPosition("AAPL")),
       orders: [{ ...aaplBracket({ filledAt: 100 }), legs: aaplBracket({ filledAt: 100 }).legs.map((leg) => (leg.type === "limit" ? { ...leg, status: "partially_filled", filledQty: 6, filledAvgPrice: 110 } : leg)) }],
       message: `the broker lists no AAPL position, yet order ${entryId("AAPL")} has exited only 6 of 10 and still has a working take-profit leg (partially_filled) protecting one; refusing to treat AAPL as flat on contradictory answers`,
     },

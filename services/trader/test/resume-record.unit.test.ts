@@ -7,7 +7,7 @@ import { reconcile } from "../src/session/reconcile.js";
 import type { ReconciliationReport } from "../src/session/report.js";
 import { RESUMES_KEPT, resumeRecord } from "../src/session/resume-record.js";
 import { TRADER_STATE_VERSION, TradingState } from "../src/session/state.js";
-import { bracketOrder, brokerAccount, brokerPosition, SUBMITTED_AT } from "./scripted-broker.js";
+import { bracketOrder, brokerAccount, brokerPosition, openPosition, SUBMITTED_AT } from "./scripted-broker.js";
 
 /** A resume's record built from a reconciliation of an in-memory state with a broker view built by hand. */
 
@@ -31,22 +31,7 @@ const newState = () =>
  */
 function reconciled(): { state: TradingState; report: ReconciliationReport } {
   const state = newState();
-  state.open({
-    symbol: "AAPL",
-    side: "long",
-    qty: 10,
-    entryPrice: 100,
-    stopLoss: 90,
-    takeProfit: 110,
-    tradeNo: 1,
-    origin: "strategy",
-    openedAt: SUBMITTED_AT.toISOString(),
-    orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: "tp-1", stopLossId: "sl-1" },
-    entryFilling: false,
-    exit: null,
-    closeAttempts: 0,
-    exitFills: {},
-  });
+  state.open(openPosition("AAPL"));
   const pending = { side: "long" as const, qty: 10, tradeNo: 1, takeProfit: 110, stopLoss: 90, submittedAt: SUBMITTED_AT.toISOString() };
   state.pendingEntries.set("GOOGL", { ...pending, symbol: "GOOGL", clientOrderId: entryId("GOOGL"), orderId: "entry-2", confirmed: true });
   state.pendingEntries.set("MSFT", { ...pending, symbol: "MSFT", clientOrderId: entryId("MSFT"), orderId: null, confirmed: false });

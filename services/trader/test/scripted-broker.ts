@@ -1,6 +1,8 @@
 import type { Broker } from "../src/broker/broker.js";
 import { BrokerRefusedError } from "../src/broker/errors.js";
 import { isOrderFinal, type Bar, type BracketRequest, type BrokerAccount, type BrokerAsset, type BrokerLeg, type BrokerOrder, type BrokerPosition, type MarketClock, type MarketRequest, type ReplaceRequest } from "../src/broker/types.js";
+import { entryClientOrderId } from "../src/session/client-order-ids.js";
+import type { OpenPosition } from "../src/session/state.js";
 
 /** When the scripted broker's orders were submitted unless a test says otherwise. */
 export const SUBMITTED_AT = new Date("2026-01-05T15:30:00.000Z");
@@ -22,6 +24,28 @@ const ORDER_DEFAULTS: Omit<BrokerOrder, "id" | "clientOrderId" | "symbol"> = {
 
 let orderIds = 0;
 const nextOrderId = () => `order-${++orderIds}`;
+
+/**
+ * A position of session `trader-1` as its state holds it, opened from its bracket `entry-1` (legs `tp-1` and
+ * `sl-1`): long 10 at 100, stop 90, take-profit 110, no exit under way; `fields` change what a case needs.
+ */
+export const openPosition = (symbol: string, fields: Partial<OpenPosition> = {}): OpenPosition => ({
+  symbol,
+  side: "long",
+  qty: 10,
+  entryPrice: 100,
+  stopLoss: 90,
+  takeProfit: 110,
+  tradeNo: 1,
+  origin: "strategy",
+  openedAt: SUBMITTED_AT.toISOString(),
+  orders: { entryId: "entry-1", entryClientOrderId: entryClientOrderId("trader-1", symbol, 1), takeProfitId: "tp-1", stopLossId: "sl-1" },
+  entryFilling: false,
+  exit: null,
+  closeAttempts: 0,
+  exitFills: {},
+  ...fields,
+});
 
 /** A broker order as the trader parses it, with the fields a test does not care about filled in. */
 export function brokerOrder(fields: Partial<BrokerOrder> & Pick<BrokerOrder, "clientOrderId" | "symbol">): BrokerOrder {
