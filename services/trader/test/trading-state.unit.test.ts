@@ -101,6 +101,19 @@ describe("trading state", () => {
     expect(state.realizedPl).toBe(2.99);
   });
 
+  it("books the part-exited positions' P&L rounded once over all of them, as the broker's total is", () => {
+    const state = new TradingState(identity);
+    // Each entered 3 @ 100.003333 and part-exited 1 @ 101: 0.996667 each, 1.993334 together.
+    state.open(position("AAPL", { qty: 3, entryPrice: 100.003333 }));
+    state.open(position("MSFT", { qty: 3, entryPrice: 100.003333 }));
+    expect(state.bookExitFills(state.positions.get("AAPL")!, [fill("tp-1", 1, 101)])).toBe(1);
+    expect(state.bookExitFills(state.positions.get("MSFT")!, [fill("tp-1", 1, 101)])).toBe(0.99);
+    expect(state.realizedPl).toBe(1.99);
+    // Closed, each trade adds its own cents (2.99 for 3 @ 101 less 300.01), the one still open its part.
+    expect(state.close("AAPL", { fills: [fill("tp-1", 3, 101)], via: "take_profit" }).realizedPl).toBe(2.99);
+    expect(state.realizedPl).toBe(3.99);
+  });
+
   it("reads a stored position from before exit fills were booked as none booked", () => {
     const snapshot = new TradingState(identity).toSnapshot(new Date(0));
     const { exitFills, ...older } = position("AAPL");

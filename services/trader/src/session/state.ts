@@ -183,8 +183,11 @@ export interface ExitFill {
   filledAvgPrice: number | null;
 }
 
-/** What the trade's exit fills have realised, in cents: the sum of its exit orders' P&L, rounded once. */
-const bookedPlOf = (exits: Record<string, BookedExit>) => roundMoney(Object.values(exits).reduce((sum, exit) => sum + exit.realizedPl, 0));
+/** What exit fills have realised, to the millionth: the sum of their orders' P&L. */
+const exactPlOf = (exits: Record<string, BookedExit>) => Object.values(exits).reduce((sum, exit) => sum + exit.realizedPl, 0);
+
+/** What a trade's exit fills have realised, in cents: its exit orders' P&L summed, then rounded once. */
+const bookedPlOf = (exits: Record<string, BookedExit>) => roundMoney(exactPlOf(exits));
 
 /**
  * The exit orders' fills merged into those booked (an order counts once, at the most of it seen filled; one seen
@@ -308,11 +311,20 @@ export class TradingState {
    * of it is still held) and returns the P&L added, in cents. `entryPrice`: the entry's average fill price.
    */
   bookExitFills(position: OpenPosition, fills: readonly ExitFill[], entryPrice = position.entryPrice): number {
-    const before = bookedPlOf(position.exitFills);
+    const before = this.openPl();
     position.exitFills = mergeExitFills(position.exitFills, position.side, entryPrice, fills);
-    const added = roundMoney(bookedPlOf(position.exitFills) - before);
+    const added = roundMoney(this.openPl() - before);
     this.realizedPl = roundMoney(this.realizedPl + added);
     return added;
+  }
+
+  /**
+   * What the open positions' exit fills have realised, in cents, rounded once over all of them: the session's
+   * realised P&L is its closed trades' cents plus this, so that with several positions part-exited it is still
+   * the cent the broker's fills realised, not a sum of parts each rounded.
+   */
+  private openPl(): number {
+    return roundMoney([...this.positions.values()].reduce((sum, position) => sum + exactPlOf(position.exitFills), 0));
   }
 
   /**
@@ -324,7 +336,7 @@ export class TradingState {
     const position = this.positions.get(symbol);
     if (!position) throw new Error(`cannot close ${symbol}: the session holds no position in it`);
     const entryPrice = exit.entryPrice ?? position.entryPrice;
-    const booked = bookedPlOf(position.exitFills);
+    const openBefore = this.openPl();
     const exits = Object.values(mergeExitFills(position.exitFills, position.side, entryPrice, exit.fills));
     const priced = exit.fills.length > 0 && exit.fills.every((fill) => fill.filledAvgPrice !== null);
     const qty = exits.reduce((sum, fill) => sum + fill.qty, 0);
@@ -332,7 +344,7 @@ export class TradingState {
     const realizedPl = roundMoney(exits.reduce((sum, fill) => sum + fill.realizedPl, 0));
     this.positions.delete(symbol);
     this.closedTrades += 1;
-    this.realizedPl = roundMoney(this.realizedPl + realizedPl - booked);
+    this.realizedPl = roundMoney(this.realizedPl + realizedPl + this.openPl() - openBefore);
     this.markTradeNoUsed(symbol, position.tradeNo);
     return { symbol, side: position.side, qty: qty > 0 ? qty : position.qty, entryPrice, exitPrice, realizedPl, via: exit.via, tradeNo: position.tradeNo };
   }
