@@ -188,6 +188,26 @@ describe("one tick", () => {
     expect(broker.calls).toContain("replaceOrder");
   });
 
+  it("places no exit for what its legs closed after the tick's sync, and books their fill on the next tick", async () => {
+    let broker: ScriptedBroker | undefined;
+    const { broker: scripted, session, state, lines } = setUp({
+      strategy: new ScriptedStrategy((position, decisions) => {
+        // Between this tick's sync and its exit, the take-profit fills (and the broker cancels the stop-loss).
+        if (position && decisions === 2) broker!.fillLeg(broker!.orders[0]!.legs[0]!.id, 104);
+        return decisions === 1 ? openLong() : closeWhenHeld(position);
+      }),
+    });
+    broker = scripted;
+    await session.tick();
+    broker.fillEntry(ENTRY, 100);
+    await session.tick();
+    expect(broker.calls).not.toContain("submitMarket");
+    expect(broker.calls).not.toContain("replaceOrder");
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "exit waits: the bracket's legs have filled since the last sync, which the next one books" }));
+    expect(await session.tick()).toEqual([{ kind: "position_closed", openedUnseen: false, trade: expect.objectContaining({ via: "take_profit", exitPrice: 104, realizedPl: 40 }) }]);
+    expect(state.positions.has("AAPL")).toBe(false);
+  });
+
   it("waits to exit while the entry is still filling (its legs are held until it has)", async () => {
     const { broker, session, state } = setUp({ strategy: new ScriptedStrategy((position, decisions) => (decisions === 1 ? openLong() : closeWhenHeld(position))) });
     await session.tick();

@@ -529,6 +529,13 @@ export class TradingSession {
       return;
     }
     if (position.exit) return;
+    // The legs filled since this tick's sync (the read above is newer): the broker closed that much already, and a
+    // market order for the position as the session knows it would buy or sell it a second time, opening one.
+    const exited = legs.reduce((sum, leg) => sum + leg.filledQty, 0);
+    if (entry && entry.filledQty - exited < position.qty) {
+      logger.info({ symbol, legs: legs.map((leg) => `${leg.status} ${leg.filledQty}`) }, "exit waits: the bracket's legs have filled since the last sync, which the next one books");
+      return;
+    }
     const takeProfit = legs.find((leg) => leg.type === "limit" && !isOrderFinal(leg));
     const working = legs.filter((leg) => !isOrderFinal(leg));
     if (working.length > 0 && !takeProfit) {
