@@ -1,7 +1,11 @@
 import { fileURLToPath } from "node:url";
-import { runner } from "node-pg-migrate";
-import pg from "pg";
 import { redactUrl } from "./redaction.js";
+
+/*
+ * node-pg-migrate (with jiti and glob) and pg are loaded when a migration runs, not with the package: every
+ * service imports @savepoint/shared, and most (the trader, the reasoner) never migrate, yet paid for them in
+ * start-up time.
+ */
 
 /** The repository's `migrations/` folder (SQL files run by node-pg-migrate). */
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../../migrations", import.meta.url));
@@ -21,6 +25,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
   if (!name) throw new Error(`DATABASE_URL ${redactUrl(databaseUrl)} names no database`);
   const admin = new URL(databaseUrl);
   admin.pathname = "/postgres";
+  const { default: pg } = await import("pg");
   const client = new pg.Client({ connectionString: admin.toString() });
   await client.connect();
   try {
@@ -37,6 +42,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
 /** Applies (or reverts) the SQL migrations; already-applied ones are skipped, so running it twice is harmless. */
 export async function migrate({ databaseUrl, direction, count, log = () => undefined }: MigrateOptions): Promise<string[]> {
   if (direction === "up") await ensureDatabase(databaseUrl);
+  const { runner } = await import("node-pg-migrate");
   const applied = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,
