@@ -17,7 +17,6 @@ import { logReconciliation, logResume } from "./session/resume-log.js";
 import { resumeRecord, type ResumeRecord } from "./session/resume-record.js";
 import { TradingState, type StrategyParams } from "./session/state.js";
 import { TradingSession, type SessionEnd } from "./session/trading-session.js";
-import { ReasonerStrategy } from "./strategy/reasoner-strategy.js";
 import { RuleStrategy } from "./strategy/rule-strategy.js";
 import type { Strategy } from "./strategy/strategy.js";
 
@@ -401,6 +400,8 @@ function checkSessionFlags(flags: SessionFlags, { snapshot, state }: RestoredSes
 async function createStrategy(state: TradingState, sessionId: string, context: TraderContext): Promise<Strategy> {
   const { strategy } = state.identity;
   if (strategy.kind === "rule") return new RuleStrategy(strategy);
+  // Loaded only for the reasoner, so a rule session does not pay for it in start-up time.
+  const { ReasonerStrategy } = await import("./strategy/reasoner-strategy.js");
   return ReasonerStrategy.connect({
     redis: context.redis.target,
     queuePrefix: context.redis.queuePrefix,

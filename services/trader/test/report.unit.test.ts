@@ -10,9 +10,12 @@ describe("reconciliation report", () => {
     { value: -12, usd: "-$12.00", pl: "-$12.00" },
     { value: 0, usd: "$0.00", pl: "+$0.00" },
     { value: 102_345.678, usd: "$102,345.68", pl: "+$102,345.68" },
+    { value: 2.675, usd: "$2.68", pl: "+$2.68" },
+    { value: -1_000_115.085, usd: "-$1,000,115.09", pl: "-$1,000,115.09" },
   ])("formats $value as $usd and as P&L $pl", ({ value, usd, pl }) => {
     expect(formatUsd(value)).toBe(usd);
     expect(formatPl(value)).toBe(pl);
+    expect(formatUsd(value)).toBe(new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" }).format(value));
   });
 
   it("formats times in UTC to the second", () => {

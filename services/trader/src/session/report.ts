@@ -15,12 +15,18 @@ export interface ReconciliationReport {
   changes: Change[];
 }
 
-const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
-
-/** $102,345.67 */
-export const formatUsd = (value: number) => usd.format(value);
+/**
+ * $102,345.67, -$12.00: what Intl.NumberFormat's en-US currency format writes, without building one, which
+ * loads the locale's data and cost a resume more than ten milliseconds before its first line.
+ */
+export function formatUsd(value: number): string {
+  // Rounded half up from the number's decimal digits, as Intl rounds (2.675 is $2.68, though 2.675 * 100 is 267.4999…).
+  const cents = Math.round(Number(`${Math.abs(value)}e2`)) || 0;
+  const whole = String(Math.floor(cents / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return `${value < 0 || Object.is(value, -0) ? "-" : ""}$${whole}.${String(cents % 100).padStart(2, "0")}`;
+}
 /** +$48.80 / -$12.00 */
-export const formatPl = (value: number) => `${value < 0 ? "-" : "+"}${usd.format(Math.abs(value))}`;
+export const formatPl = (value: number) => `${value < 0 ? "-" : "+"}${formatUsd(Math.abs(value))}`;
 /** 2025-11-08 10:45:23 UTC */
 export const formatTime = (iso: string) => `${iso.replace("T", " ").slice(0, 19)} UTC`;
 
