@@ -119,7 +119,12 @@ describe("a session while the market is closed", () => {
       checkpointIntervalMs: HOUR,
       durationMs: null,
     });
-    const periodic = async () => (await store.history({ service: TRADER_SERVICE, sessionId: "trader-1", limit: 500 })).filter((row) => row.kind === "periodic").length;
+    // Handed-off snapshots reach the store on a later (real) turn of the event loop: count them once there.
+    const periodic = async () => {
+      await checkpoints.accepted();
+      const rows = await store.history({ service: TRADER_SERVICE, sessionId: "trader-1", limit: 500 });
+      return rows.filter((row) => row.kind === "periodic").length;
+    };
     return { broker, strategy, lines, session, periodic, started };
   }
 
