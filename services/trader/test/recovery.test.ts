@@ -101,8 +101,13 @@ describe("recovery", () => {
       const stored = await storedSnapshot(stack.env, String(sessionId));
       return stored.epoch === 1 ? stored : undefined;
     });
-    const comparable = ({ takenAt: _takenAt, account: _account, ...rest }: typeof stopped.state) => rest;
+    const comparable = ({ takenAt: _takenAt, account: _account, resumes: _resumes, ...rest }: typeof stopped.state) => rest;
     expect(comparable(first1.state)).toEqual(comparable(stopped.state));
+    // What the resume added is its own record, and it found nothing to change.
+    expect(first1.state.resumes).toEqual([
+      ...stopped.state.resumes,
+      expect.objectContaining({ epoch: 1, restoredFrom: expect.objectContaining({ epoch: 0, seq: stopped.seq }), changes: [], closedTradesAdded: 0, realizedPlAdded: 0 }),
+    ]);
   });
 
   it("Scenario 3: a reboot loses at most one checkpoint interval of account data and no fills", async () => {
