@@ -1,7 +1,8 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { CheckpointClient, type RedisTarget, type SnapshotEnvelope } from "@savepoint/shared";
+import { CheckpointClient, createRedisConnection, type RedisTarget, type SnapshotEnvelope } from "@savepoint/shared";
 import { createTestEnvironment, RedisCluster, RedisServer, spawnCheckpointer, type TestEnvironment } from "@savepoint/shared/testing";
+import { CpuMeter } from "./cpu-meter.js";
 
 /*
  * The fleet half of `npm run bench:scale` (issue 11, targets and item 5): many clients confirming saves at a
@@ -15,6 +16,13 @@ const envelope = (sessionId: string): SnapshotEnvelope => ({
   v: 1, service: "bench", sessionId, epoch: 0, seq: ++seq, kind: "periodic", status: "active", schemaVersion: 1,
   takenAt: new Date().toISOString(), state: STATE,
 });
+/** `INFO commandstats` as calls and CPU µs by command. */
+function commandStats(info: string): Map<string, { calls: number; usec: number }> {
+  const stats = new Map<string, { calls: number; usec: number }>();
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) stats.set(match[1]!, { calls: Number(match[2]), usec: Number(match[3]) });
+  return stats;
+}
+
 const p = (samples: number[], q: number) => [...samples].sort((a, b) => a - b)[Math.max(0, Math.ceil(q * samples.length) - 1)] ?? NaN;
 
 /** `clients` clients each confirming `ratePerClient` saves a second for `seconds`, open loop: latency counts from each save's scheduled time. */
@@ -23,12 +31,20 @@ export async function measureConfirmedFleet(options: { clients: number; ratePerC
   const env = await createTestEnvironment("bench-fleet");
   const checkpointer = await spawnCheckpointer(env, { REDIS_URL: redis.url });
   const clients: CheckpointClient[] = [];
+  const probe = createRedisConnection(redis.url, "producer", "bench-fleet-probe");
   try {
     for (let index = 0; index < options.clients; index++) clients.push(await CheckpointClient.connect({ redisUrl: redis.url, queuePrefix: env.queuePrefix, confirmTimeoutMs: 10_000 }));
     const everyMs = 1000 / options.ratePerClient;
     const perClient = Math.round(options.seconds * options.ratePerClient);
     const latencies: number[] = [];
     let failed = 0;
+    const meter = new CpuMeter({
+      redisInfo: () => probe.info("cpu"),
+      postgresPids: async () =>
+        (await env.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")).rows.map((row) => row.pid),
+    });
+    const statsBefore = commandStats(await probe.info("commandstats"));
+    const stopMeter = await meter.start(checkpointer.child.pid);
     const start = performance.now() + 100;
     await Promise.all(
       clients.map(async (client, index) => {
@@ -49,13 +65,31 @@ export async function measureConfirmedFleet(options: { clients: number; ratePerC
       }),
     );
     const elapsed = (performance.now() - start) / 1000;
+    const cpu = await stopMeter();
+    const statsAfter = commandStats(await probe.info("commandstats"));
     const sent = perClient * clients.length;
     options.log(
       `${options.clients} clients × ${options.ratePerClient} confirmed saves/s for ${options.seconds} s (8 KB states): ${latencies.length} of ${sent} confirmed, ${failed} failed, ` +
         `${(latencies.length / elapsed).toFixed(0)}/s; p50 ${p(latencies, 0.5).toFixed(1)} ms, p99 ${p(latencies, 0.99).toFixed(1)} ms, max ${p(latencies, 1).toFixed(1)} ms (target: all confirmed, p99 < 50 ms)`,
     );
+    const confirmed = Math.max(1, latencies.length);
+    const perSave = (seconds: number | undefined) => (seconds === undefined ? "-" : ((seconds * 1e6) / confirmed).toFixed(0));
+    const total = cpu.bench + (cpu.consumer ?? 0) + (cpu.redis ?? 0) + (cpu.postgres ?? 0);
+    options.log(
+      `  CPU µs per confirmed save: bench ${perSave(cpu.bench)}, checkpointer ${perSave(cpu.consumer)}, redis ${perSave(cpu.redis)}, ` +
+        `postgres ${perSave(cpu.postgres)}; together ${perSave(total)} (machine ${perSave(cpu.machine)}, ${((cpu.machine / cpu.wallSeconds) * 100).toFixed(0)}% busy)`,
+    );
+    const commands = [...statsAfter]
+      .map(([name, after]) => {
+        const before = statsBefore.get(name) ?? { calls: 0, usec: 0 };
+        return { name, calls: (after.calls - before.calls) / confirmed, usec: (after.usec - before.usec) / confirmed };
+      })
+      .filter((command) => command.calls > 0.005)
+      .sort((a, b) => b.usec - a.usec);
+    options.log(`  Redis per confirmed save: ${commands.map((c) => `${c.name} ${c.calls.toFixed(2)}× ${c.usec.toFixed(0)} µs`).join(", ")}`);
   } finally {
     await Promise.all(clients.map((client) => client.close()));
+    probe.disconnect();
     await checkpointer.kill("SIGTERM");
     await redis.stop();
     await env.dispose();

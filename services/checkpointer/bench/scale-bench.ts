@@ -20,7 +20,8 @@ const settingsSchema = z.object({
   BENCH_SCALE_FLEET_CLIENTS: z.coerce.number().int().min(1).default(200),
   BENCH_SCALE_FLEET_RATE: z.coerce.number().min(0.1).default(10),
   BENCH_SCALE_FLEET_SECONDS: z.coerce.number().int().min(1).default(20),
-  BENCH_SCALE_DRAIN: z.coerce.number().int().min(1_000).default(50_000),
+  /** Snapshots of the drain-rate figures; 0 measures the confirmed fleet alone. */
+  BENCH_SCALE_DRAIN: z.coerce.number().int().refine((n) => n === 0 || n >= 1_000, "0 or at least 1000").default(50_000),
   BENCH_SCALE_CLIENTS: z.string().default("1,10,50,200").transform((text) => text.split(",").map(Number)),
   BENCH_SCALE_BACKLOG: z.coerce.number().int().min(0).default(100_000),
 });
@@ -35,7 +36,7 @@ if (settings.BENCH_SCALE_PARTS.includes("redis")) {
 }
 if (settings.BENCH_SCALE_PARTS.includes("fleet")) {
   await measureConfirmedFleet({ clients: settings.BENCH_SCALE_FLEET_CLIENTS, ratePerClient: settings.BENCH_SCALE_FLEET_RATE, seconds: settings.BENCH_SCALE_FLEET_SECONDS, log });
-  await measureDrainRates({ snapshots: settings.BENCH_SCALE_DRAIN, log });
+  if (settings.BENCH_SCALE_DRAIN > 0) await measureDrainRates({ snapshots: settings.BENCH_SCALE_DRAIN, log });
 }
 if (settings.BENCH_SCALE_PARTS.includes("postgres")) {
   log(`Postgres at scale: the checkpointer's store on ${url.host}/${settings.BENCH_SCALE_DATABASE}, ${settings.BENCH_SCALE_SAMPLES} timed calls per figure`);
