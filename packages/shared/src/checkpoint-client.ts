@@ -1,9 +1,10 @@
-import { Queue, type JobsOptions } from "bullmq";
+import { Queue, type JobsOptions, type QueueOptions } from "bullmq";
 import type { z } from "zod";
 import type { CheckpointPort } from "./checkpoint-port.js";
 import { defaultJobOptions, describeIssues, jobCatalog, sessionShard, snapshotQueues, type JobInput, type JobName, type JobResult, type QueueAddress, type RefusalCode } from "./jobs.js";
 import { createRedisConnection, isCluster, waitForRedis, type RedisConnection, type RedisTarget } from "./redis.js";
 import { ReplyInbox, type Answer } from "./replies.js";
+import { TextDataQueue } from "./text-data-queue.js";
 import type { CheckpointStats, CleanupResult, HistoryRequest, LatestRequest, StatsRequest, CleanupRequest } from "./schemas/requests.js";
 import {
   DEFAULT_MAX_STATE_BYTES,
@@ -106,8 +107,8 @@ export class CheckpointClient implements CheckpointPort {
   private constructor(
     private readonly connection: RedisConnection,
     private readonly inbox: ReplyInbox,
-    private readonly fireAndForget: Queue[],
-    private readonly confirmed: Queue[],
+    private readonly fireAndForget: TextDataQueue[],
+    private readonly confirmed: TextDataQueue[],
     private readonly requests: Queue,
     private readonly settings: Settings,
     private readonly queuePrefix: string,
@@ -125,8 +126,8 @@ export class CheckpointClient implements CheckpointPort {
       throw error;
     }
     const prefix = options.queuePrefix;
-    const open = ({ name, prefix: keyPrefix }: QueueAddress, defaults: JobsOptions) => {
-      const queue = new Queue(name, { connection, prefix: keyPrefix, defaultJobOptions: defaults });
+    const open = <Q extends Queue>(QueueClass: new (name: string, options: QueueOptions) => Q, { name, prefix: keyPrefix }: QueueAddress, defaults: JobsOptions) => {
+      const queue = new QueueClass(name, { connection, prefix: keyPrefix, defaultJobOptions: defaults });
       queue.on("error", () => undefined);
       return queue;
     };
@@ -139,9 +140,9 @@ export class CheckpointClient implements CheckpointPort {
     return new CheckpointClient(
       connection,
       new ReplyInbox(target, prefix),
-      layout.fireAndForget.map((address) => open(address, defaultJobOptions.checkpoints)),
-      layout.confirmed.map((address) => open(address, { ...defaultJobOptions.checkpoints, ...ANSWERED_JOB })),
-      open({ name: "checkpoint-requests", prefix }, { ...defaultJobOptions["checkpoint-requests"], ...ANSWERED_JOB }),
+      layout.fireAndForget.map((address) => open(TextDataQueue, address, defaultJobOptions.checkpoints)),
+      layout.confirmed.map((address) => open(TextDataQueue, address, { ...defaultJobOptions.checkpoints, ...ANSWERED_JOB })),
+      open(Queue, { name: "checkpoint-requests", prefix }, { ...defaultJobOptions["checkpoint-requests"], ...ANSWERED_JOB }),
       settings,
       prefix,
     );
@@ -149,8 +150,8 @@ export class CheckpointClient implements CheckpointPort {
 
   /** Queues a snapshot; resolves once Redis has it. The checkpointer persists it shortly after. */
   async save(envelope: SnapshotEnvelope): Promise<void> {
-    const snapshot = this.checkSnapshot(envelope);
-    await this.send("save snapshot", () => this.shardOf(this.fireAndForget, snapshot).add("snapshot", snapshot, { jobId: snapshotJobId(snapshot) }));
+    const { snapshot, text } = this.checkSnapshot(envelope);
+    await this.send("save snapshot", () => this.shardOf(this.fireAndForget, snapshot).add("snapshot", text, { jobId: snapshotJobId(snapshot) }));
   }
 
   /**
@@ -160,10 +161,10 @@ export class CheckpointClient implements CheckpointPort {
    * it arrives, and answers `duplicate` for the copies.
    */
   async saveAndConfirm(envelope: SnapshotEnvelope, options: { timeoutMs?: number; onQueued?: () => void } = {}): Promise<SnapshotReceipt> {
-    const snapshot = this.checkSnapshot(envelope);
+    const { snapshot, text } = this.checkSnapshot(envelope);
     const queue = this.shardOf(this.confirmed, snapshot);
     const result = await this.call("confirm snapshot", options.timeoutMs ?? this.settings.confirmTimeoutMs, snapshotJobId(snapshot), queue.name, (jobId) =>
-      queue.add("snapshot", snapshot, { jobId }),
+      queue.add("snapshot", text, { jobId }),
     options.onQueued);
     return result as SnapshotReceipt;
   }
@@ -205,12 +206,17 @@ export class CheckpointClient implements CheckpointPort {
     this.connection.disconnect();
   }
 
-  private checkSnapshot(envelope: SnapshotEnvelope): SnapshotEnvelope {
+  /**
+   * The envelope as parsed, and its JSON text with the state serialized once, for the size check and the job
+   * both: the other members, then the state last, as the checkpointer reads it (`splitEnvelopeText`).
+   */
+  private checkSnapshot(envelope: SnapshotEnvelope): { snapshot: SnapshotEnvelope; text: string } {
     const parsed = snapshotEnvelopeSchema.safeParse(envelope);
     if (!parsed.success) throw new CheckpointInputError(`invalid snapshot: ${describeIssues(parsed.error)}`);
     const serialized = serializeState(parsed.data.state, this.settings.maxStateBytes);
     if ("message" in serialized) throw new CheckpointInputError(`invalid snapshot: ${serialized.field}: ${serialized.message}`);
-    return parsed.data;
+    const { state: _state, ...head } = parsed.data;
+    return { snapshot: parsed.data, text: `${JSON.stringify(head).slice(0, -1)},"state":${serialized.json}}` };
   }
 
   private shardOf(queues: Queue[], snapshot: SnapshotEnvelope): Queue {
