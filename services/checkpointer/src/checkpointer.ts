@@ -14,6 +14,7 @@ import {
 } from "@savepoint/shared";
 import type { Registry } from "prom-client";
 import type { CheckpointerConfig } from "./config.js";
+import { ConfirmationsFirst } from "./domain/confirmations-first.js";
 import { CheckpointerMetrics } from "./metrics.js";
 import { createMaintenanceWorker, scheduleRetention } from "./queues/maintenance.js";
 import { createRequestWorker } from "./queues/request-worker.js";
@@ -106,6 +107,19 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   const perQueue = (confirmed: boolean) => Math.max(1, Math.ceil(config.SNAPSHOT_CONCURRENCY / queuesOf(confirmed)));
   const workersPerQueue = (confirmed: boolean) => (confirmed ? Math.min(perQueue(true), Math.max(1, Math.ceil(config.CONFIRMED_FETCHERS / queuesOf(true)))) : 1);
   const concurrencyOf = (confirmed: boolean) => Math.max(1, Math.ceil(perQueue(confirmed) / workersPerQueue(confirmed)));
+  const backlogWorkers: SnapshotJobWorker[] = [];
+  // Confirmations first: while confirmed saves flow, each fire-and-forget worker holds its share of
+  // BACKLOG_YIELD_CONCURRENCY; BullMQ's main loop and completions fetch only below the worker's concurrency, so
+  // the backlog shrinks to that as the jobs in hand finish, and grows back on the next completion once restored.
+  const yieldedConcurrency = Math.min(concurrencyOf(false), Math.max(1, Math.ceil(config.BACKLOG_YIELD_CONCURRENCY / Math.max(1, queuesOf(false)))));
+  const confirmationsFirst =
+    config.BACKLOG_YIELD_MS > 0 && queuesOf(true) > 0 && queuesOf(false) > 0
+      ? new ConfirmationsFirst({
+          quietMs: config.BACKLOG_YIELD_MS,
+          onYield: () => backlogWorkers.forEach((worker) => (worker.concurrency = yieldedConcurrency)),
+          onRestore: () => backlogWorkers.forEach((worker) => (worker.concurrency = concurrencyOf(false))),
+        })
+      : undefined;
   for (const { queue, confirmed } of snapshotLanes) {
     for (let index = 0; index < workersPerQueue(confirmed); index++) {
       snapshotWorkers.push(
@@ -117,11 +131,13 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
           maxStateBytes: config.MAX_STATE_BYTES,
           writer: confirmed ? writers.confirmed : writers.fireAndForget,
           confirmed,
+          flow: confirmed ? confirmationsFirst : undefined,
           answers,
           metrics,
           logger,
         }),
       );
+      if (!confirmed) backlogWorkers.push(snapshotWorkers.at(-1)!);
     }
   }
   const workers = [
@@ -140,6 +156,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       queuePrefix: prefix,
       snapshotQueues: snapshotLanes.map(({ queue }) => `${queue.prefix}:${queue.name}`),
       snapshotConcurrency: config.SNAPSHOT_CONCURRENCY,
+      backlogYield: confirmationsFirst ? { ms: config.BACKLOG_YIELD_MS, concurrencyPerWorker: yieldedConcurrency } : "off",
       batchMaxSize: config.BATCH_MAX_SIZE,
     },
     "checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance",
@@ -159,6 +176,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       // During an outage the jobs in hand cannot finish: leave them locked; they are redelivered after restart.
       const abandonActive = outage.isDown;
       outage.close();
+      confirmationsFirst?.close();
       await Promise.all(workers.map((worker) => worker.close(abandonActive)));
       await Promise.all(queues.map((queue) => queue.close()));
       await Promise.all([pool.end(), confirmedPool.end()]);

@@ -19,6 +19,13 @@ export const checkpointerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.sh
    * several workers fetch side by side.
    */
   CONFIRMED_FETCHERS: positiveInt(64).default(8),
+  /**
+   * Confirmations first: while confirmed saves flow through this process, and for this long after the last one
+   * settled, its fire-and-forget workers hold at most BACKLOG_YIELD_CONCURRENCY jobs between them, so a confirmed
+   * save waits behind a few backlog jobs' CPU, event-loop and Redis work rather than a full batch's. 0: never yield.
+   */
+  BACKLOG_YIELD_MS: envInt(0, 600_000).default(1_000),
+  BACKLOG_YIELD_CONCURRENCY: positiveInt(10_000).default(16),
   BATCH_MAX_SIZE: positiveInt(5_000).default(256),
   /** Batches written at once, each by its own lane of sessions (and on its own connection). */
   BATCH_MAX_CONCURRENCY: positiveInt(64).default(2),

@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { Queue } from "bullmq";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { snapshot, useRunningCheckpointer } from "./support.js";
 
 // Issue 12, item 8: a checkpointer that drains fire-and-forget snapshots one per transaction, two at a time,
@@ -23,5 +24,47 @@ describe("confirmations first", () => {
     expect(receipt.outcome).toBe("stored");
     expect(rows[0]!.confirmed).toBe(1);
     expect(rows[0]!.backlog, "fire-and-forget snapshots stored when the confirmation came").toBeLessThan(BACKLOG);
+  });
+});
+
+// Confirmations first (ConfirmationsFirst, BACKLOG_YIELD_*): while confirmed saves flow, the backlog's worker holds
+// at most the yielded concurrency; it still drains, and nothing is lost. BACKLOG_YIELD_MS outlasts the test, so
+// the yield that the first confirmation starts holds throughout.
+const YIELDED = 2;
+const YIELD_BACKLOG = 2_000;
+
+describe("confirmations first: the backlog yields while confirmed saves flow", () => {
+  const stack = useRunningCheckpointer("backlog-yield", { overrides: { BACKLOG_YIELD_MS: "600000", BACKLOG_YIELD_CONCURRENCY: String(YIELDED) } });
+  let backlogQueue: Queue;
+  beforeAll(() => {
+    backlogQueue = new Queue("checkpoints", { connection: { url: stack.env.redisUrl }, prefix: stack.env.queuePrefix });
+  });
+  afterAll(async () => {
+    await backlogQueue?.close();
+  });
+
+  const stored = async (like: string) =>
+    (await stack.env.query<{ n: number }>("SELECT count(*)::int AS n FROM checkpoints WHERE session_id LIKE $1", [like])).rows[0]!.n;
+
+  it("holds the backlog's active jobs to the yielded concurrency while confirmations are in flight, and drains it all", async () => {
+    await stack.client.saveAndConfirm(snapshot({ sessionId: "confirmed-yield", seq: 1 }));
+    for (let sent = 0; sent < YIELD_BACKLOG; sent += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, index) => stack.client.save(snapshot({ sessionId: `yield-backlog-${index % 50}`, seq: sent + index + 1 }))));
+    }
+
+    const activeWhileConfirming: number[] = [];
+    let seq = 1;
+    while ((await stored("yield-backlog-%")) < YIELD_BACKLOG) {
+      const [receipt, active] = await Promise.all([
+        stack.client.saveAndConfirm(snapshot({ sessionId: "confirmed-yield", seq: ++seq })),
+        backlogQueue.getActiveCount(),
+      ]);
+      expect(receipt.outcome).toBe("stored");
+      activeWhileConfirming.push(active);
+    }
+
+    expect(Math.max(...activeWhileConfirming), "backlog jobs active while a confirmation was in flight").toBeLessThanOrEqual(YIELDED);
+    expect(await stored("yield-backlog-%")).toBe(YIELD_BACKLOG);
+    expect(await stored("confirmed-yield")).toBe(seq);
   });
 });

@@ -1,10 +1,28 @@
-import type { ConnectionOptions, Job, Worker } from "bullmq";
+import type { ConnectionOptions, Job, Processor, Worker } from "bullmq";
 import { createCatalogWorker, JobRejectedError, TextDataWorker, type AnswerSender, type Logger, type QueueAddress } from "@savepoint/shared";
 import { decodeSnapshot } from "../domain/snapshot-decoding.js";
 import type { PendingSnapshot, PersistOutcome } from "../domain/snapshot-batch.js";
 import type { CheckpointerMetrics } from "../metrics.js";
 import type { SnapshotWriter } from "../store/snapshot-writer.js";
 import { answering } from "./answering.js";
+
+/** What `ConfirmationsFirst` needs to hear from a worker. */
+export interface JobFlow {
+  begin(): void;
+  end(): void;
+}
+
+/** `processor`, telling `flow` when each job starts and settles. */
+function reporting<T>(flow: JobFlow, processor: Processor<T>): Processor<T> {
+  return async (job, token) => {
+    flow.begin();
+    try {
+      return await processor(job, token);
+    } finally {
+      flow.end();
+    }
+  };
+}
 
 export interface SnapshotWorkerOptions {
   connection: ConnectionOptions;
@@ -15,6 +33,8 @@ export interface SnapshotWorkerOptions {
   writer: SnapshotWriter;
   /** Confirmed saves: each job starts as soon as it is fetched (`startJobsOnArrival`). */
   confirmed: boolean;
+  /** Told when each job starts and settles (answer sent), for the confirmed queues' workers under confirmations first. */
+  flow?: JobFlow;
   answers: AnswerSender;
   metrics: CheckpointerMetrics;
   logger: Logger;
@@ -140,7 +160,10 @@ export function createSnapshotWorker(options: SnapshotWorkerOptions): SnapshotJo
     {
       text: SnapshotJobWorker,
       queueName: options.queue.name,
-      wrap: (processor) => answering(options.answers, processor),
+      wrap: (processor) => {
+        const answered = answering(options.answers, processor);
+        return options.flow ? reporting(options.flow, answered) : answered;
+      },
       connection: options.connection,
       prefix: options.queue.prefix,
       concurrency: options.concurrency,
