@@ -97,10 +97,11 @@ export async function confirmDuringRedisCrash({ env: base, trials, stops }) {
 
 /**
  * Item 8: two confirming producers while a backlog of BACKLOG fire-and-forget snapshots drains; `lanePerProcess`
- * when the campaign runs one checkpointer per kind of snapshot queue (SNAPSHOT_LANES) instead of one for both.
+ * when the campaign runs one checkpointer per kind of snapshot queue (SNAPSHOT_LANES) instead of one for both;
+ * `label` adds to the title what else sets this run apart (the checkpointers' overrides).
  */
-export async function confirmedUnderBacklog({ env, trials, lanePerProcess = false }) {
-  const where = lanePerProcess ? ", confirmed lane in a checkpointer of its own" : ", one checkpointer";
+export async function confirmedUnderBacklog({ env, trials, lanePerProcess = false, label }) {
+  const where = (lanePerProcess ? ", confirmed lane in a checkpointer of its own" : ", one checkpointer") + (label ? `, ${label}` : "");
   const tally = new Tally(8, `confirmed saves behind a ${BACKLOG / 1000}k fire-and-forget backlog${where}`);
   const producers = await Promise.all([1, 2].map(() => CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, confirmTimeoutMs: 10_000 })));
   const confirmed = new Set();
