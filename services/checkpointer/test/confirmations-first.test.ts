@@ -30,8 +30,8 @@ describe("confirmations first", () => {
 // Confirmations first (ConfirmationsFirst, BACKLOG_YIELD_*): while confirmed saves flow, the backlog's worker holds
 // at most the yielded concurrency; it still drains, and nothing is lost. BACKLOG_YIELD_MS outlasts the test, so
 // the yield that the first confirmation starts holds throughout.
-const YIELDED = 2;
-const YIELD_BACKLOG = 2_000;
+const YIELDED = 4;
+const YIELD_BACKLOG = 600;
 
 describe("confirmations first: the backlog yields while confirmed saves flow", () => {
   const stack = useRunningCheckpointer("backlog-yield", { overrides: { BACKLOG_YIELD_MS: "600000", BACKLOG_YIELD_CONCURRENCY: String(YIELDED) } });
@@ -48,9 +48,7 @@ describe("confirmations first: the backlog yields while confirmed saves flow", (
 
   it("holds the backlog's active jobs to the yielded concurrency while confirmations are in flight, and drains it all", async () => {
     await stack.client.saveAndConfirm(snapshot({ sessionId: "confirmed-yield", seq: 1 }));
-    for (let sent = 0; sent < YIELD_BACKLOG; sent += 500) {
-      await Promise.all(Array.from({ length: 500 }, (_, index) => stack.client.save(snapshot({ sessionId: `yield-backlog-${index % 50}`, seq: sent + index + 1 }))));
-    }
+    await Promise.all(Array.from({ length: YIELD_BACKLOG }, (_, index) => stack.client.save(snapshot({ sessionId: `yield-backlog-${index % 50}`, seq: index + 1 }))));
 
     const activeWhileConfirming: number[] = [];
     let seq = 1;
