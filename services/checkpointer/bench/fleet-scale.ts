@@ -38,6 +38,7 @@ export async function measureConfirmedFleet(options: { clients: number; ratePerC
     const perClient = Math.round(options.seconds * options.ratePerClient);
     const latencies: number[] = [];
     let failed = 0;
+    const failures = new Map<string, number>();
     const meter = new CpuMeter({
       redisInfo: () => probe.info("cpu"),
       postgresPids: async () =>
@@ -57,7 +58,10 @@ export async function measureConfirmedFleet(options: { clients: number; ratePerC
           pending.push(
             client.saveAndConfirm(envelope(`fleet-${index}`)).then(
               () => void latencies.push(performance.now() - due),
-              () => void failed++,
+              (error: Error) => {
+                failed++;
+                failures.set(error.name, (failures.get(error.name) ?? 0) + 1);
+              },
             ),
           );
         }
@@ -70,7 +74,8 @@ export async function measureConfirmedFleet(options: { clients: number; ratePerC
     const sent = perClient * clients.length;
     options.log(
       `${options.clients} clients × ${options.ratePerClient} confirmed saves/s for ${options.seconds} s (8 KB states): ${latencies.length} of ${sent} confirmed, ${failed} failed, ` +
-        `${(latencies.length / elapsed).toFixed(0)}/s; p50 ${p(latencies, 0.5).toFixed(1)} ms, p99 ${p(latencies, 0.99).toFixed(1)} ms, max ${p(latencies, 1).toFixed(1)} ms (target: all confirmed, p99 < 50 ms)`,
+        `${(latencies.length / elapsed).toFixed(0)}/s; p50 ${p(latencies, 0.5).toFixed(1)} ms, p99 ${p(latencies, 0.99).toFixed(1)} ms, max ${p(latencies, 1).toFixed(1)} ms (target: all confirmed, p99 < 50 ms)` +
+        (failed > 0 ? `; failures: ${[...failures].map(([name, count]) => `${count} ${name}`).join(", ")}` : ""),
     );
     const confirmed = Math.max(1, latencies.length);
     const perSave = (seconds: number | undefined) => (seconds === undefined ? "-" : ((seconds * 1e6) / confirmed).toFixed(0));
