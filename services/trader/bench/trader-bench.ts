@@ -5,7 +5,7 @@ import { CheckpointClient, createLogger, serializeState } from "@savepoint/share
 import { createTestEnvironment, ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
 import { z } from "zod";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
-import { orderRequestMs } from "../src/config.js";
+import { orderRequestMs, takeOverSettleMs } from "../src/config.js";
 import { parseCommandLine } from "../src/cli/options.js";
 import { startSimulator, type RunningSimulator } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
@@ -55,7 +55,7 @@ async function measureTicks(env: TestEnvironment, sim: RunningSimulator, symbols
   const broker = new AlpacaBroker({ tradingUrl: sim.url, dataUrl: sim.url, keyId: "bench", secret: "bench", simulated: true, timeoutMs: 10_000, readRetries: 2, requestsPerMinute: TRADER_REQUESTS_PER_MINUTE });
   const flags = ["--symbols", symbols.join(","), "--interval", "3600", "--checkpoint-interval", "3600", "--entry-threshold-pct", "0", "--lookback", "1"];
   const options = parseCommandLine([...flags, "--position-size", "1000", "--stop-loss-pct", "20", "--take-profit-pct", "20"]);
-  const trader = await Trader.open(options, { broker, client, logger: createLogger({ service: "trader", level: "silent" }), redis: { target: { url: env.redisUrl }, queuePrefix: env.queuePrefix }, reasoningTimeoutMs: 1_000, accountLeaseMs: 15_000, orderRequestMs: orderRequestMs(10_000) });
+  const trader = await Trader.open(options, { broker, client, logger: createLogger({ service: "trader", level: "silent" }), redis: { target: { url: env.redisUrl }, queuePrefix: env.queuePrefix }, reasoningTimeoutMs: 1_000, accountLeaseMs: 15_000, orderRequestMs: orderRequestMs(10_000), takeOverSettleMs: takeOverSettleMs(10_000, 2_000) });
   try {
     // Entries route and fill on the simulator's clock, some in parts: a few minutes until every one is held.
     for (let attempt = 0; trader.state.positions.size < symbols.length || trader.state.pendingEntries.size > 0; attempt++) {

@@ -7,6 +7,11 @@ export const SIMULATOR_URL = "http://127.0.0.1:8090";
 
 /** The longest an order request can take: the broker's timeout, after the rate-limit back-off's wait within a request. */
 export const orderRequestMs = (brokerTimeoutMs: number) => brokerTimeoutMs + MAX_INLINE_WAIT_MS;
+/**
+ * How long a trader that took the account from another live session waits before reading the broker: an
+ * order the old trader had checked its lease for may reach the broker up to one order request later.
+ */
+export const takeOverSettleMs = (brokerTimeoutMs: number, marginMs: number) => orderRequestMs(brokerTimeoutMs) + marginMs;
 /** How much longer than an order request the account lease must live: the renewal before each order, and its answer. */
 const LEASE_RENEWAL_ALLOWANCE_MS = 1_000;
 
@@ -31,6 +36,12 @@ export const traderEnvSchema = commonEnvSchema
      * that died stays locked this long (a --resume of its session takes it at once).
      */
     TRADER_ACCOUNT_LEASE_MS: z.coerce.number().int().min(1_000).max(600_000).default(15_000),
+    /**
+     * On --take-over of a live session: how much longer than an order request (BROKER_TIMEOUT_MS + 2 s) the
+     * taker waits before reading the broker, for the process between the old trader's ownership check and its
+     * order reaching the broker (a scheduling pause, the network).
+     */
+    TRADER_TAKEOVER_MARGIN_MS: z.coerce.number().int().min(0).max(60_000).default(2_000),
   })
   .superRefine((env, context) => {
     const leaseMinMs = orderRequestMs(env.BROKER_TIMEOUT_MS) + LEASE_RENEWAL_ALLOWANCE_MS;

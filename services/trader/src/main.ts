@@ -15,7 +15,7 @@ import {
 import type { Registry } from "prom-client";
 import { AlpacaBroker } from "./broker/alpaca-broker.js";
 import { HelpRequested, parseCommandLine, UsageError, type TraderOptions } from "./cli/options.js";
-import { brokerConnection, orderRequestMs, traderEnvSchema, type TraderEnv } from "./config.js";
+import { brokerConnection, orderRequestMs, takeOverSettleMs, traderEnvSchema, type TraderEnv } from "./config.js";
 import { TraderMetrics } from "./metrics.js";
 import { connectRedis, pingRedis, RedisUnavailableError } from "./redis.js";
 import { AccountInUseError } from "./session/account-lease.js";
@@ -132,6 +132,7 @@ async function startTrader(options: TraderOptions, env: TraderEnv, logger: Logge
     reasoningTimeoutMs: env.REASONING_TIMEOUT_MS,
     accountLeaseMs: env.TRADER_ACCOUNT_LEASE_MS,
     orderRequestMs: orderRequestMs(connection.timeoutMs),
+    takeOverSettleMs: takeOverSettleMs(connection.timeoutMs, env.TRADER_TAKEOVER_MARGIN_MS),
   };
 
   let trader: Trader;

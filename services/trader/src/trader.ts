@@ -7,7 +7,7 @@ import type { BrokerAccount } from "./broker/types.js";
 import { STRATEGY_FLAG_NAMES, UsageError, type SessionChoice, type SessionFlags, type TraderOptions } from "./cli/options.js";
 import type { TraderMetrics } from "./metrics.js";
 import { connectRedis } from "./redis.js";
-import { AccountLease } from "./session/account-lease.js";
+import { AccountLease, takeOverWaitMs } from "./session/account-lease.js";
 import { readFullView } from "./session/broker-view.js";
 import { RestoreError, SessionCheckpoints, TRADER_SERVICE, type RestoredSession } from "./session/checkpoints.js";
 import { MAX_CLIENT_ORDER_ID_LENGTH } from "./session/client-order-ids.js";
@@ -38,6 +38,11 @@ export interface TraderContext {
   accountLeaseMs: number;
   /** The longest an order request can take (config.ts, orderRequestMs): the lease must outlive it, checked before each order. */
   orderRequestMs: number;
+  /**
+   * After taking the account from another live session (--take-over), how long to wait before reading the
+   * broker (config.ts, takeOverSettleMs): an order that session already sent may reach the broker until then.
+   */
+  takeOverSettleMs: number;
   /** Test hook: a stall of the process after each renewal of the account lease before an order (AccountLeaseOptions). */
   stallAfterLeaseRenewal?: () => void;
 }
@@ -158,6 +163,7 @@ export class Trader {
     let strategy: Strategy | undefined;
     const checkpoints = new SessionCheckpoints(client, { sessionId, ownerId: account.id, epoch }, logger, (error) => session?.takeOver(error));
     try {
+      await waitOutTakenOverOrders(lease, sessionId, context);
       strategy = await createStrategy(state, sessionId, context);
       const report = await reconcileOnStart(broker, state, sessionId, logger);
       logReconciliation(logger, report);
@@ -416,6 +422,21 @@ async function createStrategy(state: TradingState, sessionId: string, context: T
  * Reconciles with the broker before anything else, retrying reads that fail or contradict each other. A
  * broker that cannot be read is never taken as flat: after the last attempt, starting fails.
  */
+/**
+ * After --take-over of a live session: waits, before reading the broker, until no order that session sent
+ * before it lost the lease can still reach the broker (it fails its next ownership check, and each order
+ * request it has sent is aborted at BROKER_TIMEOUT_MS), so reconciliation sees every order it placed.
+ */
+async function waitOutTakenOverOrders(lease: AccountLease, sessionId: string, context: TraderContext): Promise<void> {
+  const waitMs = takeOverWaitMs(lease.previous, sessionId, context.takeOverSettleMs);
+  if (waitMs === 0) return;
+  context.logger.info(
+    { event: "take_over_wait", previous: lease.previous, waitMs },
+    `--take-over: waiting ${(waitMs / 1000).toFixed(1)} s before reading the broker: an order session ${lease.previous!.owner} sent just before losing the account can reach the broker until then (BROKER_TIMEOUT_MS + 2 s + TRADER_TAKEOVER_MARGIN_MS)`,
+  );
+  await delay(waitMs);
+}
+
 async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: string | null, logger: Logger): Promise<ReconciliationReport> {
   const positionsBefore = state.positions.size;
   const closedBefore = state.closedTrades;

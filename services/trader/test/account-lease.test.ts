@@ -74,6 +74,10 @@ describe("one trading session per broker account", () => {
     const started = await second.waitForLog(tradingStarted);
     const takeOver = second.logs.find((line) => line.event === "account_taken_over");
     expect(takeOver?.msg).toMatch(new RegExp(`^--take-over: took account \\S+ from session ${sessionId} \\(epoch 0, its lease had \\d+ s left\\); that trader stops before its next order$`));
+    // BROKER_TIMEOUT_MS (3 s) + 2 s + TRADER_TAKEOVER_MARGIN_MS (2 s), before the broker is read.
+    const wait = second.logs.find((line) => line.event === "take_over_wait");
+    expect(wait?.msg).toBe(`--take-over: waiting 7.0 s before reading the broker: an order session ${sessionId} sent just before losing the account can reach the broker until then (BROKER_TIMEOUT_MS + 2 s + TRADER_TAKEOVER_MARGIN_MS)`);
+    expect(second.logs.indexOf(wait!)).toBeLessThan(second.logs.findIndex((line) => line.change !== undefined));
 
     expect(await first.exited).toEqual({ code: 3, signal: null });
     expect(messages(first)).toContain(`session ${String(started.sessionId)} has taken account ${sim.control.state().account.id} over from session ${sessionId} (--take-over); stopping without placing further orders`);

@@ -150,4 +150,19 @@ describe("the live view (every tick)", () => {
     await readLiveView(broker, state);
     expect(listings).toEqual([{ after: new Date(SUBMITTED_AT.getTime() - MINUTE), symbols: ["AAPL"] }]);
   });
+
+  it("lists the orders of a position the session does not know (one a taken-over session's late order opened), so its adoption finds that bracket's legs", async () => {
+    const state = newState();
+    const broker = new ScriptedBroker();
+    const listings = listingsOf(broker);
+    const late = bracketOrder({ clientOrderId: "trader-0:MSFT:1", symbol: "MSFT", filledAt: 400, qty: 3 });
+    broker.orders.push(late);
+    broker.heldPositions.set("MSFT", brokerPosition("MSFT", 3, 400));
+
+    const view = await readLiveView(broker, state);
+    expect(broker.calls).toEqual(["account", "positions", "ordersSince", "positions"]);
+    expect(listings).toEqual([{ after: new Date(SUBMITTED_AT.getTime() - MINUTE), symbols: ["MSFT"] }]);
+    expect([...view.examined]).toEqual(["MSFT"]);
+    expect(view.orders).toEqual([late]);
+  });
 });

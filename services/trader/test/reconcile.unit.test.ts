@@ -495,11 +495,33 @@ const rows: Row[] = [
     after: { nextTradeNo: { MSFT: 2 } },
   },
   {
-    name: "takes another session's bracket as someone else's order, adopting what it opened",
-    orders: [bracketOrder({ clientOrderId: "trader-2:AAPL:1", symbol: "AAPL", filledAt: 100 })],
+    name: "adopts what another session's bracket opened (a session taken over) with that bracket's working legs as its stop-loss and take-profit",
+    orders: [bracketOrder({ clientOrderId: "trader-2:AAPL:1", symbol: "AAPL", filledAt: 100, takeProfitLeg: { id: "tp-9" }, stopLossLeg: { id: "sl-9" } })],
+    positions: [brokerPosition("AAPL", 10, 100)],
+    changes: [
+      { kind: "position_adopted", symbol: "AAPL", side: "long", qty: 10, avgEntryPrice: 100 },
+      { kind: "legs_attached", symbol: "AAPL", takeProfitId: "tp-9", stopLossId: "sl-9" },
+    ],
+    after: {
+      positions: [
+        openPosition("AAPL", {
+          entryPrice: 100,
+          stopLoss: 90,
+          takeProfit: 110,
+          origin: "adopted",
+          openedAt: null,
+          orders: { entryId: null, entryClientOrderId: null, takeProfitId: "tp-9", stopLossId: "sl-9" },
+        }),
+      ],
+      nextTradeNo: { AAPL: 2 },
+    },
+  },
+  {
+    name: "adopts another session's position bare when that bracket's legs no longer protect all of it",
+    orders: [bracketOrder({ clientOrderId: "trader-2:AAPL:1", symbol: "AAPL", filledAt: 100, stopLossLeg: { status: "canceled" } })],
     positions: [brokerPosition("AAPL", 10, 100)],
     changes: [{ kind: "position_adopted", symbol: "AAPL", side: "long", qty: 10, avgEntryPrice: 100 }],
-    after: { nextTradeNo: { AAPL: 2 } },
+    after: { positions: [openPosition("AAPL", { entryPrice: 100, stopLoss: null, takeProfit: null, origin: "adopted", openedAt: null, orders: { entryId: null, entryClientOrderId: null, takeProfitId: null, stopLossId: null } })] },
   },
   {
     name: "does not take an order whose client_order_id names another symbol as this session's",

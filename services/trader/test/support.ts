@@ -12,7 +12,7 @@ import {
 } from "@savepoint/shared/testing";
 import { afterAll, afterEach, beforeAll, expect } from "vitest";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
-import { orderRequestMs } from "../src/config.js";
+import { orderRequestMs, takeOverSettleMs } from "../src/config.js";
 import { roundMoney, type TraderState } from "../src/session/state.js";
 import { startSimulator, type RunningSimulator, type SimulatorOptions } from "@savepoint/alpaca-simulator";
 import type { TraderContext } from "../src/trader.js";
@@ -136,6 +136,7 @@ export function traderContext(env: TestEnvironment, sim: RunningSimulator, clien
     reasoningTimeoutMs: 10_000,
     accountLeaseMs: 15_000,
     orderRequestMs: orderRequestMs(5_000),
+    takeOverSettleMs: takeOverSettleMs(5_000, 2_000),
   };
 }
 

@@ -44,6 +44,17 @@ export interface AccountLeaseOptions {
 const seconds = (ms: number) => `${Math.ceil(ms / 1000)} s`;
 
 /**
+ * How long a trader must wait, after being granted the lease, before it reads the broker's orders and
+ * positions: `waitMs` when it took the account from another session whose lease was still live, since that
+ * trader may have checked its lease and sent an order just before, which can reach the broker until one order
+ * request later; 0 otherwise (a new account, a lapsed lease, an earlier process of this same session, whose
+ * orders carry this session's client_order_ids and are reconciled as its own).
+ */
+export function takeOverWaitMs(previous: LeaseHolder | null, sessionId: string, waitMs: number): number {
+  return previous !== null && previous.owner !== sessionId && previous.expiresInMs > 0 ? waitMs : 0;
+}
+
+/**
  * One trading session per broker account: the session holds a fenced lease on its account while it runs, so
  * a second session on the account refuses to start, and a trader whose lease was taken (a newer process of
  * the same session resuming it, or an explicit --take-over) learns it before its next order and stops.
@@ -59,6 +70,8 @@ export class AccountLease {
     private readonly claim: LeaseClaim,
     private readonly token: number,
     private readonly options: AccountLeaseOptions,
+    /** Who held the account until this grant, if anyone did (see takeOverWaitMs). */
+    readonly previous: LeaseHolder | null,
   ) {}
 
   /**
@@ -103,7 +116,7 @@ export class AccountLease {
     } else {
       logger.info(at, `holding account ${accountId} for session ${sessionId}`);
     }
-    return new AccountLease(lease, claim, grant.token, options);
+    return new AccountLease(lease, claim, grant.token, options, previous);
   }
 
   /**

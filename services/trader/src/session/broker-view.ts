@@ -55,8 +55,11 @@ export async function readLiveView(broker: Broker, state: TradingState): Promise
     changedPositions.push(position);
     if (position.orders.entryId) byId.add(position.orders.entryId);
   }
-  const examined = new Set(changedPositions.map((position) => position.symbol));
-  if (byId.size + byClientOrderId.length + changedPositions.length === 0) {
+  // A position the session does not know (another session's order that reached the broker after a take-over)
+  // is adopted by this sync; its symbol's orders say which bracket's legs protect it.
+  const unknown = positions.filter((position) => !state.positions.has(position.symbol) && !state.pendingEntries.has(position.symbol)).map((position) => position.symbol);
+  const examined = new Set([...changedPositions.map((position) => position.symbol), ...unknown]);
+  if (byId.size + byClientOrderId.length + changedPositions.length + unknown.length === 0) {
     return { account, positions, orders: [], complete: false, examined, readAt: new Date() };
   }
 
@@ -67,6 +70,7 @@ export async function readLiveView(broker: Broker, state: TradingState): Promise
     const since = position.openedAt ? new Date(position.openedAt) : new Date(state.identity.brokerSessionStartedAt);
     orders.push(...(await broker.ordersSince(new Date(since.getTime() - LISTING_MARGIN_MS), [position.symbol])));
   }
+  if (unknown.length > 0) orders.push(...(await broker.ordersSince(new Date(new Date(state.identity.brokerSessionStartedAt).getTime() - LISTING_MARGIN_MS), unknown)));
   positions = await broker.positions();
   return { account, positions, orders: dedupe(orders), complete: false, examined, readAt: new Date() };
 }

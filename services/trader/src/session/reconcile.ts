@@ -115,25 +115,44 @@ export function reconcile(state: TradingState, view: BrokerView, sessionId: stri
     if (state.positions.has(broker.symbol) || state.pendingEntries.has(broker.symbol)) continue;
     const side = broker.side;
     const qty = Math.abs(broker.qty);
+    const bracket = protectingBracket(view.orders, sessionId, broker.symbol, side, qty);
+    const takeProfit = bracket?.legs.find(isTakeProfit);
+    const stopLoss = bracket?.legs.find((leg) => !isTakeProfit(leg));
     state.open({
       symbol: broker.symbol,
       side,
       qty,
       entryPrice: broker.avgEntryPrice,
-      stopLoss: null,
-      takeProfit: null,
+      stopLoss: stopLoss?.stopPrice ?? null,
+      takeProfit: takeProfit?.limitPrice ?? null,
       tradeNo: state.takeTradeNo(broker.symbol),
       origin: "adopted",
       openedAt: null,
-      orders: { entryId: null, entryClientOrderId: null, takeProfitId: null, stopLossId: null },
+      orders: { entryId: null, entryClientOrderId: null, takeProfitId: takeProfit?.id ?? null, stopLossId: stopLoss?.id ?? null },
       entryFilling: false,
       exit: null,
       closeAttempts: 0,
       exitFills: {},
     });
     changes.push({ kind: "position_adopted", symbol: broker.symbol, side, qty, avgEntryPrice: broker.avgEntryPrice });
+    if (bracket) changes.push({ kind: "legs_attached", symbol: broker.symbol, takeProfitId: takeProfit?.id ?? null, stopLossId: stopLoss?.id ?? null });
   }
   return changes;
+}
+
+/**
+ * The bracket of another session (one taken over with --take-over, whose client_order_ids carry its own
+ * session) that opened all of an adopted position: its entry filled the broker's whole quantity on the
+ * position's side and its legs still work, so the adopted position keeps that stop-loss and take-profit, as
+ * the session's own would. An order of that session that reached the broker after the take-over is adopted
+ * this way by the first sync that sees its position. Without such a bracket the position is adopted bare.
+ */
+function protectingBracket(orders: BrokerOrder[], sessionId: string, symbol: string, side: PositionSide, qty: number): BrokerOrder | undefined {
+  return orders
+    .filter((order) => order.symbol === symbol && order.orderClass === "bracket" && parseClientOrderId(sessionId, order.clientOrderId) === null)
+    .filter((order) => sideOfEntry(order) === side && order.status === "filled" && order.filledQty === qty)
+    .filter((order) => order.legs.length === 2 && order.legs.every((leg) => !isOrderFinal(leg) && leg.filledQty === 0))
+    .sort((a, b) => (b.filledAt?.getTime() ?? 0) - (a.filledAt?.getTime() ?? 0))[0];
 }
 
 /** One entry order of this session against what the state knows of its trade. */
