@@ -18,6 +18,10 @@ function writer(port: CheckpointPort, overrides: Partial<SessionWriterOptions> =
   });
 }
 
+/** Fresh empty-state snapshots of the two kinds most tests save. */
+const periodic = () => ({ kind: "periodic", status: "active", state: {} }) as const;
+const event = () => ({ kind: "event", status: "active", state: {} }) as const;
+
 async function positions(port: CheckpointPort, sessionId = "session-1") {
   const stored = await port.history({ service: "trader", sessionId, limit: 100 });
   return stored.map((snapshot) => [snapshot.epoch, snapshot.seq, snapshot.kind]);
@@ -85,16 +89,16 @@ describe("SessionWriter", () => {
 
   it("throws SessionTakenOverError from a confirmed save refused for a stale epoch, in the service's words, and keeps throwing it without writing", async () => {
     const port = new InMemoryCheckpoints();
-    await writer(port, { epoch: 5 }).saveConfirmed({ kind: "event", status: "active", state: {} });
+    await writer(port, { epoch: 5 }).saveConfirmed(event());
     const stale = writer(port, { describeTakeOver: ({ sessionId, epoch }) => `another owner has ${sessionId}, not epoch ${epoch}.` });
 
-    const refusal = await stale.saveConfirmed({ kind: "event", status: "active", state: {} }).catch((error: unknown) => error);
+    const refusal = await stale.saveConfirmed(event()).catch((error: unknown) => error);
     expect(refusal).toBeInstanceOf(SessionTakenOverError);
     expect((refusal as Error).message).toMatch(/^another owner has session-1, not epoch 2\. /);
     expect(stale.takenOver).toBe(refusal);
 
-    await expect(stale.save({ kind: "periodic", status: "active", state: {} })).rejects.toBe(refusal);
-    await expect(stale.saveConfirmed({ kind: "periodic", status: "active", state: {} })).rejects.toBe(refusal);
+    await expect(stale.save(periodic())).rejects.toBe(refusal);
+    await expect(stale.saveConfirmed(periodic())).rejects.toBe(refusal);
     expect(await positions(port)).toEqual([[5, 0, "event"]]);
   });
 
@@ -102,25 +106,25 @@ describe("SessionWriter", () => {
     const port = new HeldPort();
     const onTakenOver = vi.fn();
     const stale = writer(port, { onTakenOver });
-    await stale.save({ kind: "periodic", status: "active", state: {} });
-    await stale.save({ kind: "periodic", status: "active", state: {} });
+    await stale.save(periodic());
+    await stale.save(periodic());
     for (const { settle } of port.held) settle(new CheckpointStaleEpochError("stale epoch: 2 < 5"));
     await stale.settle();
 
     expect(onTakenOver).toHaveBeenCalledTimes(1);
     expect(onTakenOver.mock.calls[0]![0]).toBeInstanceOf(SessionTakenOverError);
     expect(onTakenOver.mock.calls[0]![0]).toBe(stale.takenOver);
-    await expect(stale.save({ kind: "periodic", status: "active", state: {} })).rejects.toBe(stale.takenOver);
+    await expect(stale.save(periodic())).rejects.toBe(stale.takenOver);
     expect(port.held).toHaveLength(2);
   });
 
   it("refuses at once what the in-memory port refuses as stale in the background", async () => {
     const port = new InMemoryCheckpoints();
-    await writer(port, { epoch: 5 }).saveConfirmed({ kind: "event", status: "active", state: {} });
+    await writer(port, { epoch: 5 }).saveConfirmed(event());
     const stale = writer(port);
-    await stale.save({ kind: "periodic", status: "active", state: {} });
+    await stale.save(periodic());
     await stale.settle();
-    await expect(stale.save({ kind: "periodic", status: "active", state: {} })).rejects.toBeInstanceOf(SessionTakenOverError);
+    await expect(stale.save(periodic())).rejects.toBeInstanceOf(SessionTakenOverError);
     expect(await positions(port)).toEqual([[5, 0, "event"]]);
   });
 
@@ -128,7 +132,7 @@ describe("SessionWriter", () => {
     const port = new HeldPort();
     const onTakenOver = vi.fn();
     const session = writer(port, { onTakenOver });
-    await session.save({ kind: "periodic", status: "active", state: {} });
+    await session.save(periodic());
     vi.spyOn(port, "saveAndConfirm").mockRejectedValueOnce(new CheckpointStaleEpochError("stale epoch: 2 < 5"));
     await expect(session.saveConfirmed({ kind: "final", status: "completed", state: {} })).rejects.toBeInstanceOf(SessionTakenOverError);
     port.held[0]!.settle(new CheckpointStaleEpochError("stale epoch: 2 < 5"));
@@ -156,15 +160,15 @@ describe("SessionWriter", () => {
     const warn = vi.spyOn(logger, "warn");
     const error = vi.spyOn(logger, "error");
     const session = writer(port, { logger });
-    await session.save({ kind: "periodic", status: "active", state: {} });
-    await session.save({ kind: "periodic", status: "active", state: {} });
+    await session.save(periodic());
+    await session.save(periodic());
     port.held[0]!.settle(new CheckpointTimeoutError("no answer in 10 ms"));
     port.held[1]!.settle(new Error("invalid snapshot"));
     await session.settle();
     expect(warn).toHaveBeenCalledWith(expect.objectContaining({ seq: 0, problem: "no answer in 10 ms" }), expect.stringContaining("not confirmed yet"));
     expect(error).toHaveBeenCalledWith(expect.objectContaining({ seq: 1 }), "checkpoint refused by the checkpointer");
     expect(session.takenOver).toBeUndefined();
-    await expect(session.save({ kind: "periodic", status: "active", state: {} })).resolves.toMatchObject({ seq: 2 });
+    await expect(session.save(periodic())).resolves.toMatchObject({ seq: 2 });
   });
 
   it("logs a background confirmation cut short by closing the client as a warning, not as a refusal", async () => {
@@ -173,7 +177,7 @@ describe("SessionWriter", () => {
     const warn = vi.spyOn(logger, "warn");
     const error = vi.spyOn(logger, "error");
     const session = writer(port, { logger });
-    await session.save({ kind: "periodic", status: "active", state: {} });
+    await session.save(periodic());
     port.held[0]!.settle(new CheckpointClientClosedError("the client closed before the answer came"));
     await session.settle();
     expect(warn).toHaveBeenCalledWith(expect.objectContaining({ seq: 0, problem: "the client closed before the answer came" }), expect.stringContaining("stays queued in Redis"));
@@ -209,7 +213,7 @@ describe("SessionWriter", () => {
     const warn = vi.spyOn(logger, "warn");
     const session = writer(port, { logger });
     session.handOff({ kind: "periodic", status: "active", state: { big: "x".repeat(100) } });
-    session.handOff({ kind: "periodic", status: "active", state: {} });
+    session.handOff(periodic());
     await session.settle();
     expect(warn).toHaveBeenCalledWith(expect.objectContaining({ seq: 0, problem: expect.stringMatching(/invalid snapshot/) }), "checkpoint could not be queued; the next one will carry the same state");
     expect(await positions(port)).toEqual([[2, 1, "periodic"]]);
@@ -217,13 +221,13 @@ describe("SessionWriter", () => {
 
   it("refuses to hand off once the session is taken over", async () => {
     const port = new InMemoryCheckpoints();
-    await writer(port, { epoch: 5 }).saveConfirmed({ kind: "event", status: "active", state: {} });
+    await writer(port, { epoch: 5 }).saveConfirmed(event());
     const onTakenOver = vi.fn();
     const stale = writer(port, { onTakenOver });
-    stale.handOff({ kind: "periodic", status: "active", state: {} });
+    stale.handOff(periodic());
     await stale.settle();
     expect(onTakenOver).toHaveBeenCalledTimes(1);
-    expect(() => stale.handOff({ kind: "periodic", status: "active", state: {} })).toThrow(SessionTakenOverError);
+    expect(() => stale.handOff(periodic())).toThrow(SessionTakenOverError);
   });
 
   it("throws a failure from before the port accepted the snapshot to the caller of save", async () => {
