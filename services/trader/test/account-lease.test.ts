@@ -87,6 +87,41 @@ describe("one trading session per broker account", () => {
     expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 
+  it("an order the old trader sent just before a --take-over, held at the broker past the take-over, is adopted by the new session with its stop-loss", async () => {
+    sim = await stack.startSimulator({ seed: "late-order", tickIntervalMs: 50 });
+    // The old trader's first entry takes effect 4.5 s after it reached the broker: within its request's timeout
+    // (the simulator drops a request its client aborted), after the take-over, within the taker's wait (9 s).
+    const slowBroker = { BROKER_TIMEOUT_MS: "5000", TRADER_ACCOUNT_LEASE_MS: "8000" };
+    sim.control.injectFault({ kind: "latency", ms: 4_500, method: "POST", path: "/v2/orders", count: 1 });
+    const first = trader([...TWO, ...RUN], slowBroker);
+    const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
+    await eventually("the old trader's first entry held at the broker", () => (sim.control.faults().length === 0 ? true : undefined));
+
+    const second = trader([...TWO, ...RUN, "--take-over"], slowBroker);
+    await second.waitForLog((line) => line.event === "account_taken_over");
+    // Seen here after the taker logged it: no earlier than the take-over.
+    const takenAt = Date.now();
+    const started = await second.waitForLog(tradingStarted, 30_000);
+    // The take-over came before the held entry took effect at the broker.
+    const heldEntry = sim.control.requests({ method: "POST", path: "/v2/orders" })[0]!;
+    expect(takenAt).toBeLessThan(Date.parse(heldEntry.receivedAt) + 4_500);
+    const newSession = String(started.sessionId);
+    expect(await first.exited).toEqual({ code: 3, signal: null });
+    const late = sessionOrders(sim, sessionId);
+    expect(late).toHaveLength(1);
+    expect(changeKinds(second)).toEqual(expect.arrayContaining(["position_adopted", "legs_attached"]));
+
+    // The new session tracks exactly what the broker holds, every position with a stop-loss at the broker.
+    const held = await eventually("the new session's checkpoint holding what the broker holds", async () => {
+      const { state } = await storedSnapshot(stack.env, newSession);
+      const holdings = brokerHoldings(sim);
+      return holdings.length === 2 && state.pendingEntries.length === 0 && JSON.stringify(stateHoldings(state)) === JSON.stringify(holdings) ? state : undefined;
+    }, 30_000);
+    const working = new Set(sim.control.state().orders.flatMap((order) => [order, ...((order.legs as typeof order[]) ?? [])]).filter((order) => order.type === "stop" && !["filled", "canceled", "expired", "rejected", "replaced"].includes(String(order.status))).map((order) => String(order.id)));
+    for (const position of held.positions) expect(working.has(String(position.orders.stopLossId)), `${position.symbol}'s stop-loss is working at the broker`).toBe(true);
+    expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+
   it("a trader stalled between renewing its lease and sending an order, until the lease lapsed and another session took the account, sends no order", async () => {
     sim = await stack.startSimulator({ seed: "stalled-owner", tickIntervalMs: 50 });
     const ttlMs = 8_000;
