@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions, type QueueOptions } from "bullmq";
 import type { z } from "zod";
 import type { CheckpointPort } from "./checkpoint-port.js";
+import { namedError } from "./named-error.js";
 import { defaultJobOptions, describeIssues, jobCatalog, sessionShard, snapshotQueues, type JobInput, type JobName, type JobResult, type QueueAddress, type RefusalCode } from "./jobs.js";
 import { createRedisConnection, isCluster, waitForRedis, type RedisConnection, type RedisTarget } from "./redis.js";
 import { ReplyInbox, type Answer } from "./replies.js";
@@ -19,9 +20,7 @@ import {
 } from "./schemas/snapshot.js";
 
 /** The caller passed something the checkpointer would refuse; nothing was sent. */
-export class CheckpointInputError extends Error {
-  override name = "CheckpointInputError";
-}
+export class CheckpointInputError extends namedError("CheckpointInputError") {}
 /** The checkpointer refused or failed the job: `code` says why, `message` says what to fix. */
 export class CheckpointRejectedError extends Error {
   override name = "CheckpointRejectedError";
@@ -43,17 +42,11 @@ export class CheckpointStaleEpochError extends CheckpointRejectedError {
   }
 }
 /** No answer in time: the checkpointer may be down, busy, or waiting for Postgres, or Redis unreachable. */
-export class CheckpointTimeoutError extends Error {
-  override name = "CheckpointTimeoutError";
-}
+export class CheckpointTimeoutError extends namedError("CheckpointTimeoutError") {}
 /** Redis could not be reached to send the job; it may or may not have been queued. */
-export class CheckpointUnavailableError extends Error {
-  override name = "CheckpointUnavailableError";
-}
+export class CheckpointUnavailableError extends namedError("CheckpointUnavailableError") {}
 /** The client was closed while the call waited for its answer. */
-export class CheckpointClientClosedError extends Error {
-  override name = "CheckpointClientClosedError";
-}
+export class CheckpointClientClosedError extends namedError("CheckpointClientClosedError") {}
 
 /** Refuses an epoch claim the checkpointer could never fence on, naming each bad argument; shared by every CheckpointPort. */
 export function checkEpochClaim(service: string, sessionId: string, atLeast: number): void {

@@ -1,3 +1,4 @@
+export * from "./named-error.js";
 export * from "./config.js";
 export * from "./redaction.js";
 export * from "./credentials.js";

@@ -1,17 +1,14 @@
 import { Queue, QueueEvents, type Job } from "bullmq";
+import { namedError } from "./named-error.js";
 import { DecisionRequestError, requestDecision } from "./decisions.js";
 import { describeIssues, type JobInput } from "./jobs.js";
 import { createRedisConnection, waitForRedis, type RedisConnection, type RedisTarget } from "./redis.js";
 import { thinkResultSchema, type ThinkResult } from "./schemas/reasoning.js";
 
 /** Redis did not answer: the think job was not queued, or its decision cannot be awaited. Try again later. */
-export class ReasoningUnavailableError extends Error {
-  override name = "ReasoningUnavailableError";
-}
+export class ReasoningUnavailableError extends namedError("ReasoningUnavailableError") {}
 /** No decision within the wait: the run may still finish (its decision is then the job's return value). */
-export class ReasoningTimeoutError extends Error {
-  override name = "ReasoningTimeoutError";
-}
+export class ReasoningTimeoutError extends namedError("ReasoningTimeoutError") {}
 /** The run ended without a decision (failed, refused, dead-lettered, or a result that is not a decision). */
 export class ReasoningFailedError extends Error {
   override name = "ReasoningFailedError";

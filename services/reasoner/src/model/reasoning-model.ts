@@ -1,3 +1,4 @@
+import { namedError } from "@savepoint/shared";
 import type { MessageParam, Tool, ToolChoice } from "@anthropic-ai/sdk/resources/messages";
 import type { ModelUsage } from "../engine/thought-step.js";
 import type { JsonValue } from "../tools/agent-tool.js";
@@ -25,16 +26,10 @@ export interface ReasoningModel {
 }
 
 /** The signal aborted the call (or the wait before a retry); nothing was answered. */
-export class ModelInterruptedError extends Error {
-  override name = "ModelInterruptedError";
-}
+export class ModelInterruptedError extends namedError("ModelInterruptedError") {}
 
 /** The provider kept failing with retryable errors (429, 529, 5xx, timeouts) past the retry budget. */
-export class ModelUnavailableError extends Error {
-  override name = "ModelUnavailableError";
-}
+export class ModelUnavailableError extends namedError("ModelUnavailableError") {}
 
 /** The provider refused the request itself (bad key, bad request): retrying the same call cannot help. */
-export class ModelRequestError extends Error {
-  override name = "ModelRequestError";
-}
+export class ModelRequestError extends namedError("ModelRequestError") {}
