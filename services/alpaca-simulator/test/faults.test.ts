@@ -66,6 +66,22 @@ describe("simulator fault injection", () => {
     expect(sim.control.faults()).toEqual([]);
   });
 
+  it("never places an order whose client gave up while the injected latency held it before it took effect", async () => {
+    // As the trader's SDK aborts an order request at BROKER_TIMEOUT_MS: the connection closes, and the request,
+    // once its latency is over, runs no handler (the trader's take-over test relies on this).
+    sim.control.injectFault({ kind: "latency", ms: 400, count: 1, method: "POST", path: "/v2/orders" });
+    const order = { symbol: "AAPL", qty: 3, side: "buy" as const, clientOrderId: "given-up" };
+    const error = await failureOf(sdk(sim.url, { retry: false, timeoutMs: 100 }).orders.market(order));
+    expect((error.cause as Error).name).toBe("TimeoutError");
+    // Nothing announces a request that never runs, so its absence is checked once its latency is over.
+    const [held] = sim.control.requests({ method: "POST", path: "/v2/orders" });
+    await new Promise((resolve) => setTimeout(resolve, Date.parse(held!.receivedAt) + 400 + 200 - Date.now()));
+    expect(sim.control.state().orders).toEqual([]);
+    // The client_order_id is free: the next attempt under it places the order, no duplicate refused.
+    expect((await sdk(sim.url).orders.market(order)).clientOrderId).toBe("given-up");
+    expect(sim.control.state().orders).toHaveLength(1);
+  });
+
   it("holds back only the answer with latency after: the order is placed while the client still waits", async () => {
     sim.control.injectFault({ kind: "latency", ms: 400, count: 1, when: "after", method: "POST", path: "/v2/orders" });
     const placing = sdk(sim.url).orders.market({ symbol: "AAPL", qty: 3, side: "buy", clientOrderId: "answer-held" });
