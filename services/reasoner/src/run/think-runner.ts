@@ -1,6 +1,7 @@
 import { WaitingError, type Job } from "bullmq";
 import {
   JobRejectedError,
+  namedError,
   SessionTakenOverError,
   thinkJobIdProblem,
   thinkPayloadSchema,
@@ -24,13 +25,9 @@ import { describeMarket, RunReport } from "./run-report.js";
 export const REDRIVE_COMMAND = "npm run redrive -w @savepoint/reasoner --";
 
 /** Abort reason: the process is shutting down; the run is checkpointed and its job requeued. */
-export class ShutdownRequested extends Error {
-  override name = "ShutdownRequested";
-}
+export class ShutdownRequested extends namedError("ShutdownRequested") {}
 /** Abort reason: BullMQ could not renew the job's lock; another worker may own the job already. */
-export class LockLost extends Error {
-  override name = "LockLost";
-}
+export class LockLost extends namedError("LockLost") {}
 
 /** `stop` ends the run after the iteration under way; `call` cancels the model call in flight. */
 export interface RunSignals {

@@ -1,21 +1,17 @@
-import { RedisLease, SessionTakenOverError, type LeaseClaim, type LeaseHolder, type Logger } from "@savepoint/shared";
+import { namedError, RedisLease, SessionTakenOverError, type LeaseClaim, type LeaseHolder, type Logger } from "@savepoint/shared";
 import { RedisUnavailableError } from "../redis.js";
 
 type Redis = ConstructorParameters<typeof RedisLease>[0];
 
 /** Another live session trades the account: this one must not start (exit 4). */
-export class AccountInUseError extends Error {
-  override name = "AccountInUseError";
-}
+export class AccountInUseError extends namedError("AccountInUseError") {}
 
 /**
  * The lease was renewed, but too late to cover an order request: less of its time to live is left than the
  * request may take, so it could lapse, and another trader be granted the account, while the order is on its
  * way. No order now; the next check renews it again.
  */
-export class LeaseTooShortError extends Error {
-  override name = "LeaseTooShortError";
-}
+export class LeaseTooShortError extends namedError("LeaseTooShortError") {}
 
 export interface AccountLeaseOptions {
   redis: Redis;
