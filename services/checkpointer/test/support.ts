@@ -1,10 +1,10 @@
-import { CheckpointClient, createLogger, createMetricsRegistry, defaultJobOptions, parseEnv } from "@savepoint/shared";
-import { createTestEnvironment, openQueueWithEvents, type QueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
+import { type CheckpointClient, createLogger, createMetricsRegistry, defaultJobOptions, parseEnv } from "@savepoint/shared";
+import { connectClient, createTestEnvironment, openQueueWithEvents, type QueueWithEvents, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll } from "vitest";
 import { startCheckpointer, type RunningCheckpointer } from "../src/checkpointer.js";
 import { checkpointerEnvSchema } from "../src/config.js";
 
-export { spawnCheckpointer } from "@savepoint/shared/testing";
+export { connectClient, spawnCheckpointer } from "@savepoint/shared/testing";
 export { snapshot } from "./snapshot-fixture.js";
 
 /** A checkpointer in this process, configured like the real one from env (plus overrides), reporting to `registry`. */
@@ -16,10 +16,6 @@ export async function startTestCheckpointer(
   const config = parseEnv(checkpointerEnvSchema, { ...env.env, HTTP_PORT: "0", ...overrides });
   const logger = createLogger({ service: "checkpointer", level: process.env.TEST_LOG_LEVEL ?? "silent" });
   return startCheckpointer(config, logger, registry);
-}
-
-export function connectClient(env: TestEnvironment, options: { requestTimeoutMs?: number; confirmTimeoutMs?: number } = {}) {
-  return CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, ...options });
 }
 
 export interface RunningCheckpointerStack {

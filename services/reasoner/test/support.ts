@@ -1,7 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { Queue, QueueEvents, type Job } from "bullmq";
 import {
-  CheckpointClient,
+  type CheckpointClient,
   createMetricsRegistry,
   parseEnv,
   requestDecision,
@@ -10,12 +10,9 @@ import {
   type ThinkResult,
 } from "@savepoint/shared";
 import {
-  createTestEnvironment,
   ServiceProcess,
-  spawnCheckpointer,
+  SharedStack,
   openQueueWithEvents,
-  startedOrThrow,
-  stopNewestFirst,
   type LogLine,
   type QueueWithEvents,
   type TestEnvironment,
@@ -76,10 +73,6 @@ export async function startInProcessReasoner(
   return { reasoner, logs };
 }
 
-export function connectClient(env: TestEnvironment): Promise<CheckpointClient> {
-  return CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix });
-}
-
 /** The `reasoning` queue as a producer sees it. */
 export type ReasoningQueue = QueueWithEvents;
 
@@ -123,60 +116,46 @@ export function useReasonerStack(
   label: string,
   options: StackOptions & { client?: boolean },
 ): ReasonerStack & { readonly client: CheckpointClient } {
-  let env: TestEnvironment | undefined;
-  let checkpointer: ServiceProcess | undefined;
+  const stack = new SharedStack(label, `reasoner stack "${label}"`);
   let model: { server: ModelServer; url: string } | undefined;
   let producer: ReasoningQueue | undefined;
-  let client: CheckpointClient | undefined;
-  const fileStops: Array<() => Promise<unknown>> = [];
-  const testStops: Array<() => Promise<unknown>> = [];
 
   beforeAll(async () => {
-    const created = await createTestEnvironment(label);
-    fileStops.push(() => created.dispose());
-    env = created;
-    const spawned = await spawnCheckpointer(created, options.checkpointerEnv);
-    fileStops.push(() => spawned.kill("SIGTERM"));
-    checkpointer = spawned;
+    await stack.startFile({ checkpointerEnv: options.checkpointerEnv, client: options.client });
     const served = await startModelServer(options.modelLatencyMs);
-    fileStops.push(() => served.server.close());
+    stack.stopAfterFile(() => served.server.close());
     model = served;
-    const opened = await openReasoningQueue(created);
-    fileStops.push(() => opened.close());
+    const opened = await openReasoningQueue(stack.env);
+    stack.stopAfterFile(() => opened.close());
     producer = opened;
-    if (options.client) {
-      const connected = await connectClient(created);
-      fileStops.push(() => connected.close());
-      client = connected;
-    }
   });
-  afterEach(() => stopNewestFirst(testStops));
-  afterAll(() => stopNewestFirst(fileStops));
+  afterEach(() => stack.endTest());
+  afterAll(() => stack.endFile());
 
-  const ready = <T>(value: T | undefined, what: string): T => startedOrThrow(value, what, `reasoner stack "${label}"`);
+  const modelUrl = () => stack.ready(model, "the model server").url;
   return {
     get env() {
-      return ready(env, "the environment");
+      return stack.env;
     },
     get checkpointer() {
-      return ready(checkpointer, "the checkpointer");
+      return stack.checkpointer;
     },
     get model() {
-      return ready(model, "the model server").server;
+      return stack.ready(model, "the model server").server;
     },
     get modelUrl() {
-      return ready(model, "the model server").url;
+      return modelUrl();
     },
     get producer() {
-      return ready(producer, "the producer");
+      return stack.ready(producer, "the producer");
     },
     get client() {
-      return ready(client, "the checkpoint client");
+      return stack.client;
     },
     async spawnReasoner(overrides = {}) {
-      const worker = ServiceProcess.start(REASONER_MAIN, reasonerEnv(ready(env, "the environment"), ready(model, "the model server").url, overrides));
+      const worker = ServiceProcess.start(REASONER_MAIN, reasonerEnv(stack.env, modelUrl(), overrides));
       // Registered before it is ready, so a worker that never gets there is stopped too.
-      testStops.push(async () => {
+      stack.stopAfterTest(async () => {
         worker.child.kill("SIGCONT");
         await worker.kill("SIGKILL");
       });
@@ -184,8 +163,8 @@ export function useReasonerStack(
       return worker;
     },
     async startInProcessReasoner(overrides = {}) {
-      const started = await startInProcessReasoner(ready(env, "the environment"), ready(model, "the model server").url, overrides);
-      testStops.push(() => started.reasoner.close());
+      const started = await startInProcessReasoner(stack.env, modelUrl(), overrides);
+      stack.stopAfterTest(() => started.reasoner.close());
       return started;
     },
   };

@@ -1,11 +1,8 @@
 import { fileURLToPath } from "node:url";
-import { CheckpointClient, type Logger } from "@savepoint/shared";
+import type { CheckpointClient, Logger } from "@savepoint/shared";
 import {
-  createTestEnvironment,
   ServiceProcess,
-  spawnCheckpointer,
-  startedOrThrow,
-  stopNewestFirst,
+  SharedStack,
   type LogLine,
   type TestEnvironment,
   recordingLogger,
@@ -68,56 +65,35 @@ export interface TraderStack {
 export function useTraderStack(label: string): TraderStack;
 export function useTraderStack(label: string, options: { client: true }): TraderStack & { readonly client: CheckpointClient };
 export function useTraderStack(label: string, options: { client?: boolean } = {}): TraderStack & { readonly client: CheckpointClient } {
-  let env: TestEnvironment | undefined;
-  let client: CheckpointClient | undefined;
-  const fileStops: Array<() => Promise<unknown>> = [];
-  const testStops: Array<() => Promise<unknown>> = [];
-
-  beforeAll(async () => {
-    const created = await createTestEnvironment(label);
-    fileStops.push(() => created.dispose());
-    env = created;
-    const checkpointer = await spawnCheckpointer(created);
-    fileStops.push(() => checkpointer.kill("SIGTERM"));
-    if (options.client) {
-      const connected = await connectClient(created);
-      fileStops.push(() => connected.close());
-      client = connected;
-    }
-  });
-  afterEach(() => stopNewestFirst(testStops));
-  afterAll(() => stopNewestFirst(fileStops));
-
-  const ready = <T>(value: T | undefined, what: string): T => startedOrThrow(value, what, `trader stack "${label}"`);
+  const stack = new SharedStack(label, `trader stack "${label}"`);
+  beforeAll(() => stack.startFile({ client: options.client }));
+  afterEach(() => stack.endTest());
+  afterAll(() => stack.endFile());
   return {
     get env() {
-      return ready(env, "the environment");
+      return stack.env;
     },
     get client() {
-      return ready(client, "the checkpoint client");
+      return stack.client;
     },
     async startSimulator(simOptions) {
       const sim = await startTestSimulator(simOptions);
-      testStops.push(() => sim.close());
+      stack.stopAfterTest(() => sim.close());
       return sim;
     },
     spawnTrader(sim, args, extraEnv) {
-      const trader = spawnTrader(ready(env, "the environment"), sim, args, extraEnv);
-      testStops.push(() => trader.kill("SIGKILL"));
+      const trader = spawnTrader(stack.env, sim, args, extraEnv);
+      stack.stopAfterTest(() => trader.kill("SIGKILL"));
       return trader;
     },
     stopAfterTest(stop) {
-      testStops.push(stop);
+      stack.stopAfterTest(stop);
     },
   };
 }
 
 
 export const tradingStarted = (line: LogLine) => line.event === "trading_started";
-
-export function connectClient(env: TestEnvironment): Promise<CheckpointClient> {
-  return CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix });
-}
 
 /** A logger whose JSON lines the test can read, with the trader's service name in each. */
 export const captureLogger = (level = "info") => recordingLogger<LogLine>(level, { service: "trader" });

@@ -11,3 +11,4 @@ export * from "./http-tap.js";
 export * from "./web-service.js";
 export * from "./think-result.js";
 export * from "./recording-logger.js";
+export * from "./shared-stack.js";
