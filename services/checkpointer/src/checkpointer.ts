@@ -16,6 +16,7 @@ import type { Registry } from "prom-client";
 import type { CheckpointerConfig } from "./config.js";
 import { ConfirmationsFirst } from "./domain/confirmations-first.js";
 import { CheckpointerMetrics } from "./metrics.js";
+import { ConfirmationsBeacon } from "./queues/confirmations-beacon.js";
 import { createMaintenanceWorker, scheduleRetention } from "./queues/maintenance.js";
 import { createRequestWorker } from "./queues/request-worker.js";
 import { createSnapshotWorker, type SnapshotJobWorker } from "./queues/snapshot-worker.js";
@@ -108,17 +109,31 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
   const workersPerQueue = (confirmed: boolean) => (confirmed ? Math.min(perQueue(true), Math.max(1, Math.ceil(config.CONFIRMED_FETCHERS / queuesOf(true)))) : 1);
   const concurrencyOf = (confirmed: boolean) => Math.max(1, Math.ceil(perQueue(confirmed) / workersPerQueue(confirmed)));
   const backlogWorkers: SnapshotJobWorker[] = [];
-  // Confirmations first: while confirmed saves flow, each fire-and-forget worker holds its share of
-  // BACKLOG_YIELD_CONCURRENCY; BullMQ's main loop and completions fetch only below the worker's concurrency, so
-  // the backlog shrinks to that as the jobs in hand finish, and grows back on the next completion once restored.
+  // Confirmations first: while confirmed saves flow, here or in another checkpointer on this Redis (the
+  // beacon, for SNAPSHOT_LANES=confirmed beside SNAPSHOT_LANES=fire-and-forget), each fire-and-forget worker
+  // holds its share of BACKLOG_YIELD_CONCURRENCY; BullMQ's main loop and completions fetch only below the
+  // worker's concurrency, so the backlog shrinks to that as the jobs in hand finish, and grows back on the next
+  // completion once restored.
   const yieldedConcurrency = Math.min(concurrencyOf(false), Math.max(1, Math.ceil(config.BACKLOG_YIELD_CONCURRENCY / Math.max(1, queuesOf(false)))));
+  const yieldEnabled = config.BACKLOG_YIELD_MS > 0;
   const confirmationsFirst =
-    config.BACKLOG_YIELD_MS > 0 && queuesOf(true) > 0 && queuesOf(false) > 0
+    yieldEnabled && queuesOf(false) > 0
       ? new ConfirmationsFirst({
           quietMs: config.BACKLOG_YIELD_MS,
           onYield: () => backlogWorkers.forEach((worker) => (worker.concurrency = yieldedConcurrency)),
           onRestore: () => backlogWorkers.forEach((worker) => (worker.concurrency = concurrencyOf(false))),
         })
+      : undefined;
+  const beacon = yieldEnabled ? new ConfirmationsBeacon(producerConnection, prefix, config.BACKLOG_YIELD_MS) : undefined;
+  const confirmationFlow =
+    beacon && queuesOf(true) > 0
+      ? {
+          begin: () => {
+            confirmationsFirst?.begin();
+            beacon.shine();
+          },
+          end: () => confirmationsFirst?.end(),
+        }
       : undefined;
   for (const { queue, confirmed } of snapshotLanes) {
     for (let index = 0; index < workersPerQueue(confirmed); index++) {
@@ -131,7 +146,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
           maxStateBytes: config.MAX_STATE_BYTES,
           writer: confirmed ? writers.confirmed : writers.fireAndForget,
           confirmed,
-          flow: confirmed ? confirmationsFirst : undefined,
+          flow: confirmed ? confirmationFlow : undefined,
           answers,
           metrics,
           logger,
@@ -140,6 +155,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       if (!confirmed) backlogWorkers.push(snapshotWorkers.at(-1)!);
     }
   }
+  if (beacon && confirmationsFirst) beacon.watch(confirmationsFirst);
   const workers = [
     ...snapshotWorkers,
     createRequestWorker({ connection: workerConnection, prefix, concurrency: config.REQUEST_CONCURRENCY, store, answers, metrics, logger }),
@@ -156,7 +172,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       queuePrefix: prefix,
       snapshotQueues: snapshotLanes.map(({ queue }) => `${queue.prefix}:${queue.name}`),
       snapshotConcurrency: config.SNAPSHOT_CONCURRENCY,
-      backlogYield: confirmationsFirst ? { ms: config.BACKLOG_YIELD_MS, concurrencyPerWorker: yieldedConcurrency } : "off",
+      backlogYield: yieldEnabled ? { ms: config.BACKLOG_YIELD_MS, concurrencyPerWorker: yieldedConcurrency } : "off",
       batchMaxSize: config.BATCH_MAX_SIZE,
     },
     "checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance",
@@ -176,6 +192,7 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
       // During an outage the jobs in hand cannot finish: leave them locked; they are redelivered after restart.
       const abandonActive = outage.isDown;
       outage.close();
+      beacon?.close();
       confirmationsFirst?.close();
       await Promise.all(workers.map((worker) => worker.close(abandonActive)));
       await Promise.all(queues.map((queue) => queue.close()));
