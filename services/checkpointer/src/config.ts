@@ -20,9 +20,11 @@ export const checkpointerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.sh
    */
   CONFIRMED_FETCHERS: positiveInt(64).default(8),
   /**
-   * Confirmations first: while confirmed saves flow through this process, and for this long after the last one
+   * Confirmations first: while confirmed saves flow through this process (or another checkpointer on the same
+   * Redis, told through ConfirmationsBeacon's key, whose TTL this also is), and for this long after the last one
    * settled, its fire-and-forget workers hold at most BACKLOG_YIELD_CONCURRENCY jobs between them, so a confirmed
-   * save waits behind a few backlog jobs' CPU, event-loop and Redis work rather than a full batch's. 0: never yield.
+   * save waits behind a few backlog jobs' CPU, event-loop and Redis work rather than a full batch's. 0: never
+   * yield, and tell no other checkpointer.
    */
   BACKLOG_YIELD_MS: envInt(0, 600_000).default(1_000),
   BACKLOG_YIELD_CONCURRENCY: positiveInt(10_000).default(16),
