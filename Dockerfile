@@ -3,11 +3,11 @@
 
 ARG NODE_IMAGE=node:24-slim
 
-# --- build: every workspace's TypeScript compiled to dist/ -------------------------------------------
-FROM ${NODE_IMAGE} AS build
+# --- manifests: the lockfile and every workspace's package.json, all that `npm ci` reads ---------------
+# Both stages install from these first, so their dependency layers are rebuilt only when a manifest
+# changes. One line per workspace (test/stack/compose.test.ts checks that none is missing).
+FROM scratch AS manifests
 WORKDIR /app
-# Manifests first, so the dependency layer is rebuilt only when they change. One line per workspace
-# (test/stack/compose.test.ts checks that none is missing).
 COPY package.json package-lock.json ./
 COPY packages/shared/package.json packages/shared/
 COPY services/alpaca-simulator/package.json services/alpaca-simulator/
@@ -17,6 +17,11 @@ COPY services/console/package.json services/console/
 COPY services/model-server/package.json services/model-server/
 COPY services/reasoner/package.json services/reasoner/
 COPY services/trader/package.json services/trader/
+
+# --- build: every workspace's TypeScript compiled to dist/ -------------------------------------------
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY --from=manifests /app ./
 # Compiling needs no install scripts (those only fetch optional native add-ons).
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.base.json ./
@@ -29,15 +34,7 @@ RUN npm run build --workspaces
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
-COPY package.json package-lock.json ./
-COPY packages/shared/package.json packages/shared/
-COPY services/alpaca-simulator/package.json services/alpaca-simulator/
-COPY services/board/package.json services/board/
-COPY services/checkpointer/package.json services/checkpointer/
-COPY services/console/package.json services/console/
-COPY services/model-server/package.json services/model-server/
-COPY services/reasoner/package.json services/reasoner/
-COPY services/trader/package.json services/trader/
+COPY --from=manifests /app ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/packages/shared/dist packages/shared/dist
 COPY --from=build /app/services/alpaca-simulator/dist services/alpaca-simulator/dist

@@ -268,9 +268,11 @@ describe("docker-compose.yml", () => {
     );
     for (const workspace of workspaces) {
       const manifest = `COPY ${workspace}/package.json ${workspace}/`;
-      expect(dockerfile.split(manifest).length - 1, `${manifest} in both stages`).toBe(2);
+      expect(dockerfile.split(manifest).length - 1, `${manifest} in the manifests stage`).toBe(1);
       expect(dockerfile).toContain(`COPY --from=build /app/${workspace}/dist ${workspace}/dist`);
     }
+    // The build and the runtime stage both install from the manifests stage.
+    expect(dockerfile.split("COPY --from=manifests /app ./").length - 1).toBe(2);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
     expect(dockerfile).toMatch(/^USER node$/m);
   });
