@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from "fastify";
 import type { Registry } from "prom-client";
 import type { z } from "zod";
 import { ConfigError, parseEnv } from "./config.js";
+import { namedError } from "./named-error.js";
 import { createLogger, type LogFormat, type Logger } from "./logger.js";
 import { createMetricsRegistry, exitOnPortUnavailable, PortUnavailableError, startOpsServer, type ReadinessCheck } from "./ops-server.js";
 import { redactUrl } from "./redaction.js";
@@ -16,6 +17,9 @@ import { GracefulShutdown } from "./shutdown.js";
 export class StartupSettingError extends Error {
   override name = "StartupSettingError";
 }
+
+/** The reason `host.signal` carries when a signal arrives while the service starts. */
+export class StartAbortedError extends namedError("StartAbortedError") {}
 
 /** What a service's `start` hands back: how to tell it is ready, and how to stop it. */
 export interface RunningService {
@@ -54,8 +58,13 @@ export interface ServiceDefinition<S extends z.ZodObject> {
    * hash tag): throws a ConfigError, printed as its one line before anything is logged or opened, like a bad variable.
    */
   checkConfig?(config: z.infer<S>): void;
-  /** `host.httpPort` is the port HTTP_PORT opened (the one the OS chose for HTTP_PORT=0), if the service has one. */
-  start(config: z.infer<S>, host: { logger: Logger; registry: Registry; httpPort?: number }): Promise<RunningService>;
+  /**
+   * `host.httpPort` is the port HTTP_PORT opened (the one the OS chose for HTTP_PORT=0), if the service has one.
+   * `host.signal` aborts when SIGTERM or SIGINT arrives while `start` runs: a start that waits (the trader after
+   * a --take-over) stops waiting and rejects, undoing what it began; the process then exits 0, as it would have
+   * after the signal. A start that ignores it runs on, and the service it returns is closed as on any signal.
+   */
+  start(config: z.infer<S>, host: { logger: Logger; registry: Registry; httpPort?: number; signal: AbortSignal }): Promise<RunningService>;
   /**
    * For a service whose start can end in outcomes it tells apart by exit code (the trader: 2 for a bad
    * command line, 3 for a session another trader took over, 4 for an account in use): says why `start`
@@ -112,9 +121,24 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
     `${name} starting`,
   );
 
+  // A signal while starting: the start is aborted, and the shutdown waits until it has ended before it closes
+  // the service it may still return (registered below) or exits, so nothing the start opened is left half done.
+  const starting = new AbortController();
+  let startEnded: () => void = () => {};
+  const ended = new Promise<void>((resolve) => (startEnded = resolve));
+  shutdown.add(`${name} start`, () => {
+    starting.abort(new StartAbortedError(`${name} was told to stop while starting`));
+    return ended;
+  });
   try {
-    running = await start(config, { logger, registry, ...(ops ? { httpPort: ops.port } : {}) });
+    running = await start(config, { logger, registry, signal: starting.signal, ...(ops ? { httpPort: ops.port } : {}) });
   } catch (error) {
+    if (starting.signal.aborted) {
+      logger.info({ problem: (error as Error).message }, `${name} stopped while starting`);
+      await ops?.server.close();
+      startEnded();
+      return;
+    }
     const exitCode = startFailure?.(error, logger);
     if (exitCode !== undefined) {
       await ops?.server.close();
@@ -129,6 +153,7 @@ export async function runService<S extends z.ZodObject>({ name, envSchema, route
     await ops?.server.close();
     process.exit(1);
   }
+  startEnded();
   const service = running;
   shutdown.add(name, () => service.close());
   if (ops) shutdown.add("ops server", () => ops.server.close());

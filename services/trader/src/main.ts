@@ -101,7 +101,7 @@ function listenForStopRequests(running: Trader, redisTarget: RedisTarget, queueP
  * Connects, then trades the session (or, with --reconcile-only, prints what a resume would change) until its
  * duration ends, it is taken over, or a signal stops it; its end is the process's exit code.
  */
-async function startTrader(options: TraderOptions, env: TraderEnv, logger: Logger, registry: Registry): Promise<RunningService> {
+async function startTrader(options: TraderOptions, env: TraderEnv, logger: Logger, registry: Registry, signal: AbortSignal): Promise<RunningService> {
   const connection = brokerConnection(env);
   const redisTarget = redisTargetOf(env);
   logger.info(
@@ -133,6 +133,7 @@ async function startTrader(options: TraderOptions, env: TraderEnv, logger: Logge
     accountLeaseMs: env.TRADER_ACCOUNT_LEASE_MS,
     orderRequestMs: orderRequestMs(connection.timeoutMs),
     takeOverSettleMs: takeOverSettleMs(connection.timeoutMs, env.TRADER_TAKEOVER_MARGIN_MS),
+    signal,
   };
 
   let trader: Trader;
@@ -172,6 +173,6 @@ await runService({
   envSchema: traderEnvSchema,
   // On a cluster, a QUEUE_PREFIX that is no hash tag is refused (ConfigError) in one line, before anything starts.
   checkConfig: (env) => void redisTargetOf(env),
-  start: (env, { logger, registry }) => startTrader(options, env, logger, registry),
+  start: (env, { logger, registry, signal }) => startTrader(options, env, logger, registry, signal),
   startFailure: reportFailure,
 });

@@ -43,6 +43,11 @@ export interface TraderContext {
    * broker (config.ts, takeOverSettleMs): an order that session already sent may reach the broker until then.
    */
   takeOverSettleMs: number;
+  /**
+   * Aborted by SIGTERM or SIGINT while the trader starts: the take-over wait ends at once and starting fails
+   * with the signal's reason, the lease released, nothing traded (runService then exits 0).
+   */
+  signal?: AbortSignal;
   /** Test hook: a stall of the process after each renewal of the account lease before an order (AccountLeaseOptions). */
   stallAfterLeaseRenewal?: () => void;
 }
@@ -434,7 +439,16 @@ async function waitOutTakenOverOrders(lease: AccountLease, sessionId: string, co
     { event: "take_over_wait", previous: lease.previous, waitMs },
     `--take-over: waiting ${(waitMs / 1000).toFixed(1)} s before reading the broker: an order session ${lease.previous!.owner} sent just before losing the account can reach the broker until then (BROKER_TIMEOUT_MS + 2 s + TRADER_TAKEOVER_MARGIN_MS)`,
   );
-  await delay(waitMs);
+  try {
+    await delay(waitMs, undefined, { signal: context.signal });
+  } catch (error) {
+    if (!context.signal?.aborted) throw error;
+    context.logger.info(
+      { event: "take_over_wait_aborted", previous: lease.previous },
+      "--take-over: told to stop during the wait; stopping before reading the broker, nothing traded, the account's lease given up",
+    );
+    throw context.signal.reason;
+  }
 }
 
 async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: string | null, logger: Logger): Promise<ReconciliationReport> {

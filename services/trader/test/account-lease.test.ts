@@ -87,6 +87,31 @@ describe("one trading session per broker account", () => {
     expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 
+  it("a trader told to stop (SIGTERM) during its --take-over wait exits 0 at once, having read and placed nothing, and gives the account up", async () => {
+    sim = await stack.startSimulator({ seed: "take-over-stopped", tickIntervalMs: 50 });
+    const { first } = await sessionWithTwoPositions();
+
+    const secondTap = await tap();
+    const second = trader([...TWO, ...RUN, "--take-over"], { APCA_API_BASE_URL: secondTap.url });
+    await second.waitForLog((line) => line.event === "take_over_wait");
+    const readsBefore = secondTap.count("GET", "/v2/orders") + secondTap.count("GET", "/v2/positions");
+    const signaledAt = Date.now();
+    // The wait is 7 s (BROKER_TIMEOUT_MS 3 s + 2 s + 2 s).
+    expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+    expect(Date.now() - signaledAt).toBeLessThan(2_000);
+    expect(messages(second)).toContain("--take-over: told to stop during the wait; stopping before reading the broker, nothing traded, the account's lease given up");
+    expect(second.logs.some(tradingStarted)).toBe(false);
+    expect(secondTap.count("POST", "/v2/orders")).toBe(0);
+    expect(secondTap.count("GET", "/v2/orders") + secondTap.count("GET", "/v2/positions")).toBe(readsBefore);
+
+    // The old trader lost the account to the take-over and stops; the account is free again, for a new session.
+    expect(await first.exited).toEqual({ code: 3, signal: null });
+    const third = trader([...TWO, ...RUN]);
+    await third.waitForLog(tradingStarted);
+    expect(third.logs.some((line) => line.event === "take_over_wait")).toBe(false);
+    expect(await third.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+
   it("an order the old trader sent just before a --take-over, held at the broker past the take-over, is adopted by the new session with its stop-loss", async () => {
     sim = await stack.startSimulator({ seed: "late-order", tickIntervalMs: 50 });
     // The old trader's first entry takes effect 4.5 s after it reached the broker: within its request's timeout
