@@ -2,16 +2,16 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { CheckpointTimeoutError, SessionTakenOverError, type CheckpointClient, type Logger, type RedisTarget, type SessionStatus } from "@savepoint/shared";
 import type { Broker } from "./broker/broker.js";
-import { BrokerReadError } from "./broker/errors.js";
-import type { BrokerAccount } from "./broker/types.js";
+import { BrokerReadError, BrokerRefusedError, describeBrokerFailure } from "./broker/errors.js";
+import { isOrderFinal, type BrokerAccount, type BrokerOrder } from "./broker/types.js";
 import { STRATEGY_FLAG_NAMES, UsageError, type SessionChoice, type SessionFlags, type TraderOptions } from "./cli/options.js";
 import type { TraderMetrics } from "./metrics.js";
 import { connectRedis } from "./redis.js";
 import { AccountLease, takeOverWaitMs } from "./session/account-lease.js";
 import { readFullView } from "./session/broker-view.js";
 import { RestoreError, SessionCheckpoints, TRADER_SERVICE, type RestoredSession } from "./session/checkpoints.js";
-import { MAX_CLIENT_ORDER_ID_LENGTH } from "./session/client-order-ids.js";
-import { reconcile, ReconciliationError } from "./session/reconcile.js";
+import { MAX_CLIENT_ORDER_ID_LENGTH, otherSessionEntry } from "./session/client-order-ids.js";
+import { reconcile, ReconciliationError, type Change } from "./session/reconcile.js";
 import type { ReconciliationReport } from "./session/report.js";
 import { logReconciliation, logResume } from "./session/resume-log.js";
 import { resumeRecord, type ResumeRecord } from "./session/resume-record.js";
@@ -75,6 +75,10 @@ const FINAL_CHECKPOINT_TIMEOUT_MS = 10_000;
 const STARTUP_RATE_LIMIT_WAITS = 3;
 /** At the end of the session (--duration), working entry orders get this long to be canceled or filled, and what they left unprotected to be closed. */
 const SETTLE_ENTRIES_TIMEOUT_MS = 10_000;
+
+/** How long the broker gets to complete the cancels of entry orders other sessions left working, and the pause between looks. */
+const OTHER_ENTRIES_TIMEOUT_MS = 10_000;
+const OTHER_ENTRIES_POLL_MS = 200;
 
 /** `trader-20260105-150000-1a2b3c`: sortable by start time, unique by its random tail. */
 export function newSessionId(now = new Date()): string {
@@ -169,8 +173,9 @@ export class Trader {
     const checkpoints = new SessionCheckpoints(client, { sessionId, ownerId: account.id, epoch }, logger, (error) => session?.takeOver(error));
     try {
       await waitOutTakenOverOrders(lease, sessionId, context);
+      const canceled = await cancelOtherSessionsEntries(broker, sessionId, logger, { signal: context.signal });
       strategy = await createStrategy(state, sessionId, context);
-      const report = await reconcileOnStart(broker, state, sessionId, logger);
+      const report = await reconcileOnStart(broker, state, sessionId, logger, canceled);
       logReconciliation(logger, report);
       // In the state, so the first checkpoint below carries it, and every one after it.
       if (restoredFrom) state.recordResume(resumeRecord(report, epoch, restoredFrom));
@@ -424,10 +429,6 @@ async function createStrategy(state: TradingState, sessionId: string, context: T
 }
 
 /**
- * Reconciles with the broker before anything else, retrying reads that fail or contradict each other. A
- * broker that cannot be read is never taken as flat: after the last attempt, starting fails.
- */
-/**
  * After --take-over of a live session: waits, before reading the broker, until no order that session sent
  * before it lost the lease can still reach the broker (it fails its next ownership check, and each order
  * request it has sent is aborted at BROKER_TIMEOUT_MS), so reconciliation sees every order it placed.
@@ -451,7 +452,71 @@ async function waitOutTakenOverOrders(lease: AccountLease, sessionId: string, co
   }
 }
 
-async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: string | null, logger: Logger): Promise<ReconciliationReport> {
+/**
+ * Entry orders other trader sessions left working on the account, once this session holds it (after the wait
+ * when it took the account from a live session): nobody watches them any more, and one filling later would open
+ * a position beside this session's own that it learns of only by adoption. Each is canceled (a bracket's legs go
+ * with its entry), and the trader waits until the broker has completed every cancel (pending_cancel, then
+ * canceled) or filled the order, so that reconciliation, which reads the broker next, adopts whatever filled:
+ * a bracket filled whole with its working legs, the filled part of one canceled part-filled without them.
+ * Starting fails, nothing traded, when the broker has not settled them within `timeoutMs`; the
+ * next start finds them again. Returned as the report's changes.
+ */
+export async function cancelOtherSessionsEntries(
+  broker: Broker,
+  sessionId: string,
+  logger: Logger,
+  { signal, timeoutMs = OTHER_ENTRIES_TIMEOUT_MS }: { signal?: AbortSignal; timeoutMs?: number } = {},
+): Promise<Change[]> {
+  const open = await readAtStartup("list the account's open orders", () => broker.openOrders(), logger);
+  const working = open.filter((order) => otherSessionEntry(sessionId, order.clientOrderId)?.symbol === order.symbol && !isOrderFinal(order));
+  for (const order of working) {
+    const at = { symbol: order.symbol, clientOrderId: order.clientOrderId, orderId: order.id, status: order.status, qty: order.qty, filledQty: order.filledQty };
+    if (order.status !== "pending_cancel") {
+      try {
+        await broker.cancelOrder(order.id);
+      } catch (error) {
+        // Filled or canceled since it was listed: what it became is read below.
+        if (!(error instanceof BrokerRefusedError && error.refusal === "not_open")) {
+          throw new StartupError(`cannot cancel entry order ${order.clientOrderId}, which another session left working on the account: ${describeBrokerFailure(error)}. Nothing was traded; start again once the broker answers.`);
+        }
+      }
+    }
+    logger.warn(
+      { event: "other_session_entry_canceled", ...at, session: otherSessionEntry(sessionId, order.clientOrderId)!.sessionId },
+      `canceling entry order ${order.clientOrderId}: another session left it working on the account this session now holds, and nobody watches it; reconciliation adopts what it filled`,
+    );
+  }
+  const settled = new Map<string, BrokerOrder>();
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    for (const order of working) {
+      if (settled.has(order.id)) continue;
+      const now = await readAtStartup(`read entry order ${order.clientOrderId}`, () => broker.order(order.id), logger);
+      if (isOrderFinal(now)) settled.set(order.id, now);
+    }
+    if (settled.size === working.length) break;
+    if (Date.now() >= deadline) {
+      const unsettled = working.filter((order) => !settled.has(order.id)).map((order) => order.clientOrderId);
+      throw new StartupError(
+        `the broker has not completed the cancel of ${unsettled.join(", ")} (entry orders another session left working on the account) within ${timeoutMs / 1000} s. ` +
+          "Nothing was traded: one could still fill. Start again once the broker has canceled or filled them.",
+      );
+    }
+    await delay(OTHER_ENTRIES_POLL_MS, undefined, { signal });
+  }
+  return working.map((order) => {
+    const { status, filledQty } = settled.get(order.id)!;
+    return { kind: "other_session_entry_canceled", symbol: order.symbol, clientOrderId: order.clientOrderId, status, filledQty };
+  });
+}
+
+/**
+ * Reconciles with the broker before anything else, retrying reads that fail or contradict each other. A
+ * broker that cannot be read is never taken as flat: after the last attempt, starting fails. `earlier`: what
+ * was changed at the broker before it was read (other sessions' entries canceled), first in the report.
+ */
+async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: string | null, logger: Logger, earlier: Change[] = []): Promise<ReconciliationReport> {
   const positionsBefore = state.positions.size;
   const closedBefore = state.closedTrades;
   const plBefore = state.realizedPl;
@@ -468,7 +533,7 @@ async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: 
         positionsAfter: state.positions.size,
         closedTradesAdded: state.closedTrades - closedBefore,
         realizedPlAdded: Math.round((state.realizedPl - plBefore) * 100) / 100,
-        changes,
+        changes: [...earlier, ...changes],
       };
     } catch (error) {
       if (!(error instanceof BrokerReadError) && !(error instanceof ReconciliationError)) throw error;

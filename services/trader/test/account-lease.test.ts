@@ -147,6 +147,53 @@ describe("one trading session per broker account", () => {
     expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 
+  it("--take-over cancels the entries the old session left working, once its wait is over, waits for the cancels, and adopts what filled", async () => {
+    // The clock moves only when the test says, and each trade fills a part of an entry (the minute's own
+    // trades are too small for any share): the old session's entries stay working as long as the test wants.
+    sim = await stack.startSimulator({ seed: "left-working", tickIntervalMs: 0, partialFillChance: 1, tradeVolumeShare: 1e-9 });
+    const first = trader([...TWO, ...RUN]);
+    const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
+    const entries = () => sessionOrders(sim, sessionId).filter((order) => order.order_class === "bracket");
+    const entryOf = (symbol: string) => entries().find((order) => order.symbol === symbol)!;
+    await eventually("the old session's two entries at the broker", () => (entries().length === 2 ? true : undefined));
+    sim.control.advance(1);
+    sim.control.setPrice("AAPL", sim.control.price("AAPL"));
+    await eventually("AAPL's entry part-filled", () => (entryOf("AAPL").status === "partially_filled" ? true : undefined));
+    expect(entryOf("MSFT").status).toBe("new");
+
+    const second = trader([...TWO, ...RUN, "--take-over"]);
+    await second.waitForLog((line) => line.event === "take_over_wait");
+    expect(await first.exited).toEqual({ code: 3, signal: null });
+    // Asked for once the wait is over; accepted, not done, until the broker's next step.
+    await eventually("both cancels pending", () => (entries().every((order) => order.status === "pending_cancel") ? true : undefined), 20_000);
+    const logged = await eventually("both cancels logged", () => {
+      const lines = second.logs.filter((line) => line.event === "other_session_entry_canceled");
+      return lines.length === 2 ? lines : undefined;
+    });
+    expect(logged.map((line) => line.clientOrderId).sort()).toEqual([`${sessionId}:AAPL:1`, `${sessionId}:MSFT:1`]);
+    expect(second.logs.some(tradingStarted)).toBe(false);
+    const aaplFilled = Number(entryOf("AAPL").filled_qty);
+    sim.control.advance(1);
+    const started = await second.waitForLog(tradingStarted);
+
+    expect(entries().map((order) => order.status)).toEqual(["canceled", "canceled"]);
+    const reported = second.logs.flatMap((line) => (typeof line.msg === "string" && line.msg.startsWith("Reconciliation: ") ? [line.change as { kind: string; symbol: string; filledQty?: number }] : []));
+    expect(reported).toEqual(
+      expect.arrayContaining([
+        { kind: "other_session_entry_canceled", symbol: "AAPL", clientOrderId: `${sessionId}:AAPL:1`, status: "canceled", filledQty: aaplFilled },
+        { kind: "other_session_entry_canceled", symbol: "MSFT", clientOrderId: `${sessionId}:MSFT:1`, status: "canceled", filledQty: 0 },
+        { kind: "position_adopted", symbol: "AAPL", side: entryOf("AAPL").side === "buy" ? "long" : "short", qty: aaplFilled, avgEntryPrice: Number(entryOf("AAPL").filled_avg_price) },
+      ]),
+    );
+    // What the old session filled is the new session's; MSFT, left flat, it may enter on its own, once.
+    const newSession = String(started.sessionId);
+    const { state } = await eventually("the new session's checkpoint", async () => (await storedSnapshot(stack.env, newSession).catch(() => undefined)));
+    expect(state.positions.map((position) => [position.symbol, position.qty, position.origin])).toEqual([["AAPL", aaplFilled, "adopted"]]);
+    await eventually("the new session's own MSFT entry", () => (sessionOrders(sim, newSession).some((order) => order.symbol === "MSFT") ? true : undefined));
+    expect(sessionOrders(sim, newSession).filter((order) => order.symbol === "AAPL")).toEqual([]);
+    expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+
   it("a trader stalled between renewing its lease and sending an order, until the lease lapsed and another session took the account, sends no order", async () => {
     sim = await stack.startSimulator({ seed: "stalled-owner", tickIntervalMs: 50 });
     const ttlMs = 8_000;

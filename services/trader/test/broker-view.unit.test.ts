@@ -48,15 +48,15 @@ function listingsOf(broker: ScriptedBroker): { after: Date; symbols?: string[] }
 }
 
 describe("the full view (on resume)", () => {
-  it("lists every order since a minute before the session began, then reads positions and the account", async () => {
+  it("lists every order since a minute before the session began and every open order, then reads positions and the account", async () => {
     const broker = new ScriptedBroker();
     const listings = listingsOf(broker);
     const order = bracketOrder({ clientOrderId: entryClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL" });
-    broker.orders.push(order, brokerOrder({ clientOrderId: "long-ago", symbol: "MSFT", submittedAt: new Date(SUBMITTED_AT.getTime() - 2 * MINUTE) }));
+    broker.orders.push(order, brokerOrder({ clientOrderId: "long-ago", symbol: "MSFT", status: "filled", submittedAt: new Date(SUBMITTED_AT.getTime() - 2 * MINUTE) }));
     broker.heldPositions.set("MSFT", brokerPosition("MSFT", 3, 400));
 
     const view = await readFullView(broker, newState());
-    expect(broker.calls).toEqual(["ordersSince", "positions", "account"]);
+    expect(broker.calls).toEqual(["ordersSince", "openOrders", "positions", "account"]);
     expect(listings).toEqual([{ after: new Date(SUBMITTED_AT.getTime() - MINUTE) }]);
     expect(view).toMatchObject({ complete: true, orders: [order], positions: [brokerPosition("MSFT", 3, 400)], account: { id: "account-1" } });
     expect(view.examined.size).toBe(0);
@@ -71,8 +71,20 @@ describe("the full view (on resume)", () => {
     broker.orders.push(aapl);
 
     const view = await readFullView(broker, state);
-    expect(broker.calls).toEqual(["ordersSince", "orderByClientOrderId", "orderByClientOrderId", "positions", "account"]);
+    expect(broker.calls).toEqual(["ordersSince", "orderByClientOrderId", "orderByClientOrderId", "openOrders", "positions", "account"]);
     expect(view.orders).toEqual([aapl]);
+  });
+
+  it("holds the orders still working from before the listing's start: another session's bracket whose legs protect a position", async () => {
+    const broker = new ScriptedBroker();
+    const hoursAgo = new Date(SUBMITTED_AT.getTime() - 180 * MINUTE);
+    const bracket = bracketOrder({ clientOrderId: "trader-old:NVDA:1", symbol: "NVDA", filledAt: 180, filledTime: hoursAgo });
+    bracket.submittedAt = hoursAgo;
+    broker.orders.push(bracket, brokerOrder({ clientOrderId: "trader-old:AMD:1", symbol: "AMD", status: "canceled", submittedAt: hoursAgo }));
+    broker.heldPositions.set("NVDA", brokerPosition("NVDA", 10, 180));
+
+    const view = await readFullView(broker, newState());
+    expect(view.orders).toEqual([bracket]);
   });
 
   it("does not look up what the listing showed, and lists each order once", async () => {

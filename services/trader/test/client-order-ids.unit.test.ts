@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { closeClientOrderId, entryClientOrderId, parseClientOrderId } from "../src/session/client-order-ids.js";
+import { closeClientOrderId, entryClientOrderId, otherSessionEntry, parseClientOrderId } from "../src/session/client-order-ids.js";
 
 describe("client order ids", () => {
   it("name a session's trade: the entry, and the close after it", () => {
@@ -32,5 +32,17 @@ describe("client order ids", () => {
       expect(parseClientOrderId("s", closeClientOrderId("s", "MSFT", tradeNo))).toEqual({ symbol: "MSFT", tradeNo, role: "close", attempt: 1 });
       expect(parseClientOrderId("s", closeClientOrderId("s", "MSFT", tradeNo, 3))).toEqual({ symbol: "MSFT", tradeNo, role: "close", attempt: 3 });
     }
+  });
+
+  it.each([
+    { clientOrderId: "trader-20260105-143000-aaaaaa:AAPL:3", entry: { sessionId: "trader-20260105-143000-aaaaaa", symbol: "AAPL", tradeNo: 3 } },
+    { clientOrderId: "trader-old:BRK.B:12", entry: { sessionId: "trader-old", symbol: "BRK.B", tradeNo: 12 } },
+    { clientOrderId: "trader-1:AAPL:3", entry: null },
+    { clientOrderId: "trader-old:AAPL:3:close", entry: null },
+    { clientOrderId: "trader-old:AAPL:3:close:2", entry: null },
+    { clientOrderId: "6a1f0c52-8f6e-4a38-9d4e-1d2b7a3e5c91", entry: null },
+    { clientOrderId: "someone:AAPL:1", entry: null },
+  ])("reads $clientOrderId as another session's entry: $entry", ({ clientOrderId, entry }) => {
+    expect(otherSessionEntry("trader-1", clientOrderId)).toEqual(entry);
   });
 });

@@ -60,6 +60,14 @@ describe("reconciliation report", () => {
     },
     { change: { kind: "legs_attached", symbol: "AAPL", takeProfitId: "tp-1", stopLossId: null }, line: "AAPL: bracket legs re-attached (take-profit tp-1, stop-loss none)" },
     { change: { kind: "protection_lost", symbol: "AAPL", detail: "its exit legs are canceled" }, line: "AAPL: its exit legs are canceled" },
+    {
+      change: { kind: "other_session_entry_canceled", symbol: "MSFT", clientOrderId: "trader-old:MSFT:2", status: "canceled", filledQty: 4 },
+      line: "MSFT: entry trader-old:MSFT:2 of another session was still working on the account, watched by nobody; canceled before reconciling (it ended canceled: 4 of it filled, which the session holds)",
+    },
+    {
+      change: { kind: "other_session_entry_canceled", symbol: "AAPL", clientOrderId: "trader-old:AAPL:1", status: "canceled", filledQty: 0 },
+      line: "AAPL: entry trader-old:AAPL:1 of another session was still working on the account, watched by nobody; canceled before reconciling (it ended canceled: nothing of it filled)",
+    },
   ])("describes $change.kind in one line", ({ change, line }) => {
     expect(describeChange(change)).toBe(line);
   });

@@ -261,6 +261,11 @@ export class ScriptedBroker implements Broker {
       .map((order) => structuredClone(order));
   }
 
+  async openOrders(): Promise<BrokerOrder[]> {
+    this.enter("openOrders");
+    return this.orders.filter((order) => [order, ...order.legs].some((member) => !isOrderFinal(member) && member.status !== "held")).map((order) => structuredClone(order));
+  }
+
   async latestBars(symbols: string[]): Promise<Map<string, Bar>> {
     this.enter("latestBars");
     return new Map(symbols.flatMap((symbol) => (this.bars.get(symbol)?.length ? [[symbol, this.bars.get(symbol)!.at(-1)!] as const] : [])));

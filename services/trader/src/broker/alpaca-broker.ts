@@ -113,12 +113,20 @@ export class AlpacaBroker implements Broker {
     return found.orderClass === "bracket" ? this.order(found.id) : found;
   }
 
-  async ordersSince(after: Date, symbols?: string[]): Promise<BrokerOrder[]> {
+  ordersSince(after: Date, symbols?: string[]): Promise<BrokerOrder[]> {
+    return this.listOrders("all", after, symbols);
+  }
+
+  openOrders(): Promise<BrokerOrder[]> {
+    return this.listOrders("open", new Date(0));
+  }
+
+  private async listOrders(status: "all" | "open", after: Date, symbols?: string[]): Promise<BrokerOrder[]> {
     const seen = new Map<string, BrokerOrder>();
     let cursor = after;
     for (;;) {
-      const page = await read(`GET /v2/orders?status=all&after=${cursor.toISOString()}`, ordersSchema, () =>
-        this.tradingLimit.send(() => this.ordersApi.getAllOrders({ status: "all", nested: true, direction: "asc", limit: ORDER_PAGE, after: cursor.toISOString(), symbols })),
+      const page = await read(`GET /v2/orders?status=${status}&after=${cursor.toISOString()}`, ordersSchema, () =>
+        this.tradingLimit.send(() => this.ordersApi.getAllOrders({ status, nested: true, direction: "asc", limit: ORDER_PAGE, after: cursor.toISOString(), symbols })),
       );
       const fresh = page.filter((order) => !seen.has(order.id));
       for (const order of fresh) seen.set(order.id, order);

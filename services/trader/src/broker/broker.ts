@@ -18,6 +18,11 @@ export interface Broker {
   orderByClientOrderId(clientOrderId: string): Promise<BrokerOrder | null>;
   /** Every order submitted after `after` (optionally for some symbols only), oldest first, with legs nested. */
   ordersSince(after: Date, symbols?: string[]): Promise<BrokerOrder[]>;
+  /**
+   * Every order that can still fill, whenever submitted, oldest first, with legs nested (Alpaca's status=open): a
+   * bracket is listed while its entry or a leg still works.
+   */
+  openOrders(): Promise<BrokerOrder[]>;
   /** The latest one-minute bar of each symbol that has one. */
   latestBars(symbols: string[]): Promise<Map<string, Bar>>;
   /** One-minute bars from `start` on, oldest first, per symbol. */

@@ -11,7 +11,8 @@ const LISTING_MARGIN_MS = 60_000;
  * legs nested, then positions and account (read after the orders, so a fill in between shows as a
  * contradiction the next attempt resolves, never as a position that seems to have closed). Orders the
  * listing does not show (a placement that got no answer, an entry from before the listing's start) are looked
- * up by client_order_id, which re-attaches their legs. Any failed read fails the whole view.
+ * up by client_order_id, which re-attaches their legs; every order still working is listed too, whenever it was
+ * placed. Any failed read fails the whole view.
  */
 export async function readFullView(broker: Broker, state: TradingState): Promise<BrokerView> {
   const since = new Date(new Date(state.identity.brokerSessionStartedAt).getTime() - LISTING_MARGIN_MS);
@@ -24,9 +25,11 @@ export async function readFullView(broker: Broker, state: TradingState): Promise
     ...[...state.positions.values()].flatMap((position) => (position.exit ? [position.exit.clientOrderId] : [])),
   ].filter((clientOrderId) => !listedIds.has(clientOrderId));
   const looked = await lookUp(broker, missing);
+  // Whenever placed: another session's bracket whose legs still protect a position this session adopts.
+  const open = await broker.openOrders();
   const positions = await broker.positions();
   const account = await broker.account();
-  return { account, positions, orders: dedupe([...listed, ...looked]), complete: true, examined: new Set(), readAt: new Date() };
+  return { account, positions, orders: dedupe([...listed, ...looked, ...open]), complete: true, examined: new Set(), readAt: new Date() };
 }
 
 /**

@@ -41,3 +41,13 @@ export function parseClientOrderId(sessionId: string, clientOrderId: string): Pa
   if (!close) return { symbol: symbol!, tradeNo: Number(tradeNo), role: "entry" };
   return { symbol: symbol!, tradeNo: Number(tradeNo), role: "close", attempt: attempt ? Number(attempt) : 1 };
 }
+
+/**
+ * The session and trade of an entry order another trader session placed (`trader-…:SYMBOL:N`, as newSessionId
+ * names sessions); null for this session's orders, for exits, and for orders placed outside any session.
+ */
+export function otherSessionEntry(sessionId: string, clientOrderId: string): { sessionId: string; symbol: string; tradeNo: number } | null {
+  const match = /^(trader-[^:]+):([A-Z][A-Z0-9.-]*):([1-9]\d*)$/.exec(clientOrderId);
+  if (!match || match[1] === sessionId) return null;
+  return { sessionId: match[1]!, symbol: match[2]!, tradeNo: Number(match[3]) };
+}

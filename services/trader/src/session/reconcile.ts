@@ -29,7 +29,8 @@ export type Change =
   | { kind: "position_adopted"; symbol: string; side: PositionSide; qty: number; avgEntryPrice: number }
   | { kind: "quantity_corrected"; symbol: string; local: { side: PositionSide; qty: number }; broker: { side: PositionSide; qty: number } }
   | { kind: "legs_attached"; symbol: string; takeProfitId: string | null; stopLossId: string | null }
-  | { kind: "protection_lost"; symbol: string; detail: string };
+  | { kind: "protection_lost"; symbol: string; detail: string }
+  | { kind: "other_session_entry_canceled"; symbol: string; clientOrderId: string; status: string; filledQty: number };
 
 /** The broker's answers contradict each other; acting on them could trade on a wrong picture of the account. */
 export class ReconciliationError extends Error {

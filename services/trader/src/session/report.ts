@@ -70,6 +70,10 @@ export function describeChange(change: Change): string {
       return `${change.symbol}: bracket legs re-attached (take-profit ${change.takeProfitId ?? "none"}, stop-loss ${change.stopLossId ?? "none"})`;
     case "protection_lost":
       return `${change.symbol}: ${change.detail}`;
+    case "other_session_entry_canceled": {
+      const outcome = change.filledQty > 0 ? `${change.filledQty} of it filled, which the session holds` : "nothing of it filled";
+      return `${change.symbol}: entry ${change.clientOrderId} of another session was still working on the account, watched by nobody; canceled before reconciling (it ended ${change.status}: ${outcome})`;
+    }
   }
 }
 

@@ -53,6 +53,13 @@ const CHANGE_SCHEMAS: { [K in Change["kind"]]: z.ZodType<Extract<Change, { kind:
   quantity_corrected: z.strictObject({ kind: z.literal("quantity_corrected"), symbol: z.string(), local: holding, broker: holding }),
   legs_attached: z.strictObject({ kind: z.literal("legs_attached"), symbol: z.string(), takeProfitId: z.string().nullable(), stopLossId: z.string().nullable() }),
   protection_lost: z.strictObject({ kind: z.literal("protection_lost"), symbol: z.string(), detail: z.string() }),
+  other_session_entry_canceled: z.strictObject({
+    kind: z.literal("other_session_entry_canceled"),
+    symbol: z.string(),
+    clientOrderId: z.string(),
+    status: z.string(),
+    filledQty: z.number(),
+  }),
 };
 const changeSchema = z.union(Object.values(CHANGE_SCHEMAS)) as z.ZodType<Change>;
 
@@ -61,7 +68,7 @@ const changeSchema = z.union(Object.values(CHANGE_SCHEMAS)) as z.ZodType<Change>
  * - positions: held at the broker but unknown to the session (adopted), or held in another quantity (corrected);
  * - trades: a position gone at the broker, its trade booked with its P&L, or part of one exited and booked;
  * - orders: orders of the session the broker filled, ended (canceled, expired, rejected), or holds unknown to
- *   the checkpoint (pending or filled), and bracket legs found replaced;
+ *   the checkpoint (pending or filled), bracket legs found replaced, and other sessions' entries canceled;
  * - client_order_ids: placements that got no answer and are not at the broker, their ids free to use again;
  * - protection: positions the broker holds no stop-loss or take-profit for.
  */
@@ -79,6 +86,7 @@ const CATEGORY: Record<Change["kind"], ChangeCategory> = {
   order_recovered: "orders",
   exit_ended: "orders",
   legs_attached: "orders",
+  other_session_entry_canceled: "orders",
   placement_not_found: "client_order_ids",
   protection_lost: "protection",
 };
