@@ -345,6 +345,18 @@ export class Broker {
    * Alpaca's replace: a new order takes the old one's place (`replaces`), the old one becomes "replaced". The
    * replace is accepted first (the old order `pending_replace`, still working) and completed on the clock; if the
    * old order fills or is canceled in between, the replacement is canceled instead.
+   *
+   * A partly filled order: the replacement is a new order, its `filled_qty` 0, and the fills stay on the old one
+   * (with its `filled_qty` and `filled_avg_price`, as the position already moved). Each field given overrides the
+   * old order's and "the other attributes remain the same" (alpaca-docs, oas/trading/openapi.yaml,
+   * patchOrderByOrderId), so without `qty` the replacement is for the old order's whole quantity, not what is left
+   * of it: known from users' reports, not the docs (Alpaca-API#165, labelled a bug and open, after forum thread
+   * 4329: "the replaced order reflects the original qty N and NOT the unfilled qty", and a liquidating sell then
+   * errs as "it is trying to sell more than one has shares"). A closing replacement is therefore held to the
+   * position's available quantity as a placement is (403 insufficient qty available), a bracket leg's too, its
+   * group's shares counted once; one that no longer fits when the replace completes, the old order having filled
+   * more meanwhile, is rejected and the old order works on, as a replacement is rejected when the old order fills
+   * first ("the replacing (new) order is rejected", same page).
    */
   replaceOrder(id: string, changes: OrderReplacement): Order {
     const order = this.requireOrder(id);
@@ -368,11 +380,8 @@ export class Broker {
       throw invalidRequest("client_order_id must be unique");
     }
     const qty = changes.qty ?? order.qty;
-    if (!order.parentId) {
-      const held = this.positions.get(order.symbol)?.qty ?? 0;
-      if (order.positionIntent.endsWith("close")) this.checkQtyAvailable(order.symbol, held, qty, order.id);
-      else this.checkBuyingPower(qty * (changes.limitPrice ?? order.limitPrice ?? this.market.price(order.symbol)), order.id);
-    }
+    if (this.closesPosition(order)) this.checkQtyAvailable(order.symbol, this.positions.get(order.symbol)?.qty ?? 0, qty, order.parentId ?? order.id);
+    else if (!order.parentId) this.checkBuyingPower(qty * (changes.limitPrice ?? order.limitPrice ?? this.market.price(order.symbol)), order.id);
 
     const now = this.market.now();
     const replacement = this.register({
@@ -407,8 +416,16 @@ export class Broker {
     Object.assign(replacement, { status: "pending_new", awaitingReplace: true });
     Object.assign(order, { status: "pending_replace", updatedAt: now });
     this.schedule(this.options.lifecycle.replaceAfterMs, () => {
-      if (order.status === "pending_replace") complete(workingStatus);
-      else Object.assign(replacement, { status: "canceled", awaitingReplace: false, canceledAt: this.market.now(), updatedAt: this.market.now() });
+      const completed = this.market.now();
+      if (order.status !== "pending_replace") {
+        Object.assign(replacement, { status: "canceled", awaitingReplace: false, canceledAt: completed, updatedAt: completed });
+      } else if (this.closesPosition(order) && replacement.qty > this.closableQty(order) + QTY_EPSILON) {
+        Object.assign(replacement, { status: "rejected", awaitingReplace: false, failedAt: completed, updatedAt: completed });
+        const working = order.filledQty > 0 && workingStatus !== "held" ? "partially_filled" : workingStatus;
+        Object.assign(order, { status: working, updatedAt: completed });
+      } else {
+        complete(workingStatus);
+      }
     });
     return this.snapshot(replacement).order;
   }
@@ -560,6 +577,18 @@ export class Broker {
     }
   }
 
+  /** A working order that sells or buys back held shares: a closing order, or a leg of a bracket whose entry filled. */
+  private closesPosition(order: Order): boolean {
+    if (!order.positionIntent.endsWith("close")) return false;
+    return order.parentId === null || this.orders.get(order.parentId)?.status === "filled";
+  }
+
+  /** What a closing order could be for in place of itself (a leg: in place of its group): the position less other orders' promises. */
+  private closableQty(order: Order): number {
+    const held = Math.abs(this.positions.get(order.symbol)?.qty ?? 0);
+    return Math.max(0, roundQty(held - this.reservedToClose(order.symbol, order.parentId ?? order.id)));
+  }
+
   private checkQtyAvailable(symbol: string, held: number, qty: number, excludeId?: string): void {
     const promised = this.reservedToClose(symbol, excludeId);
     const available = Math.max(0, roundQty(Math.abs(held) - promised));
@@ -581,7 +610,10 @@ export class Broker {
     }
   }
 
-  /** Quantity promised to working closing orders; a bracket's two exit legs promise the same shares once. */
+  /**
+   * Quantity promised to working closing orders; a bracket's two exit legs promise the same shares once. Leaves out
+   * `excludeId`'s promise: an order's, or a bracket entry's (its legs').
+   */
   private reservedToClose(symbol: string, excludeId?: string): number {
     let reserved = 0;
     for (const order of this.orders.values()) {

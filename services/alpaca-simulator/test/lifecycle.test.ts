@@ -107,6 +107,97 @@ describe("order lifecycle as Alpaca paper runs it", () => {
     expect((await api.orders.getOrderByOrderID({ orderId: replacement.id! })).status).toBe("new");
   });
 
+  // Alpaca-API#165 (users' report, labelled a bug, open): a replacement of a partly filled order is a new order for
+  // the old one's whole qty unless the PATCH gives qty; the fills stay on the old order.
+  describe("replacing a partly filled order", () => {
+    /** Every fill of two shares or more is partial, for a random part: the entry below is bought in parts. */
+    const startPartial = (options: SimulatorOptions = {}) => start({ partialFillChance: 1, ...options });
+    const filledQty = async (api: ReturnType<typeof sdk>, orderId: string) => Number((await api.orders.getOrderByOrderID({ orderId })).filledQty);
+    async function buyAll(sim: RunningSimulator, api: ReturnType<typeof sdk>, placed: { id?: string }, qty: number) {
+      for (let minute = 0; minute < 60 && (await filledQty(api, placed.id!)) < qty; minute++) sim.control.advance(1);
+      expect(await filledQty(api, placed.id!)).toBe(qty);
+    }
+
+    it("makes the replacement a new order for the whole original qty without qty, so a closing one is refused (403); with qty it is for that", async () => {
+      const { sim, api } = await startPartial();
+      const price = sim.control.price("AAPL");
+      await buyAll(sim, api, await api.orders.market({ symbol: "AAPL", qty: 10, side: "buy" }), 10);
+      const sell = await api.orders.limit({ symbol: "AAPL", qty: 10, side: "sell", limitPrice: cents(price * 1.2) });
+      sim.control.advance(1);
+      sim.control.setPrice("AAPL", cents(price * 1.21));
+      const part = await api.orders.getOrderByOrderID({ orderId: sell.id! });
+      expect(part.status).toBe("partially_filled");
+      const sold = Number(part.filledQty);
+
+      const refused = await failureOf(api.orders.patchOrderByOrderId({ orderId: sell.id!, patchOrderRequest: { limitPrice: String(cents(price * 1.1)) } }));
+      expect(refused).toBeInstanceOf(PermissionError);
+      expect(refused.message).toContain(`insufficient qty available for order (requested: 10, available: ${10 - sold})`);
+
+      const rest = await api.orders.patchOrderByOrderId({ orderId: sell.id!, patchOrderRequest: { qty: String(10 - sold), limitPrice: String(cents(price * 1.3)) } });
+      expect(rest).toMatchObject({ replaces: sell.id!, qty: String(10 - sold), filledQty: "0" });
+      sim.control.advance(1);
+      expect(await api.orders.getOrderByOrderID({ orderId: sell.id! })).toMatchObject({ status: "replaced", replacedBy: rest.id!, filledQty: String(sold), filledAvgPrice: part.filledAvgPrice });
+      expect((await api.positions.getAllOpenPositions()).map((position) => position.qty)).toEqual([String(10 - sold)]);
+    });
+
+    it("gives an opening order's replacement the whole original qty too: it buys that much again", async () => {
+      const { sim, api } = await startPartial();
+      const price = sim.control.price("AAPL");
+      const buy = await api.orders.limit({ symbol: "AAPL", qty: 10, side: "buy", limitPrice: cents(price * 0.8) });
+      sim.control.advance(1);
+      sim.control.setPrice("AAPL", cents(price * 0.79));
+      const bought = await filledQty(api, buy.id!);
+      expect(bought).toBeGreaterThan(0);
+      const replacement = await api.orders.patchOrderByOrderId({ orderId: buy.id!, patchOrderRequest: { limitPrice: String(cents(price * 0.7)) } });
+      expect(replacement).toMatchObject({ qty: "10", filledQty: "0" });
+      sim.control.advance(1);
+      expect(await api.orders.getOrderByOrderID({ orderId: buy.id! })).toMatchObject({ status: "replaced", filledQty: String(bought) });
+    });
+
+    it("refuses to replace a bracket's part-filled take-profit leg (its replacement would sell the whole qty) and leaves the bracket as it was", async () => {
+      const { sim, api } = await startPartial();
+      const price = sim.control.price("AAPL");
+      const bracket = await api.orders.bracket({ symbol: "AAPL", qty: 10, side: "buy", takeProfit: { limitPrice: cents(price * 1.2) }, stopLoss: { stopPrice: cents(price * 0.5) } });
+      await buyAll(sim, api, bracket, 10);
+      sim.control.setPrice("AAPL", cents(price * 1.21));
+      const [takeProfit, stopLoss] = (await api.orders.getOrderByOrderID({ orderId: bracket.id!, nested: true })).legs!;
+      expect(takeProfit!.status).toBe("partially_filled");
+      const sold = Number(takeProfit!.filledQty);
+      expect(stopLoss).toMatchObject({ status: "held", qty: String(10 - sold) });
+
+      const refused = await failureOf(api.orders.patchOrderByOrderId({ orderId: takeProfit!.id!, patchOrderRequest: { limitPrice: String(cents(price * 1.1)) } }));
+      expect(refused).toBeInstanceOf(PermissionError);
+      expect(refused.message).toContain(`insufficient qty available for order (requested: 10, available: ${10 - sold})`);
+      const after = (await api.orders.getOrderByOrderID({ orderId: bracket.id!, nested: true })).legs!;
+      expect(after.map((leg) => [leg.id, leg.status])).toEqual([
+        [takeProfit!.id, "partially_filled"],
+        [stopLoss!.id, "held"],
+      ]);
+    });
+
+    it("rejects a take-profit leg's replacement when the leg fills in part before the replace completes; the leg works on", async () => {
+      const { sim, api } = await startPartial({ replaceAfterMs: 120_000 });
+      const price = sim.control.price("AAPL");
+      const bracket = await api.orders.bracket({ symbol: "AAPL", qty: 10, side: "buy", takeProfit: { limitPrice: cents(price * 1.2) }, stopLoss: { stopPrice: cents(price * 0.5) } });
+      await buyAll(sim, api, bracket, 10);
+      const takeProfit = (await api.orders.getOrderByOrderID({ orderId: bracket.id!, nested: true })).legs![0]!;
+      const replacement = await api.orders.patchOrderByOrderId({ orderId: takeProfit.id!, patchOrderRequest: { limitPrice: String(cents(price * 1.3)) } });
+      expect(replacement).toMatchObject({ status: "pending_new", qty: "10" });
+      sim.control.setPrice("AAPL", cents(price * 1.21));
+      const sold = await filledQty(api, takeProfit.id!);
+      expect(sold).toBeGreaterThan(0);
+      sim.control.setPrice("AAPL", price);
+      sim.control.advance(3);
+
+      expect(await api.orders.getOrderByOrderID({ orderId: replacement.id! })).toMatchObject({ status: "rejected", filledQty: "0" });
+      const leg = await api.orders.getOrderByOrderID({ orderId: takeProfit.id! });
+      expect(leg).toMatchObject({ status: "partially_filled", filledQty: String(sold) });
+      expect(leg.replacedBy ?? null).toBeNull();
+      expect((await api.orders.getOrderByOrderID({ orderId: bracket.id!, nested: true })).legs![0]!.id).toBe(takeProfit.id);
+      expect((await api.positions.getAllOpenPositions()).map((position) => position.qty)).toEqual([String(10 - sold)]);
+    });
+  });
+
   it("expires day orders at the close and keeps gtc ones working overnight", async () => {
     const { sim, api } = await start({ start: new Date("2026-01-05T20:55:00Z") });
     const price = sim.control.price("AAPL");
