@@ -166,6 +166,8 @@ export class ScriptedBroker implements Broker {
   private readonly failures = new Map<BrokerCall, unknown[]>();
   /** Replacements accepted but not completed, by the id of the leg they replace. */
   private readonly replacements = new Map<string, BrokerLeg>();
+  /** Replacements the broker rejected when their replace was to complete: still found by id and client_order_id. */
+  private readonly rejected: BrokerLeg[] = [];
 
   /** The next call of `call` throws `error` (several scripted failures are thrown one call each). */
   failNext(call: BrokerCall, error: unknown): this {
@@ -195,12 +197,27 @@ export class ScriptedBroker implements Broker {
     return order;
   }
 
-  /** Fills a working leg whole at `price`: the position is gone and the sibling canceled (one cancels other). */
-  fillLeg(legId: string, price: number): BrokerLeg {
+  /**
+   * Fills a working leg at `price`, whole (the position is gone and the sibling canceled, one cancels other) or
+   * up to `qty` in all: then the leg is partly filled, the position holds the rest, and the sibling is adjusted to
+   * it, as Alpaca adjusts the stop-loss when the take-profit fills in part. A leg whose replace is pending (the old
+   * one) fills too, as Alpaca's works until the replace completes.
+   */
+  fillLeg(legId: string, price: number, qty?: number): BrokerLeg {
     const parent = this.orders.find((order) => order.legs.some((leg) => leg.id === legId));
     if (!parent) throw new Error(`no leg ${legId} at the scripted broker`);
     const leg = parent.legs.find((candidate) => candidate.id === legId)!;
-    Object.assign(leg, { status: "filled", filledQty: leg.qty, filledAvgPrice: price, filledAt: this.marketClock.timestamp });
+    const filledQty = qty ?? leg.qty!;
+    const filledAvgPrice = (leg.filledQty * (leg.filledAvgPrice ?? 0) + (filledQty - leg.filledQty) * price) / filledQty;
+    if (filledQty < leg.qty!) {
+      Object.assign(leg, { status: leg.status === "pending_replace" ? leg.status : "partially_filled", filledQty, filledAvgPrice });
+      const rest = leg.qty! - filledQty;
+      for (const sibling of parent.legs) if (sibling !== leg && !isOrderFinal(sibling)) sibling.qty = sibling.filledQty + rest;
+      const held = this.heldPositions.get(parent.symbol)!;
+      this.heldPositions.set(parent.symbol, brokerPosition(parent.symbol, Math.sign(held.qty) * rest, held.avgEntryPrice));
+      return leg;
+    }
+    Object.assign(leg, { status: "filled", filledQty, filledAvgPrice, filledAt: this.marketClock.timestamp });
     for (const sibling of parent.legs) if (sibling !== leg && !isOrderFinal(sibling)) sibling.status = "canceled";
     this.heldPositions.delete(parent.symbol);
     return leg;
@@ -214,6 +231,13 @@ export class ScriptedBroker implements Broker {
         const replacement = this.replacements.get(leg.id);
         if (leg.status !== "pending_replace" || !replacement) return leg;
         this.replacements.delete(leg.id);
+        // Filled in part meanwhile: the replacement, for the leg's whole qty, is more than is held; rejected.
+        if (leg.filledQty > 0) {
+          replacement.status = "rejected";
+          this.rejected.push(replacement);
+          leg.status = "partially_filled";
+          return leg;
+        }
         leg.status = "replaced";
         replacement.status = "new";
         return replacement;
@@ -303,6 +327,11 @@ export class ScriptedBroker implements Broker {
     if (isOrderFinal(leg) || leg.status === "pending_cancel" || leg.status === "pending_replace") {
       throw new BrokerRefusedError(operation, "not_open", 422, 42210000, `order is already in "${leg.status}" state`);
     }
+    // Alpaca's replacement is for the leg's whole qty (Alpaca-API#165): more than a part-filled leg leaves held.
+    if (leg.filledQty > 0) {
+      const available = leg.qty! - leg.filledQty;
+      throw new BrokerRefusedError(operation, "held_for_orders", 403, 40310000, `insufficient qty available for order (requested: ${leg.qty}, available: ${available})`);
+    }
     const replacement: BrokerLeg = { ...structuredClone(leg), id: nextOrderId(), clientOrderId: request.clientOrderId, limitPrice: request.limitPrice, status: "pending_new" };
     leg.status = "pending_replace";
     this.replacements.set(leg.id, replacement);
@@ -322,9 +351,9 @@ export class ScriptedBroker implements Broker {
     for (const order of targets) if (!isOrderFinal(order)) order.status = "pending_cancel";
   }
 
-  /** Every order the broker knows: top-level orders, their legs and accepted replacements. */
+  /** Every order the broker knows: top-level orders, their legs and replacements accepted or rejected. */
   private everyOrder(): BrokerOrder[] {
-    const legs = [...this.orders.flatMap((order) => order.legs), ...this.replacements.values()].map((leg) => ({ ...leg, legs: [] }));
+    const legs = [...this.orders.flatMap((order) => order.legs), ...this.replacements.values(), ...this.rejected].map((leg) => ({ ...leg, legs: [] }));
     return [...this.orders, ...legs];
   }
 

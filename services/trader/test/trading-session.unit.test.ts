@@ -1,7 +1,7 @@
 import { SessionTakenOverError } from "@savepoint/shared";
 import { InMemoryCheckpoints, recordingLogger } from "@savepoint/shared/testing";
 import { describe, expect, it } from "vitest";
-import { BrokerRateLimitedError, BrokerReadError, BrokerRefusedError } from "../src/broker/errors.js";
+import { BrokerRateLimitedError, BrokerReadError, BrokerRefusedError, BrokerUnavailableError } from "../src/broker/errors.js";
 import type { Bar } from "../src/broker/types.js";
 import { RedisUnavailableError } from "../src/redis.js";
 import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.js";
@@ -261,6 +261,113 @@ describe("one tick", () => {
     expect(lines).toContainEqual(expect.objectContaining({ msg: "exit refused by the broker; nothing changed, the next sync shows the position as the broker has it" }));
     await session.tick();
     expect(state.positions.get("AAPL")).toMatchObject({ exit: { clientOrderId: `${ENTRY}:close` }, closeAttempts: 1 });
+  });
+});
+
+// Alpaca makes a part-filled order's replacement a new order for its whole qty (Alpaca-API#165), so a take-profit
+// leg that has filled in part is not replaced: the legs are canceled and the rest closed at market.
+describe("exiting once the take-profit has filled in part", () => {
+  /** Opens a long of 10 at 100 and holds it until `closing.now` is set, then asks to close it. */
+  function setUpHeld() {
+    const closing = { now: false };
+    const parts = setUp({ strategy: new ScriptedStrategy((position) => (!position ? openLong() : closing.now ? { action: "CLOSE", reason: "scripted exit" } : { action: "HOLD", reason: "hold" })) });
+    return { ...parts, closing };
+  }
+  /** The broker fills a close order whole at `price`: the position is gone. */
+  function fillClose(broker: ScriptedBroker, clientOrderId: string, price: number) {
+    const order = broker.orders.find((candidate) => candidate.clientOrderId === clientOrderId)!;
+    Object.assign(order, { status: "filled", filledQty: order.qty, filledAvgPrice: price, filledAt: SUBMITTED_AT });
+    broker.heldPositions.delete(order.symbol);
+  }
+
+  it("cancels the legs instead of replacing the leg, closes the rest at market once they are canceled, and books every fill", async () => {
+    const { broker, session, state, closing, latest } = setUpHeld();
+    await session.tick();
+    const entry = broker.fillEntry(ENTRY, 100);
+    await session.tick();
+    const [takeProfit, stopLoss] = entry.legs;
+    broker.fillLeg(takeProfit!.id, 104, 3);
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 7, exitFills: { [takeProfit!.id]: { qty: 3, price: 104, realizedPl: 12 } } });
+    expect(stopLoss!.qty).toBe(7);
+
+    closing.now = true;
+    await session.tick();
+    expect(broker.calls).not.toContain("replaceOrder");
+    expect(broker.calls.filter((call) => call === "cancelOrder")).toHaveLength(1);
+    expect(entry.legs.map((leg) => leg.status)).toEqual(["pending_cancel", "pending_cancel"]);
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { orderId: takeProfit!.id, method: "cancel_legs" } });
+    expect((await latest())?.state).toMatchObject({ positions: [{ exit: { method: "cancel_legs" } }] });
+
+    // Nothing is sold beside the legs while their cancel is pending (Alpaca would refuse it, held_for_orders).
+    await session.tick();
+    expect(broker.calls).not.toContain("submitMarket");
+    broker.completeChanges();
+    const changes = await session.tick();
+    expect(changes).toEqual([expect.objectContaining({ kind: "protection_lost", symbol: "AAPL" })]);
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close`, type: "market", side: "sell", qty: 7 });
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { method: "market", clientOrderId: `${ENTRY}:close` } });
+
+    fillClose(broker, `${ENTRY}:close`, 105);
+    expect(await session.tick()).toEqual([
+      { kind: "position_closed", openedUnseen: false, trade: expect.objectContaining({ qty: 10, exitPrice: 104.7, realizedPl: 47, via: "close_order" }) },
+    ]);
+    expect(state.realizedPl).toBe(47);
+  });
+
+  it("lets a replace the leg's partial fill overtook be rejected, then exits by canceling the legs under the next close id", async () => {
+    const { broker, session, state, closing } = setUpHeld();
+    await session.tick();
+    const entry = broker.fillEntry(ENTRY, 100);
+    await session.tick();
+    closing.now = true;
+    await session.tick();
+    const takeProfit = entry.legs[0]!;
+    const replacement = (await broker.orderByClientOrderId(`${ENTRY}:close`))!;
+    expect(takeProfit.status).toBe("pending_replace");
+
+    // The old leg works until the replace completes: it fills 3, so the replacement (for 10) is rejected.
+    broker.fillLeg(takeProfit.id, 104, 3);
+    broker.completeChanges();
+    expect((await broker.order(replacement.id)).status).toBe("rejected");
+    const changes = await session.tick();
+    expect(changes).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: "exit_partially_filled", exitedQty: 3, realizedPl: 12 }),
+        expect.objectContaining({ kind: "exit_ended", clientOrderId: `${ENTRY}:close`, status: "rejected" }),
+      ]),
+    );
+    expect(entry.legs.map((leg) => [leg.id, leg.status])).toEqual([
+      [takeProfit.id, "pending_cancel"],
+      [entry.legs[1]!.id, "pending_cancel"],
+    ]);
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 7, exit: { method: "cancel_legs" } });
+
+    broker.completeChanges();
+    await session.tick();
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close:2`, type: "market", qty: 7 });
+    fillClose(broker, `${ENTRY}:close:2`, 105);
+    await session.tick();
+    expect(state.positions.has("AAPL")).toBe(false);
+    expect(state.realizedPl).toBe(47);
+  });
+
+  it("watches a cancel whose answer was lost, and asks again once the leg shows it was not taken", async () => {
+    const { broker, session, state, closing, lines } = setUpHeld();
+    await session.tick();
+    const entry = broker.fillEntry(ENTRY, 100);
+    await session.tick();
+    broker.fillLeg(entry.legs[0]!.id, 104, 3);
+    closing.now = true;
+    broker.failNext("cancelOrder", new BrokerUnavailableError("DELETE /v2/orders/x", "timed out"));
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { method: "cancel_legs" } });
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "exit: the legs' cancel got no answer; the sync watches the leg" }));
+
+    // The leg still works as before: the cancel never reached the broker. The exit is cleared and asked for again.
+    expect(await session.tick()).toEqual([expect.objectContaining({ kind: "exit_ended", status: "partially_filled", filledQty: 3 })]);
+    expect(broker.calls.filter((call) => call === "cancelOrder")).toHaveLength(2);
+    expect(entry.legs.map((leg) => leg.status)).toEqual(["pending_cancel", "pending_cancel"]);
   });
 });
 

@@ -273,6 +273,12 @@ function attachLegs(position: OpenPosition, order: BrokerOrder, sessionId: strin
     position.closeAttempts = Math.max(position.closeAttempts, exitLeg);
     position.exit ??= { clientOrderId: takeProfit.clientOrderId, orderId: takeProfit.id, method: "replace_take_profit", requestedAt: readAt.toISOString() };
   }
+  // Legs being canceled after the entry filled (by an earlier run's exit that crashed before its checkpoint, or by
+  // hand): watched as that exit until they are, so the position is closed then rather than left without them.
+  const canceling = order.status === "filled" ? working.find((leg) => leg.status === "pending_cancel") : undefined;
+  if (canceling && !position.exit) {
+    position.exit = { clientOrderId: canceling.clientOrderId, orderId: canceling.id, method: "cancel_legs", requestedAt: readAt.toISOString() };
+  }
   if (ids.entryId === current.entryId && ids.takeProfitId === current.takeProfitId && ids.stopLossId === current.stopLossId) return [];
   Object.assign(ids, current);
   position.stopLoss = stopLoss?.stopPrice ?? position.stopLoss;
@@ -358,12 +364,39 @@ function settleExits(state: TradingState, view: BrokerView, closes: Map<string, 
       continue;
     }
     exit.orderId = order.id;
+    if (exit.method === "cancel_legs") {
+      changes.push(...settleLegsCancel(position, order));
+      continue;
+    }
     if (isOrderFinal(order) && order.status !== "filled") {
       position.exit = null;
       changes.push({ kind: "exit_ended", symbol: position.symbol, tradeNo: position.tradeNo, clientOrderId: order.clientOrderId, status: order.status, filledQty: order.filledQty });
     }
   }
   return changes;
+}
+
+/**
+ * A `cancel_legs` exit against its leg: pending while the cancel is; once the leg is canceled (or otherwise ended
+ * unfilled beyond what it had) the legs no longer protect the position, which is then closed at market (see
+ * TradingSession.act); a leg that filled the rest closed the position, booked with its entry. A leg working as
+ * before did not take the cancel (an answer lost): the exit is cleared and asked for again.
+ */
+function settleLegsCancel(position: OpenPosition, leg: BrokerLeg): Change[] {
+  if (leg.status === "pending_cancel" || leg.status === "filled") return [];
+  position.exit = null;
+  if (!isOrderFinal(leg)) {
+    return [{ kind: "exit_ended", symbol: position.symbol, tradeNo: position.tradeNo, clientOrderId: leg.clientOrderId, status: leg.status, filledQty: leg.filledQty }];
+  }
+  if (position.orders.takeProfitId === null && position.orders.stopLossId === null) return [];
+  Object.assign(position.orders, { takeProfitId: null, stopLossId: null });
+  return [
+    {
+      kind: "protection_lost",
+      symbol: position.symbol,
+      detail: `its bracket's legs were canceled for its exit (the take-profit ${leg.status} with ${leg.filledQty} filled), so the session closes the rest at market`,
+    },
+  ];
 }
 
 /**

@@ -32,13 +32,16 @@ export type StrategyParams = z.infer<typeof strategyParamsSchema>;
  * once and watched until the broker settles it: filled (the position closes), or ended unfilled (cleared, and
  * the next exit takes the next close id).
  * - replace_take_profit: the bracket's take-profit leg is being replaced by a limit at a marketable price;
+ * - cancel_legs: the bracket's legs are being canceled (the order is the leg asked to cancel, its sibling goes
+ *   with it), as a take-profit leg that has filled in part cannot be replaced; once they are, the position is
+ *   unprotected and closed at market (see TradingSession.exit);
  * - market: a market order, for a position with no working bracket legs.
  */
 const exitSchema = z.strictObject({
   clientOrderId: z.string(),
   /** Null while the request got no answer and the order has not been found by its client_order_id yet. */
   orderId: z.string().nullable(),
-  method: z.enum(["replace_take_profit", "market"]),
+  method: z.enum(["replace_take_profit", "cancel_legs", "market"]),
   requestedAt: iso,
 });
 export type PositionExit = z.infer<typeof exitSchema>;

@@ -8,7 +8,7 @@ import { RedisUnavailableError } from "../redis.js";
 import { BarHistory } from "../strategy/bar-history.js";
 import { planBracket } from "../strategy/bracket-plan.js";
 import type { MarketSnapshot, Signal, Strategy } from "../strategy/strategy.js";
-import { isOrderFinal, type BrokerOrder, type MarketClock } from "../broker/types.js";
+import { isOrderFinal, type BrokerLeg, type BrokerOrder, type MarketClock } from "../broker/types.js";
 import { LeaseTooShortError } from "./account-lease.js";
 import { readLiveView } from "./broker-view.js";
 import { BrokerClockPace, closedMarketStepMs } from "./market-hours.js";
@@ -542,6 +542,10 @@ export class TradingSession {
       logger.warn({ symbol, legs: legs.map((leg) => leg.status) }, "exit waits: the bracket's stop-loss works without its take-profit; the next sync shows what the broker did");
       return;
     }
+    if (takeProfit && takeProfit.filledQty > 0) {
+      await this.cancelLegs(position, takeProfit, signal);
+      return;
+    }
     await this.beforeOrder();
     const attempt = position.closeAttempts + 1;
     const clientOrderId = closeClientOrderId(this.settings.sessionId, symbol, position.tradeNo, attempt);
@@ -572,6 +576,34 @@ export class TradingSession {
       exit.orderId = placement.order.id;
       logger.info({ ...described, orderId: placement.order.id, status: placement.order.status }, placedMessage("exit", placement));
     }
+    this.checkpoint("event");
+  }
+
+  /**
+   * The exit of a position whose take-profit leg has filled in part. Alpaca would make the leg's replacement a new
+   * order for the leg's whole quantity, not what is left of it (users' report, Alpaca-API#165), which is more than
+   * the position holds (refused with 403, or selling it twice), and a bracket leg's replace changes only its
+   * limit_price and stop_price (alpaca-docs, content/trading/orders.md, "Bracket Orders"). So the legs are canceled
+   * instead (the take-profit's cancel takes the stop-loss with it, one cancels other), recorded as the exit
+   * (`cancel_legs`) and watched by the sync; once the broker has canceled them the position is unprotected, and
+   * the next tick closes what is left at market (a closing order is refused while the legs hold the shares).
+   */
+  private async cancelLegs(position: OpenPosition, takeProfit: BrokerLeg, signal: Signal): Promise<void> {
+    const { broker, logger } = this.parts;
+    const described = { symbol: position.symbol, orderId: takeProfit.id, qty: position.qty, legFilledQty: takeProfit.filledQty, method: "cancel_legs", reason: signal.reason };
+    await this.beforeOrder();
+    try {
+      await broker.cancelOrder(takeProfit.id);
+    } catch (error) {
+      if (error instanceof BrokerRefusedError || rateLimitedUntil(error) !== undefined) {
+        logger.warn({ ...described, problem: describeBrokerFailure(error) }, "exit: the legs' cancel was not accepted; nothing changed, the next sync shows the legs as the broker has them");
+        return;
+      }
+      // The outcome is unknown: watched all the same; the sync clears the exit if the leg still works uncanceled.
+      logger.warn({ ...described, problem: describeBrokerFailure(error) }, "exit: the legs' cancel got no answer; the sync watches the leg");
+    }
+    position.exit = { clientOrderId: takeProfit.clientOrderId, orderId: takeProfit.id, method: "cancel_legs", requestedAt: new Date().toISOString() };
+    logger.info(described, "exit: the take-profit leg has filled in part, so it cannot be replaced for the rest; canceling the bracket's legs, then closing what is left at market");
     this.checkpoint("event");
   }
 
