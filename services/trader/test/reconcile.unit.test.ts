@@ -465,6 +465,43 @@ const rows: Row[] = [
       ],
     },
   },
+  {
+    name: "watches legs found being canceled after the entry filled (an exit whose checkpoint was lost) as the position's exit",
+    given: (state) => state.open(openPosition("AAPL", { qty: 7 })),
+    orders: [aaplBracket({ filledAt: 100, takeProfitLeg: { status: "pending_cancel", filledAt: 104, filledQty: 3 }, stopLossLeg: { status: "pending_cancel" } })],
+    positions: [brokerPosition("AAPL", 7, 100)],
+    changes: [{ kind: "exit_partially_filled", symbol: "AAPL", tradeNo: 1, exitedQty: 3, realizedPl: 12 }],
+    after: {
+      realizedPl: 12,
+      positions: [
+        openPosition("AAPL", {
+          qty: 7,
+          exit: { clientOrderId: expect.any(String) as string, orderId: "tp-1", method: "cancel_protection", requestedAt: READ_AT.toISOString() },
+          exitFills: { "tp-1": { qty: 3, price: 104, realizedPl: 12 } },
+        }),
+      ],
+    },
+  },
+  {
+    name: "takes a protective stop the checkpoint does not have (placed at a session's end that crashed) as the position's exit",
+    given: (state) => state.open(openPosition("AAPL", { qty: 4, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })),
+    orders: [
+      aaplBracket({ status: "canceled", filledAt: 100, filledQty: 4, ...canceledLegs }),
+      brokerOrder({ id: "stop-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", type: "stop", qty: 4, stopPrice: 90, status: "accepted" }),
+    ],
+    positions: [brokerPosition("AAPL", 4, 100)],
+    changes: [],
+    after: {
+      positions: [
+        openPosition("AAPL", {
+          qty: 4,
+          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: "stop-1", method: "protective_stop", requestedAt: READ_AT.toISOString() },
+          closeAttempts: 1,
+          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
+        }),
+      ],
+    },
+  },
 
   // Positions only the broker knows.
   {

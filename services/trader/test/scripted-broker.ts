@@ -1,6 +1,6 @@
 import type { Broker } from "../src/broker/broker.js";
 import { BrokerRefusedError } from "../src/broker/errors.js";
-import { isOrderFinal, type Bar, type BracketRequest, type BrokerAccount, type BrokerAsset, type BrokerLeg, type BrokerOrder, type BrokerPosition, type MarketClock, type MarketRequest, type ReplaceRequest } from "../src/broker/types.js";
+import { isOrderFinal, type Bar, type BracketRequest, type BrokerAccount, type BrokerAsset, type BrokerLeg, type BrokerOrder, type BrokerPosition, type MarketClock, type MarketRequest, type ReplaceRequest, type StopRequest } from "../src/broker/types.js";
 import { entryClientOrderId } from "../src/session/client-order-ids.js";
 import type { OpenPosition } from "../src/session/state.js";
 
@@ -313,6 +313,14 @@ export class ScriptedBroker implements Broker {
     this.enter("submitMarket");
     this.refuseDuplicate("POST /v2/orders", request.clientOrderId);
     const order = brokerOrder({ ...request, status: "accepted", submittedAt: this.marketClock.timestamp });
+    this.orders.push(order);
+    return structuredClone(order);
+  }
+
+  async submitStop(request: StopRequest): Promise<BrokerOrder> {
+    this.enter("submitStop");
+    this.refuseDuplicate("POST /v2/orders", request.clientOrderId);
+    const order = brokerOrder({ ...request, type: "stop", status: "accepted", submittedAt: this.marketClock.timestamp });
     this.orders.push(order);
     return structuredClone(order);
   }

@@ -296,8 +296,8 @@ describe("exiting once the take-profit has filled in part", () => {
     expect(broker.calls).not.toContain("replaceOrder");
     expect(broker.calls.filter((call) => call === "cancelOrder")).toHaveLength(1);
     expect(entry.legs.map((leg) => leg.status)).toEqual(["pending_cancel", "pending_cancel"]);
-    expect(state.positions.get("AAPL")).toMatchObject({ exit: { orderId: takeProfit!.id, method: "cancel_legs" } });
-    expect((await latest())?.state).toMatchObject({ positions: [{ exit: { method: "cancel_legs" } }] });
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { orderId: takeProfit!.id, method: "cancel_protection" } });
+    expect((await latest())?.state).toMatchObject({ positions: [{ exit: { method: "cancel_protection" } }] });
 
     // Nothing is sold beside the legs while their cancel is pending (Alpaca would refuse it, held_for_orders).
     await session.tick();
@@ -341,7 +341,7 @@ describe("exiting once the take-profit has filled in part", () => {
       [takeProfit.id, "pending_cancel"],
       [entry.legs[1]!.id, "pending_cancel"],
     ]);
-    expect(state.positions.get("AAPL")).toMatchObject({ qty: 7, exit: { method: "cancel_legs" } });
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 7, exit: { method: "cancel_protection" } });
 
     broker.completeChanges();
     await session.tick();
@@ -361,8 +361,8 @@ describe("exiting once the take-profit has filled in part", () => {
     closing.now = true;
     broker.failNext("cancelOrder", new BrokerUnavailableError("DELETE /v2/orders/x", "timed out"));
     await session.tick();
-    expect(state.positions.get("AAPL")).toMatchObject({ exit: { method: "cancel_legs" } });
-    expect(lines).toContainEqual(expect.objectContaining({ msg: "exit: the legs' cancel got no answer; the sync watches the leg" }));
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { method: "cancel_protection" } });
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "exit: the legs' cancel got no answer; the sync watches the order" }));
 
     // The leg still works as before: the cancel never reached the broker. The exit is cleared and asked for again.
     expect(await session.tick()).toEqual([expect.objectContaining({ kind: "exit_ended", status: "partially_filled", filledQty: 3 })]);
@@ -485,6 +485,63 @@ describe("around the loop", () => {
     expect(cancels[1]).toBeGreaterThanOrEqual(resetsAt);
     expect(broker.orders[0]!.status).toBe("pending_cancel");
     expect(lines.map((line) => line.msg)).not.toContain("could not cancel a working entry order; trying again");
+  });
+
+  /** A session whose part-filled entry (4 of 10 at 100, stop-loss 98) was canceled at its end while the market was closed. */
+  async function endedClosedWithPartFill(strategy?: ScriptedStrategy) {
+    const parts = setUp(strategy ? { strategy } : {});
+    const { broker, session, state } = parts;
+    await session.tick();
+    broker.fillEntry(ENTRY, 100, 4);
+    await session.tick();
+    broker.marketClock = { ...broker.marketClock, isOpen: false };
+    await session.settleEntries(300);
+    broker.completeChanges();
+    const settledFrom = parts.lines.length;
+    await session.settleEntries(300);
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 4, entryFilling: false, orders: { takeProfitId: null, stopLossId: null } });
+    return { ...parts, settledFrom };
+  }
+
+  it("settles a part-filled entry at the end while the market is closed: what filled gets a protective gtc stop at its stop-loss, in the final checkpoint", async () => {
+    const { broker, state, lines, latest, settledFrom } = await endedClosedWithPartFill();
+    expect(broker.calls).not.toContain("submitMarket");
+    expect(broker.orders[1]).toMatchObject({ clientOrderId: `${ENTRY}:close`, type: "stop", side: "sell", qty: 4, stopPrice: 98, status: "accepted" });
+    expect(state.positions.get("AAPL")).toMatchObject({ closeAttempts: 1, exit: { clientOrderId: `${ENTRY}:close`, orderId: broker.orders[1]!.id, method: "protective_stop" } });
+    expect((await latest())?.state).toMatchObject({ positions: [{ symbol: "AAPL", qty: 4, exit: { method: "protective_stop", clientOrderId: `${ENTRY}:close` } }] });
+    // The stop works until its price: nothing is left waiting at the end of the session.
+    expect(lines.slice(settledFrom).some((line) => line.msg.startsWith("entry orders not settled"))).toBe(false);
+    expect(lines).toContainEqual(expect.objectContaining({ msg: expect.stringContaining("a protective gtc stop order at its stop-loss"), stopPrice: 98, qty: 4 }));
+  });
+
+  it("watches the protective stop on the next session's ticks and books its fill as the position's close", async () => {
+    const { broker, session, state } = await endedClosedWithPartFill(new ScriptedStrategy((position) => (position ? { action: "HOLD", reason: "hold" } : openLong())));
+    broker.marketClock = { ...broker.marketClock, isOpen: true };
+    await session.tick();
+    expect(broker.calls).not.toContain("submitMarket");
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { method: "protective_stop" } });
+
+    Object.assign(broker.orders[1]!, { status: "filled", filledQty: 4, filledAvgPrice: 97.9, filledAt: SUBMITTED_AT });
+    broker.heldPositions.delete("AAPL");
+    expect(await session.tick()).toEqual([{ kind: "position_closed", openedUnseen: false, trade: expect.objectContaining({ qty: 4, exitPrice: 97.9, realizedPl: -8.4, via: "close_order" }) }]);
+  });
+
+  it("closes a position its protective stop protects on CLOSE by canceling the stop first, then selling at market", async () => {
+    const closing = { now: false };
+    const { broker, session, state } = await endedClosedWithPartFill(
+      new ScriptedStrategy((position) => (!position ? openLong() : closing.now ? { action: "CLOSE", reason: "scripted exit" } : { action: "HOLD", reason: "hold" })),
+    );
+    broker.marketClock = { ...broker.marketClock, isOpen: true };
+    closing.now = true;
+    await session.tick();
+    expect(broker.calls).not.toContain("submitMarket");
+    expect(broker.orders[1]!.status).toBe("pending_cancel");
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { method: "cancel_protection", orderId: broker.orders[1]!.id } });
+
+    broker.completeChanges();
+    await session.tick();
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close:2`, type: "market", side: "sell", qty: 4 });
+    expect(state.positions.get("AAPL")).toMatchObject({ exit: { method: "market", clientOrderId: `${ENTRY}:close:2` } });
   });
 
   it("settles a part-filled entry at the end: cancels the rest, waits for the cancel, keeps what filled and closes it at market", async () => {

@@ -19,6 +19,7 @@ import {
   type BrokerOrder,
   type MarketRequest,
   type ReplaceRequest,
+  type StopRequest,
 } from "./types.js";
 
 /** Alpaca's largest page of orders. */
@@ -185,6 +186,22 @@ export class AlpacaBroker implements Broker {
           qty: request.qty,
           side: request.side,
           // Good till canceled, so a close placed late in the day does not expire at the close half done.
+          timeInForce: "gtc",
+          clientOrderId: request.clientOrderId,
+        }),
+      ),
+    );
+  }
+
+  submitStop(request: StopRequest): Promise<BrokerOrder> {
+    return write(`POST /v2/orders (stop ${request.clientOrderId})`, orderSchema, () =>
+      this.tradingLimit.send(() =>
+        this.ordersApi.stop({
+          symbol: request.symbol,
+          qty: request.qty,
+          side: request.side,
+          stopPrice: money(request.stopPrice),
+          // Good till canceled: it protects the position until it fills, across days, not for one session.
           timeInForce: "gtc",
           clientOrderId: request.clientOrderId,
         }),

@@ -1,4 +1,4 @@
-import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerOrder, BrokerPosition, MarketClock, MarketRequest, ReplaceRequest } from "./types.js";
+import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerOrder, BrokerPosition, MarketClock, MarketRequest, ReplaceRequest, StopRequest } from "./types.js";
 
 /**
  * What the trader needs from a broker, in the port's own errors (errors.ts), never a broker SDK's: reads throw
@@ -29,6 +29,8 @@ export interface Broker {
   barsSince(symbols: string[], start: Date): Promise<Map<string, Bar[]>>;
   submitBracket(request: BracketRequest): Promise<BrokerOrder>;
   submitMarket(request: MarketRequest): Promise<BrokerOrder>;
+  /** A gtc stop order; placed while the market is closed, the broker queues it for the next session. */
+  submitStop(request: StopRequest): Promise<BrokerOrder>;
   /**
    * Asks for the order to be replaced (PATCH): the answer is the replacement, which takes the old order's place
    * only once the broker completes the replace (the old one `pending_replace` until then, `replaced` after).

@@ -110,6 +110,15 @@ export interface MarketRequest {
   qty: number;
 }
 
+/** A gtc stop (market) order: the protection of a position whose bracket legs are gone. */
+export interface StopRequest {
+  clientOrderId: string;
+  symbol: string;
+  side: "buy" | "sell";
+  qty: number;
+  stopPrice: number;
+}
+
 /** A new limit price for a working limit order (a bracket's take-profit leg), under a client_order_id of its own. */
 export interface ReplaceRequest {
   clientOrderId: string;

@@ -277,7 +277,7 @@ function attachLegs(position: OpenPosition, order: BrokerOrder, sessionId: strin
   // hand): watched as that exit until they are, so the position is closed then rather than left without them.
   const canceling = order.status === "filled" ? working.find((leg) => leg.status === "pending_cancel") : undefined;
   if (canceling && !position.exit) {
-    position.exit = { clientOrderId: canceling.clientOrderId, orderId: canceling.id, method: "cancel_legs", requestedAt: readAt.toISOString() };
+    position.exit = { clientOrderId: canceling.clientOrderId, orderId: canceling.id, method: "cancel_protection", requestedAt: readAt.toISOString() };
   }
   if (ids.entryId === current.entryId && ids.takeProfitId === current.takeProfitId && ids.stopLossId === current.stopLossId) return [];
   Object.assign(ids, current);
@@ -350,7 +350,8 @@ function settleExits(state: TradingState, view: BrokerView, closes: Map<string, 
     if (held.has(position.symbol)) changes.push(...bookExits(state, position, tradeCloses.filter((close) => close.filledQty > 0)));
     const unknownClose = tradeCloses.find((close) => !isOrderFinal(close));
     if (!position.exit && unknownClose) {
-      position.exit = { clientOrderId: unknownClose.clientOrderId, orderId: unknownClose.id, method: "market", requestedAt: readAt.toISOString() };
+      const method = unknownClose.type === "stop" ? "protective_stop" : "market";
+      position.exit = { clientOrderId: unknownClose.clientOrderId, orderId: unknownClose.id, method, requestedAt: readAt.toISOString() };
     }
     const exit = position.exit;
     if (!exit) continue;
@@ -364,8 +365,8 @@ function settleExits(state: TradingState, view: BrokerView, closes: Map<string, 
       continue;
     }
     exit.orderId = order.id;
-    if (exit.method === "cancel_legs") {
-      changes.push(...settleLegsCancel(position, order));
+    if (exit.method === "cancel_protection") {
+      changes.push(...settleProtectionCancel(position, order, sessionId));
       continue;
     }
     if (isOrderFinal(order) && order.status !== "filled") {
@@ -377,16 +378,21 @@ function settleExits(state: TradingState, view: BrokerView, closes: Map<string, 
 }
 
 /**
- * A `cancel_legs` exit against its leg: pending while the cancel is; once the leg is canceled (or otherwise ended
- * unfilled beyond what it had) the legs no longer protect the position, which is then closed at market (see
- * TradingSession.act); a leg that filled the rest closed the position, booked with its entry. A leg working as
- * before did not take the cancel (an answer lost): the exit is cleared and asked for again.
+ * A `cancel_protection` exit against its order (a leg, or the protective stop): pending while the cancel is; once it
+ * is canceled (or otherwise ended unfilled beyond what it had) nothing protects the position, which is then closed
+ * at market (see TradingSession.act); an order that filled the rest closed the position, booked with its entry. An
+ * order working as before did not take the cancel (an answer lost): a leg's exit is cleared and asked for again,
+ * and the protective stop is the position's exit again.
  */
-function settleLegsCancel(position: OpenPosition, leg: BrokerLeg): Change[] {
-  if (leg.status === "pending_cancel" || leg.status === "filled") return [];
+function settleProtectionCancel(position: OpenPosition, order: BrokerLeg, sessionId: string): Change[] {
+  if (order.status === "pending_cancel" || order.status === "filled") return [];
+  if (!isOrderFinal(order) && closeAttemptOf(order, sessionId, position) !== null) {
+    position.exit = { ...position.exit!, method: "protective_stop" };
+    return [];
+  }
   position.exit = null;
-  if (!isOrderFinal(leg)) {
-    return [{ kind: "exit_ended", symbol: position.symbol, tradeNo: position.tradeNo, clientOrderId: leg.clientOrderId, status: leg.status, filledQty: leg.filledQty }];
+  if (!isOrderFinal(order)) {
+    return [{ kind: "exit_ended", symbol: position.symbol, tradeNo: position.tradeNo, clientOrderId: order.clientOrderId, status: order.status, filledQty: order.filledQty }];
   }
   if (position.orders.takeProfitId === null && position.orders.stopLossId === null) return [];
   Object.assign(position.orders, { takeProfitId: null, stopLossId: null });
@@ -394,7 +400,7 @@ function settleLegsCancel(position: OpenPosition, leg: BrokerLeg): Change[] {
     {
       kind: "protection_lost",
       symbol: position.symbol,
-      detail: `its bracket's legs were canceled for its exit (the take-profit ${leg.status} with ${leg.filledQty} filled), so the session closes the rest at market`,
+      detail: `its bracket's legs were canceled for its exit (the take-profit ${order.status} with ${order.filledQty} filled), so the session closes the rest at market`,
     },
   ];
 }

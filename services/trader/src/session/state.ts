@@ -32,16 +32,20 @@ export type StrategyParams = z.infer<typeof strategyParamsSchema>;
  * once and watched until the broker settles it: filled (the position closes), or ended unfilled (cleared, and
  * the next exit takes the next close id).
  * - replace_take_profit: the bracket's take-profit leg is being replaced by a limit at a marketable price;
- * - cancel_legs: the bracket's legs are being canceled (the order is the leg asked to cancel, its sibling goes
- *   with it), as a take-profit leg that has filled in part cannot be replaced; once they are, the position is
- *   unprotected and closed at market (see TradingSession.exit);
+ * - cancel_protection: the orders protecting the position are being canceled so that it can be closed at market
+ *   (the order is the one asked to cancel): its bracket's legs (the take-profit's sibling goes with it), as a
+ *   take-profit leg that has filled in part cannot be replaced, or its protective stop; once they are, the
+ *   position is unprotected and closed at market (see TradingSession.exit);
+ * - protective_stop: a gtc stop order at the bracket's stop-loss, for a position whose legs are gone, placed while
+ *   the market is closed at the end of a session (see TradingSession.protect); it works until it fills, and a
+ *   CLOSE cancels it first;
  * - market: a market order, for a position with no working bracket legs.
  */
 const exitSchema = z.strictObject({
   clientOrderId: z.string(),
   /** Null while the request got no answer and the order has not been found by its client_order_id yet. */
   orderId: z.string().nullable(),
-  method: z.enum(["replace_take_profit", "cancel_legs", "market"]),
+  method: z.enum(["replace_take_profit", "cancel_protection", "protective_stop", "market"]),
   requestedAt: iso,
 });
 export type PositionExit = z.infer<typeof exitSchema>;

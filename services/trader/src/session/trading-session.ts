@@ -318,8 +318,9 @@ export class TradingSession {
    * (pending_cancel, then canceled) or filled the order, booking what filled until then, so the final checkpoint
    * holds every fill of the session and no entry that could fill after it. Canceling a part-filled entry cancels
    * its bracket legs with it (as on Alpaca), so what filled is left without a stop-loss: while the market is
-   * open it is closed at market, as a tick would, and that close is waited for too. Gives up after `timeoutMs`,
-   * leaving what is unsettled in the state as it is.
+   * open it is closed at market, as a tick would, and that close is waited for too; while it is closed it gets a
+   * protective stop order instead (see protect). Gives up after `timeoutMs`, leaving what is unsettled in the
+   * state as it is.
    */
   async settleEntries(timeoutMs: number): Promise<void> {
     const { logger } = this.parts;
@@ -344,7 +345,11 @@ export class TradingSession {
       }
       const working = this.workingEntries();
       if (working.length === 0) await this.closeUnprotected(closing);
-      const exiting = [...closing].filter((symbol) => this.state.positions.get(symbol)?.exit);
+      // A protective stop works until the market opens and it fills: nothing to wait for.
+      const exiting = [...closing].filter((symbol) => {
+        const exit = this.state.positions.get(symbol)?.exit;
+        return exit && exit.method !== "protective_stop";
+      });
       if (working.length === 0 && exiting.length === 0) return;
       if (Date.now() >= deadline) {
         logger.warn(
@@ -360,7 +365,7 @@ export class TradingSession {
   /**
    * At the end of the session, once no entry works: each position of the strategy that nothing protects at the
    * broker (a part-filled entry canceled, legs and all) is closed at market, once, while the market is open;
-   * while it is closed, a market order would fill only after the final checkpoint, so it is left, and said so.
+   * while it is closed, a market order would fill only after the final checkpoint, so it gets a protective stop.
    */
   private async closeUnprotected(closing: Set<string>): Promise<void> {
     const { logger } = this.parts;
@@ -375,10 +380,13 @@ export class TradingSession {
       logger.warn({ problem: describeBrokerFailure(error) }, "could not read the market clock at the end of the session");
     }
     if (!open) {
-      logger.warn(
-        { symbols: unprotected.map((position) => position.symbol) },
-        "session ending with positions no stop-loss protects (an entry canceled part-filled takes its legs with it); not closed now, as the market is not open: close them or trade the account again",
-      );
+      for (const position of unprotected) {
+        try {
+          await this.protect(position);
+        } catch (error) {
+          logger.warn({ symbol: position.symbol, problem: (error as Error).message }, "could not place a protective stop for a position no stop-loss protects at the end of the session");
+        }
+      }
       return;
     }
     for (const position of unprotected) {
@@ -433,6 +441,45 @@ export class TradingSession {
     return changes;
   }
 
+  /**
+   * The end of a session while the market is closed, for a position nothing protects (its part-filled entry was
+   * canceled, and its legs with it, as on Alpaca): a market order would fill only after the final checkpoint, so
+   * it gets a gtc stop order at its bracket's stop-loss for all it holds instead, under the trade's next close id,
+   * recorded as its exit (`protective_stop`) in the final checkpoint, so a --resume watches it and books its
+   * fill. Alpaca queues an order placed after the close that may not trade in extended hours (only limit day
+   * orders may) "for release the next trading day", and a sell stop stays a stop order, becoming a market order
+   * once elected (a buy stop a stop-limit), both in alpaca-docs, content/trading/orders.md: from the open it
+   * protects the position as the stop-loss leg would have. A refused or rate-limited placement leaves the
+   * position as it is, and says so.
+   */
+  private async protect(position: OpenPosition): Promise<void> {
+    const { broker, logger } = this.parts;
+    const { symbol, stopLoss } = position;
+    if (stopLoss === null) {
+      logger.warn({ symbol, qty: position.qty }, "session ending with a position no stop-loss protects, and no stop price planned for it; not closed now, as the market is not open: close it or trade the account again");
+      return;
+    }
+    await this.beforeOrder();
+    const attempt = position.closeAttempts + 1;
+    const clientOrderId = closeClientOrderId(this.settings.sessionId, symbol, position.tradeNo, attempt);
+    const side = position.side === "long" ? "sell" : "buy";
+    const described = { symbol, clientOrderId, side, qty: position.qty, stopPrice: stopLoss, method: "protective_stop" };
+    const placement = await placeOrder(broker, clientOrderId, () => broker.submitStop({ clientOrderId, symbol, side, qty: position.qty, stopPrice: stopLoss }));
+    this.parts.metrics?.orders.inc({ outcome: placement.outcome });
+    if (placement.outcome === "rejected" || placement.outcome === "not_placed") {
+      logger.warn(
+        { ...described, problem: placement.reason },
+        "session ending with a position no stop-loss protects: the broker did not take its protective stop order, and the market is not open for a close: close it or trade the account again",
+      );
+      return;
+    }
+    position.exit = { clientOrderId, orderId: placement.outcome === "unknown" ? null : placement.order.id, method: "protective_stop", requestedAt: new Date().toISOString() };
+    position.closeAttempts = attempt;
+    if (placement.outcome === "unknown") logger.warn({ ...described, problem: placement.reason }, "protective stop order's outcome unknown; --resume looks it up under its id");
+    else logger.info({ ...described, orderId: placement.order.id, status: placement.order.status }, "session ending while the market is closed: a part-filled entry's shares get a protective gtc stop order at its stop-loss, working from the open");
+    this.checkpoint("event");
+  }
+
   private async act(): Promise<void> {
     const { strategy } = this.parts;
     for (const symbol of this.symbols) {
@@ -441,9 +488,10 @@ export class TradingSession {
       const market = this.bars.snapshot(symbol);
       if (!market) continue;
       const position = this.state.positions.get(symbol);
-      // One exit at a time: the one in progress is watched by the sync until the broker settles it.
-      if (position?.exit) continue;
-      if (position && isUnprotected(position)) {
+      // One exit at a time: the one in progress is watched by the sync until the broker settles it. A protective
+      // stop waits for its price; the strategy may close the position before (see exit).
+      if (position?.exit && position.exit.method !== "protective_stop") continue;
+      if (position && !position.exit && isUnprotected(position)) {
         await this.exit(position, { action: "CLOSE", reason: "no working stop-loss or take-profit protects it" }, market.price);
         continue;
       }
@@ -528,6 +576,11 @@ export class TradingSession {
       logger.info({ symbol, legs: legs.map((leg) => leg.status) }, "exit waits: a cancel or replace of the bracket's legs is still in progress at the broker");
       return;
     }
+    if (position.exit?.method === "protective_stop") {
+      // Closed at market once its stop is canceled: Alpaca refuses a closing order beside it (held_for_orders).
+      if (position.exit.orderId !== null) await this.cancelProtection(position, { id: position.exit.orderId, clientOrderId: position.exit.clientOrderId, filledQty: 0 }, "stop", signal);
+      return;
+    }
     if (position.exit) return;
     // The legs filled since this tick's sync (the read above is newer): the broker closed that much already, and a
     // market order for the position as the session knows it would buy or sell it a second time, opening one.
@@ -543,7 +596,7 @@ export class TradingSession {
       return;
     }
     if (takeProfit && takeProfit.filledQty > 0) {
-      await this.cancelLegs(position, takeProfit, signal);
+      await this.cancelProtection(position, takeProfit, "legs", signal);
       return;
     }
     await this.beforeOrder();
@@ -580,30 +633,40 @@ export class TradingSession {
   }
 
   /**
-   * The exit of a position whose take-profit leg has filled in part. Alpaca would make the leg's replacement a new
-   * order for the leg's whole quantity, not what is left of it (users' report, Alpaca-API#165), which is more than
-   * the position holds (refused with 403, or selling it twice), and a bracket leg's replace changes only its
-   * limit_price and stop_price (alpaca-docs, content/trading/orders.md, "Bracket Orders"). So the legs are canceled
-   * instead (the take-profit's cancel takes the stop-loss with it, one cancels other), recorded as the exit
-   * (`cancel_legs`) and watched by the sync; once the broker has canceled them the position is unprotected, and
-   * the next tick closes what is left at market (a closing order is refused while the legs hold the shares).
+   * Asks the broker to cancel what protects a position, so that it can then be closed at market: Alpaca refuses a
+   * closing order while they hold its shares (held_for_orders). Recorded as the exit (`cancel_protection`, the
+   * order asked to cancel) and watched by the sync; once the broker has canceled it the position is unprotected,
+   * and the next tick closes what is left at market under the next close id.
+   *
+   * - `legs`, for a take-profit leg that has filled in part: Alpaca would make the leg's replacement a new order for
+   *   the leg's whole quantity, not what is left of it (users' report, Alpaca-API#165), more than the position
+   *   holds (refused with 403, or selling it twice), and a bracket leg's replace changes only its limit_price and
+   *   stop_price (alpaca-docs, content/trading/orders.md, "Bracket Orders"). The take-profit's cancel takes the
+   *   stop-loss with it (one cancels other).
+   * - `stop`, for a position's protective stop (see protect), when the strategy closes it first.
    */
-  private async cancelLegs(position: OpenPosition, takeProfit: BrokerLeg, signal: Signal): Promise<void> {
+  private async cancelProtection(position: OpenPosition, order: Pick<BrokerLeg, "id" | "clientOrderId" | "filledQty">, what: "legs" | "stop", signal: Signal): Promise<void> {
     const { broker, logger } = this.parts;
-    const described = { symbol: position.symbol, orderId: takeProfit.id, qty: position.qty, legFilledQty: takeProfit.filledQty, method: "cancel_legs", reason: signal.reason };
+    const described = { symbol: position.symbol, orderId: order.id, qty: position.qty, orderFilledQty: order.filledQty, method: "cancel_protection", reason: signal.reason };
+    const canceled = what === "legs" ? "the legs'" : "the protective stop's";
     await this.beforeOrder();
     try {
-      await broker.cancelOrder(takeProfit.id);
+      await broker.cancelOrder(order.id);
     } catch (error) {
       if (error instanceof BrokerRefusedError || rateLimitedUntil(error) !== undefined) {
-        logger.warn({ ...described, problem: describeBrokerFailure(error) }, "exit: the legs' cancel was not accepted; nothing changed, the next sync shows the legs as the broker has them");
+        logger.warn({ ...described, problem: describeBrokerFailure(error) }, `exit: ${canceled} cancel was not accepted; nothing changed, the next sync shows the order as the broker has it`);
         return;
       }
-      // The outcome is unknown: watched all the same; the sync clears the exit if the leg still works uncanceled.
-      logger.warn({ ...described, problem: describeBrokerFailure(error) }, "exit: the legs' cancel got no answer; the sync watches the leg");
+      // The outcome is unknown: watched all the same; the sync sees whether the order still works uncanceled.
+      logger.warn({ ...described, problem: describeBrokerFailure(error) }, `exit: ${canceled} cancel got no answer; the sync watches the order`);
     }
-    position.exit = { clientOrderId: takeProfit.clientOrderId, orderId: takeProfit.id, method: "cancel_legs", requestedAt: new Date().toISOString() };
-    logger.info(described, "exit: the take-profit leg has filled in part, so it cannot be replaced for the rest; canceling the bracket's legs, then closing what is left at market");
+    position.exit = { clientOrderId: order.clientOrderId, orderId: order.id, method: "cancel_protection", requestedAt: new Date().toISOString() };
+    logger.info(
+      described,
+      what === "legs"
+        ? "exit: the take-profit leg has filled in part, so it cannot be replaced for the rest; canceling the bracket's legs, then closing what is left at market"
+        : "exit: canceling the position's protective stop, then closing it at market",
+    );
     this.checkpoint("event");
   }
 
