@@ -168,6 +168,42 @@ describe("session checkpoints", () => {
     expectBrokersRealizedPl(final.state, sim);
   });
 
+  it("gives a part-filled entry's shares a protective gtc stop when --duration ends while the market is closed; the broker queues it for the open", async () => {
+    const { trader, messages } = await openTrader(args("--duration", "0.15", "--checkpoint-interval", "60", ...ALWAYS_ENTER), {
+      tickIntervalMs: 0,
+      partialFillChance: 1,
+      tradeVolumeShare: 1e-9,
+    });
+    const running = trader.run();
+    const entries = () => sim.control.state().orders.filter((order) => order.order_class === "bracket" && String(order.client_order_id).startsWith(`${trader.sessionId}:`));
+    await eventually("both entries at the broker", () => (entries().length === 2 ? true : undefined));
+    sim.control.advance(1);
+    sim.control.setPrice("AAPL", sim.control.price("AAPL"));
+    await eventually("AAPL's entry part-filled and booked", () => (trader.state.positions.get("AAPL")?.entryFilling ? true : undefined));
+    sim.control.setMarketOpen(false);
+
+    // The session ends while closed: the cancels complete on the broker's next step, and take AAPL's legs along.
+    await eventually("both cancels pending", () => (entries().every((order) => order.status === "pending_cancel") ? true : undefined), 20_000);
+    sim.control.advance(1);
+    expect(await running).toEqual({ end: { reason: "completed" }, exitCode: 0, final: { confirmed: true, status: "completed" } });
+
+    const filled = Number(entries().find((order) => order.symbol === "AAPL")!.filled_qty);
+    const stop = sim.control.state().orders.find((order) => order.client_order_id === `${trader.sessionId}:AAPL:1:close`)!;
+    expect(stop).toMatchObject({ type: "stop", side: "sell", time_in_force: "gtc", status: "accepted", qty: String(filled) });
+    expect(messages()).not.toContain("entry orders not settled at the end of the session; the final checkpoint keeps them as they are and --reconcile-only shows what became of them");
+    const final = await storedSnapshot(stack.env, trader.sessionId);
+    expect(final).toMatchObject({ kind: "final", status: "completed", state: { pendingEntries: [], positions: [{ symbol: "AAPL", qty: filled, exit: { method: "protective_stop", orderId: stop.id } }] } });
+    expect(stateHoldings(final.state)).toEqual(brokerHoldings(sim));
+
+    // At the open the stop works as the stop-loss leg would have: a trade through its price sells the shares.
+    sim.control.setMarketOpen(true);
+    for (let trade = 0; trade < filled && sim.control.state().orders.find((order) => order.id === stop.id)?.status !== "filled"; trade++) {
+      sim.control.setPrice("AAPL", Number(stop.stop_price) - 0.5);
+    }
+    expect(sim.control.state().orders.find((order) => order.id === stop.id)).toMatchObject({ status: "filled", filled_qty: String(filled) });
+    expect(brokerHoldings(sim)).toEqual([]);
+  });
+
   it("offers the seed's programmatic API: createCheckpoint, restoreFromLatestCheckpoint, getCheckpointStats, cleanupOldCheckpoints", async () => {
     const { trader } = await openTrader(args("--checkpoint-interval", "60", ...NEVER_ENTER));
     const { checkpoints, state } = trader;
