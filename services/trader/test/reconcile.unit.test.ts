@@ -502,6 +502,55 @@ const rows: Row[] = [
       ],
     },
   },
+  {
+    name: "makes a protective stop whose cancel was not taken (its answer lost) the position's exit again",
+    given: (state) =>
+      state.open(
+        openPosition("AAPL", {
+          qty: 4,
+          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: "stop-1", method: "cancel_protection", requestedAt: SUBMITTED_AT.toISOString() },
+          closeAttempts: 1,
+          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
+        }),
+      ),
+    orders: [
+      aaplBracket({ status: "canceled", filledAt: 100, filledQty: 4, ...canceledLegs }),
+      brokerOrder({ id: "stop-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", type: "stop", qty: 4, stopPrice: 90, status: "new" }),
+    ],
+    positions: [brokerPosition("AAPL", 4, 100)],
+    changes: [],
+    after: {
+      positions: [
+        openPosition("AAPL", {
+          qty: 4,
+          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: "stop-1", method: "protective_stop", requestedAt: SUBMITTED_AT.toISOString() },
+          closeAttempts: 1,
+          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
+        }),
+      ],
+    },
+  },
+  {
+    name: "clears the exit once a protective stop's cancel is done: the position, unprotected, is then closed at market",
+    given: (state) =>
+      state.open(
+        openPosition("AAPL", {
+          qty: 4,
+          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: "stop-1", method: "cancel_protection", requestedAt: SUBMITTED_AT.toISOString() },
+          closeAttempts: 1,
+          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
+        }),
+      ),
+    orders: [
+      aaplBracket({ status: "canceled", filledAt: 100, filledQty: 4, ...canceledLegs }),
+      brokerOrder({ id: "stop-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", type: "stop", qty: 4, stopPrice: 90, status: "canceled" }),
+    ],
+    positions: [brokerPosition("AAPL", 4, 100)],
+    changes: [],
+    after: {
+      positions: [openPosition("AAPL", { qty: 4, exit: null, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })],
+    },
+  },
 
   // Positions only the broker knows.
   {
