@@ -147,7 +147,7 @@ describe("one trading session per broker account", () => {
     expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 
-  it("--take-over cancels the entries the old session left working, once its wait is over, waits for the cancels, and adopts what filled", async () => {
+  it("--take-over cancels the entries the old session left working, once its wait is over, waits for the cancels, adopts what filled and gives it a stop", async () => {
     // The clock moves only when the test says, and each trade fills a part of an entry (the minute's own
     // trades are too small for any share): the old session's entries stay working as long as the test wants.
     sim = await stack.startSimulator({ seed: "left-working", tickIntervalMs: 0, partialFillChance: 1, tradeVolumeShare: 1e-9 });
@@ -190,7 +190,13 @@ describe("one trading session per broker account", () => {
     const { state } = await eventually("the new session's checkpoint", async () => (await storedSnapshot(stack.env, newSession).catch(() => undefined)));
     expect(state.positions.map((position) => [position.symbol, position.qty, position.origin])).toEqual([["AAPL", aaplFilled, "adopted"]]);
     await eventually("the new session's own MSFT entry", () => (sessionOrders(sim, newSession).some((order) => order.symbol === "MSFT") ? true : undefined));
-    expect(sessionOrders(sim, newSession).filter((order) => order.symbol === "AAPL")).toEqual([]);
+    // Its stop-loss went with the canceled rest of its entry: the new session gives AAPL a protective stop, 5% (--stop-loss-pct) from its average entry.
+    const long = entryOf("AAPL").side === "buy";
+    const stopPrice = Math.round(Number(entryOf("AAPL").filled_avg_price) * (long ? 0.95 : 1.05) * 100) / 100;
+    const aapl = sessionOrders(sim, newSession).filter((order) => order.symbol === "AAPL");
+    expect(aapl.map((order) => [order.client_order_id, order.type, order.time_in_force, Number(order.qty), order.side, Number(order.stop_price)])).toEqual([
+      [`${newSession}:AAPL:1:close`, "stop", "gtc", aaplFilled, long ? "sell" : "buy", stopPrice],
+    ]);
     expect(await second.kill("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 

@@ -8,7 +8,7 @@ import { SessionCheckpoints, TRADER_SERVICE } from "../src/session/checkpoints.j
 import { TradingState } from "../src/session/state.js";
 import { TradingSession, type Ownership } from "../src/session/trading-session.js";
 import type { HeldPosition, MarketSnapshot, Signal, Strategy } from "../src/strategy/strategy.js";
-import { ScriptedBroker, SUBMITTED_AT } from "./scripted-broker.js";
+import { bracketOrder, brokerPosition, ScriptedBroker, SUBMITTED_AT } from "./scripted-broker.js";
 
 /**
  * The trading loop on a scripted broker, a scripted strategy and in-memory checkpoints: what it orders, when,
@@ -236,6 +236,54 @@ describe("one tick", () => {
     expect(strategy.decisions).toHaveLength(decided);
     expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close`, side: "sell", qty: 4, type: "market" });
     expect(state.positions.get("AAPL")).toMatchObject({ entryFilling: false, exit: { method: "market", clientOrderId: `${ENTRY}:close` } });
+  });
+
+  it("gives a position adopted without a working bracket a protective stop at the strategy's stop-loss from its average entry, on the adopting tick", async () => {
+    const { broker, session, state, strategy, latest } = setUp({ strategy: new ScriptedStrategy(() => ({ action: "HOLD", reason: "hold" })) });
+    broker.heldPositions.set("AAPL", brokerPosition("AAPL", 7, 101));
+    expect(await session.tick()).toEqual([{ kind: "position_adopted", symbol: "AAPL", side: "long", qty: 7, avgEntryPrice: 101 }]);
+    // --stop-loss-pct 2 below 101, for all it holds, under the trade's close id; no later tick leaves it without a stop.
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${SESSION}:AAPL:1:close`, side: "sell", qty: 7, type: "stop", stopPrice: 98.98 });
+    const position = state.positions.get("AAPL")!;
+    expect(position).toMatchObject({ origin: "adopted", stopLoss: 98.98, closeAttempts: 1, exit: { method: "protective_stop", clientOrderId: `${SESSION}:AAPL:1:close` } });
+    expect((await latest())?.state).toMatchObject({ positions: [{ symbol: "AAPL", exit: { method: "protective_stop" } }] });
+    expect(strategy.decisions).toHaveLength(0);
+
+    // From the next tick the strategy decides on it as on its own (a CLOSE: see below).
+    await session.tick();
+    expect(strategy.decisions).toHaveLength(1);
+    expect(broker.calls).not.toContain("cancelOrder");
+  });
+
+  it("closes an adopted position at market when its last trade is already through the stop it would get, and keeps one adopted with its bracket's legs", async () => {
+    const { broker, session } = setUp({ strategy: new ScriptedStrategy(() => ({ action: "HOLD", reason: "hold" })) });
+    // Last trade 100, long from 110: a stop 2% below, at 107.80, would have sold it already.
+    broker.heldPositions.set("AAPL", brokerPosition("AAPL", 7, 110));
+    await session.tick();
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${SESSION}:AAPL:1:close`, side: "sell", qty: 7, type: "market" });
+
+    const kept = setUp({ strategy: new ScriptedStrategy(() => ({ action: "HOLD", reason: "hold" })) });
+    kept.broker.orders.push(bracketOrder({ clientOrderId: "trader-old:AAPL:1", symbol: "AAPL", qty: 7, filledAt: 100 }));
+    kept.broker.heldPositions.set("AAPL", brokerPosition("AAPL", 7, 100));
+    expect((await kept.session.tick()).map((change) => change.kind)).toEqual(["position_adopted", "legs_attached"]);
+    expect(kept.broker.calls).not.toContain("submitMarket");
+    expect(kept.broker.calls).not.toContain("submitStop");
+    expect(kept.strategy.decisions).toHaveLength(1);
+  });
+
+  it("cancels an adopted position's protective stop when the strategy closes it, then closes it at market instead of protecting it again", async () => {
+    const { broker, session, state } = setUp({ strategy: new ScriptedStrategy(closeWhenHeld) });
+    broker.heldPositions.set("AAPL", brokerPosition("AAPL", 7, 101));
+    await session.tick();
+    const stop = broker.orders.at(-1)!;
+    await session.tick();
+    expect(broker.calls.filter((call) => call === "cancelOrder")).toHaveLength(1);
+    expect(state.positions.get("AAPL")!.exit).toMatchObject({ method: "cancel_protection", orderId: stop.id });
+    broker.completeChanges();
+    await session.tick();
+    await session.tick();
+    expect(broker.calls.filter((call) => call === "submitStop")).toHaveLength(1);
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${SESSION}:AAPL:1:close:2`, type: "market", qty: 7 });
   });
 
   it("recognises an exit asked for before a restart whose checkpoint was lost, and does not ask again", async () => {

@@ -79,6 +79,15 @@ function describeSpan(ms: number): string {
  * orders, 2.5% from $50 and 4% under (alpaca-docs, content/trading/orders.md, "Buying Power").
  */
 const exitCollar = (price: number) => (price < 50 ? 0.04 : 0.025);
+/** What protect says of the stop it placed, or of one the broker did not take. */
+const SESSION_END_STOP = {
+  placed: "session ending while the market is closed: a part-filled entry's shares get a protective gtc stop order at its stop-loss, working from the open",
+  refused: "session ending with a position no stop-loss protects: the broker did not take its protective stop order, and the market is not open for a close: close it or trade the account again",
+};
+const ADOPTED_STOP = {
+  placed: "adopted without a working bracket: the position gets a protective gtc stop order at the strategy's stop-loss from its average entry price",
+  refused: "adopted without a working bracket: the broker did not take the position's protective stop order; it is asked for again next tick",
+};
 /** Leg statuses of a cancel or replace the broker has accepted but not completed. */
 const CHANGING = new Set(["pending_cancel", "pending_replace"]);
 
@@ -450,9 +459,10 @@ export class TradingSession {
    * orders may) "for release the next trading day", and a sell stop stays a stop order, becoming a market order
    * once elected (a buy stop a stop-limit), both in alpaca-docs, content/trading/orders.md: from the open it
    * protects the position as the stop-loss leg would have. A refused or rate-limited placement leaves the
-   * position as it is, and says so.
+   * position as it is, and says so (`said`). An adopted position without a working bracket gets one too
+   * (protectAdopted), at once.
    */
-  private async protect(position: OpenPosition): Promise<void> {
+  private async protect(position: OpenPosition, said: { placed: string; refused: string } = SESSION_END_STOP): Promise<void> {
     const { broker, logger } = this.parts;
     const { symbol, stopLoss } = position;
     if (stopLoss === null) {
@@ -467,17 +477,32 @@ export class TradingSession {
     const placement = await placeOrder(broker, clientOrderId, () => broker.submitStop({ clientOrderId, symbol, side, qty: position.qty, stopPrice: stopLoss }));
     this.parts.metrics?.orders.inc({ outcome: placement.outcome });
     if (placement.outcome === "rejected" || placement.outcome === "not_placed") {
-      logger.warn(
-        { ...described, problem: placement.reason },
-        "session ending with a position no stop-loss protects: the broker did not take its protective stop order, and the market is not open for a close: close it or trade the account again",
-      );
+      logger.warn({ ...described, problem: placement.reason }, said.refused);
       return;
     }
     position.exit = { clientOrderId, orderId: placement.outcome === "unknown" ? null : placement.order.id, method: "protective_stop", requestedAt: new Date().toISOString() };
     position.closeAttempts = attempt;
     if (placement.outcome === "unknown") logger.warn({ ...described, problem: placement.reason }, "protective stop order's outcome unknown; --resume looks it up under its id");
-    else logger.info({ ...described, orderId: placement.order.id, status: placement.order.status }, "session ending while the market is closed: a part-filled entry's shares get a protective gtc stop order at its stop-loss, working from the open");
+    else logger.info({ ...described, orderId: placement.order.id, status: placement.order.status }, said.placed);
     this.checkpoint("event");
+  }
+
+  /**
+   * An adopted position nothing protects (bought outside any session, or the part another session's entry filled
+   * before this session canceled the rest, legs and all) gets the stop the strategy gives its own trades: a
+   * protective gtc stop order (see protect) at --stop-loss-pct from the broker's average entry price, for all it
+   * holds. One whose last trade is already through that price is closed at market instead, as its stop would have
+   * been.
+   */
+  private async protectAdopted(position: OpenPosition, price: number): Promise<void> {
+    const direction = position.side === "long" ? 1 : -1;
+    const stopLoss = roundMoney(position.entryPrice * (1 - (direction * this.state.identity.strategy.stopLossPct) / 100));
+    if ((price - stopLoss) * direction <= 0) {
+      await this.exit(position, { action: "CLOSE", reason: `adopted without a stop, and its last trade (${price}) is already through the stop-loss it would get (${stopLoss})` }, price);
+      return;
+    }
+    position.stopLoss = stopLoss;
+    await this.protect(position, ADOPTED_STOP);
   }
 
   private async act(): Promise<void> {
@@ -492,7 +517,10 @@ export class TradingSession {
       // stop waits for its price; the strategy may close the position before (see exit).
       if (position?.exit && position.exit.method !== "protective_stop") continue;
       if (position && !position.exit && isUnprotected(position)) {
-        await this.exit(position, { action: "CLOSE", reason: "no working stop-loss or take-profit protects it" }, market.price);
+        // An adopted position gets its stop once; after an exit of it (its stop canceled for a CLOSE, or ended
+        // unfilled) it is closed at market, as the strategy's own are.
+        if (position.origin === "adopted" && position.closeAttempts === 0) await this.protectAdopted(position, market.price);
+        else await this.exit(position, { action: "CLOSE", reason: "no working stop-loss or take-profit protects it" }, market.price);
         continue;
       }
       const signal = await strategy.decide(market, position ? { side: position.side, qty: position.qty, entryPrice: position.entryPrice } : null);
@@ -718,9 +746,12 @@ export class TradingSession {
   }
 }
 
-/** A position of the strategy's whose bracket legs all ended without a fill: nothing at the broker protects it. */
+/**
+ * Nothing at the broker protects the position: one of the strategy's whose bracket legs all ended without a fill
+ * (closed at market), or one adopted without a working bracket (given a protective stop, see protectAdopted).
+ */
 const isUnprotected = (position: OpenPosition) =>
-  position.origin === "strategy" && position.orders.entryId !== null && position.orders.takeProfitId === null && position.orders.stopLossId === null;
+  (position.origin === "adopted" || position.orders.entryId !== null) && position.orders.takeProfitId === null && position.orders.stopLossId === null;
 
 /**
  * The exit's limit: through the last trade by the collar, so it fills at the next trade, but on the take-profit's
