@@ -587,7 +587,9 @@ export class TradingSession {
    * (through the last trade by Alpaca's market collar, never past the stop-loss), so the stop-loss keeps
    * protecting the position until the exit fills and the broker cancels it (one cancels other). A position
    * with no working legs is closed by a market order. Never a cancel and a sell together: Alpaca refuses the
-   * sell with 403 (held_for_orders) until the cancel has completed. The request is recorded as the position's
+   * sell with 403 (held_for_orders) until the cancel has completed, so a take-profit leg that has filled in part
+   * (which Alpaca would replace for its whole quantity) and a protective stop are canceled first, and the position
+   * is closed at market once they are (see cancelProtection). The request is recorded as the position's
    * exit, under the trade's next close id, and checkpointed; the sync then watches it until the broker settles
    * it, across ticks and restarts.
    */
