@@ -344,7 +344,8 @@ export class Broker {
   /**
    * Alpaca's replace: a new order takes the old one's place (`replaces`), the old one becomes "replaced". The
    * replace is accepted first (the old order `pending_replace`, still working) and completed on the clock; if the
-   * old order fills or is canceled in between, the replacement is canceled instead.
+   * old order fills in between, "the replacing (new) order is rejected" (alpaca-docs, oas/trading/openapi.yaml,
+   * patchOrderByOrderId), and if it is canceled meanwhile (a leg whose sibling filled), canceled with it.
    *
    * A partly filled order: the replacement is a new order, its `filled_qty` 0, and the fills stay on the old one
    * (with its `filled_qty` and `filled_avg_price`, as the position already moved). Each field given overrides the
@@ -417,7 +418,9 @@ export class Broker {
     Object.assign(order, { status: "pending_replace", updatedAt: now });
     this.schedule(this.options.lifecycle.replaceAfterMs, () => {
       const completed = this.market.now();
-      if (order.status !== "pending_replace") {
+      if (order.status === "filled") {
+        Object.assign(replacement, { status: "rejected", awaitingReplace: false, failedAt: completed, updatedAt: completed });
+      } else if (order.status !== "pending_replace") {
         Object.assign(replacement, { status: "canceled", awaitingReplace: false, canceledAt: completed, updatedAt: completed });
       } else if (this.closesPosition(order) && replacement.qty > this.closableQty(order) + QTY_EPSILON) {
         Object.assign(replacement, { status: "rejected", awaitingReplace: false, failedAt: completed, updatedAt: completed });

@@ -198,6 +198,19 @@ describe("order lifecycle as Alpaca paper runs it", () => {
     });
   });
 
+  it("rejects the replacement of an order that fills before the replace completes, as Alpaca's docs say", async () => {
+    const { sim, api } = await start({ replaceAfterMs: 120_000 });
+    const price = sim.control.price("AAPL");
+    const old = await api.orders.limit({ symbol: "AAPL", qty: 2, side: "buy", limitPrice: cents(price * 0.9) });
+    sim.control.advance(1);
+    const replacement = await api.orders.patchOrderByOrderId({ orderId: old.id!, patchOrderRequest: { limitPrice: String(cents(price * 0.8)) } });
+    sim.control.setPrice("AAPL", cents(price * 0.89));
+    expect((await api.orders.getOrderByOrderID({ orderId: old.id! })).status).toBe("filled");
+    sim.control.advance(3);
+    expect(await api.orders.getOrderByOrderID({ orderId: replacement.id! })).toMatchObject({ status: "rejected", filledQty: "0" });
+    expect((await api.positions.getAllOpenPositions()).map((position) => position.qty)).toEqual(["2"]);
+  });
+
   it("expires day orders at the close and keeps gtc ones working overnight", async () => {
     const { sim, api } = await start({ start: new Date("2026-01-05T20:55:00Z") });
     const price = sim.control.price("AAPL");
