@@ -754,7 +754,8 @@ export class Broker {
     this.cash = roundMoney(this.cash + (order.side === "buy" ? -qty : qty) * price);
     const previous = order.filledQty * (order.filledAvgPrice ?? 0);
     order.filledQty = roundQty(order.filledQty + qty);
-    order.filledAvgPrice = roundMoney((previous + qty * price) / order.filledQty);
+    // Unrounded, as Alpaca keeps it: an average of several fills is rarely a whole number of cents (wire.ts).
+    order.filledAvgPrice = (previous + qty * price) / order.filledQty;
     const leavesQty = this.remaining(order);
     if (leavesQty > 0) {
       if (order.status !== "pending_cancel" && order.status !== "pending_replace" && order.status !== "held") order.status = "partially_filled";
@@ -804,7 +805,7 @@ export class Broker {
     }
     if (sign(position.qty) === sign(signed)) {
       const held = Math.abs(position.qty);
-      position.avgEntryPrice = roundMoney((held * position.avgEntryPrice + qty * price) / (held + qty));
+      position.avgEntryPrice = (held * position.avgEntryPrice + qty * price) / (held + qty);
       position.qty = roundQty(position.qty + signed);
       return 0;
     }

@@ -14,6 +14,15 @@ const qty = (value: number) => decimalString(value, 9);
 const money = (value: number) => decimalString(value, 2);
 const price = (value: number) => decimalString(value, 4);
 const ratio = (value: number) => decimalString(value, 6);
+/**
+ * An average price (an order's `filled_avg_price`, a position's `avg_entry_price`), which Alpaca sends unrounded:
+ * "105.8988475" for an order filled in parts (alpaca-docs, content/api-references/trading-api/streaming.md,
+ * the trade_updates example), "286.9749783265074366" for a position (alpaca-py's recorded broker response,
+ * tests/broker/broker_client/test_trading_routes.py). Rounding it to a price's four decimals would lose the
+ * cents a multi-fill average carries (x.xx3333…); ten decimals keep it to far below a cent over any quantity
+ * while dropping a binary double's last-bit noise ("150.25", not "150.25000000000003").
+ */
+const average = (value: number) => decimalString(value, 10);
 const time = (value: Date | null) => value?.toISOString() ?? null;
 const optional = <T>(value: T | null, format: (value: T) => string) => (value === null ? null : format(value));
 
@@ -38,7 +47,7 @@ export function orderJson(order: Order, legs: Order[] | null): Record<string, un
     notional: optional(order.notional, money),
     qty: order.notional === null ? qty(order.qty) : null,
     filled_qty: qty(order.filledQty),
-    filled_avg_price: optional(order.filledAvgPrice, price),
+    filled_avg_price: optional(order.filledAvgPrice, average),
     order_class: order.orderClass,
     order_type: order.type,
     type: order.type,
@@ -84,7 +93,7 @@ export function positionJson(position: Position, quote: PositionQuote): Record<s
     asset_marginable: true,
     qty: qty(position.qty),
     qty_available: qty(Math.sign(position.qty) * quote.qtyAvailable),
-    avg_entry_price: price(position.avgEntryPrice),
+    avg_entry_price: average(position.avgEntryPrice),
     side,
     market_value: money(marketValue),
     cost_basis: money(costBasis),

@@ -45,6 +45,24 @@ describe("order lifecycle as Alpaca paper runs it", () => {
     expect(fills.length).toBeGreaterThan(1);
   });
 
+  it("reports an order filled in parts at its fills' exact average price, not rounded to a price's decimals", async () => {
+    const { sim, api } = await start({ tradeVolumeShare: 0.01, universe: { AAPL: { price: 190, volume: 30_000 } } });
+    const placed = await api.orders.market({ symbol: "AAPL", qty: 900, side: "buy" });
+    // A cent higher each minute, so the parts fill at different prices and their average is rarely whole cents.
+    for (let minute = 0; minute < 30 && (await api.orders.getOrderByOrderID({ orderId: placed.id! })).status !== "filled"; minute++) {
+      sim.control.setPrice("AAPL", 190 + minute / 100);
+      sim.control.advance(1);
+    }
+    const order = await api.orders.getOrderByOrderID({ orderId: placed.id! });
+    expect(order.status).toBe("filled");
+    const fills = sim.control.state().fills.filter((fill) => fill.order_id === placed.id);
+    expect(new Set(fills.map((fill) => fill.price)).size).toBeGreaterThan(1);
+    const exact = fills.reduce((sum, fill) => sum + Number(fill.qty) * Number(fill.price), 0) / 900;
+    expect(Math.abs(Number(order.filledAvgPrice) - exact)).toBeLessThan(1e-9);
+    const [position] = await api.positions.getAllOpenPositions();
+    expect(Math.abs(Number(position!.avgEntryPrice) - exact)).toBeLessThan(1e-9);
+  });
+
   it("gives partial fills for a random size about 10% of the time by default, as Alpaca paper does", async () => {
     const { sim, api } = await start({ partialFillChance: 0.1 });
     const orders = [];
