@@ -214,15 +214,34 @@ export const closePositionQuerySchema = z
 
 export const closeAllPositionsQuerySchema = z.strictObject({ cancel_orders: booleanFlag.default(false) });
 
-export const activitiesQuerySchema = z.strictObject({
-  activity_types: optional(z.string()),
+/**
+ * A page of account activities, as alpaca-docs (content/api-references/trading-api/account-activities.md,
+ * "Paging of Results", and oas/trading/openapi.yaml) describe it: `after`/`until` "cannot be used with date";
+ * `page_size` is at most 100 and 100 by default, except with `date`, where it has no maximum and all of the day is
+ * returned by default (undefined here). The per-type route (`/v2/account/activities/{activity_type}`) takes no
+ * `activity_types`.
+ */
+const activitiesPage = {
   direction: z.enum(["asc", "desc"]).default("desc"),
-  page_size: limit(100, 100),
+  page_size: optional(z.coerce.number().int("must be an integer of at least 1").min(1, "must be at least 1")),
   page_token: optional(z.string()),
   after: optional(timestamp),
   until: optional(timestamp),
   date: optional(timestamp),
-});
+};
+const checkedPage = <S extends z.ZodType<{ page_size?: number; after?: Date; until?: Date; date?: Date }>>(schema: S) =>
+  schema
+    .superRefine((query, context) => {
+      if (query.date !== undefined && (query.after !== undefined || query.until !== undefined)) {
+        context.addIssue({ code: "custom", path: ["date"], message: "cannot be used with after or until" });
+      }
+      if (query.date === undefined && query.page_size !== undefined && query.page_size > 100) {
+        context.addIssue({ code: "custom", path: ["page_size"], message: "must be from 1 to 100 without date" });
+      }
+    })
+    .transform((query) => ({ ...query, page_size: query.page_size ?? (query.date === undefined ? 100 : Number.POSITIVE_INFINITY) }));
+export const activitiesOfTypeQuerySchema = checkedPage(z.strictObject(activitiesPage));
+export const activitiesQuerySchema = checkedPage(z.strictObject({ ...activitiesPage, activity_types: optional(z.string()) }));
 
 const timeframe = z.string().transform((value, context): Timeframe => {
   const parsed = parseTimeframe(value);

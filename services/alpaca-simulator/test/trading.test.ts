@@ -121,6 +121,53 @@ describe("simulator trading API through the official SDK, with the instantOrders
     expect(sim.control.state().realizedPl).toBeCloseTo(profit, 6);
   });
 
+  it("pages FILL activities as Alpaca does: after, direction, page_size up to 100, page_token the last id of a page", async () => {
+    const orderIds: string[] = [];
+    for (let index = 0; index < 5; index++) {
+      orderIds.push((await api.orders.market({ symbol: "MSFT", qty: index + 1, side: "buy" })).id!);
+      sim.control.advance(1);
+    }
+    /** A page through the SDK, read raw: SDK 4.0.2 parses every activity as a non-trade one (price, order_id dropped). */
+    const page = async (query: Omit<Parameters<Sdk["activities"]["getAccountActivitiesByActivityTypeRaw"]>[0], "activityType">) =>
+      (await (await api.activities.getAccountActivitiesByActivityTypeRaw({ activityType: "FILL", ...query })).raw.json()) as Array<Record<string, string>>;
+
+    const all = await page({ direction: "asc" });
+    expect(all.map((fill) => fill.order_id)).toEqual(orderIds);
+    expect(all.map((fill) => fill.qty)).toEqual(["1", "2", "3", "4", "5"]);
+    const first = await page({ direction: "asc", pageSize: 2 });
+    const second = await page({ direction: "asc", pageSize: 2, pageToken: first.at(-1)!.id });
+    const third = await page({ direction: "asc", pageSize: 2, pageToken: second.at(-1)!.id });
+    expect([first, second, third].map((fills) => fills.map((fill) => fill.order_id))).toEqual([orderIds.slice(0, 2), orderIds.slice(2, 4), orderIds.slice(4)]);
+    // Newest first by default; a token then ends the next page before it.
+    const newest = await page({ pageSize: 2 });
+    expect(newest.map((fill) => fill.order_id)).toEqual([orderIds[4], orderIds[3]]);
+    expect((await page({ pageSize: 2, pageToken: newest.at(-1)!.id })).map((fill) => fill.order_id)).toEqual([orderIds[2], orderIds[1]]);
+    // `after` is exclusive: a fill at that very time is left out.
+    expect((await page({ direction: "asc", after: new Date(all[2]!.transaction_time!) })).map((fill) => fill.order_id)).toEqual(orderIds.slice(3));
+
+    const refusals = await Promise.all([
+      failureOf(page({ pageSize: 101 })),
+      failureOf(page({ date: new Date(all[0]!.transaction_time!), after: new Date(0) })),
+      failureOf(page({ pageToken: "20260105150000000::not-an-activity" })),
+    ]);
+    expect(refusals.map((error) => [error.constructor, (error as ValidationError).status])).toEqual([
+      [ValidationError, 422],
+      [ValidationError, 422],
+      [ValidationError, 422],
+    ]);
+    expect(refusals.map((error) => error.message)).toEqual([
+      expect.stringContaining("page_size: must be from 1 to 100 without date"),
+      expect.stringContaining("date: cannot be used with after or until"),
+      expect.stringContaining("page_token"),
+    ]);
+    // With `date` there is no maximum page size, and the whole day is the default.
+    expect(await page({ date: new Date(all[0]!.transaction_time!), pageSize: 500 })).toHaveLength(5);
+    // The per-type route takes no activity_types; an unsupported parameter is refused by name, never ignored.
+    const unsupported = await fetch(`${sim.url}/v2/account/activities/FILL?activity_types=FILL`, { headers: { "APCA-API-KEY-ID": "sim-key", "APCA-API-SECRET-KEY": "sim-secret" } });
+    expect(unsupported.status).toBe(422);
+    expect(((await unsupported.json()) as { message: string }).message).toContain("activity_types: is not supported by the simulator");
+  });
+
   it("triggers the stop-loss when a bar's price path crosses it and cancels the take-profit", async () => {
     const price = sim.control.price("AAPL");
     const placed = await api.orders.bracket({

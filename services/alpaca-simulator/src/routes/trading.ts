@@ -1,7 +1,9 @@
 import type { FastifyInstance } from "fastify";
+import type { z } from "zod";
 import { AlpacaError, forbidden, invalidRequest, notFound } from "../errors.js";
 import type { FaultInjector } from "../faults.js";
 import {
+  activitiesOfTypeQuerySchema,
   activitiesQuerySchema,
   assetsQuerySchema,
   calendarQuerySchema,
@@ -117,12 +119,14 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
   app.get<{ Params: { activityType: string } }>("/v2/account/activities/:activityType", async (request) => {
     const { activityType } = request.params;
     if (!/^[A-Z]{2,8}$/.test(activityType)) throw invalidRequest(`activity_type: must be an activity type such as FILL (got ${JSON.stringify(activityType)})`);
-    return activityType === "FILL" ? fillPage(sim, request.query) : [];
+    const query = parseInput(activitiesOfTypeQuerySchema, request.query, "activities query");
+    return activityType === "FILL" ? fillPage(sim, query) : [];
   });
 
   app.get("/v2/account/activities", async (request) => {
-    const types = parseInput(activitiesQuerySchema, request.query, "activities query").activity_types?.split(",");
-    return !types || types.includes("FILL") ? fillPage(sim, request.query) : [];
+    const query = parseInput(activitiesQuerySchema, request.query, "activities query");
+    const types = query.activity_types?.split(",");
+    return !types || types.includes("FILL") ? fillPage(sim, query) : [];
   });
 
   app.get("/v2/clock", async (request) => {
@@ -172,9 +176,12 @@ export function registerTradingRoutes(app: FastifyInstance, sim: Simulation, fau
   });
 }
 
-/** One page of FILL activities; `page_token` is the id of the last activity of the previous page. */
-function fillPage(sim: Simulation, rawQuery: unknown) {
-  const query = parseInput(activitiesQuerySchema, rawQuery, "activities query");
+/**
+ * One page of FILL activities; `page_token` is the id of the last activity of the previous page: in `asc` order
+ * the page begins with the activity after it, in `desc` order with the one before it (alpaca-docs, "Paging of
+ * Results"). A token that is no activity of the listing is refused rather than read as "from the start".
+ */
+function fillPage(sim: Simulation, query: z.output<typeof activitiesOfTypeQuerySchema>) {
   const day = query.date?.toISOString().slice(0, 10);
   const activities = fillActivitiesView(sim).filter((activity) => {
     const at = new Date(activity.transaction_time);
