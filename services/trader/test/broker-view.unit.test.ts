@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { BrokerReadError } from "../src/broker/errors.js";
 import { readFullView, readLiveView } from "../src/session/broker-view.js";
+import { reconcile } from "../src/session/reconcile.js";
 import { entryClientOrderId } from "../src/session/client-order-ids.js";
 import { TradingState, type OpenPosition, type PendingEntry } from "../src/session/state.js";
 import { bracketOrder, brokerOrder, brokerPosition, openPosition, ScriptedBroker, SUBMITTED_AT } from "./scripted-broker.js";
@@ -172,9 +173,96 @@ describe("the live view (every tick)", () => {
     broker.heldPositions.set("MSFT", brokerPosition("MSFT", 3, 400));
 
     const view = await readLiveView(broker, state);
-    expect(broker.calls).toEqual(["account", "positions", "ordersSince", "positions"]);
+    // Its entry's fill is not booked by this session, so the fills are read to price it.
+    expect(broker.calls).toEqual(["account", "positions", "ordersSince", "fillsSince", "positions"]);
     expect(listings).toEqual([{ after: new Date(SUBMITTED_AT.getTime() - MINUTE), symbols: ["MSFT"] }]);
     expect([...view.examined]).toEqual(["MSFT"]);
     expect(view.orders).toEqual([late]);
+  });
+});
+
+describe("exact fill prices (FILL activities)", () => {
+  const ENTRY = entryClientOrderId(SESSION, "AAPL", 1);
+
+  /**
+   * Long 300 AAPL entered in three fills of 100 at 10.01, 10.01 and 10.02 (exactly 10.013333…), its order's
+   * filled_avg_price rounded to 10.0133 as a broker may send it; the take-profit leg `tp-1` then filled whole at
+   * 10.05. The broker's fills realised 3015.00 - 3004.00 = 11.00; the rounded entry price makes it 11.01.
+   */
+  function closedByTakeProfit(recordFills: boolean) {
+    const state = newState();
+    state.open(openPosition("AAPL", { qty: 300, entryPrice: 10.0133 }));
+    const broker = new ScriptedBroker();
+    const entry = bracketOrder({ id: "entry-1", clientOrderId: ENTRY, symbol: "AAPL", qty: 300, filledAt: 10.0133, takeProfitLeg: { id: "tp-1", filledAt: 10.05 }, stopLossLeg: { id: "sl-1", status: "canceled" } });
+    broker.orders.push(entry);
+    if (recordFills) {
+      const at = (minutes: number) => new Date(SUBMITTED_AT.getTime() + minutes * MINUTE);
+      const fill = (id: string, orderId: string, side: "buy" | "sell", qty: number, price: number, time: Date) => ({ id, orderId, symbol: "AAPL", side, qty, price, time });
+      broker.fills.push(
+        fill("f1", "entry-1", "buy", 100, 10.01, at(0)),
+        fill("f2", "entry-1", "buy", 100, 10.01, at(0)),
+        fill("f3", "entry-1", "buy", 100, 10.02, at(1)),
+        fill("f4", "MSFT-order", "buy", 5, 400, at(2)),
+        fill("f5", "tp-1", "sell", 300, 10.05, at(3)),
+      );
+    }
+    return { state, broker };
+  }
+
+  it("prices the trade's orders from their fills once a leg has filled beyond what is booked: the P&L is the fills' cent", async () => {
+    const { state, broker } = closedByTakeProfit(true);
+    const fillReads: Date[] = [];
+    const fillsSince = broker.fillsSince.bind(broker);
+    broker.fillsSince = (after) => (fillReads.push(after), fillsSince(after));
+
+    const view = await readLiveView(broker, state);
+    expect(broker.calls).toEqual(["account", "positions", "order", "ordersSince", "fillsSince", "positions"]);
+    // From a minute before the earliest of the symbol's filled orders was submitted.
+    expect(fillReads).toEqual([new Date(SUBMITTED_AT.getTime() - MINUTE)]);
+    const [entry] = view.orders;
+    expect(entry!.filledAvgPrice).toBe(3004 / 300);
+    expect(entry!.legs.map((leg) => [leg.id, leg.filledAvgPrice])).toEqual([["tp-1", 10.05], ["sl-1", null]]);
+
+    reconcile(state, view, SESSION);
+    expect(state.realizedPl).toBe(11);
+  });
+
+  it("keeps filled_avg_price for an order whose fills do not add up to its filled quantity (and so books the broker's rounded price)", async () => {
+    const { state, broker } = closedByTakeProfit(true);
+    // The activities do not show the entry's last fill yet.
+    broker.fills.splice(2, 1);
+
+    const view = await readLiveView(broker, state);
+    expect(view.orders[0]!.filledAvgPrice).toBe(10.0133);
+    reconcile(state, view, SESSION);
+    expect(state.realizedPl).toBe(11.01);
+  });
+
+  it("reads no fills when every filled order in the view is booked: an entry still filling, read each tick, that has not filled further", async () => {
+    const state = newState();
+    state.open(openPosition("AAPL", { qty: 4, entryFilling: true }));
+    const broker = new ScriptedBroker();
+    broker.orders.push(bracketOrder({ id: "entry-1", clientOrderId: ENTRY, symbol: "AAPL", filledAt: 100, filledQty: 4 }));
+    broker.heldPositions.set("AAPL", brokerPosition("AAPL", 4, 100));
+
+    await readLiveView(broker, state);
+    expect(broker.calls).toEqual(["account", "positions", "order", "positions"]);
+  });
+
+  it("reads the fills, then positions and account, on resume when an order filled beyond what the checkpoint booked", async () => {
+    const { state, broker } = closedByTakeProfit(true);
+
+    const view = await readFullView(broker, state);
+    expect(broker.calls).toEqual(["ordersSince", "openOrders", "fillsSince", "positions", "account"]);
+    expect(view.orders[0]!.filledAvgPrice).toBe(3004 / 300);
+  });
+
+  it("reads no fills on resume when no order has filled", async () => {
+    const state = newState();
+    const broker = new ScriptedBroker();
+    broker.orders.push(bracketOrder({ id: "entry-1", clientOrderId: ENTRY, symbol: "AAPL" }));
+
+    await readFullView(broker, state);
+    expect(broker.calls).toEqual(["ordersSince", "openOrders", "positions", "account"]);
   });
 });

@@ -142,6 +142,22 @@ describe("reconciliation with the broker", () => {
     expect(orderIn(sim, position.orders.stopLossId!, "canceled")).toBeDefined();
   });
 
+  it("reads the broker's fills page by page (100 a page, page_token the last id) with each fill's own price", async () => {
+    const client = sdk(sim.url);
+    for (let index = 0; index < 105; index++) await client.orders.market({ symbol: index % 2 ? "AAPL" : "MSFT", qty: 1 + (index % 3), side: "buy" });
+    advanceUntil(sim, "every order filled", () => (sim.control.state().orders.every((order) => order.status === "filled") ? true : undefined));
+    const atBroker = sim.control.state().fills;
+    expect(atBroker.length).toBeGreaterThan(100);
+
+    const fills = await broker.fillsSince(new Date(START.getTime() - 60_000));
+    expect(fills.map((fill) => [fill.id, fill.orderId, fill.symbol, fill.side, fill.qty, fill.price])).toEqual(
+      atBroker.map((fill) => [fill.id, fill.order_id, fill.symbol, fill.side, Number(fill.qty), Number(fill.price)]),
+    );
+    const pages = sim.control.requests({ method: "GET", path: "/v2/account/activities/FILL" });
+    expect(pages.map((page) => new URLSearchParams(page.query).get("page_token"))).toEqual([null, atBroker[99]!.id]);
+    expect(new URLSearchParams(pages[0]!.query).get("page_size")).toBe("100");
+  });
+
   it("fails closed on a failed positions read, leaving the session untouched", async () => {
     const state = newState();
     await placeEntry(state, "AAPL");

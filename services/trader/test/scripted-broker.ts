@@ -1,6 +1,6 @@
 import type { Broker } from "../src/broker/broker.js";
 import { BrokerRefusedError } from "../src/broker/errors.js";
-import { isOrderFinal, type Bar, type BracketRequest, type BrokerAccount, type BrokerAsset, type BrokerLeg, type BrokerOrder, type BrokerPosition, type MarketClock, type MarketRequest, type ReplaceRequest, type StopRequest } from "../src/broker/types.js";
+import { isOrderFinal, type Bar, type BracketRequest, type BrokerAccount, type BrokerAsset, type BrokerFill, type BrokerLeg, type BrokerOrder, type BrokerPosition, type MarketClock, type MarketRequest, type ReplaceRequest, type StopRequest } from "../src/broker/types.js";
 import { entryClientOrderId } from "../src/session/client-order-ids.js";
 import type { OpenPosition } from "../src/session/state.js";
 
@@ -163,6 +163,8 @@ export class ScriptedBroker implements Broker {
   readonly bars = new Map<string, Bar[]>();
   readonly assets = new Map<string, BrokerAsset>();
   readonly calls: BrokerCall[] = [];
+  /** The fills (FILL activities) of what `fillEntry` and `fillLeg` filled, oldest first; a test may add its own. */
+  readonly fills: BrokerFill[] = [];
   private readonly failures = new Map<BrokerCall, unknown[]>();
   /** Replacements accepted but not completed, by the id of the leg they replace. */
   private readonly replacements = new Map<string, BrokerLeg>();
@@ -190,7 +192,10 @@ export class ScriptedBroker implements Broker {
     if (!order) throw new Error(`no order ${clientOrderId} at the scripted broker`);
     const filledQty = qty ?? order.qty!;
     const whole = filledQty === order.qty;
-    Object.assign(order, { status: whole ? "filled" : "partially_filled", filledQty, filledAvgPrice: price, filledAt: whole ? this.marketClock.timestamp : null });
+    this.recordFill(order, filledQty - order.filledQty, price);
+    // The average of its fills, unrounded, as Alpaca reports it.
+    const filledAvgPrice = (order.filledQty * (order.filledAvgPrice ?? 0) + (filledQty - order.filledQty) * price) / filledQty;
+    Object.assign(order, { status: whole ? "filled" : "partially_filled", filledQty, filledAvgPrice, filledAt: whole ? this.marketClock.timestamp : null });
     if (whole) for (const leg of order.legs) leg.status = "new";
     const signed = order.side === "buy" ? filledQty : -filledQty;
     this.heldPositions.set(order.symbol, brokerPosition(order.symbol, signed, price));
@@ -208,6 +213,7 @@ export class ScriptedBroker implements Broker {
     if (!parent) throw new Error(`no leg ${legId} at the scripted broker`);
     const leg = parent.legs.find((candidate) => candidate.id === legId)!;
     const filledQty = qty ?? leg.qty!;
+    this.recordFill(leg, filledQty - leg.filledQty, price);
     const filledAvgPrice = (leg.filledQty * (leg.filledAvgPrice ?? 0) + (filledQty - leg.filledQty) * price) / filledQty;
     if (filledQty < leg.qty!) {
       Object.assign(leg, { status: leg.status === "pending_replace" ? leg.status : "partially_filled", filledQty, filledAvgPrice });
@@ -285,6 +291,11 @@ export class ScriptedBroker implements Broker {
       .map((order) => structuredClone(order));
   }
 
+  async fillsSince(after: Date): Promise<BrokerFill[]> {
+    this.enter("fillsSince");
+    return this.fills.filter((fill) => fill.time.getTime() > after.getTime()).map((fill) => ({ ...fill }));
+  }
+
   async openOrders(): Promise<BrokerOrder[]> {
     this.enter("openOrders");
     return this.orders.filter((order) => [order, ...order.legs].some((member) => !isOrderFinal(member) && member.status !== "held")).map((order) => structuredClone(order));
@@ -357,6 +368,12 @@ export class ScriptedBroker implements Broker {
     // One leg's cancellation cancels its sibling too (one-cancels-other), as Alpaca does; accepted, not done.
     const targets = parent.id === orderId ? [parent, ...parent.legs] : parent.legs;
     for (const order of targets) if (!isOrderFinal(order)) order.status = "pending_cancel";
+  }
+
+  /** A fill of `qty` more of the order at `price`, now, as Alpaca's FILL activity records it. */
+  private recordFill(order: BrokerLeg, qty: number, price: number): void {
+    if (qty <= 0) return;
+    this.fills.push({ id: `fill-${this.fills.length + 1}`, orderId: order.id, symbol: order.symbol, side: order.side, qty, price, time: this.marketClock.timestamp });
   }
 
   /** Every order the broker knows: top-level orders, their legs and replacements accepted or rejected. */

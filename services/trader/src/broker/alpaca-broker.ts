@@ -10,12 +10,14 @@ import {
   assetSchema,
   barsPageSchema,
   clockSchema,
+  fillActivitiesSchema,
   latestBarsSchema,
   orderSchema,
   ordersSchema,
   positionsSchema,
   type Bar,
   type BracketRequest,
+  type BrokerFill,
   type BrokerOrder,
   type MarketRequest,
   type ReplaceRequest,
@@ -25,6 +27,8 @@ import {
 /** Alpaca's largest page of orders. */
 const ORDER_PAGE = 500;
 const BAR_PAGE = 10_000;
+/** Alpaca's largest page of account activities without `date` (alpaca-docs, account-activities, "Paging of Results"). */
+const ACTIVITY_PAGE = 100;
 /** Alpaca's free market-data plan serves the IEX feed only; the simulator accepts any. */
 const DATA_FEED = "iex";
 
@@ -45,6 +49,7 @@ export class AlpacaBroker implements Broker {
   private readonly positionsApi: trading.PositionsApi;
   private readonly clockApi: trading.ClockApi;
   private readonly assets: trading.AssetsApi;
+  private readonly activities: trading.AccountActivitiesApi;
   private readonly stocks: marketData.StockApi;
   private readonly tradingLimit: RateLimitBackoff;
   private readonly dataLimit: RateLimitBackoff;
@@ -66,6 +71,7 @@ export class AlpacaBroker implements Broker {
     this.positionsApi = new trading.PositionsApi(tradingConfig);
     this.clockApi = new trading.ClockApi(tradingConfig);
     this.assets = new trading.AssetsApi(tradingConfig);
+    this.activities = new trading.AccountActivitiesApi(tradingConfig);
     this.stocks = new marketData.StockApi(dataConfig);
     const onPause = (api: string) => (until: Date, refusal: ApiError) =>
       logger?.warn(
@@ -143,6 +149,24 @@ export class AlpacaBroker implements Broker {
       cursor = new Date(last.getTime() - 1);
     }
     return [...seen.values()];
+  }
+
+  async fillsSince(after: Date): Promise<BrokerFill[]> {
+    const fills: BrokerFill[] = [];
+    let pageToken: string | undefined;
+    for (;;) {
+      // Read raw: SDK 4.0.2 parses every activity as a non-trade one, without its price, side and order_id.
+      const page = await read(`GET /v2/account/activities/FILL?after=${after.toISOString()}`, fillActivitiesSchema, () =>
+        this.tradingLimit.send(async () => {
+          const response = await this.activities.getAccountActivitiesByActivityTypeRaw({ activityType: "FILL", after, direction: "asc", pageSize: ACTIVITY_PAGE, pageToken });
+          return response.raw.json();
+        }),
+      );
+      fills.push(...page);
+      if (page.length < ACTIVITY_PAGE) return fills;
+      // The next page begins after the activity this one ended with.
+      pageToken = page.at(-1)!.id;
+    }
   }
 
   async latestBars(symbols: string[]): Promise<Map<string, Bar>> {

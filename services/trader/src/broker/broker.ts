@@ -1,4 +1,4 @@
-import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerOrder, BrokerPosition, MarketClock, MarketRequest, ReplaceRequest, StopRequest } from "./types.js";
+import type { Bar, BracketRequest, BrokerAccount, BrokerAsset, BrokerFill, BrokerOrder, BrokerPosition, MarketClock, MarketRequest, ReplaceRequest, StopRequest } from "./types.js";
 
 /**
  * What the trader needs from a broker, in the port's own errors (errors.ts), never a broker SDK's: reads throw
@@ -23,6 +23,8 @@ export interface Broker {
    * bracket is listed while its entry or a leg still works.
    */
   openOrders(): Promise<BrokerOrder[]>;
+  /** Every fill (Alpaca's FILL account activities) executed after `after`, oldest first, each at its own price. */
+  fillsSince(after: Date): Promise<BrokerFill[]>;
   /** The latest one-minute bar of each symbol that has one. */
   latestBars(symbols: string[]): Promise<Map<string, Bar>>;
   /** One-minute bars from `start` on, oldest first, per symbol. */

@@ -74,6 +74,25 @@ export type BrokerOrder = z.infer<typeof orderSchema>;
 export type BrokerLeg = z.infer<typeof legSchema>;
 export const ordersSchema = z.array(orderSchema);
 
+/**
+ * One fill as Alpaca's FILL account activity (`GET /v2/account/activities/FILL`), parsed from the raw JSON: SDK
+ * 4.0.2 parses every activity as a non-trade activity and drops its price, side and order_id. Its price is the
+ * execution's own, so an order's fills give its exact average price where `filled_avg_price` may be rounded.
+ */
+export const fillActivitySchema = z
+  .object({
+    id: z.string().min(1),
+    order_id: z.string().min(1),
+    symbol: z.string().min(1),
+    side: z.enum(["buy", "sell"]),
+    qty: decimal,
+    price: decimal,
+    transaction_time: time,
+  })
+  .transform(({ order_id, transaction_time, ...fill }) => ({ ...fill, orderId: order_id, time: transaction_time }));
+export type BrokerFill = z.infer<typeof fillActivitySchema>;
+export const fillActivitiesSchema = z.array(fillActivitySchema);
+
 export const clockSchema = z.object({ timestamp: time, isOpen: z.boolean(), nextOpen: time });
 export type MarketClock = z.infer<typeof clockSchema>;
 

@@ -1,5 +1,5 @@
 import type { Broker } from "../broker/broker.js";
-import type { BrokerOrder, BrokerPosition } from "../broker/types.js";
+import type { BrokerFill, BrokerLeg, BrokerOrder, BrokerPosition } from "../broker/types.js";
 import type { BrokerView } from "./reconcile.js";
 import type { OpenPosition, TradingState } from "./state.js";
 
@@ -12,7 +12,7 @@ const LISTING_MARGIN_MS = 60_000;
  * contradiction the next attempt resolves, never as a position that seems to have closed). Orders the
  * listing does not show (a placement that got no answer, an entry from before the listing's start) are looked
  * up by client_order_id, which re-attaches their legs; every order still working is listed too, whenever it was
- * placed. Any failed read fails the whole view.
+ * placed. Fills not booked yet are priced exactly (priceFills). Any failed read fails the whole view.
  */
 export async function readFullView(broker: Broker, state: TradingState): Promise<BrokerView> {
   const since = new Date(new Date(state.identity.brokerSessionStartedAt).getTime() - LISTING_MARGIN_MS);
@@ -27,16 +27,18 @@ export async function readFullView(broker: Broker, state: TradingState): Promise
   const looked = await lookUp(broker, missing);
   // Whenever placed: another session's bracket whose legs still protect a position this session adopts.
   const open = await broker.openOrders();
+  const orders = await priceFills(broker, state, dedupe([...listed, ...looked, ...open]));
   const positions = await broker.positions();
   const account = await broker.account();
-  return { account, positions, orders: dedupe([...listed, ...looked, ...open]), complete: true, examined: new Set(), readAt: new Date() };
+  return { account, positions, orders, complete: true, examined: new Set(), readAt: new Date() };
 }
 
 /**
  * What one trading tick needs: account and positions, plus the orders behind anything that may have
  * changed: pending entries, entries still filling, exits in progress, and every order of each symbol whose position the broker no
  * longer reports as the session holds it (those symbols are `examined`). When orders are fetched, positions are read again
- * after them; a position that changes in between is left to the next tick.
+ * after them (and the fills, when some are not booked yet: priceFills); a position that changes in between is left to
+ * the next tick. A quiet tick reads the account and positions only.
  */
 export async function readLiveView(broker: Broker, state: TradingState): Promise<BrokerView> {
   const account = await broker.account();
@@ -74,8 +76,58 @@ export async function readLiveView(broker: Broker, state: TradingState): Promise
     orders.push(...(await broker.ordersSince(new Date(since.getTime() - LISTING_MARGIN_MS), [position.symbol])));
   }
   if (unknown.length > 0) orders.push(...(await broker.ordersSince(new Date(new Date(state.identity.brokerSessionStartedAt).getTime() - LISTING_MARGIN_MS), unknown)));
+  const priced = await priceFills(broker, state, dedupe(orders));
   positions = await broker.positions();
-  return { account, positions, orders: dedupe(orders), complete: false, examined, readAt: new Date() };
+  return { account, positions, orders: priced, complete: false, examined, readAt: new Date() };
+}
+
+/**
+ * The orders with their fills at the broker's exact prices, when one of them has filled beyond what the session
+ * has booked of it (otherwise no request is made: what reconcile books next is priced then). An order's
+ * `filled_avg_price` may be rounded (a multi-fill average such as x.xx3333 is not whole cents), and a trade's P&L
+ * must be the cent its fills realised, so each filled order of the symbols concerned (the new fills' orders and
+ * their trades' entries, whose price every exit is booked against) is priced from the FILL activities since the
+ * earliest of them was submitted: Σ qty·price / Σ qty of its fills. An order whose activities do not add up to its
+ * filled quantity (a fill the activities do not show yet, or one after the orders were read) keeps its
+ * `filled_avg_price`.
+ */
+async function priceFills(broker: Broker, state: TradingState, orders: BrokerOrder[]): Promise<BrokerOrder[]> {
+  const booked = bookedQuantities(state);
+  const every = orders.flatMap((order) => [order, ...order.legs]);
+  const symbols = new Set(every.filter((order) => order.filledQty > (booked.get(order.id) ?? 0)).map((order) => order.symbol));
+  if (symbols.size === 0) return orders;
+  const submitted = every
+    .filter((order) => symbols.has(order.symbol) && order.filledQty > 0)
+    .map((order) => (order.submittedAt ?? new Date(state.identity.brokerSessionStartedAt)).getTime());
+  const byOrder = fillsByOrder(await broker.fillsSince(new Date(Math.min(...submitted) - LISTING_MARGIN_MS)));
+  const exact = <T extends BrokerLeg>(order: T): T => {
+    const fills = byOrder.get(order.id);
+    if (!symbols.has(order.symbol) || order.filledQty === 0 || !fills || Math.abs(fills.qty - order.filledQty) > 1e-9) return order;
+    return { ...order, filledAvgPrice: fills.notional / fills.qty };
+  };
+  return orders.map((order) => ({ ...exact(order), legs: order.legs.map(exact) }));
+}
+
+/**
+ * How much of each order the session has booked: an open position's entry all of it, or while it still fills what
+ * the position holds; an exit order what its booked exit fills say. Any other order's fills are not booked.
+ */
+function bookedQuantities(state: TradingState): Map<string, number> {
+  const booked = new Map<string, number>();
+  for (const position of state.positions.values()) {
+    if (position.orders.entryId) booked.set(position.orders.entryId, position.entryFilling ? position.qty : Number.POSITIVE_INFINITY);
+    for (const [orderId, exit] of Object.entries(position.exitFills)) booked.set(orderId, exit.qty);
+  }
+  return booked;
+}
+
+function fillsByOrder(fills: BrokerFill[]): Map<string, { qty: number; notional: number }> {
+  const byOrder = new Map<string, { qty: number; notional: number }>();
+  for (const fill of fills) {
+    const sum = byOrder.get(fill.orderId) ?? { qty: 0, notional: 0 };
+    byOrder.set(fill.orderId, { qty: sum.qty + fill.qty, notional: sum.notional + fill.qty * fill.price });
+  }
+  return byOrder;
 }
 
 function changed(position: OpenPosition, broker: BrokerPosition | undefined): boolean {
