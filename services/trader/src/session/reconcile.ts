@@ -419,13 +419,17 @@ function exitOf(order: BrokerOrder, closes: BrokerOrder[], sessionId: string): E
   return { fills: filled, ...averageFill(filled), via: ours ? "close_order" : isTakeProfit(largest) ? "take_profit" : "stop_loss" };
 }
 
-/** Total quantity and average price of some fills; the price is unknown if any fill lacks one. */
-function averageFill(fills: BrokerLeg[]): { qty: number; price: number | null } {
+/** Total quantity and average price of some fills, unrounded; the price is unknown if any fill lacks one. */
+function exactAverageFill(fills: BrokerLeg[]): { qty: number; price: number | null } {
   const qty = fills.reduce((sum, fill) => sum + fill.filledQty, 0);
   if (fills.some((fill) => fill.filledAvgPrice === null)) return { qty, price: null };
-  const price = fills.reduce((sum, fill) => sum + fill.filledQty * fill.filledAvgPrice!, 0) / qty;
-  // Six decimals, as Alpaca reports average fill prices; the trade's P&L is then booked in cents.
-  return { qty, price: Math.round(price * 1_000_000) / 1_000_000 };
+  return { qty, price: fills.reduce((sum, fill) => sum + fill.filledQty * fill.filledAvgPrice!, 0) / qty };
+}
+
+/** The same with the price to the millionth, for the trade's report: its P&L is booked from each order's fills. */
+function averageFill(fills: BrokerLeg[]): { qty: number; price: number | null } {
+  const { qty, price } = exactAverageFill(fills);
+  return { qty, price: price === null ? null : Math.round(price * 1_000_000) / 1_000_000 };
 }
 
 /**
@@ -444,9 +448,11 @@ function otherExit(orders: BrokerOrder[], sessionId: string, position: OpenPosit
     .filter((order) => openedAt === undefined || (order.filledAt?.getTime() ?? 0) >= openedAt);
   if (fills.length === 0) return null;
   const { qty, price } = averageFill(fills);
-  // Orders of someone else's may have done more than close this position; only what it held was closed.
+  // Orders of someone else's may have done more than close this position; only what it held was closed, and
+  // it is booked at those orders' exact average.
   const closedQty = Math.min(qty, position.qty);
-  return { fills: [{ id: `other:${position.symbol}:${position.tradeNo}`, filledQty: closedQty, filledAvgPrice: price }], price, qty: closedQty, via: "other_order" };
+  const fill = { id: `other:${position.symbol}:${position.tradeNo}`, filledQty: closedQty, filledAvgPrice: exactAverageFill(fills).price };
+  return { fills: [fill], price, qty: closedQty, via: "other_order" };
 }
 
 interface SessionEntry {
