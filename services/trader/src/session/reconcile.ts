@@ -3,7 +3,8 @@ import { parseClientOrderId } from "./client-order-ids.js";
 import { realizedPlOf, type ClosedTrade, type ExitFill, type ExitVia, type OpenPosition, type PendingEntry, type PositionSide, type TradingState } from "./state.js";
 
 /**
- * What the broker says, read in one go. `orders` are top-level orders with their bracket legs nested.
+ * What the broker says, read in one go. `orders` are top-level orders with their bracket legs nested, an order's
+ * `filledAvgPrice` the exact average of its fills where the view priced it from the broker's FILL activities.
  * `complete`: the orders are every order submitted since the session began (on resume). Otherwise they are
  * only those a live sync fetched: pending entries, and every order of the symbols in `examined`.
  */

@@ -176,9 +176,10 @@ export function profitOf(side: PositionSide, qty: number, entryPrice: number, ex
 }
 
 /**
- * The same to a millionth of a dollar, the precision of the broker's average prices: the parts of a trade closed
- * by several orders are summed at this precision and the trade is booked in cents once, so a trade's P&L is
- * the cent the broker's fills realised, not the sum of its parts each rounded.
+ * The same to a millionth of a dollar (the prices are the exact averages of the broker's fills, broker-view.ts, so
+ * this drops only a binary double's noise): the parts of a trade closed by several orders are summed at this
+ * precision and the trade is booked in cents once, so a trade's P&L is the cent the broker's fills realised, not the
+ * sum of its parts each rounded.
  */
 const exactProfitOf = (side: PositionSide, qty: number, entryPrice: number, exitPrice: number) =>
   Math.round((exitPrice - entryPrice) * qty * (side === "long" ? 1 : -1) * 1_000_000) / 1_000_000;
