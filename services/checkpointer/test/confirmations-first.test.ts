@@ -1,5 +1,6 @@
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { checkpointerEnvSchema } from "../src/config.js";
 import { snapshot, useRunningCheckpointer } from "./support.js";
 
 // Issue 12, item 8: a checkpointer that drains fire-and-forget snapshots one per transaction, two at a time,
@@ -28,13 +29,13 @@ describe("confirmations first", () => {
 });
 
 // Confirmations first (ConfirmationsFirst, BACKLOG_YIELD_*): while confirmed saves flow, the backlog's worker holds
-// at most the yielded concurrency; it still drains, and nothing is lost. BACKLOG_YIELD_MS outlasts the test, so
-// the yield that the first confirmation starts holds throughout.
-const YIELDED = 4;
+// at most the yielded concurrency (the default one); it still drains, under confirmations that never pause, and
+// nothing is lost. BACKLOG_YIELD_MS outlasts the test, so the yield that the first confirmation starts holds throughout.
+const YIELDED = checkpointerEnvSchema.shape.BACKLOG_YIELD_CONCURRENCY.parse(undefined);
 const YIELD_BACKLOG = 600;
 
 describe("confirmations first: the backlog yields while confirmed saves flow", () => {
-  const stack = useRunningCheckpointer("backlog-yield", { overrides: { BACKLOG_YIELD_MS: "600000", BACKLOG_YIELD_CONCURRENCY: String(YIELDED) } });
+  const stack = useRunningCheckpointer("backlog-yield", { overrides: { BACKLOG_YIELD_MS: "600000" } });
   let backlogQueue: Queue;
   beforeAll(() => {
     backlogQueue = new Queue("checkpoints", { connection: { url: stack.env.redisUrl }, prefix: stack.env.queuePrefix });
