@@ -586,15 +586,17 @@ async function checkInvariants(env: TestEnvironment, sim: SimulatorState, sessio
   const broker = sim.positions.map((position) => `${position.symbol} ${position.side} ${Math.abs(num(position.qty))}`).sort();
   if (held.join(",") !== broker.join(",")) problems.push(`positions: session [${held.join(", ")}], broker [${broker.join(", ")}]`);
 
+  // The session's cents must be the fills' P&L rounded: within half a cent of it, either cent of a half-cent tie
+  // (14.415 is 14.41 or 14.42; rounding a binary sum of the fills picks one by its noise).
   const fromFills = realizedFromFills(sim);
-  if (Math.abs(fromFills - final.state.realizedPl) >= 0.005) {
-    problems.push(`pnl: session ${final.state.realizedPl.toFixed(2)}, the broker's fills ${fromFills.toFixed(2)}`);
+  if (Math.abs(fromFills - final.state.realizedPl) > 0.005 + 1e-9) {
+    problems.push(`pnl: session ${final.state.realizedPl.toFixed(2)}, the broker's fills ${fromFills.toFixed(4)}`);
   }
   problems.push(...orderIdProblems(sim, sessionId));
   return problems;
 }
 
-/** Realised P&L of every fill, by average cost per symbol (as Alpaca's positions keep it), to the cent. */
+/** Realised P&L of every fill, by average cost per symbol (as Alpaca's positions keep it), to the millionth. */
 export function realizedFromFills(sim: Pick<SimulatorState, "fills">): number {
   const books = new Map<string, { qty: number; cost: number }>();
   let realized = 0;
@@ -620,7 +622,7 @@ export function realizedFromFills(sim: Pick<SimulatorState, "fills">): number {
     }
     books.set(fill.symbol, book);
   }
-  return Math.round(realized * 100) / 100;
+  return Math.round(realized * 1_000_000) / 1_000_000;
 }
 
 /**
