@@ -120,9 +120,12 @@ describe("session checkpoints", () => {
     ]);
   });
 
-  it("cancels the rest of a part-filled entry when --duration ends, closes what filled until the cancel completed, and checkpoints that", async () => {
-    // The clock moves only when the test says, and only the test's trades fill (the minute's own trades are too
-    // small for any share): each fills a part of what remains.
+  /**
+   * A --duration session that enters AAPL and MSFT and has a trade through AAPL's price part-fill its entry. The
+   * clock moves only when the test says, and only the test's trades fill (the minute's own trades are too small
+   * for any share): each fills a part of what remains.
+   */
+  async function startPartFillingSession() {
     const { trader, messages } = await openTrader(args("--duration", "0.15", "--checkpoint-interval", "60", ...ALWAYS_ENTER), {
       tickIntervalMs: 0,
       partialFillChance: 1,
@@ -130,10 +133,15 @@ describe("session checkpoints", () => {
     });
     const running = trader.run();
     const entries = () => sim.control.state().orders.filter((order) => order.order_class === "bracket" && String(order.client_order_id).startsWith(`${trader.sessionId}:`));
-    const entryOf = (symbol: string) => entries().find((order) => order.symbol === symbol)!;
     await eventually("both entries at the broker", () => (entries().length === 2 ? true : undefined));
     sim.control.advance(1);
     sim.control.setPrice("AAPL", sim.control.price("AAPL"));
+    return { trader, messages, running, entries };
+  }
+
+  it("cancels the rest of a part-filled entry when --duration ends, closes what filled until the cancel completed, and checkpoints that", async () => {
+    const { trader, messages, running, entries } = await startPartFillingSession();
+    const entryOf = (symbol: string) => entries().find((order) => order.symbol === symbol)!;
     const filledBefore = await eventually("AAPL's entry part-filled and booked", () => {
       const position = trader.state.positions.get("AAPL");
       return position?.entryFilling ? position.qty : undefined;
@@ -169,16 +177,7 @@ describe("session checkpoints", () => {
   });
 
   it("gives a part-filled entry's shares a protective gtc stop when --duration ends while the market is closed; the broker queues it for the open", async () => {
-    const { trader, messages } = await openTrader(args("--duration", "0.15", "--checkpoint-interval", "60", ...ALWAYS_ENTER), {
-      tickIntervalMs: 0,
-      partialFillChance: 1,
-      tradeVolumeShare: 1e-9,
-    });
-    const running = trader.run();
-    const entries = () => sim.control.state().orders.filter((order) => order.order_class === "bracket" && String(order.client_order_id).startsWith(`${trader.sessionId}:`));
-    await eventually("both entries at the broker", () => (entries().length === 2 ? true : undefined));
-    sim.control.advance(1);
-    sim.control.setPrice("AAPL", sim.control.price("AAPL"));
+    const { trader, messages, running, entries } = await startPartFillingSession();
     await eventually("AAPL's entry part-filled and booked", () => (trader.state.positions.get("AAPL")?.entryFilling ? true : undefined));
     sim.control.setMarketOpen(false);
 

@@ -54,6 +54,24 @@ const canceledLegs = { takeProfitLeg: { status: "canceled" }, stopLossLeg: { sta
 /** The AAPL trade's first exit, asked for and not answered yet. */
 const EXIT = { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: null, method: "replace_take_profit" as const, requestedAt: SUBMITTED_AT.toISOString() };
 
+/**
+ * AAPL 4 whose bracket ended with its legs canceled, guarded instead by `stop-1`: a protective stop (sell 4 at 90)
+ * under the trade's first close id, as a session's end while the market was closed placed it.
+ */
+const PROTECTIVE_STOP_ID = closeClientOrderId(SESSION, "AAPL", 1);
+/** That position with the stop as its exit (`method` when asked for at `requestedAt`), or with no exit. */
+const stopGuarded = (exit: { method: "protective_stop" | "cancel_protection"; requestedAt: Date } | null) =>
+  openPosition("AAPL", {
+    qty: 4,
+    ...(exit === null ? { exit: null } : { exit: { clientOrderId: PROTECTIVE_STOP_ID, orderId: "stop-1", method: exit.method, requestedAt: exit.requestedAt.toISOString() } }),
+    closeAttempts: 1,
+    orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
+  });
+const stopGuardedOrders = (stopStatus: BrokerOrder["status"]) => [
+  aaplBracket({ status: "canceled", filledAt: 100, filledQty: 4, ...canceledLegs }),
+  brokerOrder({ id: "stop-1", clientOrderId: PROTECTIVE_STOP_ID, symbol: "AAPL", side: "sell", type: "stop", qty: 4, stopPrice: 90, status: stopStatus }),
+];
+
 interface Row {
   name: string;
   given?: (state: TradingState) => void;
@@ -485,71 +503,26 @@ const rows: Row[] = [
   {
     name: "takes a protective stop the checkpoint does not have (placed at a session's end that crashed) as the position's exit",
     given: (state) => state.open(openPosition("AAPL", { qty: 4, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })),
-    orders: [
-      aaplBracket({ status: "canceled", filledAt: 100, filledQty: 4, ...canceledLegs }),
-      brokerOrder({ id: "stop-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", type: "stop", qty: 4, stopPrice: 90, status: "accepted" }),
-    ],
+    orders: stopGuardedOrders("accepted"),
     positions: [brokerPosition("AAPL", 4, 100)],
     changes: [],
-    after: {
-      positions: [
-        openPosition("AAPL", {
-          qty: 4,
-          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: "stop-1", method: "protective_stop", requestedAt: READ_AT.toISOString() },
-          closeAttempts: 1,
-          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
-        }),
-      ],
-    },
+    after: { positions: [stopGuarded({ method: "protective_stop", requestedAt: READ_AT })] },
   },
   {
     name: "makes a protective stop whose cancel was not taken (its answer lost) the position's exit again",
-    given: (state) =>
-      state.open(
-        openPosition("AAPL", {
-          qty: 4,
-          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: "stop-1", method: "cancel_protection", requestedAt: SUBMITTED_AT.toISOString() },
-          closeAttempts: 1,
-          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
-        }),
-      ),
-    orders: [
-      aaplBracket({ status: "canceled", filledAt: 100, filledQty: 4, ...canceledLegs }),
-      brokerOrder({ id: "stop-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", type: "stop", qty: 4, stopPrice: 90, status: "new" }),
-    ],
+    given: (state) => state.open(stopGuarded({ method: "cancel_protection", requestedAt: SUBMITTED_AT })),
+    orders: stopGuardedOrders("new"),
     positions: [brokerPosition("AAPL", 4, 100)],
     changes: [],
-    after: {
-      positions: [
-        openPosition("AAPL", {
-          qty: 4,
-          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: "stop-1", method: "protective_stop", requestedAt: SUBMITTED_AT.toISOString() },
-          closeAttempts: 1,
-          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
-        }),
-      ],
-    },
+    after: { positions: [stopGuarded({ method: "protective_stop", requestedAt: SUBMITTED_AT })] },
   },
   {
     name: "clears the exit once a protective stop's cancel is done: the position, unprotected, is then closed at market",
-    given: (state) =>
-      state.open(
-        openPosition("AAPL", {
-          qty: 4,
-          exit: { clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), orderId: "stop-1", method: "cancel_protection", requestedAt: SUBMITTED_AT.toISOString() },
-          closeAttempts: 1,
-          orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null },
-        }),
-      ),
-    orders: [
-      aaplBracket({ status: "canceled", filledAt: 100, filledQty: 4, ...canceledLegs }),
-      brokerOrder({ id: "stop-1", clientOrderId: closeClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL", side: "sell", type: "stop", qty: 4, stopPrice: 90, status: "canceled" }),
-    ],
+    given: (state) => state.open(stopGuarded({ method: "cancel_protection", requestedAt: SUBMITTED_AT })),
+    orders: stopGuardedOrders("canceled"),
     positions: [brokerPosition("AAPL", 4, 100)],
     changes: [],
-    after: {
-      positions: [openPosition("AAPL", { qty: 4, exit: null, closeAttempts: 1, orders: { entryId: "entry-1", entryClientOrderId: entryId("AAPL"), takeProfitId: null, stopLossId: null } })],
-    },
+    after: { positions: [stopGuarded(null)] },
   },
 
   // Positions only the broker knows.
