@@ -14,6 +14,12 @@ const TWO = ["--symbols", "AAPL,MSFT", "--entry-threshold-pct", "0", "--lookback
  * enough that an order request fits within the lease, as the trader requires (BROKER_TIMEOUT_MS + 3 s at most).
  */
 const LEASE = { TRADER_ACCOUNT_LEASE_MS: "6000", BROKER_TIMEOUT_MS: "3000" };
+/**
+ * A simulated minute every 50 ms, in a market that never closes: these tests are about the account's lease, not
+ * the hours, and at this pace NYSE's 5.5 hours from START are gone in 16.5 s, less than a loaded run of a take-over
+ * test takes (the taker alone waits 7-9 s); a close mid-test expires the entries and stops the fills it waits for.
+ */
+const TICKING = { tickIntervalMs: 50, marketHours: "always_open" } as const;
 
 const messages = (trader: ServiceProcess) => trader.logs.map((line) => String(line.msg));
 const changeKinds = (trader: ServiceProcess) => trader.logs.flatMap((line) => (line.change ? [(line.change as { kind: string }).kind] : []));
@@ -40,7 +46,7 @@ describe("one trading session per broker account", () => {
   }
 
   it("refuses a second session on the account in one line naming the session that holds it; the first trades on undisturbed", async () => {
-    sim = await stack.startSimulator({ seed: "one-owner", tickIntervalMs: 50 });
+    sim = await stack.startSimulator({ seed: "one-owner", ...TICKING });
     const { first, sessionId } = await sessionWithTwoPositions();
     const accountId = sim.control.state().account.id;
 
@@ -66,7 +72,7 @@ describe("one trading session per broker account", () => {
   });
 
   it("--take-over takes the account, saying so; the trader that held it stops without placing another order", async () => {
-    sim = await stack.startSimulator({ seed: "take-over", tickIntervalMs: 50 });
+    sim = await stack.startSimulator({ seed: "take-over", ...TICKING });
     const { first, sessionId } = await sessionWithTwoPositions();
     const ordersBefore = sessionOrders(sim, sessionId).length;
 
@@ -88,7 +94,7 @@ describe("one trading session per broker account", () => {
   });
 
   it("a trader told to stop (SIGTERM) during its --take-over wait exits 0 at once, having read and placed nothing, and gives the account up", async () => {
-    sim = await stack.startSimulator({ seed: "take-over-stopped", tickIntervalMs: 50 });
+    sim = await stack.startSimulator({ seed: "take-over-stopped", ...TICKING });
     const { first } = await sessionWithTwoPositions();
 
     const secondTap = await tap();
@@ -113,23 +119,25 @@ describe("one trading session per broker account", () => {
   });
 
   it("an order the old trader sent just before a --take-over, held at the broker past the take-over, is adopted by the new session with its stop-loss", async () => {
-    sim = await stack.startSimulator({ seed: "late-order", tickIntervalMs: 50 });
-    // The old trader's first entry takes effect 4.5 s after it reached the broker: within its request's timeout
-    // (the simulator drops a request its client aborted), after the take-over, within the taker's wait (9 s).
-    const slowBroker = { BROKER_TIMEOUT_MS: "5000", TRADER_ACCOUNT_LEASE_MS: "8000" };
-    sim.control.injectFault({ kind: "latency", ms: 4_500, method: "POST", path: "/v2/orders", count: 1 });
+    sim = await stack.startSimulator({ seed: "late-order", ...TICKING });
+    // The old trader's first entry takes effect 7.5 s after it reached the broker: within its request's timeout
+    // (the simulator drops a request its client aborted), after the take-over (a taker started on a loaded machine
+    // may take seconds to get there), within the taker's wait (12 s).
+    const HELD_MS = 7_500;
+    const slowBroker = { BROKER_TIMEOUT_MS: "8000", TRADER_ACCOUNT_LEASE_MS: "11000" };
+    sim.control.injectFault({ kind: "latency", ms: HELD_MS, method: "POST", path: "/v2/orders", count: 1 });
     const first = trader([...TWO, ...RUN], slowBroker);
     const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
     await eventually("the old trader's first entry held at the broker", () => (sim.control.faults().length === 0 ? true : undefined));
 
     const second = trader([...TWO, ...RUN, "--take-over"], slowBroker);
-    await second.waitForLog((line) => line.event === "account_taken_over");
-    // Seen here after the taker logged it: no earlier than the take-over.
-    const takenAt = Date.now();
+    const takeOver = await second.waitForLog((line) => line.event === "account_taken_over");
     const started = await second.waitForLog(tradingStarted, 30_000);
-    // The take-over came before the held entry took effect at the broker.
+    // The take-over came before the held entry took effect at the broker: the taker logged it, once it held the
+    // account, at a time (its own, this machine's clock) before the entry's request had waited out its latency.
+    // The taker's time, not the moment this test saw the line, which a loaded test process sees late.
     const heldEntry = sim.control.requests({ method: "POST", path: "/v2/orders" })[0]!;
-    expect(takenAt).toBeLessThan(Date.parse(heldEntry.receivedAt) + 4_500);
+    expect(Date.parse(String(takeOver.time))).toBeLessThan(Date.parse(heldEntry.receivedAt) + HELD_MS);
     const newSession = String(started.sessionId);
     expect(await first.exited).toEqual({ code: 3, signal: null });
     const late = sessionOrders(sim, sessionId);
@@ -201,7 +209,7 @@ describe("one trading session per broker account", () => {
   });
 
   it("a trader stalled between renewing its lease and sending an order, until the lease lapsed and another session took the account, sends no order", async () => {
-    sim = await stack.startSimulator({ seed: "stalled-owner", tickIntervalMs: 50 });
+    sim = await stack.startSimulator({ seed: "stalled-owner", ...TICKING });
     const ttlMs = 8_000;
     const key = `${stack.env.queuePrefix}:trader-account-leases:${sim.control.state().account.id}`;
     const flag = new Int32Array(new SharedArrayBuffer(4));
@@ -234,7 +242,7 @@ describe("one trading session per broker account", () => {
   });
 
   it.each([1, 2, 3])("of two traders resuming one session at once, the one fenced out places no order (trial %i)", async (trial) => {
-    sim = await stack.startSimulator({ seed: `two-resumers-${trial}`, tickIntervalMs: 50 });
+    sim = await stack.startSimulator({ seed: `two-resumers-${trial}`, ...TICKING });
     sim.control.setMarketOpen(false);
     const first = trader([...TWO, ...RUN]);
     const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
