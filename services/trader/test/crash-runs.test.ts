@@ -66,7 +66,9 @@ describe("SIGKILL at randomised moments", () => {
   it.each(runs)(
     "$description: after --resume the session matches the broker, nothing was placed twice",
     async ({ seed, killAfterMs, downMs, killResumeAfterMs }) => {
-      sim = await stack.startSimulator({ seed, tickIntervalMs: 40 });
+      // A market that never closes: at a minute per 40 ms NYSE's 5.5 h from START are gone in 13 s, before a loaded
+      // run's resume, which would then sleep through the night instead of trading.
+      sim = await stack.startSimulator({ seed, tickIntervalMs: 40, marketHours: "always_open" });
       const first = trader([...SESSION, ...RUN]);
       const sessionId = String((await first.waitForLog(tradingStarted)).sessionId);
       await pause(killAfterMs);
