@@ -468,7 +468,12 @@ export async function cancelOtherSessionsEntries(
   logger: Logger,
   { signal, timeoutMs = OTHER_ENTRIES_TIMEOUT_MS }: { signal?: AbortSignal; timeoutMs?: number } = {},
 ): Promise<Change[]> {
-  const open = await readAtStartup("list the account's open orders", () => broker.openOrders(), logger);
+  // The first read of reconciling the account: a 5xx burst is ridden out as reconciliation's own reads are.
+  const open = await retryingReads(
+    () => broker.openOrders(),
+    logger,
+    (attempt, error) => new StartupError(`cannot list the account's open orders after ${attempt} attempts: ${error.message}. Nothing was traded. Try again once the broker answers.`),
+  );
   const working = open.filter((order) => otherSessionEntry(sessionId, order.clientOrderId)?.symbol === order.symbol && !isOrderFinal(order));
   for (const order of working) {
     const at = { symbol: order.symbol, clientOrderId: order.clientOrderId, orderId: order.id, status: order.status, qty: order.qty, filledQty: order.filledQty };
@@ -520,8 +525,8 @@ async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: 
   const positionsBefore = state.positions.size;
   const closedBefore = state.closedTrades;
   const plBefore = state.realizedPl;
-  for (let attempt = 1; ; attempt++) {
-    try {
+  return retryingReads(
+    async () => {
       const view = await readFullView(broker, state);
       const changes = reconcile(state, view, sessionId ?? "");
       return {
@@ -535,14 +540,27 @@ async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: 
         realizedPlAdded: Math.round((state.realizedPl - plBefore) * 100) / 100,
         changes: [...earlier, ...changes],
       };
+    },
+    logger,
+    (attempt, error) =>
+      new StartupError(
+        `could not reconcile ${sessionId ? `session ${sessionId}` : "the account"} with the broker after ${attempt} attempts: ${error.message}. ` +
+          "Nothing was traded: a failed or contradictory broker read is never taken to mean the account is flat. Try again once the broker answers.",
+      ),
+  );
+}
+
+/**
+ * A step of reconciling on start, tried again when a broker read fails or contradicts another, up to
+ * RECONCILE_ATTEMPTS times; `failure` is what starting fails with after the last attempt.
+ */
+async function retryingReads<T>(step: () => Promise<T>, logger: Logger, failure: (attempt: number, error: Error) => Error): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await step();
     } catch (error) {
       if (!(error instanceof BrokerReadError) && !(error instanceof ReconciliationError)) throw error;
-      if (attempt >= RECONCILE_ATTEMPTS) {
-        throw new StartupError(
-          `could not reconcile ${sessionId ? `session ${sessionId}` : "the account"} with the broker after ${attempt} attempts: ${error.message}. ` +
-            "Nothing was traded: a failed or contradictory broker read is never taken to mean the account is flat. Try again once the broker answers.",
-        );
-      }
+      if (attempt >= RECONCILE_ATTEMPTS) throw failure(attempt, error);
       // A read the rate limit refused is tried again once the limit has reset, not before.
       const retryAt = error instanceof BrokerReadError ? error.retryAt : undefined;
       const waitMs = Math.max(RECONCILE_BACKOFF_MS * attempt, retryAt ? retryAt.getTime() - Date.now() : 0);
