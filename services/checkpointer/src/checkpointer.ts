@@ -31,7 +31,8 @@ const BOOT_WAIT_LOG_INTERVAL_MS = 5_000;
 export type RunningCheckpointer = RunningService;
 
 /** Wires the store, the batched writer and the three queue consumers, and starts consuming. */
-export async function startCheckpointer(config: CheckpointerConfig, logger: Logger, registry: Registry): Promise<RunningCheckpointer> {
+/** `signal` (runService's, aborted by SIGTERM or SIGINT during the start) ends the wait for Postgres at boot. */
+export async function startCheckpointer(config: CheckpointerConfig, logger: Logger, registry: Registry, signal?: AbortSignal): Promise<RunningCheckpointer> {
   const onConnectionLost = (error: Error & { code?: string }) => logger.warn({ problem: error.message, code: error.code }, "idle Postgres connection lost");
   const pool = createPool({
     databaseUrl: config.DATABASE_URL,
@@ -84,7 +85,16 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
     },
     logger,
   );
-  await untilPostgresAnswers(logger, config.DATABASE_URL, () => outage.retryThroughOutage(() => store.checkSchema()));
+  try {
+    await untilPostgresAnswers(logger, config.DATABASE_URL, signal, () => outage.retryThroughOutage(() => store.checkSchema()));
+  } catch (error) {
+    // Told to stop while Postgres never answered: let go of what the start opened before saying why.
+    outage.close();
+    await Promise.all(queues.map((queue) => queue.close()));
+    await pool.end();
+    for (const connection of [producerConnection, workerConnection, confirmedWorkerConnection, answerConnection]) connection.disconnect();
+    throw error;
+  }
 
   const writerOptions = { maxBatchSize: config.BATCH_MAX_SIZE, maxConcurrentFlushes: config.BATCH_MAX_CONCURRENCY };
   // Confirmed saves have a writer of their own: their small batches commit beside the backlog's large ones
@@ -209,7 +219,8 @@ export async function startCheckpointer(config: CheckpointerConfig, logger: Logg
  * Runs the boot's first Postgres operation, which waits for as long as Postgres is unreachable, and says so
  * every BOOT_WAIT_LOG_INTERVAL_MS meanwhile: without it a wrong DATABASE_URL only shows as /readyz "starting".
  */
-async function untilPostgresAnswers<T>(logger: Logger, databaseUrl: string, operation: () => Promise<T>): Promise<T> {
+async function untilPostgresAnswers<T>(logger: Logger, databaseUrl: string, signal: AbortSignal | undefined, operation: () => Promise<T>): Promise<T> {
+  signal?.throwIfAborted();
   const started = Date.now();
   const database = redactUrl(databaseUrl);
   const reminder = setInterval(() => {
@@ -218,9 +229,18 @@ async function untilPostgresAnswers<T>(logger: Logger, databaseUrl: string, oper
       `waiting for Postgres at ${database}: no jobs are taken and /readyz answers 503 until it answers; check DATABASE_URL`,
     );
   }, BOOT_WAIT_LOG_INTERVAL_MS);
+  let onAbort: () => void = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  const answered = operation();
   try {
-    return await operation();
+    return await Promise.race([answered, aborted]);
   } finally {
     clearInterval(reminder);
+    signal?.removeEventListener("abort", onAbort);
+    // After an abort the operation is left pending (a closed outage probes no more); were it to fail, no one is left to tell.
+    answered.catch(() => undefined);
   }
 }

@@ -5,5 +5,5 @@ import { checkpointerEnvSchema } from "./config.js";
 await runService({
   name: "checkpointer",
   envSchema: checkpointerEnvSchema,
-  start: (config, { logger, registry }) => startCheckpointer(config, logger, registry),
+  start: (config, { logger, registry, signal }) => startCheckpointer(config, logger, registry, signal),
 });
