@@ -14,6 +14,8 @@ import { onOwnRedis, Tally } from "./harness.mjs";
 const CONFIRMING_LOOPS = 16;
 const BACKLOG = 100_000;
 const TARGET_P99_MS = 50;
+/** How long confirmations go on once the backlog is queued (or until it is stored, if sooner). */
+const CONFIRMING_WHILE_DRAINING_MS = 20_000;
 const BACKLOG_PRODUCER = fileURLToPath(new URL("./backlog-producer.mjs", import.meta.url));
 
 let takenAt = 0;
@@ -96,43 +98,62 @@ export async function confirmDuringRedisCrash({ env: base, trials, stops }) {
 }
 
 /**
- * Item 8: two confirming producers while a backlog of BACKLOG fire-and-forget snapshots drains; `lanePerProcess`
- * when the campaign runs one checkpointer per kind of snapshot queue (SNAPSHOT_LANES) instead of one for both;
- * `label` adds to the title what else sets this run apart (the checkpointers' overrides).
+ * Item 8: two confirming producers while a backlog of BACKLOG fire-and-forget snapshots is queued (by a process
+ * of its own, on this machine) and then drains; `lanePerProcess` when the campaign runs one checkpointer per kind
+ * of snapshot queue (SNAPSHOT_LANES) instead of one for both; `label` adds to the title what else sets this run
+ * apart (the checkpointers' overrides). The issue's target is confirmed p99 while the backlog drains: from the
+ * moment it is all queued until it is all stored. The time it is being queued is a figure of its own, since
+ * then a producer of 5k+ jobs a second shares the machine's two cores with everything measured.
+ * Confirmations go on for CONFIRMING_WHILE_DRAINING_MS of the drain; the rest drains without them.
  */
 export async function confirmedUnderBacklog({ env, trials, lanePerProcess = false, label }) {
   const where = (lanePerProcess ? ", confirmed lane in a checkpointer of its own" : ", one checkpointer") + (label ? `, ${label}` : "");
   const tally = new Tally(8, `confirmed saves behind a ${BACKLOG / 1000}k fire-and-forget backlog${where}`);
   const producers = await Promise.all([1, 2].map(() => CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, confirmTimeoutMs: 10_000 })));
   const confirmed = new Set();
-  const latencies = [];
+  const whileQueued = [];
+  const whileDraining = [];
   let timedOut = 0;
-  let stillWaiting = 0;
   let drainSeconds = 0;
   let queueSeconds = 0;
   try {
     for (let trial = 1; trial <= trials; trial++) {
-      let backlogQueued = false;
+      let phase = "queued";
       const backlogStarted = performance.now();
-      const queueBacklog = async () => {
+      const backlogStored = async () => (await env.query("SELECT count(*)::int AS n FROM checkpoints WHERE session_id LIKE $1", [`backlog-${trial}-%`])).rows[0].n;
+      const queueAndDrainBacklog = async () => {
         const producer = spawn(process.execPath, [BACKLOG_PRODUCER, env.redisUrl, env.queuePrefix, `backlog-${trial}-`, String(BACKLOG)], { stdio: "inherit" });
         const [code] = await once(producer, "exit");
         if (code !== 0) throw new Error(`the backlog producer exited with code ${code}`);
         queueSeconds += (performance.now() - backlogStarted) / 1000;
-        backlogQueued = true;
+        phase = "draining";
+        const stopConfirming = setTimeout(() => (phase = "drained"), CONFIRMING_WHILE_DRAINING_MS);
+        // The drain rate is the other half of the trade: confirmations must not come first by starving the backlog.
+        for (let stored = await backlogStored(), progressAt = performance.now(); stored < BACKLOG; ) {
+          if (performance.now() - progressAt > 60_000) throw new Error(`the backlog stopped draining at ${stored} of ${BACKLOG} stored`);
+          await delay(100);
+          const now = await backlogStored();
+          if (now > stored) progressAt = performance.now();
+          stored = now;
+        }
+        drainSeconds += (performance.now() - backlogStarted) / 1000;
+        clearTimeout(stopConfirming);
+        phase = "drained";
       };
-      const backlogStored = async () => (await env.query("SELECT count(*)::int AS n FROM checkpoints WHERE session_id LIKE $1", [`backlog-${trial}-%`])).rows[0].n;
-      // While the backlog is queued (by a process of its own) and drains, each producer keeps 8 confirmations in flight, as the issue's campaign did.
+      // Each producer keeps 8 confirmations in flight from the start, as the issue's campaign did.
       await Promise.all([
-        queueBacklog(),
+        queueAndDrainBacklog(),
         ...producers.flatMap((producer, which) =>
           Array.from({ length: 8 }, async (_, index) => {
             const sessionId = `confirmed-${trial}-${which}-${index}`;
-            for (let seq = 1; !backlogQueued || seq <= 25; seq++) {
+            for (let seq = 1; phase !== "drained"; seq++) {
+              const startedIn = phase;
               const started = performance.now();
               try {
                 await producer.saveAndConfirm(envelope(sessionId, seq));
-                latencies.push(performance.now() - started);
+                const took = performance.now() - started;
+                // A save counts in a phase only if it started and ended in it.
+                if (startedIn === phase) (startedIn === "queued" ? whileQueued : whileDraining).push(took);
                 confirmed.add(`${sessionId}/${seq}`);
               } catch (error) {
                 if (error?.name !== "CheckpointTimeoutError") throw error;
@@ -142,34 +163,27 @@ export async function confirmedUnderBacklog({ env, trials, lanePerProcess = fals
           }),
         ),
       ]);
-      stillWaiting += BACKLOG - (await backlogStored());
-      // The drain rate is the other half of the trade: confirmations must not come first by starving the backlog.
-      for (let stored = await backlogStored(), progressAt = performance.now(); stored < BACKLOG; ) {
-        if (performance.now() - progressAt > 60_000) throw new Error(`the backlog stopped draining at ${stored} of ${BACKLOG} stored`);
-        await delay(100);
-        const now = await backlogStored();
-        if (now > stored) progressAt = performance.now();
-        stored = now;
-      }
-      drainSeconds += (performance.now() - backlogStarted) / 1000;
     }
   } finally {
     await Promise.all(producers.map((client) => client.close()));
   }
   const { lost, duplicated } = await lostAndDuplicated(env, "confirmed-", confirmed);
-  const p99 = percentile(latencies, 0.99);
+  const p99 = percentile(whileDraining, 0.99);
   tally.figure("confirmed", confirmed.size);
   tally.figure("timed out", timedOut);
-  tally.figure("p50 ms", percentile(latencies, 0.5).toFixed(1));
+  tally.figure("while it drains: saves", whileDraining.length);
+  tally.figure("p50 ms", percentile(whileDraining, 0.5).toFixed(1));
   tally.figure("p99 ms", p99.toFixed(1));
-  tally.figure("backlog still waiting at the last confirmation", stillWaiting);
+  tally.figure("while it is queued: saves", whileQueued.length);
+  tally.figure("p50 ms", percentile(whileQueued, 0.5).toFixed(1));
+  tally.figure("p99 ms", percentile(whileQueued, 0.99).toFixed(1));
   tally.figure("backlog queued per s", Math.round((BACKLOG * trials) / queueSeconds));
-  tally.figure("backlog drained per s (queued to stored)", Math.round((BACKLOG * trials) / drainSeconds));
+  tally.figure(`backlog drained per s (queued to stored; confirmations for the drain's first ${CONFIRMING_WHILE_DRAINING_MS / 1000} s)`, Math.round((BACKLOG * trials) / drainSeconds));
   tally.figure("lost", lost);
   tally.figure("duplicated", duplicated);
   tally.figure("repeated", 0);
   tally.expect(`no confirmation timed out (${timedOut})`, timedOut === 0);
-  tally.expect(`confirmed p99 under ${TARGET_P99_MS} ms (${p99.toFixed(1)} ms)`, p99 < TARGET_P99_MS);
+  tally.expect(`confirmed p99 while the backlog drains under ${TARGET_P99_MS} ms (${p99.toFixed(1)} ms)`, p99 < TARGET_P99_MS);
   tally.expect(`no confirmed save lost (lost ${lost})`, lost === 0);
   tally.expect(`no snapshot stored twice (${duplicated})`, duplicated === 0);
   return tally;

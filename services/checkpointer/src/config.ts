@@ -11,6 +11,13 @@ export const checkpointerEnvSchema = commonEnvSchema.extend(databaseEnvSchema.sh
    * keeps confirmations off the event loop (and the CPU share) a fire-and-forget backlog uses up.
    */
   SNAPSHOT_LANES: z.enum(["all", "confirmed", "fire-and-forget"]).default("all"),
+  /**
+   * The nice value this process runs its event loop at (0 to 19, higher yields the CPU to others). A
+   * `fire-and-forget` checkpointer beside a `confirmed` one on the same cores runs at 19 so the backlog it
+   * drains takes the cores only when confirmations do not want them; its Redis and Postgres work, asked for
+   * by it, slows with it. Negative values need privileges a service should not hold, so they are refused.
+   */
+  PROCESS_NICENESS: envInt(0, 19).default(0),
   /** Snapshot jobs held at once; also the largest possible batch. */
   SNAPSHOT_CONCURRENCY: positiveInt(10_000).default(256),
   /**

@@ -1,6 +1,7 @@
+import { getPriority } from "node:os";
 import { Queue } from "bullmq";
 import { CheckpointTimeoutError } from "@savepoint/shared";
-import type { TestEnvironment } from "@savepoint/shared/testing";
+import { createTestEnvironment, spawnCheckpointer, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { snapshot, useRunningCheckpointer } from "./support.js";
 
@@ -46,6 +47,25 @@ describe("SNAPSHOT_LANES", () => {
 
       await vi.waitFor(async () => expect(await storedSessions(stack.env)).toEqual(["fire-and-forget"]), { timeout: 10_000, interval: 50 });
       expect(await confirmed.queue.getJobCounts("wait", "active")).toEqual({ wait: 1, active: 0 });
+    });
+  });
+
+  // The backlog's checkpointer gives the cores to the confirmed one: PROCESS_NICENESS, applied by the entry point.
+  describe("fire-and-forget at PROCESS_NICENESS=19", () => {
+    let env: TestEnvironment;
+    let checkpointer: ServiceProcess;
+    beforeAll(async () => {
+      env = await createTestEnvironment("lanes-niceness");
+      checkpointer = await spawnCheckpointer(env, { SNAPSHOT_LANES: "fire-and-forget", PROCESS_NICENESS: "19" });
+    });
+    afterAll(async () => {
+      await checkpointer?.kill("SIGTERM");
+      await env?.dispose();
+    });
+
+    it("runs its event loop at nice 19 and says so", async () => {
+      expect(getPriority(checkpointer.child.pid)).toBe(19);
+      expect(checkpointer.logs.some((line) => line.msg === "running at nice 19")).toBe(true);
     });
   });
 });
