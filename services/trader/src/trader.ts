@@ -460,14 +460,15 @@ async function waitOutTakenOverOrders(lease: AccountLease, sessionId: string, co
  * canceled) or filled the order, so that reconciliation, which reads the broker next, adopts whatever filled:
  * a bracket filled whole with its working legs, the filled part of one canceled part-filled without them.
  * Starting fails, nothing traded, when the broker has not settled them within `timeoutMs`; the
- * next start finds them again. Returned as the report's changes.
+ * next start finds them again. Returned as the report's changes, with the listing when it canceled nothing
+ * (`stillOpen`): reconciliation's view, read next, reuses it rather than listing the same orders again.
  */
 export async function cancelOtherSessionsEntries(
   broker: Broker,
   sessionId: string,
   logger: Logger,
   { signal, timeoutMs = OTHER_ENTRIES_TIMEOUT_MS }: { signal?: AbortSignal; timeoutMs?: number } = {},
-): Promise<Change[]> {
+): Promise<OtherSessionsEntries> {
   // The first read of reconciling the account: a 5xx burst is ridden out as reconciliation's own reads are.
   const open = await retryingReads(
     () => broker.openOrders(),
@@ -475,6 +476,7 @@ export async function cancelOtherSessionsEntries(
     (attempt, error) => new StartupError(`cannot list the account's open orders after ${attempt} attempts: ${error.message}. Nothing was traded. Try again once the broker answers.`),
   );
   const working = open.filter((order) => otherSessionEntry(sessionId, order.clientOrderId)?.symbol === order.symbol && !isOrderFinal(order));
+  if (working.length === 0) return { changes: [], stillOpen: open };
   for (const order of working) {
     const at = { symbol: order.symbol, clientOrderId: order.clientOrderId, orderId: order.id, status: order.status, qty: order.qty, filledQty: order.filledQty };
     if (order.status !== "pending_cancel") {
@@ -510,24 +512,35 @@ export async function cancelOtherSessionsEntries(
     }
     await delay(OTHER_ENTRIES_POLL_MS, undefined, { signal });
   }
-  return working.map((order) => {
+  const changes = working.map((order): Change => {
     const { status, filledQty } = settled.get(order.id)!;
     return { kind: "other_session_entry_canceled", symbol: order.symbol, clientOrderId: order.clientOrderId, status, filledQty };
   });
+  return { changes };
+}
+
+/** What cancelOtherSessionsEntries changed, and its listing of the open orders while that still holds (nothing canceled). */
+export interface OtherSessionsEntries {
+  changes: Change[];
+  stillOpen?: BrokerOrder[];
 }
 
 /**
  * Reconciles with the broker before anything else, retrying reads that fail or contradict each other. A
  * broker that cannot be read is never taken as flat: after the last attempt, starting fails. `earlier`: what
- * was changed at the broker before it was read (other sessions' entries canceled), first in the report.
+ * was changed at the broker before it was read (other sessions' entries canceled), first in the report, and
+ * the open orders that step listed, which the first attempt reuses (a retry reads everything again).
  */
-async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: string | null, logger: Logger, earlier: Change[] = []): Promise<ReconciliationReport> {
+async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: string | null, logger: Logger, earlier: OtherSessionsEntries = { changes: [] }): Promise<ReconciliationReport> {
   const positionsBefore = state.positions.size;
   const closedBefore = state.closedTrades;
   const plBefore = state.realizedPl;
+  let stillOpen = earlier.stillOpen;
   return retryingReads(
     async () => {
-      const view = await readFullView(broker, state);
+      const listed = stillOpen;
+      stillOpen = undefined;
+      const view = await readFullView(broker, state, listed);
       const changes = reconcile(state, view, sessionId ?? "");
       return {
         sessionId,
@@ -538,7 +551,7 @@ async function reconcileOnStart(broker: Broker, state: TradingState, sessionId: 
         positionsAfter: state.positions.size,
         closedTradesAdded: state.closedTrades - closedBefore,
         realizedPlAdded: Math.round((state.realizedPl - plBefore) * 100) / 100,
-        changes: [...earlier, ...changes],
+        changes: [...earlier.changes, ...changes],
       };
     },
     logger,

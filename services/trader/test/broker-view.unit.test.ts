@@ -72,8 +72,23 @@ describe("the full view (on resume)", () => {
     broker.orders.push(aapl);
 
     const view = await readFullView(broker, state);
-    expect(broker.calls).toEqual(["ordersSince", "orderByClientOrderId", "orderByClientOrderId", "openOrders", "positions", "account"]);
+    // The open orders are listed beside the session's own listing, both before positions.
+    expect(broker.calls).toEqual(["ordersSince", "openOrders", "orderByClientOrderId", "orderByClientOrderId", "positions", "account"]);
     expect(view.orders).toEqual([aapl]);
+  });
+
+  it("reuses the open orders the start has just listed, the session's own listing winning for an order both show", async () => {
+    const broker = new ScriptedBroker();
+    const entry = bracketOrder({ id: "entry-a", clientOrderId: entryClientOrderId(SESSION, "AAPL", 1), symbol: "AAPL" });
+    broker.orders.push(entry);
+    const stillOpen = await broker.openOrders();
+    // Filled since that listing: the session's listing, read after it, shows it so.
+    Object.assign(entry, { status: "filled", filledQty: entry.qty, filledAvgPrice: 100 });
+    broker.calls.length = 0;
+
+    const view = await readFullView(broker, newState(), stillOpen);
+    expect(broker.calls).not.toContain("openOrders");
+    expect(view.orders.map((order) => [order.id, order.status])).toEqual([["entry-a", "filled"]]);
   });
 
   it("holds the orders still working from before the listing's start: another session's bracket whose legs protect a position", async () => {

@@ -33,10 +33,13 @@ describe("entry orders another session left working on the account", () => {
     expect(await within(canceling, 300)).toBe("pending");
     expect(broker.orders.filter((order) => order.status === "pending_cancel").map((order) => order.id)).toEqual(["unfilled", "part-filled"]);
     broker.completeChanges();
-    expect(await canceling).toEqual([
-      { kind: "other_session_entry_canceled", symbol: "AAPL", clientOrderId: `${OTHER}:AAPL:1`, status: "canceled", filledQty: 0 },
-      { kind: "other_session_entry_canceled", symbol: "MSFT", clientOrderId: `${OTHER}:MSFT:2`, status: "canceled", filledQty: 4 },
-    ]);
+    // Canceling changed what is open: the listing is not handed on for reconciliation to reuse.
+    expect(await canceling).toEqual({
+      changes: [
+        { kind: "other_session_entry_canceled", symbol: "AAPL", clientOrderId: `${OTHER}:AAPL:1`, status: "canceled", filledQty: 0 },
+        { kind: "other_session_entry_canceled", symbol: "MSFT", clientOrderId: `${OTHER}:MSFT:2`, status: "canceled", filledQty: 4 },
+      ],
+    });
     expect(broker.calls.filter((call) => call === "cancelOrder")).toHaveLength(2);
     expect(broker.orders.filter((order) => order.status === "canceled").map((order) => order.id)).toEqual(["unfilled", "part-filled"]);
     // A bracket's legs go with its entry.
@@ -51,7 +54,7 @@ describe("entry orders another session left working on the account", () => {
     const aapl = broker.orders.find((order) => order.id === "unfilled")!;
     Object.assign(aapl, { status: "filled", filledQty: 10, filledAvgPrice: 100 });
     broker.completeChanges();
-    expect((await canceling)[0]).toEqual({ kind: "other_session_entry_canceled", symbol: "AAPL", clientOrderId: `${OTHER}:AAPL:1`, status: "filled", filledQty: 10 });
+    expect((await canceling).changes[0]).toEqual({ kind: "other_session_entry_canceled", symbol: "AAPL", clientOrderId: `${OTHER}:AAPL:1`, status: "filled", filledQty: 10 });
   });
 
   it("stop the start, nothing traded, when the broker does not complete a cancel in time", async () => {
@@ -65,7 +68,16 @@ describe("entry orders another session left working on the account", () => {
 
   it("leave nothing to do on an account without any", async () => {
     const broker = new ScriptedBroker();
-    expect(await cancelOtherSessionsEntries(broker, SESSION, recordingLogger().logger)).toEqual([]);
+    expect(await cancelOtherSessionsEntries(broker, SESSION, recordingLogger().logger)).toEqual({ changes: [], stillOpen: [] });
+    expect(broker.calls).toEqual(["openOrders"]);
+  });
+
+  it("hand on the open orders they listed when none of them was another session's entry, for reconciliation to reuse", async () => {
+    const broker = new ScriptedBroker();
+    broker.orders.push(bracketOrder({ id: "own", clientOrderId: `${SESSION}:TSLA:1`, symbol: "TSLA" }), brokerOrder({ id: "manual", clientOrderId: "manual-1", symbol: "GOOGL" }));
+    const { changes, stillOpen } = await cancelOtherSessionsEntries(broker, SESSION, recordingLogger().logger);
+    expect(changes).toEqual([]);
+    expect(stillOpen?.map((order) => order.id)).toEqual(["own", "manual"]);
     expect(broker.calls).toEqual(["openOrders"]);
   });
 });

@@ -8,6 +8,8 @@ import { TradingState } from "../src/session/state.js";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { sdk } from "@savepoint/alpaca-simulator/testing";
 import { advanceUntil, orderIn, START, startTestSimulator, TEST_REQUESTS_PER_MINUTE } from "./support.js";
+import { createLogger } from "@savepoint/shared";
+import { cancelOtherSessionsEntries } from "../src/trader.js";
 
 const SESSION = "trader-20260105-153000-abcdef";
 const cents = (value: number) => Math.round(value * 100) / 100;
@@ -114,16 +116,19 @@ describe("reconciliation with the broker", () => {
     advanceUntil(sim, "the replace completed", () => orderIn(sim, before[1]!.id, "replaced"));
     const lookupsBefore = sim.control.requests({ path: "/v2/orders" }).length;
 
-    const changes = await resume(state);
+    // As a start reads the broker: the open orders listed (to cancel other sessions' entries; none here), then the full view reusing that listing.
+    const { changes: canceled, stillOpen } = await cancelOtherSessionsEntries(broker, SESSION, createLogger({ service: "trader", level: "silent" }));
+    expect(canceled).toEqual([]);
+    const changes = reconcile(state, await readFullView(broker, state, stillOpen), SESSION);
     expect(changes).toEqual([{ kind: "legs_attached", symbol: "AAPL", takeProfitId: before[0]!.id, stopLossId: replacement.id }]);
     expect(state.positions.get("AAPL")).toMatchObject({ stopLoss: Number(replacement.stopPrice), orders: { stopLossId: replacement.id } });
-    // The session began after this order (per its broker clock), so the listing missed it and it was looked up;
-    // then the orders still working are listed, whenever placed (another session's bracket an adopted position keeps).
+    // The orders still working are listed once, whenever placed (another session's bracket an adopted position
+    // keeps); the session began after this order (per its broker clock), so its own listing missed it and it was looked up.
     const lookups = sim.control
       .requests({ path: "/v2/orders" })
       .slice(lookupsBefore)
       .map((request) => `${request.method} ${request.path}${request.path === "/v2/orders" ? `?status=${new URLSearchParams(request.query).get("status")}` : ""}`);
-    expect(lookups).toEqual(["GET /v2/orders?status=all", "GET /v2/orders:by_client_order_id", `GET /v2/orders/${entry.id}`, "GET /v2/orders?status=open"]);
+    expect(lookups).toEqual(["GET /v2/orders?status=open", "GET /v2/orders?status=all", "GET /v2/orders:by_client_order_id", `GET /v2/orders/${entry.id}`]);
   });
 
   it("exits through the take-profit leg replaced at a marketable price while the legs hold the shares, booked as the session's exit", async () => {

@@ -13,10 +13,15 @@ const LISTING_MARGIN_MS = 60_000;
  * listing does not show (a placement that got no answer, an entry from before the listing's start) are looked
  * up by client_order_id, which re-attaches their legs; every order still working is listed too, whenever it was
  * placed. Fills not booked yet are priced exactly (priceFills). Any failed read fails the whole view.
+ * `stillOpen`: that listing of the working orders when the start has just read it (and changed nothing at the
+ * broker since), so it is not asked for twice; it is as old as or older than the session's own listing, which
+ * therefore wins for an order both show.
  */
-export async function readFullView(broker: Broker, state: TradingState): Promise<BrokerView> {
+export async function readFullView(broker: Broker, state: TradingState, stillOpen?: BrokerOrder[]): Promise<BrokerView> {
   const since = new Date(new Date(state.identity.brokerSessionStartedAt).getTime() - LISTING_MARGIN_MS);
-  const listed = await broker.ordersSince(since);
+  // Independent reads, both before positions: the session's orders, and the orders still working whenever placed
+  // (another session's bracket whose legs still protect a position this session adopts).
+  const [listed, open] = await Promise.all([broker.ordersSince(since), stillOpen ?? broker.openOrders()]);
   const listedIds = new Set(listed.map((order) => order.clientOrderId));
   const missing = [
     ...[...state.pendingEntries.values()].map((entry) => entry.clientOrderId),
@@ -25,9 +30,8 @@ export async function readFullView(broker: Broker, state: TradingState): Promise
     ...[...state.positions.values()].flatMap((position) => (position.exit ? [position.exit.clientOrderId] : [])),
   ].filter((clientOrderId) => !listedIds.has(clientOrderId));
   const looked = await lookUp(broker, missing);
-  // Whenever placed: another session's bracket whose legs still protect a position this session adopts.
-  const open = await broker.openOrders();
-  const orders = await priceFills(broker, state, dedupe([...listed, ...looked, ...open]));
+  const seen = new Set([...listed, ...looked].map((order) => order.id));
+  const orders = await priceFills(broker, state, dedupe([...listed, ...looked, ...open.filter((order) => !seen.has(order.id))]));
   const positions = await broker.positions();
   const account = await broker.account();
   return { account, positions, orders, complete: true, examined: new Set(), readAt: new Date() };
