@@ -175,19 +175,23 @@ export class Trader {
       await waitOutTakenOverOrders(lease, sessionId, context);
       const canceled = await cancelOtherSessionsEntries(broker, sessionId, logger, { signal: context.signal });
       strategy = await createStrategy(state, sessionId, context);
-      const report = await reconcileOnStart(broker, state, sessionId, logger, canceled);
-      logReconciliation(logger, report);
-      // In the state, so the first checkpoint below carries it, and every one after it.
-      if (restoredFrom) state.recordResume(resumeRecord(report, epoch, restoredFrom));
-      session = new TradingSession({ broker, strategy, checkpoints, ownership: lease, logger, metrics: context.metrics }, state, {
+      const trading = new TradingSession({ broker, strategy, checkpoints, ownership: lease, logger, metrics: context.metrics }, state, {
         sessionId,
         intervalMs: options.intervalMs,
         checkpointIntervalMs: options.checkpointIntervalMs,
         durationMs: options.durationMs,
       });
-      const warmUp = session.warmUp().catch((error: Error) =>
+      // Recent bars are market data, read beside the reconciliation rather than after it: the slowest read of a
+      // start (every symbol's last half hour or more). The session reaches the lease's and the checkpoints'
+      // take-over callbacks only once reconciled, as before.
+      const warmUp = trading.warmUp().catch((error: Error) =>
         logger.warn({ problem: error.message }, "could not load recent bars; the strategy warms up from live bars instead"),
       );
+      const report = await reconcileOnStart(broker, state, sessionId, logger, canceled);
+      logReconciliation(logger, report);
+      // In the state, so the first checkpoint below carries it, and every one after it.
+      if (restoredFrom) state.recordResume(resumeRecord(report, epoch, restoredFrom));
+      session = trading;
       await Promise.all([firstCheckpoint(checkpoints, state, logger), warmUp]);
     } catch (error) {
       await strategy?.close();
