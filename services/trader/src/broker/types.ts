@@ -107,9 +107,10 @@ export type BrokerAsset = z.infer<typeof assetSchema>;
 export const barSchema = z.object({ t: time, o: z.number(), h: z.number(), l: z.number(), c: z.number(), v: z.number() });
 export type Bar = z.infer<typeof barSchema>;
 export const latestBarsSchema = z.object({ bars: z.record(z.string(), barSchema) });
+/** A page of `GET /v2/stocks/bars` as the raw JSON (alpaca-broker.ts barsSince reads it raw): bar times are ISO strings. */
 export const barsPageSchema = z.object({
   bars: z.record(z.string(), z.array(barSchema)).nullable().transform((bars) => bars ?? {}),
-  nextPageToken: z.string().nullable().optional(),
+  next_page_token: z.string().nullable().optional(),
 });
 
 /** What an order placement asks for; the trader always names it with its deterministic client order id. */
