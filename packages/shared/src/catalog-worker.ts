@@ -1,4 +1,5 @@
-import { Worker, type Job, type JobJson, type Processor, type WorkerOptions } from "bullmq";
+import type { Job, JobJson, Processor, Worker, WorkerOptions } from "bullmq";
+import { bullmq } from "./commonjs.js";
 import type { z } from "zod";
 import { describeIssues, jobCatalog, JobRejectedError, type JobName, type JobPayload, type JobResult, type QueueName } from "./jobs.js";
 
@@ -19,7 +20,7 @@ export type TextJobHandlers<Q extends QueueName> = {
  * A Worker whose jobs keep their data as the JSON text Redis held (BullMQ would parse it into objects): the
  * worker class of `createCatalogWorker`'s text handlers, or of a subclass of it.
  */
-export class TextDataWorker extends Worker<string> {
+export class TextDataWorker extends bullmq.Worker<string> {
   protected override createJob(data: JobJson, jobId: string): Job<string> {
     const job = super.createJob({ ...data, data: "null" }, jobId);
     job.data = data.data;
@@ -75,5 +76,5 @@ export function createCatalogWorker(
     if (!parsed.success) throw new JobRejectedError("invalid", `invalid ${job.name} job: ${describeIssues(parsed.error)}`);
     return handle(parsed.data, job);
   };
-  return text ? new text(queueName, wrap(processor), workerOptions) : new Worker(queueName, wrap(processor), workerOptions);
+  return text ? new text(queueName, wrap(processor), workerOptions) : new bullmq.Worker(queueName, wrap(processor), workerOptions);
 }

@@ -1,4 +1,5 @@
-import { Queue, type JobsOptions, type QueueOptions } from "bullmq";
+import type { JobsOptions, Queue, QueueOptions } from "bullmq";
+import { bullmq } from "./commonjs.js";
 import type { z } from "zod";
 import type { CheckpointPort } from "./checkpoint-port.js";
 import { namedError } from "./named-error.js";
@@ -135,7 +136,7 @@ export class CheckpointClient implements CheckpointPort {
       new ReplyInbox(target, prefix),
       layout.fireAndForget.map((address) => open(TextDataQueue, address, defaultJobOptions.checkpoints)),
       layout.confirmed.map((address) => open(TextDataQueue, address, { ...defaultJobOptions.checkpoints, ...ANSWERED_JOB })),
-      open(Queue, { name: "checkpoint-requests", prefix }, { ...defaultJobOptions["checkpoint-requests"], ...ANSWERED_JOB }),
+      open(bullmq.Queue, { name: "checkpoint-requests", prefix }, { ...defaultJobOptions["checkpoint-requests"], ...ANSWERED_JOB }),
       settings,
       prefix,
     );

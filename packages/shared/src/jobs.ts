@@ -1,4 +1,5 @@
-import { UnrecoverableError, type JobsOptions } from "bullmq";
+import type { JobsOptions } from "bullmq";
+import { bullmq } from "./commonjs.js";
 import type { z } from "zod";
 import {
   cleanupRequestSchema,
@@ -127,7 +128,7 @@ export type RefusalCode = (typeof REFUSAL_CODES)[number];
  * A job refused for what it is, not for a passing fault: it fails at once, without retries. `code` says why
  * (for clients and metrics); `message` tells the producer what to fix.
  */
-export class JobRejectedError extends UnrecoverableError {
+export class JobRejectedError extends bullmq.UnrecoverableError {
   override name = "JobRejectedError";
   constructor(
     readonly code: Exclude<RefusalCode, "failed">,

@@ -1,4 +1,4 @@
-import { Cluster } from "ioredis";
+import { ioredis } from "./commonjs.js";
 import { hashTagOf, type RedisConnection } from "./redis.js";
 
 /**
@@ -130,7 +130,7 @@ export class RedisLease {
     readonly ttlMs: number,
   ) {
     if (!Number.isSafeInteger(ttlMs) || ttlMs < 1) throw new RangeError(`lease ttlMs must be a whole number of milliseconds ≥ 1 (got ${ttlMs})`);
-    if (redis instanceof Cluster && hashTagOf(key) === undefined) {
+    if (redis instanceof ioredis.Cluster && hashTagOf(key) === undefined) {
       throw new RangeError(`lease key ${JSON.stringify(key)} has no hash tag, so on a Redis Cluster it and its fence would be in different slots; put one in it, e.g. {savepoint}:…`);
     }
     this.fenceKey = `${key}:fence`;

@@ -1,4 +1,5 @@
-import { Queue, QueueEvents, type Job } from "bullmq";
+import type { Job, Queue, QueueEvents } from "bullmq";
+import { bullmq } from "./commonjs.js";
 import { namedError } from "./named-error.js";
 import { DecisionRequestError, requestDecision } from "./decisions.js";
 import { describeIssues, type JobInput } from "./jobs.js";
@@ -79,8 +80,8 @@ export class ReasoningClient {
     // (retrying forever) is what it needs, and on a cluster only an instance can say "cluster".
     const eventsConnection = createRedisConnection(target, "worker", `${name}-events`);
     eventsConnection.on("error", onError);
-    const queue = new Queue("reasoning", { connection, prefix: options.queuePrefix });
-    const events = new QueueEvents("reasoning", { connection: eventsConnection, prefix: options.queuePrefix });
+    const queue = new bullmq.Queue("reasoning", { connection, prefix: options.queuePrefix });
+    const events = new bullmq.QueueEvents("reasoning", { connection: eventsConnection, prefix: options.queuePrefix });
     // Every pending decision listens on these; many at once is normal use, not a leak.
     queue.setMaxListeners(0);
     events.setMaxListeners(0);

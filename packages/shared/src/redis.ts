@@ -1,4 +1,5 @@
-import { Cluster, Redis, type ClusterNode } from "ioredis";
+import type { Cluster, ClusterNode, Redis } from "ioredis";
+import { ioredis } from "./commonjs.js";
 import { ConfigError } from "./config.js";
 import { redactUrl } from "./redaction.js";
 import type { Logger } from "./logger.js";
@@ -59,13 +60,13 @@ export function createRedisConnection(target: RedisTarget | string, role: RedisR
   };
   const backoff = (attempt: number) => Math.min(attempt * 200, 5_000);
   if (isCluster(where)) {
-    return new Cluster(where.clusterNodes as ClusterNode[], {
+    return new ioredis.Cluster(where.clusterNodes as ClusterNode[], {
       enableOfflineQueue: behaviour.enableOfflineQueue,
       clusterRetryStrategy: backoff,
       redisOptions: { connectionName, maxRetriesPerRequest: behaviour.maxRetriesPerRequest },
     });
   }
-  return new Redis(where.url, { ...behaviour, retryStrategy: backoff });
+  return new ioredis.Redis(where.url, { ...behaviour, retryStrategy: backoff });
 }
 
 /** Redis could not be reached at start (down, wrong address or password): a person's fix, told in one line. */

@@ -1,4 +1,5 @@
-import { Queue, QueueEvents, type ConnectionOptions, type Job, type Worker } from "bullmq";
+import type { ConnectionOptions, Job, QueueEvents, Worker } from "bullmq";
+import { bullmq } from "./commonjs.js";
 import { createCatalogWorker } from "./catalog-worker.js";
 import { defaultJobOptions, describeIssues, JobRejectedError } from "./jobs.js";
 import { stopRequestSchema, stopResultSchema, type StopRequest, type StopResult } from "./schemas/session-control.js";
@@ -41,8 +42,8 @@ export async function requestStop(
 ): Promise<StopResult> {
   const parsed = stopRequestSchema.parse(request);
   const name = traderControlQueueName(parsed.sessionId);
-  const queue = new Queue(name, { connection: options.connection, prefix: options.prefix });
-  const events = new QueueEvents(name, { connection: options.eventsConnection, prefix: options.prefix });
+  const queue = new bullmq.Queue(name, { connection: options.connection, prefix: options.prefix });
+  const events = new bullmq.QueueEvents(name, { connection: options.eventsConnection, prefix: options.prefix });
   try {
     if ((await queue.getWorkers()).length === 0) {
       throw new StopRefusedError("not_running", `no trader is running session ${parsed.sessionId} (none listens on its control queue), so there is nothing to stop`);
