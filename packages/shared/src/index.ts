@@ -15,6 +15,7 @@ export * from "./session-writer.js";
 export * from "./replies.js";
 export * from "./shutdown.js";
 export * from "./ops-server.js";
+export * from "./metrics.js";
 export * from "./service-runner.js";
 export * from "./migrations.js";
 export * from "./schemas/snapshot.js";
