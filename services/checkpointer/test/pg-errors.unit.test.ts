@@ -5,24 +5,40 @@ import { isConnectionError, isDataError, isRetryableConflict } from "../src/stor
 const pgError = (code: string | undefined, message = "error") => Object.assign(new Error(message), code === undefined ? {} : { code });
 
 describe("Postgres errors", () => {
-  it.each([
-    { name: "a refused connection", error: pgError("ECONNREFUSED"), connection: true, conflict: false, data: false },
-    { name: "a reset connection", error: pgError("ECONNRESET"), connection: true, conflict: false, data: false },
-    { name: "an unknown host", error: pgError("ENOTFOUND"), connection: true, conflict: false, data: false },
-    { name: "an administrator's shutdown (57P01)", error: pgError("57P01"), connection: true, conflict: false, data: false },
-    { name: "too many connections (53300)", error: pgError("53300"), connection: true, conflict: false, data: false },
-    { name: "a connection exception class (08006)", error: pgError("08006"), connection: true, conflict: false, data: false },
-    { name: "a connection ended, by its message", error: pgError(undefined, "Connection terminated unexpectedly"), connection: true, conflict: false, data: false },
-    { name: "a pool timeout, by its message", error: pgError(undefined, "timeout exceeded when trying to connect"), connection: true, conflict: false, data: false },
-    { name: "a serialization failure (40001)", error: pgError("40001"), connection: false, conflict: true, data: false },
-    { name: "a deadlock (40P01)", error: pgError("40P01"), connection: false, conflict: true, data: false },
-    { name: "an invalid value (22P02)", error: pgError("22P02"), connection: false, conflict: false, data: true },
-    { name: "a unique violation (23505)", error: pgError("23505"), connection: false, conflict: false, data: true },
-    { name: "a JSON nested too deep (54001)", error: pgError("54001"), connection: false, conflict: false, data: true },
-    { name: "a syntax error (42601)", error: pgError("42601"), connection: false, conflict: false, data: false },
-    { name: "an error without a code", error: pgError(undefined, "something else"), connection: false, conflict: false, data: false },
-  ])("$name: connection $connection, conflict $conflict, data $data", ({ error, connection, conflict, data }) => {
-    expect([isConnectionError(error), isRetryableConflict(error), isDataError(error)]).toEqual([connection, conflict, data]);
+  // Each error as node-postgres throws it, by the one class it belongs to (or none).
+  const byClass = {
+    connection: [
+      ["a refused connection", pgError("ECONNREFUSED")],
+      ["a reset connection", pgError("ECONNRESET")],
+      ["an unknown host", pgError("ENOTFOUND")],
+      ["an administrator's shutdown (57P01)", pgError("57P01")],
+      ["too many connections (53300)", pgError("53300")],
+      ["a connection exception class (08006)", pgError("08006")],
+      ["a connection ended, by its message", pgError(undefined, "Connection terminated unexpectedly")],
+      ["a pool timeout, by its message", pgError(undefined, "timeout exceeded when trying to connect")],
+    ],
+    conflict: [
+      ["a serialization failure (40001)", pgError("40001")],
+      ["a deadlock (40P01)", pgError("40P01")],
+    ],
+    data: [
+      ["an invalid value (22P02)", pgError("22P02")],
+      ["a unique violation (23505)", pgError("23505")],
+      ["a JSON nested too deep (54001)", pgError("54001")],
+    ],
+    other: [
+      ["a syntax error (42601)", pgError("42601")],
+      ["an error without a code", pgError(undefined, "something else")],
+    ],
+  } satisfies Record<string, Array<[string, Error]>>;
+  const cases = Object.entries(byClass).flatMap(([kind, errors]) => errors.map(([name, error]) => ({ name, error, kind })));
+
+  it.each(cases)("$name is classed as $kind, and as nothing else", ({ error, kind }) => {
+    expect({ connection: isConnectionError(error), conflict: isRetryableConflict(error), data: isDataError(error) }).toEqual({
+      connection: kind === "connection",
+      conflict: kind === "conflict",
+      data: kind === "data",
+    });
   });
 
   it.each([undefined, null, "ECONNREFUSED", { code: "ECONNREFUSED" }])("does not take %o, which is not an Error, as a lost connection", (thrown) => {

@@ -15,6 +15,12 @@ import { ScriptedBroker, SUBMITTED_AT } from "./scripted-broker.js";
 
 const HOUR = 3_600_000;
 const at = (ms: number) => new Date(SUBMITTED_AT.getTime() + ms);
+/** A pace that has seen the broker's clock read `brokerMs` (from SUBMITTED_AT) at each local `localMs`. */
+function paceAfter(readings: Array<[brokerMs: number, localMs: number]>): BrokerClockPace {
+  const pace = new BrokerClockPace();
+  for (const [brokerMs, localMs] of readings) pace.observe(at(brokerMs), localMs);
+  return pace;
+}
 
 describe("closed-market steps", () => {
   it("looks again after a second while the broker's pace is not measured yet", () => {
@@ -27,28 +33,20 @@ describe("closed-market steps", () => {
   });
 
   it("steps no longer than the span the pace was measured over, and ends the last step at the open", () => {
-    const pace = new BrokerClockPace();
-    pace.observe(at(0), 0);
-    pace.observe(at(60_000), 60_000);
-    pace.observe(at(2 * HOUR), 2 * HOUR);
+    const pace = paceAfter([[0, 0], [60_000, 60_000], [2 * HOUR, 2 * HOUR]]);
     expect(closedMarketStepMs({ timestamp: at(2 * HOUR), nextOpen: at(17 * HOUR) }, pace)).toBe(2 * HOUR - 60_000);
     pace.observe(at(6 * HOUR), 6 * HOUR);
     expect(closedMarketStepMs({ timestamp: at(6 * HOUR), nextOpen: at(11 * HOUR) }, pace)).toBe(5 * HOUR);
   });
 
   it("converts broker time to local time at the broker's pace (the simulator's minute a second)", () => {
-    const pace = new BrokerClockPace();
-    pace.observe(at(0), 0);
-    pace.observe(at(60_000), 1_000);
-    pace.observe(at(20 * HOUR), 20 * 60_000);
+    const pace = paceAfter([[0, 0], [60_000, 1_000], [20 * HOUR, 20 * 60_000]]);
     // 17 hours of broker time are 17 minutes here.
     expect(closedMarketStepMs({ timestamp: at(20 * HOUR), nextOpen: at(37 * HOUR) }, pace)).toBe(17 * 60_000);
   });
 
   it("measures from the first change of the broker's time, so a clock that stood still and then runs is not taken as slow", () => {
-    const pace = new BrokerClockPace();
-    pace.observe(at(0), 0);
-    pace.observe(at(0), 10_000);
+    const pace = paceAfter([[0, 0], [0, 10_000]]);
     expect(pace.measured()).toBeUndefined();
     pace.observe(at(60_000), 11_000);
     pace.observe(at(120_000), 12_000);
@@ -56,21 +54,12 @@ describe("closed-market steps", () => {
   });
 
   it("takes the latest step's pace when the clock sped up, so the open is met early rather than late", () => {
-    const pace = new BrokerClockPace();
-    pace.observe(at(0), 0);
-    pace.observe(at(60_000), 1_000);
-    pace.observe(at(120_000), 3_000);
-    pace.observe(at(240_000), 4_000);
+    const pace = paceAfter([[0, 0], [60_000, 1_000], [120_000, 3_000], [240_000, 4_000]]);
     expect(pace.measured()).toEqual({ rate: 120, spanMs: 3_000 });
   });
 
   it("measures between changes, so readings within one of the simulator's minutes do not look like a stopped clock", () => {
-    const pace = new BrokerClockPace();
-    pace.observe(at(0), 0);
-    pace.observe(at(60_000), 1_000);
-    pace.observe(at(60_000), 1_500);
-    pace.observe(at(120_000), 2_000);
-    pace.observe(at(120_000), 2_900);
+    const pace = paceAfter([[0, 0], [60_000, 1_000], [60_000, 1_500], [120_000, 2_000], [120_000, 2_900]]);
     expect(pace.measured()).toEqual({ rate: 60, spanMs: 1_000 });
   });
 });
