@@ -5,13 +5,17 @@ const source = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 /**
  * `npm run test:unit`: the `*.unit.test.ts` files only, which need no Redis, Postgres, network or build
- * (`@savepoint/shared` resolves to its sources). `npm test` runs them too, with everything else.
+ * (the workspace libraries they import, `@savepoint/shared`, `@savepoint/alpaca-simulator` and
+ * `@savepoint/model-server`, resolve to their sources). `npm test` runs them too, with everything else.
  */
 export default defineConfig({
   resolve: {
     alias: [
       { find: /^@savepoint\/shared\/testing$/, replacement: source("./packages/shared/src/testing/index.ts") },
       { find: /^@savepoint\/shared$/, replacement: source("./packages/shared/src/index.ts") },
+      { find: /^@savepoint\/alpaca-simulator\/testing$/, replacement: source("./services/alpaca-simulator/src/testing.ts") },
+      { find: /^@savepoint\/alpaca-simulator$/, replacement: source("./services/alpaca-simulator/src/index.ts") },
+      { find: /^@savepoint\/model-server$/, replacement: source("./services/model-server/src/index.ts") },
     ],
   },
   test: {

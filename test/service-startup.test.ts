@@ -1,4 +1,4 @@
-import { createTestEnvironment, CHECKPOINTER_MAIN, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { createTestEnvironment, checkpointerMain, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { once } from "node:events";
 import { createRequire } from "node:module";
@@ -52,7 +52,7 @@ describe("service start-up", () => {
 
   it.each([
     ["bull-board", BOARD_MAIN, { BULL_BOARD_PASSWORD: "correct horse battery staple" }],
-    ["checkpointer", CHECKPOINTER_MAIN, {}],
+    ["checkpointer", checkpointerMain(), {}],
     ["trader", TRADER_MAIN, {}],
     ["console", CONSOLE_MAIN, { CONSOLE_PASSWORD: "correct horse battery staple" }],
   ])("%s on an HTTP_PORT in use exits 1 with one line naming the setting, no stack trace", async (name, main, settings) => {
@@ -170,7 +170,7 @@ describe("service start-up", () => {
   it("checkpointer with an unreachable DATABASE_URL says at a steady interval that it waits for Postgres, naming the URL without its secrets", async () => {
     const databaseUrl = `postgres://postgres:Le@k3dPart9@127.0.0.1:${await closedPort()}/savepoint?sslmode=disable&password=hunter2`;
     const shown = databaseUrl.replace(":Le@k3dPart9@", ":***@").replace("password=hunter2", "password=***");
-    const service = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0", DATABASE_URL: databaseUrl });
+    const service = ServiceProcess.start(checkpointerMain(), { ...env.env, HTTP_PORT: "0", DATABASE_URL: databaseUrl });
     started.push(service);
 
     const starting = await service.waitForLog("checkpointer starting");

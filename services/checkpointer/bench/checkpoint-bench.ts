@@ -13,7 +13,7 @@ import {
   snapshotJobId,
   type SnapshotEnvelope,
 } from "@savepoint/shared";
-import { CHECKPOINTER_MAIN, createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { checkpointerMain, createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { checkpointerEnvSchema } from "../src/config.js";
 import { addBatchCounters, batchCountersBetween, readBatchCounters, type BatchCounters } from "./batch-counters.js";
 import { addSpend, CpuMeter, type CpuSpend } from "./cpu-meter.js";
@@ -94,7 +94,7 @@ async function runBench(settings: BenchSettings, teardown: Teardown): Promise<Be
     SNAPSHOT_CONCURRENCY: String(config.SNAPSHOT_CONCURRENCY),
     JOB_LOCK_DURATION_MS: String(config.JOB_LOCK_DURATION_MS),
   };
-  const checkpointer = ServiceProcess.start(CHECKPOINTER_MAIN, consumerEnv);
+  const checkpointer = ServiceProcess.start(checkpointerMain(), consumerEnv);
   teardown.add(() => stopProcess(checkpointer));
   const noopWorker = ServiceProcess.start(NOOP_WORKER_MAIN, { ...consumerEnv, NOOP_QUEUE });
   teardown.add(() => stopProcess(noopWorker));

@@ -10,7 +10,7 @@ import {
   type MarketContext,
   type ThinkResult,
 } from "@savepoint/shared";
-import { createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
+import { checkpointerMain, createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { reasonerEnvSchema, type ReasonerConfig } from "../src/config.js";
 import type { ThoughtStep } from "../src/engine/thought-step.js";
 import { AnthropicModel } from "../src/model/anthropic-model.js";
@@ -30,7 +30,6 @@ import { percentile, pollUntil } from "./measure.js";
  *    processes, counted by the model server's call ledger.
  */
 
-const CHECKPOINTER_MAIN = fileURLToPath(new URL("../../../checkpointer/dist/main.js", import.meta.url));
 const REASONER_MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
 const CONCURRENT_RUNS = 10;
 /** Model latency while measuring per-iteration overhead: runs interleave as they would on a real model. */
@@ -83,7 +82,7 @@ class Bench {
     const env = await createTestEnvironment("reasoner-bench");
     const model = createModelServer({ latencyMs: 0 });
     const modelUrl = `http://127.0.0.1:${await model.listen(0)}`;
-    const checkpointer = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0" });
+    const checkpointer = ServiceProcess.start(checkpointerMain(), { ...env.env, HTTP_PORT: "0" });
     await checkpointer.waitForLog("checkpointer consuming checkpoints, checkpoint-requests and checkpoint-maintenance", 30_000);
     const connection = { url: env.redisUrl, maxRetriesPerRequest: null };
     const queue = new Queue("reasoning", { connection, prefix: env.queuePrefix });

@@ -2,7 +2,7 @@ import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { CheckpointClient, createLogger, serializeState } from "@savepoint/shared";
-import { createTestEnvironment, ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
+import { checkpointerMain, createTestEnvironment, ServiceProcess, type LogLine, type TestEnvironment } from "@savepoint/shared/testing";
 import { z } from "zod";
 import { AlpacaBroker } from "../src/broker/alpaca-broker.js";
 import { orderRequestMs, takeOverSettleMs } from "../src/config.js";
@@ -32,7 +32,6 @@ const SIMULATOR_REQUESTS_PER_MINUTE = 20_000;
 const TRADER_REQUESTS_PER_MINUTE = 5_000;
 
 const TRADER_MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
-const CHECKPOINTER_MAIN = fileURLToPath(new URL("../../../checkpointer/dist/main.js", import.meta.url));
 
 interface Summary {
   p50: number;
@@ -130,7 +129,7 @@ async function main(): Promise<void> {
   const settings = settingsSchema.parse(process.env);
   const symbols = Array.from({ length: settings.BENCH_POSITIONS }, (_, index) => `SIM${index}`);
   const env = await createTestEnvironment("trader-bench");
-  const checkpointer = ServiceProcess.start(CHECKPOINTER_MAIN, { ...env.env, HTTP_PORT: "0" });
+  const checkpointer = ServiceProcess.start(checkpointerMain(), { ...env.env, HTTP_PORT: "0" });
   const sim = await startSimulator({
     seed: "trader-bench",
     start: new Date("2026-01-05T15:00:00.000Z"),
