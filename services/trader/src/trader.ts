@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { setTimeout as delay } from "node:timers/promises";
 import { CheckpointTimeoutError, SessionTakenOverError, type CheckpointClient, type Logger, type RedisTarget, type SessionStatus } from "@savepoint/shared";
 import type { Broker } from "./broker/broker.js";
-import { BrokerReadError, BrokerRefusedError, describeBrokerFailure } from "./broker/errors.js";
+import { BrokerRateLimitedError, BrokerReadError, BrokerRefusedError, BrokerUnavailableError, describeBrokerFailure } from "./broker/errors.js";
 import { isOrderFinal, type BrokerAccount, type BrokerOrder } from "./broker/types.js";
 import { STRATEGY_FLAG_NAMES, UsageError, type SessionChoice, type SessionFlags, type TraderOptions } from "./cli/options.js";
 import type { TraderMetrics } from "./metrics.js";
@@ -79,6 +79,8 @@ const SETTLE_ENTRIES_TIMEOUT_MS = 10_000;
 /** How long the broker gets to complete the cancels of entry orders other sessions left working, and the pause between looks. */
 const OTHER_ENTRIES_TIMEOUT_MS = 10_000;
 const OTHER_ENTRIES_POLL_MS = 200;
+/** The longest wait for the rate limit's reset before a cancel is sent again: Alpaca's window is a minute. */
+const MAX_RATE_LIMIT_WAIT_MS = 60_000;
 
 /** `trader-20260105-150000-1a2b3c`: sortable by start time, unique by its random tail. */
 export function newSessionId(now = new Date()): string {
@@ -484,14 +486,7 @@ export async function cancelOtherSessionsEntries(
   for (const order of working) {
     const at = { symbol: order.symbol, clientOrderId: order.clientOrderId, orderId: order.id, status: order.status, qty: order.qty, filledQty: order.filledQty };
     if (order.status !== "pending_cancel") {
-      try {
-        await broker.cancelOrder(order.id);
-      } catch (error) {
-        // Filled or canceled since it was listed: what it became is read below.
-        if (!(error instanceof BrokerRefusedError && error.refusal === "not_open")) {
-          throw new StartupError(`cannot cancel entry order ${order.clientOrderId}, which another session left working on the account: ${describeBrokerFailure(error)}. Nothing was traded; start again once the broker answers.`);
-        }
-      }
+      await cancelAtStartup(broker, order, logger, signal);
     }
     logger.warn(
       { event: "other_session_entry_canceled", ...at, session: otherSessionEntry(sessionId, order.clientOrderId)!.sessionId },
@@ -521,6 +516,45 @@ export async function cancelOtherSessionsEntries(
     return { kind: "other_session_entry_canceled", symbol: order.symbol, clientOrderId: order.clientOrderId, status, filledQty };
   });
   return { changes };
+}
+
+/**
+ * Cancels one entry order another session left working. A DELETE of an order is idempotent, so it is sent again
+ * where a read would be: after a refusal by the broker's rate limit (429, which Alpaca answers before acting)
+ * once the limit has reset, up to STARTUP_RATE_LIMIT_WAITS times, and after a transient failure (no answer, a
+ * timeout, a 5xx) with reconciliation's attempts and back-off (RECONCILE_ATTEMPTS). Each wait ends early, and the
+ * start with it, when `signal` aborts. One that reached the broker before failing is
+ * answered "not open" the next time: the order is canceled, pending cancel or filled, and what it became is
+ * read after. Starting fails in one line after that, or at once on any other refusal.
+ */
+async function cancelAtStartup(broker: Broker, order: BrokerOrder, logger: Logger, signal: AbortSignal | undefined): Promise<void> {
+  const failure = (error: unknown) =>
+    new StartupError(`cannot cancel entry order ${order.clientOrderId}, which another session left working on the account: ${describeBrokerFailure(error)}. Nothing was traded; start again once the broker answers.`);
+  let attempt = 1;
+  let waits = 0;
+  for (;;) {
+    try {
+      await broker.cancelOrder(order.id);
+      return;
+    } catch (error) {
+      if (error instanceof BrokerRefusedError && error.refusal === "not_open") return;
+      let waitMs: number;
+      if (error instanceof BrokerRateLimitedError && waits < STARTUP_RATE_LIMIT_WAITS) {
+        waits++;
+        waitMs = Math.min(MAX_RATE_LIMIT_WAIT_MS, Math.max(0, error.retryAt.getTime() - Date.now()));
+      } else if (error instanceof BrokerUnavailableError && attempt < RECONCILE_ATTEMPTS) {
+        waitMs = RECONCILE_BACKOFF_MS * attempt;
+        attempt++;
+      } else {
+        throw failure(error);
+      }
+      logger.warn(
+        { event: "other_session_entry_cancel_retry", clientOrderId: order.clientOrderId, orderId: order.id, problem: describeBrokerFailure(error), waitMs },
+        `could not cancel entry order ${order.clientOrderId} yet; trying again in ${Math.ceil(waitMs / 1000)} s`,
+      );
+      await delay(waitMs, undefined, { signal });
+    }
+  }
 }
 
 /** What cancelOtherSessionsEntries changed, and its listing of the open orders while that still holds (nothing canceled). */

@@ -127,6 +127,33 @@ describe("broker faults", () => {
     expect(opened.state.nextTradeNo("AAPL")).toBe(2);
   });
 
+  it("cancels an entry another session left working through a long 429 and 5xx on its DELETE, waiting for the limit's reset, then trades", async () => {
+    sim = await stack.startSimulator({ seed: "cancel-faults", tickIntervalMs: 40, marketHours: "always_open" });
+    const limit = Math.round(sim.control.price("AAPL") * 50) / 100;
+    const left = await sdk(sim.url).orders.bracket({
+      symbol: "AAPL",
+      qty: 5,
+      side: "buy",
+      limitPrice: limit,
+      takeProfit: { limitPrice: Math.round(limit * 120) / 100 },
+      stopLoss: { stopPrice: Math.round(limit * 80) / 100 },
+      clientOrderId: "trader-20260105-143000-aaaaaa:AAPL:1",
+    });
+    // Longer than the trader waits within a request (2 s): the cancel fails and is sent again after the reset;
+    // then two 503s, one fewer than reconciliation's attempts.
+    sim.control.injectFault({ kind: "error", count: 1, status: 429, retryAfterSeconds: 3, method: "DELETE", path: "/v2/orders" });
+    sim.control.injectFault({ kind: "error", count: 2, status: 503, method: "DELETE", path: "/v2/orders" });
+    const running = trader([...ONE, ...RUN]);
+    await running.waitForLog(tradingStarted);
+
+    const deletes = sim.control.requests({ method: "DELETE", path: "/v2/orders" });
+    expect(deletes.map((request) => request.status)).toEqual([429, 503, 503, 204]);
+    // Nothing was sent again before the limit's reset.
+    expect(Date.parse(deletes[1]!.receivedAt) - Date.parse(deletes[0]!.receivedAt)).toBeGreaterThanOrEqual(2_900);
+    expect(sim.control.state().orders.find((order) => order.id === left.id)?.status).toBe("canceled");
+    expect(running.logs.filter((line) => line.event === "other_session_entry_cancel_retry")).toHaveLength(3);
+  });
+
   it("retries reconciliation through a 5xx burst on resume, then trades on", async () => {
     sim = await stack.startSimulator({ seed: "burst-resume" });
     const first = trader([...THREE, ...RUN]);
