@@ -1,6 +1,7 @@
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { describe, expect, it } from "vitest";
-import { eventually, tradingStarted, useTraderStack } from "./support.js";
+import { sdk } from "@savepoint/alpaca-simulator/testing";
+import { brokerHoldings, eventually, sessionOrders, tradingStarted, useTraderStack } from "./support.js";
 
 const ARGS = ["--symbols", "AAPL,MSFT", "--interval", "0.1", "--checkpoint-interval", "0.5", "--lookback", "3", "--entry-threshold-pct", "0", "--position-size", "2000", "--stop-loss-pct", "5", "--take-profit-pct", "5"];
 const MINUTE = 60_000;
@@ -71,6 +72,31 @@ describe("the trader across the NYSE close", () => {
     );
     expect(Number(rows[0]!.count)).toBeGreaterThanOrEqual(3);
     expect(await trader.kill("SIGTERM")).toEqual({ code: 0, signal: null });
+  });
+
+  it("gives positions adopted while the market is closed their protective gtc stop at start, not at the open, one already through it too", async () => {
+    sim = await stack.startSimulator({ seed: "nyse-adopt-closed", start: new Date(CLOSE - 10 * MINUTE), tickIntervalMs: 0 });
+    // Bought outside any session before the close.
+    for (const symbol of ["AAPL", "MSFT"]) await sdk(sim.url).orders.market({ symbol, qty: 10, side: "buy", timeInForce: "day" });
+    sim.control.advance(2);
+    const avgEntry = (symbol: string) => Number(sim.control.state().positions.find((position) => position.symbol === symbol)!.avg_entry_price);
+    expect(brokerHoldings(sim)).toEqual(["AAPL long 10", "MSFT long 10"]);
+    // MSFT's last trade before the close is far through the stop it would get (5% under its entry).
+    sim.control.setPrice("MSFT", avgEntry("MSFT") * 0.5);
+    sim.control.advance(20);
+    expect(sim.control.state().marketOpen).toBe(false);
+
+    const running = stack.spawnTrader(sim, ARGS);
+    const { sessionId } = await running.waitForLog(tradingStarted);
+    await running.waitForLog((line) => line.event === "market_closed");
+    // A stop, not a market close, for both: queued by the broker until the open, when a sell stop through its price
+    // becomes a market order and fills at the first trade, as a close at market at the open would.
+    const stops = sessionOrders(sim, String(sessionId)).map((order) => [order.client_order_id, order.type, order.time_in_force, Number(order.qty), order.side, Number(order.stop_price), order.status]);
+    expect(stops.sort()).toEqual(
+      ["AAPL", "MSFT"].map((symbol) => [`${sessionId}:${symbol}:1:close`, "stop", "gtc", 10, "sell", Math.round(avgEntry(symbol) * 95) / 100, "accepted"]),
+    );
+    expect(running.logs.filter((line) => String(line.msg).startsWith("adopted without a stop while the market is closed, and its last trade is already through")).map((line) => line.symbol)).toEqual(["MSFT"]);
+    expect(await running.kill("SIGTERM")).toEqual({ code: 0, signal: null });
   });
 
   it("ends its sleep at once on SIGTERM, writing the shutdown checkpoint without another look at the clock", async () => {

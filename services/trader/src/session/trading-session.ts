@@ -185,6 +185,7 @@ export class TradingSession {
     // Read last, so the prices orders are priced from are as fresh as they can be.
     for (const [symbol, bar] of await broker.latestBars(this.symbols)) this.bars.add(symbol, [bar]);
     if (clock.isOpen) await this.act();
+    else await this.protectAdoptedWhileClosed();
     this.noteMarket(clock);
     this.parts.metrics?.tickSeconds.observe((performance.now() - started) / 1000);
     this.updateGauges();
@@ -492,17 +493,42 @@ export class TradingSession {
    * before this session canceled the rest, legs and all) gets the stop the strategy gives its own trades: a
    * protective gtc stop order (see protect) at --stop-loss-pct from the broker's average entry price, for all it
    * holds. One whose last trade is already through that price is closed at market instead, as its stop would have
-   * been.
+   * been, while the market is open; while it is closed it gets the stop (see protectAdoptedWhileClosed).
    */
-  private async protectAdopted(position: OpenPosition, price: number): Promise<void> {
+  private async protectAdopted(position: OpenPosition, price: number | undefined, marketOpen: boolean): Promise<void> {
     const direction = position.side === "long" ? 1 : -1;
     const stopLoss = roundMoney(position.entryPrice * (1 - (direction * this.state.identity.strategy.stopLossPct) / 100));
-    if ((price - stopLoss) * direction <= 0) {
+    const through = price !== undefined && (price - stopLoss) * direction <= 0;
+    if (through && marketOpen) {
       await this.exit(position, { action: "CLOSE", reason: `adopted without a stop, and its last trade (${price}) is already through the stop-loss it would get (${stopLoss})` }, price);
       return;
     }
+    if (through) {
+      this.parts.logger.warn(
+        { symbol: position.symbol, price, stopLoss },
+        "adopted without a stop while the market is closed, and its last trade is already through the stop-loss it gets: the stop is placed anyway, and elects at the open",
+      );
+    }
     position.stopLoss = stopLoss;
     await this.protect(position, ADOPTED_STOP);
+  }
+
+  /**
+   * A tick while the market is closed (at start, the first one) decides nothing, but an adopted position nothing
+   * protects gets its protective stop at once rather than at the open: Alpaca takes a gtc stop order after the
+   * close and queues it "for release the next trading day" (see protect), so it protects the position from the
+   * open on. Its price comes from the broker's average entry, not the market's; one whose last trade is already
+   * through it gets the stop too, not a market close, which would only be queued for the open as well: a sell stop
+   * becomes a market order once elected, so it fills at the open's first trade as that close would (a buy stop, a
+   * stop-limit, within its collar of the stop; the strategy decides on the position from the open).
+   */
+  private async protectAdoptedWhileClosed(): Promise<void> {
+    for (const symbol of this.symbols) {
+      if (this.takenOver || this.stopCause !== undefined) return;
+      const position = this.state.positions.get(symbol);
+      if (!position || this.state.pendingEntries.has(symbol) || position.exit || position.origin !== "adopted" || position.closeAttempts !== 0 || !isUnprotected(position)) continue;
+      await this.protectAdopted(position, this.bars.snapshot(symbol)?.price, false);
+    }
   }
 
   private async act(): Promise<void> {
@@ -519,7 +545,7 @@ export class TradingSession {
       if (position && !position.exit && isUnprotected(position)) {
         // An adopted position gets its stop once; after an exit of it (its stop canceled for a CLOSE, or ended
         // unfilled) it is closed at market, as the strategy's own are.
-        if (position.origin === "adopted" && position.closeAttempts === 0) await this.protectAdopted(position, market.price);
+        if (position.origin === "adopted" && position.closeAttempts === 0) await this.protectAdopted(position, market.price, true);
         else await this.exit(position, { action: "CLOSE", reason: "no working stop-loss or take-profit protects it" }, market.price);
         continue;
       }
