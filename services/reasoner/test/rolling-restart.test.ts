@@ -16,21 +16,30 @@ describe("rolling restart", () => {
     const results = Promise.all(jobs.map((job) => decisionOf(job, stack.producer.events, 110_000)));
     await pollUntil(() => stack.producer.queue.getActiveCount(), (active) => active === RUNS, 20_000, "every run active");
 
-    let interruptions = 0;
+    // Every run is past its first answer before the first stop, so the restarts fall mid-chain.
+    await pollUntil(async () => stack.model.ledger.all().total.answered, (answered) => answered >= RUNS, 20_000, "a model call answered per run");
+
+    const interruptedAt = new Map<string, number>();
     for (let index = 0; index < WORKERS; index++) {
       const stopping = workers[index]!;
       expect(await stopping.kill("SIGTERM")).toEqual({ code: 0, signal: null });
-      interruptions += stopping.logs.filter((line) => line.msg === "run interrupted by shutdown; checkpointed and requeued").length;
+      for (const line of stopping.logs.filter((line) => line.msg === "run interrupted by shutdown; checkpointed and requeued")) {
+        interruptedAt.set(line.sessionId as string, Math.max(interruptedAt.get(line.sessionId as string) ?? 0, line.atIteration as number));
+      }
       workers[index] = await stack.spawnReasoner();
     }
     // On a slow machine the last worker to stop may already have finished its runs; the restarts as a whole
     // must have interrupted some.
-    expect(interruptions).toBeGreaterThan(0);
+    expect(interruptedAt.size).toBeGreaterThan(0);
 
     const decided = await results;
     expect(decided).toHaveLength(RUNS);
     for (const result of decided) expect(result).toMatchObject({ iterations: ITERATIONS, limitReached: false });
-    expect(decided.filter((result) => result.resumed).length).toBeGreaterThan(0);
+    // A run stopped before iteration n resumes from its checkpoint with the n - 1 before it; one stopped before
+    // its first (a slow machine) starts afresh, and no run resumes that was never stopped.
+    const stoppedMidChain = [...interruptedAt].filter(([, atIteration]) => atIteration > 1).map(([sessionId]) => sessionId);
+    expect(decided.filter((result) => result.resumed).map((result) => result.sessionId).sort()).toEqual(stoppedMidChain.sort());
+    for (const result of decided.filter((result) => result.resumed)) expect(result.resumedAtIteration).toBe(interruptedAt.get(result.sessionId)! - 1);
     // A stopping worker lets the calls in flight answer (within REASONER_CALL_GRACE_MS) and checkpoints them, so
     // every iteration is answered exactly once however the SIGTERMs fell.
     const { total } = stack.model.ledger.all();
