@@ -37,6 +37,24 @@ class HeldPort extends InMemoryCheckpoints {
   }
 }
 
+/** A writer at epoch 2 on a port where another owner has already saved the session at epoch 5. */
+async function staleWriter(port: CheckpointPort, overrides: Partial<SessionWriterOptions> = {}): Promise<SessionWriter> {
+  await writer(port, { epoch: 5 }).saveConfirmed(event());
+  return writer(port, overrides);
+}
+
+/** A writer on a HeldPort that tells `onTakenOver` and logs to spies, with one background save waiting for its confirmation. */
+async function heldWriterWithOneSave() {
+  const port = new HeldPort();
+  const onTakenOver = vi.fn();
+  const logger = pino({ level: "silent" });
+  const warn = vi.spyOn(logger, "warn");
+  const error = vi.spyOn(logger, "error");
+  const session = writer(port, { onTakenOver, logger });
+  await session.save(periodic());
+  return { port, onTakenOver, warn, error, session };
+}
+
 describe("SessionWriter", () => {
   it("builds the envelope: the owner's service, session, owner, epoch and schema version, the kind, status, takenAt and state", async () => {
     const port = new InMemoryCheckpoints();
@@ -89,8 +107,7 @@ describe("SessionWriter", () => {
 
   it("throws SessionTakenOverError from a confirmed save refused for a stale epoch, in the service's words, and keeps throwing it without writing", async () => {
     const port = new InMemoryCheckpoints();
-    await writer(port, { epoch: 5 }).saveConfirmed(event());
-    const stale = writer(port, { describeTakeOver: ({ sessionId, epoch }) => `another owner has ${sessionId}, not epoch ${epoch}.` });
+    const stale = await staleWriter(port, { describeTakeOver: ({ sessionId, epoch }) => `another owner has ${sessionId}, not epoch ${epoch}.` });
 
     const refusal = await stale.saveConfirmed(event()).catch((error: unknown) => error);
     expect(refusal).toBeInstanceOf(SessionTakenOverError);
@@ -103,10 +120,7 @@ describe("SessionWriter", () => {
   });
 
   it("tells onTakenOver once when background confirmations find the session taken over, and refuses later saves", async () => {
-    const port = new HeldPort();
-    const onTakenOver = vi.fn();
-    const stale = writer(port, { onTakenOver });
-    await stale.save(periodic());
+    const { port, onTakenOver, session: stale } = await heldWriterWithOneSave();
     await stale.save(periodic());
     for (const { settle } of port.held) settle(new CheckpointStaleEpochError("stale epoch: 2 < 5"));
     await stale.settle();
@@ -120,8 +134,7 @@ describe("SessionWriter", () => {
 
   it("refuses at once what the in-memory port refuses as stale in the background", async () => {
     const port = new InMemoryCheckpoints();
-    await writer(port, { epoch: 5 }).saveConfirmed(event());
-    const stale = writer(port);
+    const stale = await staleWriter(port);
     await stale.save(periodic());
     await stale.settle();
     await expect(stale.save(periodic())).rejects.toBeInstanceOf(SessionTakenOverError);
@@ -129,10 +142,7 @@ describe("SessionWriter", () => {
   });
 
   it("does not call onTakenOver when a confirmed save has already thrown the take-over", async () => {
-    const port = new HeldPort();
-    const onTakenOver = vi.fn();
-    const session = writer(port, { onTakenOver });
-    await session.save(periodic());
+    const { port, onTakenOver, session } = await heldWriterWithOneSave();
     vi.spyOn(port, "saveAndConfirm").mockRejectedValueOnce(new CheckpointStaleEpochError("stale epoch: 2 < 5"));
     await expect(session.saveConfirmed({ kind: "final", status: "completed", state: {} })).rejects.toBeInstanceOf(SessionTakenOverError);
     port.held[0]!.settle(new CheckpointStaleEpochError("stale epoch: 2 < 5"));
@@ -155,12 +165,7 @@ describe("SessionWriter", () => {
   });
 
   it("logs a background confirmation that times out as a warning and one refused otherwise as an error, and goes on", async () => {
-    const port = new HeldPort();
-    const logger = pino({ level: "silent" });
-    const warn = vi.spyOn(logger, "warn");
-    const error = vi.spyOn(logger, "error");
-    const session = writer(port, { logger });
-    await session.save(periodic());
+    const { port, warn, error, session } = await heldWriterWithOneSave();
     await session.save(periodic());
     port.held[0]!.settle(new CheckpointTimeoutError("no answer in 10 ms"));
     port.held[1]!.settle(new Error("invalid snapshot"));
@@ -172,12 +177,7 @@ describe("SessionWriter", () => {
   });
 
   it("logs a background confirmation cut short by closing the client as a warning, not as a refusal", async () => {
-    const port = new HeldPort();
-    const logger = pino({ level: "silent" });
-    const warn = vi.spyOn(logger, "warn");
-    const error = vi.spyOn(logger, "error");
-    const session = writer(port, { logger });
-    await session.save(periodic());
+    const { port, warn, error, session } = await heldWriterWithOneSave();
     port.held[0]!.settle(new CheckpointClientClosedError("the client closed before the answer came"));
     await session.settle();
     expect(warn).toHaveBeenCalledWith(expect.objectContaining({ seq: 0, problem: "the client closed before the answer came" }), expect.stringContaining("stays queued in Redis"));
@@ -220,10 +220,8 @@ describe("SessionWriter", () => {
   });
 
   it("refuses to hand off once the session is taken over", async () => {
-    const port = new InMemoryCheckpoints();
-    await writer(port, { epoch: 5 }).saveConfirmed(event());
     const onTakenOver = vi.fn();
-    const stale = writer(port, { onTakenOver });
+    const stale = await staleWriter(new InMemoryCheckpoints(), { onTakenOver });
     stale.handOff(periodic());
     await stale.settle();
     expect(onTakenOver).toHaveBeenCalledTimes(1);

@@ -1,15 +1,6 @@
 import { fileURLToPath } from "node:url";
 import { Queue, QueueEvents, type Job } from "bullmq";
-import {
-  CheckpointClient,
-  createLogger,
-  createMetricsRegistry,
-  parseEnv,
-  requestDecision,
-  thinkJobId,
-  type MarketContext,
-  type ThinkResult,
-} from "@savepoint/shared";
+import { CheckpointClient, createLogger, createMetricsRegistry, parseEnv, requestDecision, thinkJobId, type ThinkResult } from "@savepoint/shared";
 import { checkpointerMain, createTestEnvironment, ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { reasonerEnvSchema, type ReasonerConfig } from "../src/config.js";
 import type { ThoughtStep } from "../src/engine/thought-step.js";
@@ -18,6 +9,7 @@ import type { ModelTurnRequest, ReasoningModel } from "../src/model/reasoning-mo
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { startReasoner, type RunningReasoner } from "../src/reasoner.js";
 import { REASONER_SERVICE } from "../src/session/checkpoint-state.js";
+import { market } from "../test/market-fixture.js";
 import { percentile, pollUntil } from "./measure.js";
 
 /*
@@ -45,14 +37,7 @@ const SIGNALS = 6;
 /** Long enough that no run finishes before its last interruption. */
 const INTERRUPTED_RUN_ITERATIONS = 120;
 
-const MARKET: MarketContext = {
-  price: 187.4,
-  previousClose: 184.1,
-  volume: 61_000_000,
-  averageVolume: 52_000_000,
-  recentCloses: [176.2, 177.9, 178.4, 180.1, 179.6, 181.3, 182.8, 183.5, 184.1, 185.0],
-  position: null,
-};
+const MARKET = market();
 
 /** The reasoner's model, noting when each session's first call of this process went out. */
 class FirstCallClock implements ReasoningModel {

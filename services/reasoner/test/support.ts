@@ -6,7 +6,6 @@ import {
   parseEnv,
   requestDecision,
   thinkJobId,
-  type MarketContext,
   type ThinkResult,
 } from "@savepoint/shared";
 import {
@@ -21,6 +20,7 @@ import {
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import { reasonerEnvSchema } from "../src/config.js";
+import { market } from "./market-fixture.js";
 import { AnthropicModel, type AnthropicModelOptions } from "../src/model/anthropic-model.js";
 import { createModelServer, type ModelServer } from "@savepoint/model-server";
 import { startReasoner, type RunningReasoner } from "../src/reasoner.js";
@@ -171,15 +171,7 @@ export function useReasonerStack(
 }
 
 
-export const market = (overrides: Partial<MarketContext> = {}): MarketContext => ({
-  price: 187.4,
-  previousClose: 184.1,
-  volume: 61_000_000,
-  averageVolume: 52_000_000,
-  recentCloses: [176.2, 177.9, 178.4, 180.1, 179.6, 181.3, 182.8, 183.5, 184.1, 185.0],
-  position: null,
-  ...overrides,
-});
+export { market };
 
 let runs = 0;
 /** A fresh session id for `agentId`. */

@@ -18,6 +18,20 @@ const listings = (sim: RunningSimulator) =>
     .filter((request) => request.path === "/v2/orders")
     .map((request) => request.status);
 
+/** A bracket entry for 5 AAPL at half the price, so it stays working: an entry a trader sent, as the broker has it. */
+function placeWorkingEntry(sim: RunningSimulator, clientOrderId: string) {
+  const limit = Math.round(sim.control.price("AAPL") * 50) / 100;
+  return sdk(sim.url).orders.bracket({
+    symbol: "AAPL",
+    qty: 5,
+    side: "buy",
+    limitPrice: limit,
+    takeProfit: { limitPrice: Math.round(limit * 120) / 100 },
+    stopLoss: { stopPrice: Math.round(limit * 80) / 100 },
+    clientOrderId,
+  });
+}
+
 describe("broker faults", () => {
   const stack = useTraderStack("trader-broker-faults", { client: true });
   let sim: RunningSimulator;
@@ -105,16 +119,7 @@ describe("broker faults", () => {
     // As if an earlier run of this session had sent its first entry (a limit entry, still working) and died
     // before checkpointing it, and the broker's listing had not shown it when this run reconciled.
     const clientOrderId = `${opened.sessionId}:AAPL:1`;
-    const limit = Math.round(sim.control.price("AAPL") * 50) / 100;
-    const earlier = await sdk(sim.url).orders.bracket({
-      symbol: "AAPL",
-      qty: 5,
-      side: "buy",
-      limitPrice: limit,
-      takeProfit: { limitPrice: Math.round(limit * 120) / 100 },
-      stopLoss: { stopPrice: Math.round(limit * 80) / 100 },
-      clientOrderId,
-    });
+    const earlier = await placeWorkingEntry(sim, clientOrderId);
     const running = opened.run();
     await eventually("the earlier entry tracked", () => (opened.state.pendingEntries.get("AAPL")?.orderId === earlier.id ? true : undefined));
     await opened.stop("test over");
@@ -129,16 +134,7 @@ describe("broker faults", () => {
 
   it("cancels an entry another session left working through a long 429 and 5xx on its DELETE, waiting for the limit's reset, then trades", async () => {
     sim = await stack.startSimulator({ seed: "cancel-faults", tickIntervalMs: 40, marketHours: "always_open" });
-    const limit = Math.round(sim.control.price("AAPL") * 50) / 100;
-    const left = await sdk(sim.url).orders.bracket({
-      symbol: "AAPL",
-      qty: 5,
-      side: "buy",
-      limitPrice: limit,
-      takeProfit: { limitPrice: Math.round(limit * 120) / 100 },
-      stopLoss: { stopPrice: Math.round(limit * 80) / 100 },
-      clientOrderId: "trader-20260105-143000-aaaaaa:AAPL:1",
-    });
+    const left = await placeWorkingEntry(sim, "trader-20260105-143000-aaaaaa:AAPL:1");
     // Longer than the trader waits within a request (2 s): the cancel fails and is sent again after the reset;
     // then two 503s, one fewer than reconciliation's attempts.
     sim.control.injectFault({ kind: "error", count: 1, status: 429, retryAfterSeconds: 3, method: "DELETE", path: "/v2/orders" });
