@@ -1,4 +1,4 @@
-import { ApiError, FetchError } from "@alpacahq/alpaca-trade-api";
+import { ApiError, FetchError } from "@alpacahq/alpaca-trade-api/rest";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { classifySdkError, describeSdkFailure } from "../src/broker/alpaca-broker.js";

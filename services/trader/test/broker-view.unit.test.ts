@@ -115,9 +115,10 @@ describe("the full view (on resume)", () => {
   });
 
   it("fails as a whole when any read fails", async () => {
-    const broker = new ScriptedBroker().failNext("positions", new BrokerReadError("GET /v2/positions", "HTTP 503"));
-    await expect(readFullView(broker, newState())).rejects.toThrow("GET /v2/positions failed: HTTP 503");
-    expect(broker.calls).not.toContain("account");
+    const positions = new ScriptedBroker().failNext("positions", new BrokerReadError("GET /v2/positions", "HTTP 503"));
+    await expect(readFullView(positions, newState())).rejects.toThrow("GET /v2/positions failed: HTTP 503");
+    const account = new ScriptedBroker().failNext("account", new BrokerReadError("GET /v2/account", "HTTP 503"));
+    await expect(readFullView(account, newState())).rejects.toThrow("GET /v2/account failed: HTTP 503");
   });
 });
 

@@ -1,4 +1,4 @@
-import { errors } from "@alpacahq/alpaca-trade-api";
+import { errors } from "@alpacahq/alpaca-trade-api/rest";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { MAX_INLINE_WAIT_MS, RateLimitBackoff, RateLimitedError } from "../src/broker/rate-limit.js";
 

@@ -1,4 +1,4 @@
-import { ApiError, FetchError, marketData, trading } from "@alpacahq/alpaca-trade-api";
+import { ApiError, FetchError, marketData, trading } from "@alpacahq/alpaca-trade-api/rest";
 import { describeIssues, type MarketContext } from "@savepoint/shared";
 import { z } from "zod";
 import type { MarketDataSource, MarketSnapshot } from "./market-data.js";

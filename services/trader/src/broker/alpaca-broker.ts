@@ -1,4 +1,4 @@
-import { ApiError, FetchError, marketData, OrdersApi, trading } from "@alpacahq/alpaca-trade-api";
+import { ApiError, FetchError, marketData, OrdersApi, trading } from "@alpacahq/alpaca-trade-api/rest";
 import { describeIssues, type Logger } from "@savepoint/shared";
 import { ZodError, type z } from "zod";
 import type { BrokerConnection } from "../config.js";
@@ -42,6 +42,8 @@ const RETRIED_STATUSES = [408, 425, 500, 502, 503, 504];
  * Alpaca or the simulator. The SDK's rate limiter keeps each API (trading, market data) under the limit, and
  * after a 429 nothing is sent to that API until the refusal's reset (RateLimitBackoff). Safe reads are retried
  * by the SDK (408/425/5xx and network errors, with backoff); order submissions never are, except after a 429.
+ * The SDK comes from its REST entry (`/rest`: all but streaming, about half the load time of a start); its
+ * error classes are `instanceof` only of the entry they came from, so code and tests take them from this one.
  */
 export class AlpacaBroker implements Broker {
   private readonly accounts: trading.AccountsApi;

@@ -1,4 +1,4 @@
-import { ApiError } from "@alpacahq/alpaca-trade-api";
+import { ApiError } from "@alpacahq/alpaca-trade-api/rest";
 
 /** Alpaca's limit, "200 requests every minute per API key" (alpaca-docs, api-references/trading-api, "Rate Limit"). */
 export const ALPACA_REQUESTS_PER_MINUTE = 200;

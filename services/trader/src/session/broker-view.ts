@@ -8,7 +8,7 @@ const LISTING_MARGIN_MS = 60_000;
 
 /**
  * Everything the broker knows about the session, for resuming: every order submitted since it began, with
- * legs nested, then positions and account (read after the orders, so a fill in between shows as a
+ * legs nested, then positions and account side by side (read after the orders, so a fill in between shows as a
  * contradiction the next attempt resolves, never as a position that seems to have closed). Orders the
  * listing does not show (a placement that got no answer, an entry from before the listing's start) are looked
  * up by client_order_id, which re-attaches their legs; every order still working is listed too, whenever it was
@@ -32,8 +32,8 @@ export async function readFullView(broker: Broker, state: TradingState, stillOpe
   const looked = await lookUp(broker, missing);
   const seen = new Set([...listed, ...looked].map((order) => order.id));
   const orders = await priceFills(broker, state, dedupe([...listed, ...looked, ...open.filter((order) => !seen.has(order.id))]));
-  const positions = await broker.positions();
-  const account = await broker.account();
+  // Side by side: no check compares the account's figures (value, buying power, cash) with positions or orders.
+  const [positions, account] = await Promise.all([broker.positions(), broker.account()]);
   return { account, positions, orders, complete: true, examined: new Set(), readAt: new Date() };
 }
 
