@@ -44,7 +44,7 @@ interface LogLine {
   [field: string]: unknown;
 }
 
-function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; store?: InMemoryCheckpoints; durationMs?: number | null; checkpointIntervalMs?: number } = {}) {
+function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; store?: InMemoryCheckpoints; durationMs?: number | null; checkpointIntervalMs?: number; legsCheckIntervalMs?: number } = {}) {
   const broker = new ScriptedBroker().addBar("AAPL", bar(0, 100));
   const strategy = options.strategy ?? new ScriptedStrategy(openLong);
   const store = options.store ?? new InMemoryCheckpoints();
@@ -63,6 +63,7 @@ function setUp(options: { strategy?: ScriptedStrategy; ownership?: Ownership; st
     intervalMs: 0,
     checkpointIntervalMs: options.checkpointIntervalMs ?? 3_600_000,
     durationMs: options.durationMs === undefined ? null : options.durationMs,
+    ...(options.legsCheckIntervalMs === undefined ? {} : { legsCheckIntervalMs: options.legsCheckIntervalMs }),
   });
   // The session's checkpoints are sent in the background: the newest once those handed off are in.
   const latest = async () => {
@@ -236,6 +237,36 @@ describe("one tick", () => {
     expect(strategy.decisions).toHaveLength(decided);
     expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close`, side: "sell", qty: 4, type: "market" });
     expect(state.positions.get("AAPL")).toMatchObject({ entryFilling: false, exit: { method: "market", clientOrderId: `${ENTRY}:close` } });
+  });
+
+  it("finds bracket legs canceled at the broker by hand when it checks the legs, and closes what they protected at market", async () => {
+    const hold = new ScriptedStrategy((position) => (position ? { action: "HOLD", reason: "hold" } : openLong()));
+    const { broker, session, state } = setUp({ strategy: hold, legsCheckIntervalMs: 0 });
+    await session.tick();
+    const entry = broker.fillEntry(ENTRY, 100);
+    await session.tick();
+    expect(state.positions.get("AAPL")).toMatchObject({ qty: 10, orders: { takeProfitId: entry.legs[0]!.id, stopLossId: entry.legs[1]!.id } });
+
+    // While the legs work, the check lists the working orders and reads nothing more.
+    const before = broker.calls.length;
+    expect(await session.tick()).toEqual([]);
+    expect(broker.calls.slice(before)).toEqual(["clock", "account", "positions", "openOrders", "latestBars"]);
+
+    for (const leg of entry.legs) leg.status = "canceled";
+    expect(await session.tick()).toEqual([expect.objectContaining({ kind: "protection_lost", symbol: "AAPL" })]);
+    expect(broker.orders.at(-1)).toMatchObject({ clientOrderId: `${ENTRY}:close`, side: "sell", qty: 10, type: "market" });
+  });
+
+  it("checks the legs only once its interval has passed: a quiet tick reads the account and positions", async () => {
+    const hold = new ScriptedStrategy((position) => (position ? { action: "HOLD", reason: "hold" } : openLong()));
+    const { broker, session } = setUp({ strategy: hold, legsCheckIntervalMs: 3_600_000 });
+    await session.tick();
+    const entry = broker.fillEntry(ENTRY, 100);
+    await session.tick();
+    for (const leg of entry.legs) leg.status = "canceled";
+    const before = broker.calls.length;
+    expect(await session.tick()).toEqual([]);
+    expect(broker.calls.slice(before)).not.toContain("openOrders");
   });
 
   it("gives a position adopted without a working bracket a protective stop at the strategy's stop-loss from its average entry, on the adopting tick", async () => {

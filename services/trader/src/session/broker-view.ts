@@ -1,5 +1,5 @@
 import type { Broker } from "../broker/broker.js";
-import type { BrokerFill, BrokerLeg, BrokerOrder, BrokerPosition } from "../broker/types.js";
+import { isOrderFinal, type BrokerFill, type BrokerLeg, type BrokerOrder, type BrokerPosition } from "../broker/types.js";
 import type { BrokerView } from "./reconcile.js";
 import type { OpenPosition, TradingState } from "./state.js";
 
@@ -42,9 +42,10 @@ export async function readFullView(broker: Broker, state: TradingState, stillOpe
  * changed: pending entries, entries still filling, exits in progress, and every order of each symbol whose position the broker no
  * longer reports as the session holds it (those symbols are `examined`). When orders are fetched, positions are read again
  * after them (and the fills, when some are not booked yet: priceFills); a position that changes in between is left to
- * the next tick. A quiet tick reads the account and positions only.
+ * the next tick. A quiet tick reads the account and positions only; with `checkLegs` it also lists the working
+ * orders, and reads the entry of any position whose bracket leg is no longer among them.
  */
-export async function readLiveView(broker: Broker, state: TradingState): Promise<BrokerView> {
+export async function readLiveView(broker: Broker, state: TradingState, { checkLegs = false }: { checkLegs?: boolean } = {}): Promise<BrokerView> {
   const account = await broker.account();
   let positions = await broker.positions();
   const held = new Map(positions.map((position) => [position.symbol, position]));
@@ -64,6 +65,9 @@ export async function readLiveView(broker: Broker, state: TradingState): Promise
     changedPositions.push(position);
     if (position.orders.entryId) byId.add(position.orders.entryId);
   }
+  // A leg no longer working (canceled by hand) is seen on its entry, whose legs reconcile re-attaches or, when
+  // none works, reports the protection lost.
+  if (checkLegs) for (const entryId of await entriesWithLegsGone(broker, state)) byId.add(entryId);
   // A position the session does not know (another session's order that reached the broker after a take-over)
   // is adopted by this sync; its symbol's orders say which bracket's legs protect it.
   const unknown = positions.filter((position) => !state.positions.has(position.symbol) && !state.pendingEntries.has(position.symbol)).map((position) => position.symbol);
@@ -83,6 +87,20 @@ export async function readLiveView(broker: Broker, state: TradingState): Promise
   const priced = await priceFills(broker, state, dedupe(orders));
   positions = await broker.positions();
   return { account, positions, orders: priced, complete: false, examined, readAt: new Date() };
+}
+
+/**
+ * The entries of the session's positions one of whose bracket legs is missing from the broker's working
+ * orders (nested under their entries, or listed alone). Positions with an exit in progress are watched through
+ * it, and adopted ones have no entry of the session's to read; when no position counts on legs, nothing is read.
+ */
+async function entriesWithLegsGone(broker: Broker, state: TradingState): Promise<string[]> {
+  const relying = [...state.positions.values()].filter((position) => position.orders.entryId && !position.exit && (position.orders.takeProfitId || position.orders.stopLossId));
+  if (relying.length === 0) return [];
+  const working = new Set((await broker.openOrders()).flatMap((order) => [order, ...order.legs]).filter((order) => !isOrderFinal(order)).map((order) => order.id));
+  return relying
+    .filter(({ orders }) => [orders.takeProfitId, orders.stopLossId].some((legId) => legId !== null && !working.has(legId)))
+    .map(({ orders }) => orders.entryId!);
 }
 
 /**

@@ -24,7 +24,15 @@ export interface SessionSettings {
   checkpointIntervalMs: number;
   /** Trading stops by itself after this long; null trades until stopped. */
   durationMs: number | null;
+  /** How often a tick checks that the bracket legs the session counts on still work (LEGS_CHECK_INTERVAL_MS). */
+  legsCheckIntervalMs?: number;
 }
+
+/**
+ * Bracket legs canceled at the broker by hand (its dashboard, another client) show in no read a quiet tick makes;
+ * once a minute a tick lists the working orders (one request, within Alpaca's 200 a minute) to find them.
+ */
+export const LEGS_CHECK_INTERVAL_MS = 60_000;
 
 /** What tells the session, right before each order, that it still owns its session and account. */
 export interface Ownership {
@@ -104,6 +112,8 @@ export class TradingSession {
   private readonly pace = new BrokerClockPace();
   /** The clock that last showed the market closed, while the session sleeps towards its next open. */
   private closed: MarketClock | undefined;
+  /** When the legs were last checked: a session starts reconciled with everything the broker has. */
+  private legsCheckedAt = Date.now();
 
   constructor(
     private readonly parts: SessionParts,
@@ -444,7 +454,9 @@ export class TradingSession {
   }
 
   private async sync(): Promise<Change[]> {
-    const view = await readLiveView(this.parts.broker, this.state);
+    const checkLegs = Date.now() - this.legsCheckedAt >= (this.settings.legsCheckIntervalMs ?? LEGS_CHECK_INTERVAL_MS);
+    const view = await readLiveView(this.parts.broker, this.state, { checkLegs });
+    if (checkLegs) this.legsCheckedAt = Date.now();
     const changes = reconcile(this.state, view, this.settings.sessionId);
     for (const change of changes) this.logChange(change);
     if (changes.length > 0) this.checkpoint("event");
