@@ -16,7 +16,8 @@ describe("rolling restart", () => {
     const results = Promise.all(jobs.map((job) => decisionOf(job, stack.producer.events, 110_000)));
     await pollUntil(() => stack.producer.queue.getActiveCount(), (active) => active === RUNS, 20_000, "every run active");
 
-    // Every run is past its first answer before the first stop, so the restarts fall mid-chain.
+    // As many answers as runs before the first stop, so the restarts tend to fall mid-chain (which runs they
+    // caught is read from the logs below, not assumed).
     await pollUntil(async () => stack.model.ledger.all().total.answered, (answered) => answered >= RUNS, 20_000, "a model call answered per run");
 
     const interruptedAt = new Map<string, number>();
