@@ -104,12 +104,13 @@ export async function confirmDuringRedisCrash({ env: base, trials, stops }) {
  * Item 8: two confirming producers while a backlog of BACKLOG fire-and-forget snapshots is queued (by a process
  * of its own, on this machine) and then drains; `lanePerProcess` when the campaign runs one checkpointer per kind
  * of snapshot queue (SNAPSHOT_LANES) instead of one for both; `label` adds to the title what else sets this run
- * apart (the checkpointers' overrides). The issue's target is confirmed p99 while the backlog drains: from the
+ * apart (the checkpointers' overrides); `baseline` when it runs without confirmations first, to compare with, so
+ * the latency target is not held against it. The issue's target is confirmed p99 while the backlog drains: from the
  * moment it is all queued until it is all stored. The time it is being queued is a figure of its own, since
  * then a producer of 5k+ jobs a second shares the machine's two cores with everything measured.
  * Confirmations go on for CONFIRMING_WHILE_DRAINING_MS of the drain; the rest drains without them.
  */
-export async function confirmedUnderBacklog({ env, trials, lanePerProcess = false, label }) {
+export async function confirmedUnderBacklog({ env, trials, lanePerProcess = false, label, baseline = false }) {
   const where = (lanePerProcess ? ", confirmed lane in a checkpointer of its own" : ", one checkpointer") + (label ? `, ${label}` : "");
   const tally = new Tally(8, `confirmed saves behind a ${BACKLOG / 1000}k fire-and-forget backlog${where}`);
   const producers = await Promise.all([1, 2].map(() => CheckpointClient.connect({ redisUrl: env.redisUrl, queuePrefix: env.queuePrefix, confirmTimeoutMs: 10_000 })));
@@ -203,7 +204,9 @@ export async function confirmedUnderBacklog({ env, trials, lanePerProcess = fals
   tally.figure("duplicated", duplicated);
   tally.figure("repeated", 0);
   tally.expect(`no confirmation timed out (${timedOut})`, timedOut === 0);
-  tally.expect(`confirmed p99 while the backlog drains under ${TARGET_P99_MS} ms (${p99.toFixed(1)} ms)`, p99 < TARGET_P99_MS);
+  // A baseline (confirmations first turned off) is there to compare with: only its other guarantees must hold.
+  if (baseline) tally.figure(`p99 target (${TARGET_P99_MS} ms)`, "not applied, a baseline");
+  else tally.expect(`confirmed p99 while the backlog drains under ${TARGET_P99_MS} ms (${p99.toFixed(1)} ms)`, p99 < TARGET_P99_MS);
   tally.expect(`no confirmed save lost (lost ${lost})`, lost === 0);
   tally.expect(`no snapshot stored twice (${duplicated})`, duplicated === 0);
   return tally;
