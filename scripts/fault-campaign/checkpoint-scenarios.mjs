@@ -123,7 +123,7 @@ export async function confirmedUnderBacklog({ env, trials, lanePerProcess = fals
   const backlogRedis = createRedisConnection(env.redisUrl, "worker", "campaign-backlog-watch");
   const backlogQueue = new Queue(FIRE_AND_FORGET.name, { connection: backlogRedis, prefix: env.queuePrefix });
   const backlogLeft = async () => {
-    const counts = await backlogQueue.getJobCounts("wait", "active", "delayed", "prioritized", "paused");
+    const counts = await backlogQueue.getJobCounts("wait", "active", "delayed", "prioritized");
     return Object.values(counts).reduce((sum, count) => sum + count, 0);
   };
   const backlogStored = async (trial) =>

@@ -48,6 +48,8 @@ export interface TraderContext {
    * with the signal's reason, the lease released, nothing traded (runService then exits 0).
    */
   signal?: AbortSignal;
+  /** How often a tick checks that the session's bracket legs still work; LEGS_CHECK_INTERVAL_MS unless a test shortens it. */
+  legsCheckIntervalMs?: number;
   /** Test hook: a stall of the process after each renewal of the account lease before an order (AccountLeaseOptions). */
   stallAfterLeaseRenewal?: () => void;
 }
@@ -182,6 +184,7 @@ export class Trader {
         intervalMs: options.intervalMs,
         checkpointIntervalMs: options.checkpointIntervalMs,
         durationMs: options.durationMs,
+        legsCheckIntervalMs: context.legsCheckIntervalMs,
       });
       // Recent bars are market data, read beside the reconciliation rather than after it: the slowest read of a
       // start (every symbol's last half hour or more). The session reaches the lease's and the checkpoints'

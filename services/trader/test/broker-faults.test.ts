@@ -1,8 +1,10 @@
 import { describe, expect, it } from "vitest";
+import type { Decision } from "@savepoint/shared";
 import { parseCommandLine } from "../src/cli/options.js";
 import type { RunningSimulator } from "@savepoint/alpaca-simulator";
 import { Trader } from "../src/trader.js";
 import { sdk } from "@savepoint/alpaca-simulator/testing";
+import { reasoningWorker } from "./reasoning-worker.js";
 import { brokerHoldings, captureLogger, eventually, eventuallyAdvancing, expectBrokersRealizedPl, sessionOrders, stateHoldings, storedSnapshot, traderContext, tradingStarted, useTraderStack } from "./support.js";
 
 const RUN = ["--interval", "0.1", "--checkpoint-interval", "0.3"];
@@ -186,5 +188,39 @@ describe("broker faults", () => {
     );
     expect(sim.control.state().orders).toHaveLength(ordersBefore);
     expect(await storedSnapshot(stack.env, String(sessionId))).toMatchObject({ epoch: before.epoch, seq: before.seq });
+  });
+
+  it("closes at market a position whose bracket legs were canceled by hand at the broker, found by the legs check", async () => {
+    sim = await stack.startSimulator({ seed: "legs-canceled", tickIntervalMs: 50 });
+    // One entry, then nothing but HOLD: only the legs check can close the position.
+    const reasoner = reasoningWorker(stack.env, (_payload, run): Decision => (run === 1 ? { action: "OPEN_LONG", confidence: 0.9, rationale: "enter once" } : { action: "HOLD", confidence: 0.5, rationale: "hold" }));
+    stack.stopAfterTest(() => reasoner.worker.close());
+    const { logger, lines } = captureLogger();
+    const args = ["--strategy", "reasoner", "--symbols", "AAPL", "--position-size", "2000", "--stop-loss-pct", "5", "--take-profit-pct", "5", ...RUN];
+    const trader = await Trader.open(parseCommandLine(args), { ...traderContext(stack.env, sim, stack.client, logger), legsCheckIntervalMs: 300 });
+    const running = trader.run();
+    stack.stopAfterTest(async () => {
+      await trader.stop("test over");
+      await running;
+    });
+
+    const held = await eventually("the entry filled, its legs attached", () => {
+      const position = trader.state.positions.get("AAPL");
+      return position?.orders.stopLossId && position.orders.takeProfitId && !trader.state.pendingEntries.has("AAPL") ? position : undefined;
+    });
+    const entryClientOrderId = `${trader.sessionId}:AAPL:1`;
+    // As a person would from the dashboard: one leg, and Alpaca cancels its sibling with it (one cancels other).
+    await sdk(sim.url).orders.deleteOrderByOrderID({ orderId: held.orders.stopLossId! });
+
+    await eventually("the position closed", () => (trader.state.closedTrades === 1 ? true : undefined));
+    expect(lines).toContainEqual(expect.objectContaining({ change: expect.objectContaining({ kind: "protection_lost", symbol: "AAPL" }) }));
+    expect(sessionOrders(sim, trader.sessionId).map((order) => [order.client_order_id, order.type, order.side, order.status])).toEqual([
+      [entryClientOrderId, "market", "buy", "filled"],
+      [`${entryClientOrderId}:close`, "market", "sell", "filled"],
+    ]);
+    expect(sim.control.state().orders.filter((order) => order.position_intent === "sell_to_close" && order.order_class === "bracket").map((leg) => leg.status)).toEqual(["canceled", "canceled"]);
+    expect(brokerHoldings(sim)).toEqual([]);
+    expect(trader.state.positions.size).toBe(0);
+    expectBrokersRealizedPl(trader.state, sim);
   });
 });
