@@ -2,7 +2,7 @@ import { createRequire } from "node:module";
 import { ServiceProcess } from "@savepoint/shared/testing";
 import { launchHeadlessChromium, saveScreenshot, type HeadlessBrowser } from "@savepoint/shared/testing/browser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { decisionOf, iterationsStored, storedIterations, think, useReasonerStack } from "./support.js";
+import { decisionOf, iterationsStored, settledIterations, think, useReasonerStack } from "./support.js";
 
 /** The built board's entry point, found the way Node finds the package. */
 const BOARD_MAIN = createRequire(import.meta.url).resolve("@savepoint/board");
@@ -33,7 +33,7 @@ describe("a resumed run in Bull Board, in headless Chromium", () => {
     const job = await think(stack.producer.queue, "agent-board", ITERATIONS);
     await iterationsStored(stack.env, job.id!, 3);
     await first.close();
-    const stoppedAt = (await storedIterations(stack.env, job.id!)).length;
+    const stoppedAt = (await settledIterations(stack.env, job.id!)).length;
     await stack.startInProcessReasoner();
     const result = await decisionOf(job, stack.producer.events);
 

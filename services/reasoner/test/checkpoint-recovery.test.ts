@@ -3,7 +3,7 @@ import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { REASONER_SERVICE, STATE_SCHEMA_VERSION } from "../src/session/checkpoint-state.js";
 import { SessionCheckpoints } from "../src/session/session-checkpoints.js";
-import { decisionOf, iterationsStored, market, storedIterations, think, useReasonerStack } from "./support.js";
+import { decisionOf, iterationsStored, market, settledIterations, think, useReasonerStack } from "./support.js";
 
 const ITERATIONS = 8;
 
@@ -61,7 +61,7 @@ describe("checkpoints that must not be resumed", () => {
   it("a checkpoint within the TTL is resumed, with memories, tool results and questions and a refreshed market", async () => {
     const job = await interruptedRun("agent-fresh-market");
     // Three iterations, or four when the call in flight at the shutdown answered within its grace.
-    const stopped = (await storedIterations(stack.env, job.id!)).length;
+    const stopped = (await settledIterations(stack.env, job.id!)).length;
     const before = await stack.client.history({ service: REASONER_SERVICE, sessionId: job.id!, limit: 50 });
     await reasoner();
     const result = await decisionOf(job, stack.producer.events);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decisionOf, iterationsStored, pollUntil, storedIterations, think, useReasonerStack } from "./support.js";
+import { decisionOf, iterationsStored, pollUntil, settledIterations, storedIterations, think, useReasonerStack } from "./support.js";
 
 const ITERATIONS = 12;
 
@@ -13,7 +13,7 @@ describe("crashed and frozen reasoner processes", () => {
     await iterationsStored(stack.env, job.id!, 4);
     // Killed first, and only then another worker started: however slow the machine, the run cannot finish first.
     await doomed.kill("SIGKILL");
-    const storedAtCrash = (await storedIterations(stack.env, job.id!)).length;
+    const storedAtCrash = (await settledIterations(stack.env, job.id!)).length;
     await worker();
 
     const result = await decisionOf(job, stack.producer.events);

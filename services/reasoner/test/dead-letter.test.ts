@@ -8,6 +8,7 @@ import {
   nextSessionId,
   pollUntil,
   redrive,
+  settledIterations,
   storedIterations,
   useReasonerStack,
 } from "./support.js";
@@ -46,7 +47,7 @@ describe("dead letters: runs that failed for good stay visible, keep their check
     stack.model.faults.add({ status: 500, count: 1_000, sessionId });
 
     await expect(job.waitUntilFinished(stack.producer.events, 30_000)).rejects.toThrow(/the model API failed 1 times in a row/);
-    const stored = (await storedIterations(stack.env, sessionId)).length;
+    const stored = (await settledIterations(stack.env, sessionId)).length;
     expect(stored).toBeGreaterThanOrEqual(3);
     const failed = (await stack.producer.queue.getJob(sessionId))!;
     expect(await failed.getState()).toBe("failed");
@@ -96,7 +97,7 @@ describe("dead letters: runs that failed for good stay visible, keep their check
     const second = await stack.spawnReasoner(settings);
     await pollUntil(() => storedIterations(stack.env, sessionId), (rows) => rows.some((row) => row.epoch === 2), 20_000, "an iteration by the second worker");
     await second.kill("SIGKILL");
-    const stored = (await storedIterations(stack.env, sessionId)).length;
+    const stored = (await settledIterations(stack.env, sessionId)).length;
     const third = await stack.spawnReasoner(settings);
 
     await expect(job.waitUntilFinished(stack.producer.events, 30_000)).rejects.toThrow("job stalled more than allowable limit");

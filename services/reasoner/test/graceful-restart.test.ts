@@ -1,7 +1,7 @@
 import type { ThinkResult } from "@savepoint/shared";
 import type { Job } from "bullmq";
 import { describe, expect, it } from "vitest";
-import { decisionOf, iterationsStored, storedIterations, think, useReasonerStack } from "./support.js";
+import { decisionOf, iterationsStored, settledIterations, storedIterations, think, useReasonerStack } from "./support.js";
 
 // The seed's monitoring query, unchanged (docs/architecture.md, "Reasoner").
 const MONITORING_QUERY = `SELECT agent_id, session_id, started_at, NOW() - started_at as age,
@@ -26,7 +26,7 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
       // SIGTERM lands while the next call is in the server's hands: its answer comes back after the signal.
       await expect.poll(() => stack.model.ledger.session(job.id!)).toMatchObject({ calls: 5, answered: 4 });
       const exit = await first.kill("SIGTERM");
-      stoppedAt = (await storedIterations(stack.env, job.id!)).length;
+      stoppedAt = (await settledIterations(stack.env, job.id!)).length;
 
       expect(exit).toEqual({ code: 0, signal: null });
       expect(stoppedAt).toBe(5);
@@ -78,7 +78,7 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
     await iterationsStored(stack.env, job.id!, 3);
     await expect.poll(() => stack.model.ledger.session(job.id!)).toMatchObject({ calls: 4, answered: 3 });
     await first.kill("SIGTERM");
-    const stopped = (await storedIterations(stack.env, job.id!)).length;
+    const stopped = (await settledIterations(stack.env, job.id!)).length;
     expect(stack.model.ledger.session(job.id!)).toMatchObject({ aborted: 1, answered: stopped });
 
     await worker();
@@ -94,7 +94,7 @@ describe("graceful shutdown and resume, across reasoner processes", () => {
       const current = await worker();
       await iterationsStored(stack.env, job.id!, target);
       await current.kill("SIGTERM");
-      stops.push((await storedIterations(stack.env, job.id!)).length);
+      stops.push((await settledIterations(stack.env, job.id!)).length);
       const start = current.logs.find((line) => line.sessionId === job.id && (line.msg === "starting run" || line.msg === "resuming run from checkpoint"));
       expect(start?.resumedAtIteration).toBe(stops.length === 1 ? 0 : stops[stops.length - 2]);
     }

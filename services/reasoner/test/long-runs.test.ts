@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { decisionOf, iterationsStored, storedIterations, think, useReasonerStack } from "./support.js";
+import { decisionOf, iterationsStored, settledIterations, think, useReasonerStack } from "./support.js";
 
 const ITERATIONS = 200;
 /** Far below the run's length: retention by count must not reach an unfinished session. */
@@ -22,7 +22,7 @@ describe("runs of any length", () => {
     // Two more cleanups while the run goes on: at least one ran entirely after iteration 60.
     await stack.checkpointer.waitForLog((line) => line.msg === "scheduled cleanup done" && cleanups() >= cleanupsBefore + 2, 30_000);
     await first.close();
-    const stopped = (await storedIterations(stack.env, job.id!)).length;
+    const stopped = (await settledIterations(stack.env, job.id!)).length;
     expect(stopped).toBeGreaterThan(60);
     expect(stopped).toBeLessThan(ITERATIONS);
     // Every iteration so far is still there for the resume, however often retention ran.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { describeStep } from "../src/run/run-report.js";
 import type { ThoughtStep } from "../src/engine/thought-step.js";
-import { decisionOf, iterationsStored, pollUntil, storedIterations, think, useReasonerStack } from "./support.js";
+import { decisionOf, iterationsStored, pollUntil, settledIterations, think, useReasonerStack } from "./support.js";
 
 const ITERATIONS = 10;
 
@@ -54,7 +54,7 @@ describe("runs visible in Bull Board: job progress and job log", () => {
     );
     expect(midRun).toMatchObject({ phase: "thinking", of: ITERATIONS, resumedAt: 0, attempt: 1, modelCalls: { made: expect.any(Number), saved: 0 } });
     await first.close();
-    const stoppedAt = (await storedIterations(stack.env, job.id!)).length;
+    const stoppedAt = (await settledIterations(stack.env, job.id!)).length;
     expect((await stack.producer.queue.getJob(job.id!))!.progress).toMatchObject({ phase: "interrupted", iteration: stoppedAt });
 
     await stack.startInProcessReasoner();

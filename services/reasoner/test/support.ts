@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { Queue, QueueEvents, type Job } from "bullmq";
 import {
+  allSnapshotQueues,
   type CheckpointClient,
   createMetricsRegistry,
   parseEnv,
@@ -215,6 +216,27 @@ export async function storedIterations(env: TestEnvironment, sessionId: string):
     [sessionId],
   );
   return rows.map((row) => ({ epoch: Number(row.epoch), seq: Number(row.seq) }));
+}
+
+/**
+ * The session's iteration snapshots once every snapshot sent so far is stored (no snapshot queue holds a job
+ * waiting, active or to be retried). A stopped worker's save whose confirmation timed out (on a loaded machine,
+ * or within a shutdown's short grace) stays queued and lands after the worker exits: counted at the exit, the
+ * stored iterations can be fewer than the ones its successor resumes after.
+ */
+export async function settledIterations(env: TestEnvironment, sessionId: string, timeoutMs = 20_000): Promise<Array<{ epoch: number; seq: number }>> {
+  const connection = { url: env.redisUrl, maxRetriesPerRequest: null };
+  const queues = allSnapshotQueues(env.queuePrefix, false).map(({ name, prefix }) => new Queue(name, { connection, prefix }));
+  try {
+    const pending = async () => {
+      const counts = await Promise.all(queues.map((queue) => queue.getJobCounts("wait", "active", "delayed", "prioritized")));
+      return counts.flatMap((count) => Object.values(count)).reduce((sum, count) => sum + count, 0);
+    };
+    await pollUntil(pending, (count) => count === 0, timeoutMs, "no snapshot job queued");
+  } finally {
+    await Promise.all(queues.map((queue) => queue.close()));
+  }
+  return storedIterations(env, sessionId);
 }
 
 /** Resolves once `count` iteration snapshots of the session are stored. */
