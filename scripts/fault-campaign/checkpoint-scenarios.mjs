@@ -8,8 +8,8 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { Queue } from "bullmq";
-import { CheckpointClient, createRedisConnection, snapshotQueues } from "@savepoint/shared";
+import { CheckpointClient, snapshotQueues } from "@savepoint/shared";
+import { UnfinishedJobs } from "@savepoint/shared/testing";
 import { onOwnRedis, Tally } from "./harness.mjs";
 
 const CONFIRMING_LOOPS = 16;
@@ -17,8 +17,6 @@ const BACKLOG = 100_000;
 const TARGET_P99_MS = 50;
 /** How long confirmations go on once the backlog is queued (or until it is stored, if sooner). */
 const CONFIRMING_WHILE_DRAINING_MS = 20_000;
-/** Where fire-and-forget saves queue on one Redis. */
-const [FIRE_AND_FORGET] = snapshotQueues("unused", false).fireAndForget;
 const BACKLOG_PRODUCER = fileURLToPath(new URL("./backlog-producer.mjs", import.meta.url));
 
 let takenAt = 0;
@@ -120,12 +118,7 @@ export async function confirmedUnderBacklog({ env, trials, lanePerProcess = fals
   const drainP99PerTrial = [];
   // Watched in Redis while it drains: counting its rows in Postgres ten times a second would scan a table that
   // grows by BACKLOG rows a trial, and that scan's cost, not the checkpointer's, would grow every trial's latency.
-  const backlogRedis = createRedisConnection(env.redisUrl, "worker", "campaign-backlog-watch");
-  const backlogQueue = new Queue(FIRE_AND_FORGET.name, { connection: backlogRedis, prefix: env.queuePrefix });
-  const backlogLeft = async () => {
-    const counts = await backlogQueue.getJobCounts("wait", "active", "delayed", "prioritized");
-    return Object.values(counts).reduce((sum, count) => sum + count, 0);
-  };
+  const backlog = new UnfinishedJobs({ url: env.redisUrl, maxRetriesPerRequest: null }, snapshotQueues(env.queuePrefix, false).fireAndForget);
   const backlogStored = async (trial) =>
     (await env.query("SELECT count(*)::int AS n FROM checkpoints WHERE service = 'campaign' AND session_id LIKE $1", [`backlog-${trial}-%`])).rows[0].n;
   let timedOut = 0;
@@ -144,10 +137,10 @@ export async function confirmedUnderBacklog({ env, trials, lanePerProcess = fals
         phase = "draining";
         const stopConfirming = setTimeout(() => (phase = "drained"), CONFIRMING_WHILE_DRAINING_MS);
         // The drain rate is the other half of the trade: confirmations must not come first by starving the backlog.
-        for (let left = await backlogLeft(), progressAt = performance.now(); left > 0; ) {
+        for (let left = await backlog.count(), progressAt = performance.now(); left > 0; ) {
           if (performance.now() - progressAt > 60_000) throw new Error(`the backlog stopped draining with ${left} of ${BACKLOG} jobs left`);
           await delay(100);
-          const now = await backlogLeft();
+          const now = await backlog.count();
           if (now < left) progressAt = performance.now();
           left = now;
         }
@@ -184,8 +177,7 @@ export async function confirmedUnderBacklog({ env, trials, lanePerProcess = fals
       drainP99PerTrial.push(percentile(drainingThisTrial, 0.99).toFixed(1));
     }
   } finally {
-    await Promise.all([...producers.map((client) => client.close()), backlogQueue.close()]);
-    backlogRedis.disconnect();
+    await Promise.all([...producers.map((client) => client.close()), backlog.close()]);
   }
   const { lost, duplicated } = await lostAndDuplicated(env, "confirmed-", confirmed);
   const p99 = percentile(whileDraining, 0.99);

@@ -1,8 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { setTimeout as delay } from "node:timers/promises";
-import { Queue } from "bullmq";
 import { CheckpointClient, createRedisConnection, snapshotQueues, type RedisTarget, type SnapshotEnvelope } from "@savepoint/shared";
-import { createTestEnvironment, RedisCluster, RedisServer, spawnCheckpointer, type TestEnvironment } from "@savepoint/shared/testing";
+import { createTestEnvironment, RedisCluster, RedisServer, spawnCheckpointer, UnfinishedJobs, type ServiceProcess, type TestEnvironment } from "@savepoint/shared/testing";
 import { CpuMeter } from "./cpu-meter.js";
 
 /*
@@ -132,22 +131,19 @@ async function drain(target: RedisTarget, overrides: Record<string, string>, tag
     }
     // Watched in Redis: counting the rows in Postgres every 50 ms would add a growing scan to the work timed.
     const watch = createRedisConnection(target, "worker", "bench-drain-watch");
-    const queues = snapshotQueues(queuePrefix, tagged === true).fireAndForget.map(({ name, prefix }) => new Queue(name, { connection: watch, prefix }));
-    const left = async () =>
-      (await Promise.all(queues.map((queue) => queue.getJobCounts("wait", "active", "delayed", "prioritized"))))
-        .flatMap((counts) => Object.values(counts))
-        .reduce((sum, count) => sum + count, 0);
-    const started = performance.now();
-    const checkpointer = await spawnCheckpointer(env, { ...overrides, QUEUE_PREFIX: queuePrefix });
+    const unfinished = new UnfinishedJobs(watch, snapshotQueues(queuePrefix, tagged === true).fireAndForget);
+    let checkpointer: ServiceProcess | undefined;
     try {
-      while ((await left()) > 0) await delay(50);
+      const started = performance.now();
+      checkpointer = await spawnCheckpointer(env, { ...overrides, QUEUE_PREFIX: queuePrefix });
+      while ((await unfinished.count()) > 0) await delay(50);
       const seconds = (performance.now() - started) / 1000;
       const { rows } = await env.query<{ n: number }>("SELECT count(*)::int AS n FROM checkpoints");
       if (rows[0]!.n !== snapshots) throw new Error(`the queues are empty but ${rows[0]!.n} of ${snapshots} snapshots are stored`);
       return snapshots / seconds;
     } finally {
-      await checkpointer.kill("SIGTERM");
-      await Promise.all(queues.map((queue) => queue.close()));
+      await checkpointer?.kill("SIGTERM");
+      await unfinished.close();
       watch.disconnect();
     }
   } finally {

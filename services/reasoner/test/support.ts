@@ -17,6 +17,7 @@ import {
   type QueueWithEvents,
   type TestEnvironment,
   recordingLogger,
+  UnfinishedJobs,
 } from "@savepoint/shared/testing";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
@@ -225,16 +226,11 @@ export async function storedIterations(env: TestEnvironment, sessionId: string):
  * stored iterations can be fewer than the ones its successor resumes after.
  */
 export async function settledIterations(env: TestEnvironment, sessionId: string, timeoutMs = 20_000): Promise<Array<{ epoch: number; seq: number }>> {
-  const connection = { url: env.redisUrl, maxRetriesPerRequest: null };
-  const queues = allSnapshotQueues(env.queuePrefix, false).map(({ name, prefix }) => new Queue(name, { connection, prefix }));
+  const unfinished = new UnfinishedJobs({ url: env.redisUrl, maxRetriesPerRequest: null }, allSnapshotQueues(env.queuePrefix, false));
   try {
-    const pending = async () => {
-      const counts = await Promise.all(queues.map((queue) => queue.getJobCounts("wait", "active", "delayed", "prioritized")));
-      return counts.flatMap((count) => Object.values(count)).reduce((sum, count) => sum + count, 0);
-    };
-    await pollUntil(pending, (count) => count === 0, timeoutMs, "no snapshot job queued");
+    await pollUntil(() => unfinished.count(), (count) => count === 0, timeoutMs, "no snapshot job queued");
   } finally {
-    await Promise.all(queues.map((queue) => queue.close()));
+    await unfinished.close();
   }
   return storedIterations(env, sessionId);
 }

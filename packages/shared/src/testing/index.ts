@@ -12,3 +12,4 @@ export * from "./web-service.js";
 export * from "./think-result.js";
 export * from "./recording-logger.js";
 export * from "./shared-stack.js";
+export * from "./unfinished-jobs.js";
